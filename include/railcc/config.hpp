@@ -1,0 +1,17 @@
+// railcc/config.hpp: version numbers and the versioned namespace.
+//
+// Every public name lives in `railcc::` through a version-tagged inline namespace, so
+// two shared objects built against different railcc versions never exchange
+// incompatible types under the same mangled name.
+#pragma once
+
+#define RAILCC_VERSION_MAJOR 0
+#define RAILCC_VERSION_MINOR 1
+#define RAILCC_VERSION_PATCH 0
+
+#define RAILCC_NAMESPACE_BEGIN \
+  namespace railcc {           \
+  inline namespace v0_1 {
+#define RAILCC_NAMESPACE_END \
+  }                          \
+  }

@@ -1,0 +1,5 @@
+// railcc/formats.hpp: file formats (target railcc::formats: pugixml, nlohmann-json).
+#pragma once
+
+#include "railcc/formats/nccl_topo_xml.hpp"
+#include "railcc/formats/topology_json.hpp"

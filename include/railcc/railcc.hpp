@@ -1,0 +1,7 @@
+// railcc/railcc.hpp: everything in railcc::core (standard library only).
+#pragma once
+
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+#include "railcc/topology.hpp"
+#include "railcc/units.hpp"
