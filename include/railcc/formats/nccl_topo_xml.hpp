@@ -517,7 +517,7 @@ class Writer {
     auto n = parent.append_child("pci");
     n.append_attribute("busid") = d.bus_id->to_string().c_str();
     const auto& p = d.pci;
-    if (p.class_code) n.append_attribute("class") = hex(*p.class_code, 6).c_str();
+    if (auto cls = class_for(d)) n.append_attribute("class") = hex(*cls, 6).c_str();
     if (p.vendor) n.append_attribute("vendor") = hex(*p.vendor, 4).c_str();
     if (p.device) n.append_attribute("device") = hex(*p.device, 4).c_str();
     if (p.subsystem_vendor) n.append_attribute("subsystem_vendor") = hex(*p.subsystem_vendor, 4).c_str();
@@ -530,6 +530,18 @@ class Writer {
     if (d.kind == DeviceKind::gpu) write_gpu(n, d);
     if (d.kind == DeviceKind::nic) write_nic(n, d);
     write_children(n, d);
+  }
+
+  /// The class written for a device: its own, unless that would make NCCL (and railcc)
+  /// read it as another kind, as hwloc's class-less NVSwitch functions would be.
+  static std::optional<std::uint32_t> class_for(const Device& d) {
+    const auto c = d.pci.class_code;
+    switch (d.kind) {
+      case DeviceKind::gpu: return c && pci_class::is_display(*c) ? c : std::optional(pci_class::display_3d);
+      case DeviceKind::nic: return c && pci_class::is_network(*c) ? c : std::optional(pci_class::ethernet);
+      case DeviceKind::nvswitch: return pci_class::nvswitch;
+      default: return c;
+    }
   }
 
   void write_gpu(pugi::xml_node parent, const Device& d) {

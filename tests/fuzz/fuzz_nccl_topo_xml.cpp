@@ -1,0 +1,27 @@
+// libFuzzer target for the NCCL topology XML importer. Any input must either parse into a
+// consistent topology or throw InputError: never crash, hang, or throw anything else.
+// Everything derived from a parsed topology (matrix, check, JSON, export) must work too,
+// and export must re-import to the same model.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "railcc/formats.hpp"
+#include "railcc/topology.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  railcc::NodeTopology topo;
+  try {
+    topo = railcc::parse_nccl_topology_xml(text, "fuzz.xml");
+  } catch (const railcc::InputError&) {
+    return 0;
+  }
+  (void)railcc::render_topology_matrix(topo);
+  (void)railcc::check_node(topo);
+  (void)railcc::node_topology_to_json(topo).dump();
+  const auto again = railcc::parse_nccl_topology_xml(railcc::write_nccl_topology_xml(topo), "export");
+  if (!(again == topo)) std::abort();
+  return 0;
+}

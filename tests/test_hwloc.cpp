@@ -1,0 +1,125 @@
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "railcc/formats.hpp"
+#include "railcc/hwloc/hwloc_topology.hpp"
+#include "railcc/topology.hpp"
+
+using namespace railcc;
+
+namespace {
+std::string data(const char* name) { return std::string(RAILCC_TEST_DATA_DIR) + "/" + name; }
+}  // namespace
+
+TEST_CASE("hwloc XML of a DGX-2: 16 V100 SXM3 on 12 NVSwitches, 6 NVLinks each") {
+  const auto t = read_hwloc_xml(data("hwloc-nvidiaDGX2.xml"));
+  REQUIRE(t.gpus().size() == 16);
+  std::size_t nvswitches = 0;
+  for (const auto& d : t.devices()) nvswitches += d.kind == DeviceKind::nvswitch ? 1 : 0;
+  CHECK(nvswitches == 12);
+  CHECK(t.cpus().size() == 2);
+  for (std::size_t i = 0; i < 16; ++i) {
+    const auto g = t.gpus()[i];
+    CAPTURE(i);
+    CHECK(t.device(g).gpu().index == static_cast<int>(i));  // from the nvml<i> OS devices
+    REQUIRE(t.gpu_model(g));
+    CHECK(t.gpu_model(g)->name == "Tesla V100 SXM3 32GB");
+    CHECK(t.nvlink_count(g) == 6);
+    CHECK(t.numa_node_of(g) == (i < 8 ? 0 : 1));
+    // Each of its 6 links goes to a different NVSwitch, as 25000 MB/s each in the matrix.
+    std::size_t bundles = 0;
+    for (const auto& l : t.nvlinks()) {
+      if (l.gpu != g) continue;
+      ++bundles;
+      CHECK(l.count == 1);
+      CHECK(t.device(l.peer).kind == DeviceKind::nvswitch);
+    }
+    CHECK(bundles == 6);
+    // hwloc reports link rates in GB/s only: Gen3 x16 is 15.75 GB/s.
+    CHECK(t.device(g).link.bandwidth()->in_GBps() == doctest::Approx(15.753846).epsilon(1e-5));
+  }
+  CHECK(t.device(t.gpus()[0]).bus_id->to_string() == "0000:34:00.0");
+  CHECK(t.device(t.cpus()[0]).cpu().affinity.to_list() == "0-1");
+  CHECK(t.device(t.cpus()[0]).cpu().vendor == "GenuineIntel");
+  const auto p = path_between(t, t.gpus()[0], t.gpus()[15]);
+  CHECK(p.smi_label() == "NV6");
+  CHECK(p.bandwidth == Bandwidth::GBps(150));
+  // PCIe: GPU0 and GPU1 share a switch (PIX), GPU0 and GPU2 two switches (PXB), and the
+  // two sockets' GPUs meet only through the CPUs (SYS).
+  const auto& d0 = t.device(t.gpus()[0]);
+  const auto& d1 = t.device(t.gpus()[1]);
+  const auto& d2 = t.device(t.gpus()[2]);
+  CHECK(d0.parent == d1.parent);
+  CHECK(t.device(d0.parent).bus_id->to_string() == "0000:32:00.0");
+  CHECK(d0.parent != d2.parent);
+  CHECK(check_node(t).size() == 16);  // the file lists no NIC: every GPU lacks one
+}
+
+TEST_CASE("PCIe classes of the DGX-2 without its NVLinks") {
+  // Strip the NVLinks by round-tripping only the PCI tree through a fresh model.
+  const auto t = read_hwloc_xml(data("hwloc-nvidiaDGX2.xml"));
+  NodeTopology pci_only;
+  std::vector<DeviceId> map(t.devices().size(), no_device);
+  for (const auto& d : t.devices()) {
+    if (d.kind == DeviceKind::cpu) map[d.id] = pci_only.add_cpu(d.cpu());
+    else if (d.parent != no_device) map[d.id] = pci_only.add_device(d.kind, map[d.parent], d.bus_id, d.link, d.pci, d.info);
+  }
+  pci_only.finalize();
+  const auto g = pci_only.gpus();
+  CHECK(path_between(pci_only, g[0], g[1]).smi == SmiPathClass::pix);
+  CHECK(path_between(pci_only, g[0], g[2]).smi == SmiPathClass::pxb);
+  CHECK(path_between(pci_only, g[0], g[4]).smi == SmiPathClass::node);  // another host bridge
+  CHECK(path_between(pci_only, g[0], g[8]).smi == SmiPathClass::sys);
+  CHECK(path_between(pci_only, g[0], g[4]).nccl == NcclPathType::phb);
+}
+
+TEST_CASE("hwloc XML exports to NCCL XML keeping GPUs, NVLinks and path classes") {
+  const auto t = read_hwloc_xml(data("hwloc-nvidiaDGX2.xml"));
+  const auto back = parse_nccl_topology_xml(write_nccl_topology_xml(t), "exported");
+  REQUIRE(back.gpus().size() == 16);
+  for (std::size_t i = 0; i < 16; ++i) {
+    CHECK(back.nvlink_count(back.gpus()[i]) == 6);
+    CHECK(back.device(back.gpus()[i]).bus_id == t.device(t.gpus()[i]).bus_id);
+    for (std::size_t j = 0; j < 16; ++j) {
+      CHECK(path_between(back, back.gpus()[i], back.gpus()[j]).smi_label() ==
+            path_between(t, t.gpus()[i], t.gpus()[j]).smi_label());
+    }
+  }
+}
+
+TEST_CASE("Live discovery of this machine") {
+  const auto t = discover_node_topology();
+  CHECK_FALSE(t.cpus().empty());
+  std::size_t cpus = 0;
+  for (auto c : t.cpus()) cpus += t.device(c).cpu().affinity.count();
+  CHECK(cpus >= 1);
+  // GPUs are NVIDIA display functions: whatever this machine has, each one found is one.
+  for (auto g : t.gpus()) {
+    CHECK(t.device(g).pci.vendor == pci_vendor::nvidia);
+    CHECK(pci_class::is_display(*t.device(g).pci.class_code));
+  }
+  MESSAGE("this machine: " << t.gpus().size() << " GPUs, " << t.nics().size() << " NICs");
+}
+
+TEST_CASE("Bad hwloc input is an InputError naming the file") {
+  CHECK_THROWS_WITH_AS(read_hwloc_xml("/nonexistent/topo.xml"),
+                       doctest::Contains("/nonexistent/topo.xml: cannot open hwloc XML file"), InputError);
+  const std::string path = "railcc_bad_hwloc.xml";
+  {
+    std::ifstream in(data("hwloc-nvidiaDGX2.xml"));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream out(path);
+    out << text.substr(0, text.size() / 3);
+  }
+  std::string message;
+  try {
+    read_hwloc_xml(path);
+  } catch (const InputError& e) {
+    message = e.what();
+  }
+  CHECK(message.find(path) != std::string::npos);
+  std::remove(path.c_str());
+}
