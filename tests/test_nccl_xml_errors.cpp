@@ -61,6 +61,10 @@ TEST_CASE("Malformed and truncated XML name the file and line") {
   CHECK_CONTAINS(error_of(""), "bad.xml");
   CHECK_CONTAINS(error_of("not xml at all"), "bad.xml");
   CHECK_CONTAINS(error_of("<system version=\"1\"/><system version=\"1\"/>"), "a second top-level element");
+  CHECK_CONTAINS(error_of("<system version=\"1\">\n<cpu numaid=\"0\" ar\xff" "ch=\"x\"/></system>"),
+                 "bad.xml:2: not UTF-8 text (byte 0xff)");
+  // Multi-byte UTF-8 is text like any other.
+  CHECK_CONTAINS(error_of("<system version=\"1\"><cpu numaid=\"0\" vendor=\"\xc3\xa9\"/></system>"), "(no error)");
 }
 
 TEST_CASE("Wrong roots and versions are refused") {
@@ -108,8 +112,10 @@ TEST_CASE("NVLinks to GPUs that do not exist are errors") {
 TEST_CASE("Absurd speeds, widths and numbers are errors naming the attribute") {
   CHECK_CONTAINS(error_of(node(dev0, "", "name=\"x\" speed=\"-5\"")), "speed=\"-5\" Mb/s is not a NIC speed");
   CHECK_CONTAINS(error_of(node(dev0, "", "name=\"x\" speed=\"400000000\"")), "is not a NIC speed");
-  CHECK_CONTAINS(error_of(node(dev0, "", "name=\"x\" speed=\"fast\"")), "speed=\"fast\" is not a number");
+  CHECK_CONTAINS(error_of(node(dev0, "", "name=\"x\" speed=\"fast\"")), "speed=\"fast\" is not an integer");
   CHECK_CONTAINS(error_of(node(dev0, "", "name=\"x\" speed=\"0\"")), "is not a NIC speed");
+  CHECK_CONTAINS(error_of(node(dev0, "", "name=\"x\" speed=\"100000.5\"")), "is not an integer");
+  CHECK_CONTAINS(error_of(node(dev0, "", "name=\"x\" latency=\"-1\"")), "latency=\"-1\" is negative or absurd");
   CHECK_CONTAINS(error_of(node("sm=\"9000\"")), "sm=\"9000\" is out of range");
   CHECK_CONTAINS(error_of(node("dev=\"zero\"")), "dev=\"zero\" is not an integer");
   CHECK_CONTAINS(error_of(one_pci("busid=\"0000:01:00.0\" link_speed=\"999 GT/s\"")),

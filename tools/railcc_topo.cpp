@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
 
     std::string text;
     if (!check || format_opt->count() > 0) {
-      if (format == "json") text = railcc::node_topology_to_json(topo).dump(2) + "\n";
+      if (format == "json") text = railcc::node_topology_to_json(topo).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
       else if (format == "nccl-xml") text = railcc::write_nccl_topology_xml(topo);
       else text = railcc::render_topology_matrix(topo);
     }

@@ -20,6 +20,9 @@
 #include <pugixml.hpp>
 
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -47,6 +50,7 @@ class Reader {
   Reader(std::string_view text, std::string source) : text_(text), source_(std::move(source)) {}
 
   NodeTopology read() {
+    check_utf8();
     pugi::xml_document doc;
     const auto result = doc.load_buffer(text_.data(), text_.size(), pugi::parse_default,
                                         pugi::encoding_utf8);
@@ -107,6 +111,27 @@ class Reader {
   }
   [[noreturn]] void unknown(pugi::xml_node n, const char* parent, const char* expected) const {
     fail(n, std::string("unknown element in ") + parent + " (expected " + expected + ")");
+  }
+
+  // NCCL writes ASCII; anything that is not even UTF-8 is a damaged file, and letting it
+  // through would put bytes no JSON or XML writer can emit into names and notes.
+  void check_utf8() const {
+    const auto* p = reinterpret_cast<const unsigned char*>(text_.data());
+    const std::size_t n = text_.size();
+    for (std::size_t i = 0; i < n;) {
+      const unsigned char c = p[i];
+      std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+      bool ok = len != 0 && i + len <= n;
+      for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
+      if (ok && len == 2) ok = c >= 0xc2;  // no overlong encodings
+      if (!ok) {
+        char byte[8];
+        std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned>(c));
+        throw InputError(source_ + ":" + std::to_string(line_of(static_cast<std::ptrdiff_t>(i))) +
+                         ": not UTF-8 text (byte " + byte + ")");
+      }
+      i += len;
+    }
   }
 
   std::size_t line_of(std::ptrdiff_t offset) const {
@@ -353,16 +378,19 @@ class Reader {
       NicPort p;
       p.name = c.attribute("name").value();
       if (auto v = integer(c, "dev", 0, 4095)) p.dev = static_cast<int>(*v);
-      if (auto v = real(c, "speed")) {
-        if (!(*v > 0) || *v > max_port_mbps) {
+      // NCCL reads speed as an integer number of Mb/s.
+      if (auto v = integer(c, "speed", std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max())) {
+        if (*v <= 0 || static_cast<double>(*v) > max_port_mbps) {
           fail(c, "speed=\"" + std::string(c.attribute("speed").value()) +
                       "\" Mb/s is not a NIC speed (expected 1 to 3,200,000 Mb/s)");
         }
-        p.speed = Bandwidth::mbps(*v);
+        p.speed = Bandwidth::mbps(static_cast<double>(*v));
       }
       if (auto v = integer(c, "port", 0, 255)) p.port = static_cast<int>(*v);
       if (auto v = real(c, "latency")) {
-        if (*v < 0 || *v > 1e6) fail(c, "latency is negative or absurd");
+        if (*v < 0 || *v > 1e6) {
+          fail(c, "latency=\"" + std::string(c.attribute("latency").value()) + "\" is negative or absurd");
+        }
         p.latency = *v;
       }
       p.guid = c.attribute("guid").value();
@@ -467,9 +495,12 @@ inline std::string hex(std::uint32_t v, int digits) {
   return buf;
 }
 
-inline std::string number(double v, const char* fmt) {
+/// NCCL's "%f" where that reads back as the same value, else the shortest exact form.
+inline std::string exact_number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, v);
+  std::snprintf(buf, sizeof buf, "%f", v);
+  if (std::strtod(buf, nullptr) == v) return buf;
+  std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
 }
 
@@ -533,12 +564,13 @@ class Writer {
   }
 
   /// The class written for a device: its own, unless that would make NCCL (and railcc)
-  /// read it as another kind, as hwloc's class-less NVSwitch functions would be.
+  /// read it as another kind, as hwloc's class-less NVSwitch functions would be. A GPU or
+  /// NIC without a class stays without one: its <gpu>/<nic> child says what it is.
   static std::optional<std::uint32_t> class_for(const Device& d) {
     const auto c = d.pci.class_code;
     switch (d.kind) {
-      case DeviceKind::gpu: return c && pci_class::is_display(*c) ? c : std::optional(pci_class::display_3d);
-      case DeviceKind::nic: return c && pci_class::is_network(*c) ? c : std::optional(pci_class::ethernet);
+      case DeviceKind::gpu: return !c || pci_class::is_display(*c) ? c : std::optional(pci_class::display_3d);
+      case DeviceKind::nic: return !c || pci_class::is_network(*c) ? c : std::optional(pci_class::ethernet);
       case DeviceKind::nvswitch: return pci_class::nvswitch;
       default: return c;
     }
@@ -573,9 +605,9 @@ class Writer {
       auto e = n.append_child("net");
       if (!p.name.empty()) e.append_attribute("name") = p.name.c_str();
       if (p.dev) e.append_attribute("dev") = *p.dev;
-      if (p.speed) e.append_attribute("speed") = number(p.speed->in_mbps(), "%.0f").c_str();
+      if (p.speed) e.append_attribute("speed") = std::to_string(std::llround(p.speed->in_mbps())).c_str();
       if (p.port) e.append_attribute("port") = *p.port;
-      if (p.latency) e.append_attribute("latency") = number(*p.latency, "%f").c_str();
+      if (p.latency) e.append_attribute("latency") = exact_number(*p.latency).c_str();
       if (!p.guid.empty()) e.append_attribute("guid") = p.guid.c_str();
       if (p.max_connections) e.append_attribute("maxconn") = *p.max_connections;
       if (p.gdr) e.append_attribute("gdr") = *p.gdr ? 1 : 0;

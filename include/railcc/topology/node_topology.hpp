@@ -252,6 +252,14 @@ class NodeTopology {
     return it->second;
   }
 
+  /// The GPU with a CUDA index, if there is one.
+  [[nodiscard]] std::optional<DeviceId> find_gpu(int index) const {
+    for (DeviceId g : gpus_) {
+      if (devices_[g].gpu().index == index) return g;
+    }
+    return std::nullopt;
+  }
+
   /// The cpu device above `id`, or no_device for a detached device.
   [[nodiscard]] DeviceId cpu_of(DeviceId id) const {
     check_id(id, "device");

@@ -20,7 +20,7 @@ inline std::string render_topology_matrix(const NodeTopology& topo) {
   std::vector<DeviceId> cols(topo.gpus().begin(), topo.gpus().end());
   cols.insert(cols.end(), topo.nics().begin(), topo.nics().end());
   auto name = [&](DeviceId id) {
-    return topo.device(id).kind == DeviceKind::gpu ? "GPU" + std::to_string(topo.gpu_ordinal(id))
+    return topo.device(id).kind == DeviceKind::gpu ? "GPU" + std::to_string(topo.device(id).gpu().index)
                                                    : "NIC" + std::to_string(topo.nic_ordinal(id));
   };
   std::string out = "\t";
@@ -55,7 +55,7 @@ inline std::string render_topology_matrix(const NodeTopology& topo) {
       const auto& d = topo.device(n);
       out += "  " + name(n) + ": ";
       if (rails[i]) {
-        const DeviceId g = topo.gpus()[static_cast<std::size_t>(*rails[i])];
+        const DeviceId g = *topo.find_gpu(*rails[i]);
         out += "rail " + std::to_string(*rails[i]) + " (" + path_between(topo, g, n).smi_label() +
                " to GPU" + std::to_string(*rails[i]) + ")";
       } else {
