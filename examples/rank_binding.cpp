@@ -23,10 +23,10 @@ int main(int argc, char** argv) {
       const auto& nics = a.rail_nics.empty() ? a.nearest_nics : a.rail_nics;
       std::cout << "local_rank=" << topo.device(gpu).gpu().index
                 << " gpu=" << topo.device(gpu).bus_id->to_string() << " numa=" << a.numa_node
-                << " cpus=" << a.cpus.to_list() << " nic="
-                << (nics.empty() ? std::string("none") : topo.nic_name(nics.front()))
-                << " rail=" << topo.device(gpu).gpu().index
-                << " path=" << (nics.empty() ? "-" : railcc::path_between(topo, gpu, nics.front()).smi_label())
+                << " cpus=" << a.cpus.to_list()
+                << " nic=" << (nics.empty() ? std::string("none") : topo.nic_name(nics.front()))
+                << " rail=" << topo.device(gpu).gpu().index << " path="
+                << (nics.empty() ? "-" : railcc::path_between(topo, gpu, nics.front()).smi_label())
                 << "\n";
     }
   } catch (const railcc::InputError& e) {

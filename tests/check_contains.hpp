@@ -5,10 +5,10 @@
 
 #include <string>
 
-#define CHECK_CONTAINS(text, part)                                                    \
-  do {                                                                                \
-    const std::string railcc_text_ = (text);                                          \
-    const std::string railcc_part_ = (part);                                          \
-    CHECK_MESSAGE(railcc_text_.find(railcc_part_) != std::string::npos,               \
+#define CHECK_CONTAINS(text, part)                                                           \
+  do {                                                                                       \
+    const std::string railcc_text_ = (text);                                                 \
+    const std::string railcc_part_ = (part);                                                 \
+    CHECK_MESSAGE(railcc_text_.find(railcc_part_) != std::string::npos,                      \
                   "\"" << railcc_text_ << "\" does not contain \"" << railcc_part_ << "\""); \
   } while (false)

@@ -43,11 +43,13 @@ struct HealthyNode {
                                       bus(b), gen(5, 16), {});
       switches.push_back(sw);
       std::snprintf(b, sizeof b, "0000:%02x:00.0", 0x10 * (i + 1) + 1);
-      gpus.push_back(topo.add_device(DeviceKind::gpu, sw, bus(b), gen(5, i == 2 ? gpu2_width : 16), h100));
+      gpus.push_back(
+          topo.add_device(DeviceKind::gpu, sw, bus(b), gen(5, i == 2 ? gpu2_width : 16), h100));
       std::snprintf(b, sizeof b, "0000:%02x:00.0", 0x10 * (i + 1) + 2);
       std::string name = "mlx5_" + std::to_string(i);
       const double speed = i == 3 ? nic3_gbps : 400;
-      nics.push_back(topo.add_device(DeviceKind::nic, sw, bus(b), gen(5, 16), cx7, port(name.c_str(), i, speed)));
+      nics.push_back(topo.add_device(DeviceKind::nic, sw, bus(b), gen(5, 16), cx7,
+                                     port(name.c_str(), i, speed)));
       topo.add_nvlink(gpus.back(), nvswitch, nvlinks);
     }
     topo.finalize();
@@ -56,7 +58,8 @@ struct HealthyNode {
 
 std::vector<Finding> of_kind(const std::vector<Finding>& all, FindingKind k) {
   std::vector<Finding> out;
-  std::copy_if(all.begin(), all.end(), std::back_inserter(out), [&](const Finding& f) { return f.kind == k; });
+  std::copy_if(all.begin(), all.end(), std::back_inserter(out),
+               [&](const Finding& f) { return f.kind == k; });
   return out;
 }
 

@@ -64,8 +64,10 @@ TEST_CASE("PCIe classes of the DGX-2 without its NVLinks") {
   NodeTopology pci_only;
   std::vector<DeviceId> map(t.devices().size(), no_device);
   for (const auto& d : t.devices()) {
-    if (d.kind == DeviceKind::cpu) map[d.id] = pci_only.add_cpu(d.cpu());
-    else if (d.parent != no_device) map[d.id] = pci_only.add_device(d.kind, map[d.parent], d.bus_id, d.link, d.pci, d.info);
+    if (d.kind == DeviceKind::cpu)
+      map[d.id] = pci_only.add_cpu(d.cpu());
+    else if (d.parent != no_device)
+      map[d.id] = pci_only.add_device(d.kind, map[d.parent], d.bus_id, d.link, d.pci, d.info);
   }
   pci_only.finalize();
   const auto g = pci_only.gpus();
@@ -106,7 +108,8 @@ TEST_CASE("Live discovery of this machine") {
 
 TEST_CASE("Bad hwloc input is an InputError naming the file") {
   CHECK_THROWS_WITH_AS(read_hwloc_xml("/nonexistent/topo.xml"),
-                       doctest::Contains("/nonexistent/topo.xml: cannot open hwloc XML file"), InputError);
+                       doctest::Contains("/nonexistent/topo.xml: cannot open hwloc XML file"),
+                       InputError);
   const std::string path = "railcc_bad_hwloc.xml";
   {
     std::ifstream in(data("hwloc-nvidiaDGX2.xml"));

@@ -7,7 +7,8 @@
 using namespace railcc;
 
 TEST_CASE("JSON export carries the model and the derived views") {
-  const auto t = read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) + "/ibmcloud-gx3d-8xh100-nccl-topo.xml");
+  const auto t = read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) +
+                                        "/ibmcloud-gx3d-8xh100-nccl-topo.xml");
   // Serialize and parse back, as another tool would.
   const auto j = nlohmann::json::parse(node_topology_to_json(t).dump());
   CHECK(j["schema"] == "railcc.node_topology.v1");

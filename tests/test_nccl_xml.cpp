@@ -33,9 +33,12 @@ DeviceId nic_beside(const NodeTopology& t, DeviceId gpu) {
   return no_device;
 }
 
-const char* const topology_files[] = {
-    "ibmcloud-gx3d-8xh100-nccl-topo.xml", "azure-ndv5-topo.xml", "azure-ndv4-topo.xml",
-    "azure-ndv2-topo.xml", "azure-ncv4-topo.xml", "aws-p5.48xlarge-nccl-topo.xml"};
+const char* const topology_files[] = {"ibmcloud-gx3d-8xh100-nccl-topo.xml",
+                                      "azure-ndv5-topo.xml",
+                                      "azure-ndv4-topo.xml",
+                                      "azure-ndv2-topo.xml",
+                                      "azure-ncv4-topo.xml",
+                                      "aws-p5.48xlarge-nccl-topo.xml"};
 
 }  // namespace
 
@@ -97,7 +100,8 @@ TEST_CASE("IBM Cloud gx3d: 8 H100 SXM5, 8 CX-7 VFs at 200G, one NIC beside each 
   CHECK(p.nccl == NcclPathType::nvl);
   CHECK(p.bandwidth == Bandwidth::GBps(450));
   // GPU to its NIC: Gen5 x16, the 2.5 GT/s x1 placeholder ignored.
-  CHECK(path_between(t, t.gpus()[0], nic_beside(t, t.gpus()[0])).bandwidth == pcie_x16_bandwidth(5));
+  CHECK(path_between(t, t.gpus()[0], nic_beside(t, t.gpus()[0])).bandwidth ==
+        pcie_x16_bandwidth(5));
   // GPU to a NIC on the other socket: SYS.
   CHECK(path_between(t, t.gpus()[0], t.nics()[0]).smi == SmiPathClass::sys);
   // The health check reports the eight placeholder bridges and nothing else.
@@ -260,9 +264,14 @@ TEST_CASE("Export writes NCCL's spellings") {
   const auto t = read_nccl_topology_xml(data("ibmcloud-gx3d-8xh100-nccl-topo.xml"));
   const auto xml = write_nccl_topology_xml(t);
   CHECK(xml.rfind("<system version=\"1\">", 0) == 0);
-  CHECK(xml.find("<pci busid=\"0000:a4:00.0\" class=\"0x030200\" vendor=\"0x10de\" device=\"0x2330\"") != std::string::npos);
+  CHECK(xml.find(
+            "<pci busid=\"0000:a4:00.0\" class=\"0x030200\" vendor=\"0x10de\" device=\"0x2330\"") !=
+        std::string::npos);
   CHECK(xml.find("link_speed=\"32.0 GT/s PCIe\" link_width=\"16\"") != std::string::npos);
-  CHECK(xml.find("<nvlink target=\"0000:f5:00.0\" count=\"5\" tclass=\"0x068000\" />") != std::string::npos);
-  CHECK(xml.find("<net name=\"mlx5_7\" dev=\"7\" speed=\"200000\" port=\"1\" latency=\"0.000000\" guid=\"0x34f4e30003e1a258\" maxconn=\"131072\" gdr=\"1\" />") != std::string::npos);
+  CHECK(xml.find("<nvlink target=\"0000:f5:00.0\" count=\"5\" tclass=\"0x068000\" />") !=
+        std::string::npos);
+  CHECK(xml.find("<net name=\"mlx5_7\" dev=\"7\" speed=\"200000\" port=\"1\" latency=\"0.000000\" "
+                 "guid=\"0x34f4e30003e1a258\" maxconn=\"131072\" gdr=\"1\" />") !=
+        std::string::npos);
   CHECK(xml.find("affinity=\"0000ffff,ffffffff,ffffffff\"") != std::string::npos);
 }

@@ -59,11 +59,11 @@ TEST_CASE("PCIe path classes follow nvidia-smi's definitions") {
   Layout l;
   const auto& t = l.topo;
   CHECK(path_between(t, l.a, l.a).smi == SmiPathClass::self);
-  CHECK(path_between(t, l.a, l.nic0).smi == SmiPathClass::pix);  // one switch
-  CHECK(path_between(t, l.b, l.nic0).smi == SmiPathClass::pxb);  // sw1 then sw0
-  CHECK(path_between(t, l.c, l.nic0).smi == SmiPathClass::phb);  // meet at hb0
-  CHECK(path_between(t, l.d, l.nic0).smi == SmiPathClass::node); // hb1 vs hb0, same CPU
-  CHECK(path_between(t, l.e, l.nic0).smi == SmiPathClass::sys);  // other NUMA node
+  CHECK(path_between(t, l.a, l.nic0).smi == SmiPathClass::pix);   // one switch
+  CHECK(path_between(t, l.b, l.nic0).smi == SmiPathClass::pxb);   // sw1 then sw0
+  CHECK(path_between(t, l.c, l.nic0).smi == SmiPathClass::phb);   // meet at hb0
+  CHECK(path_between(t, l.d, l.nic0).smi == SmiPathClass::node);  // hb1 vs hb0, same CPU
+  CHECK(path_between(t, l.e, l.nic0).smi == SmiPathClass::sys);   // other NUMA node
   CHECK(path_between(t, l.e, l.nic1).smi == SmiPathClass::phb);
 }
 
@@ -84,7 +84,7 @@ TEST_CASE("NVLink bundles and NVSwitch fabrics give NV#") {
   const auto ab = path_between(t, l.a, l.b);
   CHECK(ab.smi_label() == "NV2");
   CHECK(ab.nccl == NcclPathType::nvl);
-  CHECK(ab.bandwidth == Bandwidth::GBps(50));  // 2 NVLink-4 links at 25 GB/s
+  CHECK(ab.bandwidth == Bandwidth::GBps(50));             // 2 NVLink-4 links at 25 GB/s
   CHECK(path_between(t, l.b, l.a).smi_label() == "NV2");  // listed from one side only
   const auto cd = path_between(t, l.c, l.d);
   CHECK(cd.smi_label() == "NV12");  // the fewer switch links of the two GPUs
@@ -122,10 +122,12 @@ TEST_CASE("PCIe path bandwidth is the slowest trusted link") {
 TEST_CASE("Suspect links are skipped by bandwidth and flagged on the device") {
   NodeTopology t;
   const auto cpu = t.add_cpu(numa(0, "0-7"));
-  const auto vm_bridge = t.add_device(DeviceKind::pci_switch, cpu, bus("0000:a1:00.0"), gen(1, 1), {});
+  const auto vm_bridge =
+      t.add_device(DeviceKind::pci_switch, cpu, bus("0000:a1:00.0"), gen(1, 1), {});
   const auto g = t.add_device(DeviceKind::gpu, vm_bridge, bus("0000:a4:00.0"), gen(5, 16), h100());
   const auto n = t.add_device(DeviceKind::nic, vm_bridge, bus("0000:a3:00.0"), gen(5, 16), {});
-  const auto real_sw = t.add_device(DeviceKind::pci_switch, cpu, bus("0000:b1:00.0"), gen(5, 16), {});
+  const auto real_sw =
+      t.add_device(DeviceKind::pci_switch, cpu, bus("0000:b1:00.0"), gen(5, 16), {});
   const auto g2 = t.add_device(DeviceKind::gpu, real_sw, bus("0000:b4:00.0"), gen(5, 16), h100());
   t.finalize();
   CHECK(t.device(vm_bridge).link_suspect);
@@ -187,7 +189,8 @@ TEST_CASE("GPU indices default to PCI bus order; duplicates are an error") {
   g.index = 3;
   dup.add_device(DeviceKind::gpu, c, bus("0000:01:00.0"), {}, {}, g);
   dup.add_device(DeviceKind::gpu, c, bus("0000:02:00.0"), {}, {}, g);
-  CHECK_THROWS_WITH_AS(dup.finalize(), doctest::Contains("GPU index 3 is used by both"), InputError);
+  CHECK_THROWS_WITH_AS(dup.finalize(), doctest::Contains("GPU index 3 is used by both"),
+                       InputError);
 
   NodeTopology same_bus;
   const auto c2 = same_bus.add_cpu(numa(0, "0-7"));
@@ -200,7 +203,8 @@ TEST_CASE("GPU indices default to PCI bus order; duplicates are an error") {
 TEST_CASE("The matrix has nvidia-smi's layout") {
   Layout l;
   const auto m = render_topology_matrix(l.topo);
-  CHECK(m.rfind("\tGPU0\tGPU1\tGPU2\tGPU3\tGPU4\tNIC0\tNIC1\tCPU Affinity\tNUMA Affinity\n", 0) == 0);
+  CHECK(m.rfind("\tGPU0\tGPU1\tGPU2\tGPU3\tGPU4\tNIC0\tNIC1\tCPU Affinity\tNUMA Affinity\n", 0) ==
+        0);
   // GPU0 is a (bus 11), GPU1 b (14), GPU2 c (20), GPU3 d (30), GPU4 e (40).
   CHECK(m.find("GPU0\t X \tNV2\tPHB\tNODE\tSYS\tPIX\tSYS\t0-15\t0\n") != std::string::npos);
   CHECK(m.find("NIC1\tSYS\tSYS\tSYS\tSYS\tPHB\tSYS\t X \n") != std::string::npos);

@@ -29,8 +29,9 @@ TEST_CASE("PciBusId parses and prints sysfs addresses") {
   CHECK(PciBusId::parse("ffff:ff:01.0")->to_string() == "ffff:ff:01.0");  // Azure placeholder
   CHECK(*PciBusId::parse("0000:3b:00.0") < *PciBusId::parse("0000:a4:00.0"));
   CHECK(*PciBusId::parse("0000:ff:00.0") < *PciBusId::parse("0001:00:00.0"));
-  for (const char* bad : {"", "a4", "0000:a4:00", "0000:a4:20.0", "0000:a4:00.8", "zz:00.0",
-                          "0000:1a4:00.0", "10000:00:00.0", "0000:a4:00.0x", "::.", "0000:-1:00.0"}) {
+  for (const char* bad :
+       {"", "a4", "0000:a4:00", "0000:a4:20.0", "0000:a4:00.8", "zz:00.0", "0000:1a4:00.0",
+        "10000:00:00.0", "0000:a4:00.0x", "::.", "0000:-1:00.0"}) {
     CAPTURE(bad);
     CHECK_FALSE(PciBusId::parse(bad));
   }

@@ -36,8 +36,9 @@ railcc::NodeTopology load(const std::string& nccl_xml, const std::string& hwloc_
 
 std::string check_report(const railcc::NodeTopology& topo) {
   const auto findings = railcc::check_node(topo);
-  std::string out = "railcc-topo check: " + topo.source() + ": " + std::to_string(topo.gpus().size()) +
-                    " GPUs, " + std::to_string(topo.nics().size()) + " NICs: ";
+  std::string out = "railcc-topo check: " + topo.source() + ": " +
+                    std::to_string(topo.gpus().size()) + " GPUs, " +
+                    std::to_string(topo.nics().size()) + " NICs: ";
   if (findings.empty()) return out + "no findings\n";
   out += std::to_string(findings.size()) + (findings.size() == 1 ? " finding\n" : " findings\n");
   for (const auto& f : findings) {
@@ -55,8 +56,9 @@ int main(int argc, char** argv) {
   std::string format = "matrix";
   std::string output;
   bool check = false;
-  auto* nccl_opt = app.add_option("--nccl-xml", nccl_xml, "NCCL topology XML file (NCCL_TOPO_FILE format)")
-                       ->check(CLI::ExistingFile);
+  auto* nccl_opt =
+      app.add_option("--nccl-xml", nccl_xml, "NCCL topology XML file (NCCL_TOPO_FILE format)")
+          ->check(CLI::ExistingFile);
   app.add_option("--hwloc-xml", hwloc_xml, "hwloc XML file (lstopo --of xml)")
       ->check(CLI::ExistingFile)
       ->excludes(nccl_opt);
@@ -79,9 +81,14 @@ int main(int argc, char** argv) {
 
     std::string text;
     if (!check || format_opt->count() > 0) {
-      if (format == "json") text = railcc::node_topology_to_json(topo).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-      else if (format == "nccl-xml") text = railcc::write_nccl_topology_xml(topo);
-      else text = railcc::render_topology_matrix(topo);
+      if (format == "json")
+        text = railcc::node_topology_to_json(topo).dump(2, ' ', false,
+                                                        nlohmann::json::error_handler_t::replace) +
+               "\n";
+      else if (format == "nccl-xml")
+        text = railcc::write_nccl_topology_xml(topo);
+      else
+        text = railcc::render_topology_matrix(topo);
     }
     bool findings = false;
     if (check) {

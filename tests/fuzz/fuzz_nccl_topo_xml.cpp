@@ -20,8 +20,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   (void)railcc::render_topology_matrix(topo);
   (void)railcc::check_node(topo);
-  (void)railcc::node_topology_to_json(topo).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  const auto again = railcc::parse_nccl_topology_xml(railcc::write_nccl_topology_xml(topo), "export");
+  (void)railcc::node_topology_to_json(topo).dump(-1, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace);
+  const auto again =
+      railcc::parse_nccl_topology_xml(railcc::write_nccl_topology_xml(topo), "export");
   if (!(again == topo)) std::abort();
   return 0;
 }

@@ -7,8 +7,8 @@ int railcc_core_only_check() {
   railcc::CpuInfo cpu;
   cpu.numa_id = 0;
   const auto c = topo.add_cpu(cpu);
-  const auto g = topo.add_device(railcc::DeviceKind::gpu, c, railcc::PciBusId::parse("0000:01:00.0"),
-                                 {}, {});
+  const auto g =
+      topo.add_device(railcc::DeviceKind::gpu, c, railcc::PciBusId::parse("0000:01:00.0"), {}, {});
   topo.finalize();
   return static_cast<int>(railcc::path_between(topo, g, g).smi);
 }

@@ -21,10 +21,10 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
-#include <limits>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -52,8 +52,8 @@ class Reader {
   NodeTopology read() {
     check_utf8();
     pugi::xml_document doc;
-    const auto result = doc.load_buffer(text_.data(), text_.size(), pugi::parse_default,
-                                        pugi::encoding_utf8);
+    const auto result =
+        doc.load_buffer(text_.data(), text_.size(), pugi::parse_default, pugi::encoding_utf8);
     if (!result) {
       throw InputError(source_ + ":" + std::to_string(line_of(result.offset)) +
                        ": malformed XML: " + result.description());
@@ -78,7 +78,8 @@ class Reader {
     check_attributes(root, {"version"});
     if (auto v = root.attribute("version")) {
       if (std::string_view(v.value()) != "1") {
-        fail(root, "version \"" + std::string(v.value()) + "\" is not the version 1 format railcc reads");
+        fail(root,
+             "version \"" + std::string(v.value()) + "\" is not the version 1 format railcc reads");
       }
     } else {
       topo_.add_note(source_ + ": <system> has no version; read as version 1");
@@ -120,7 +121,11 @@ class Reader {
     const std::size_t n = text_.size();
     for (std::size_t i = 0; i < n;) {
       const unsigned char c = p[i];
-      std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+      std::size_t len = c < 0x80           ? 1
+                        : (c >> 5) == 0x6  ? 2
+                        : (c >> 4) == 0xe  ? 3
+                        : (c >> 3) == 0x1e ? 4
+                                           : 0;
       bool ok = len != 0 && i + len <= n;
       for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
       if (ok && len == 2) ok = c >= 0xc2;  // no overlong encodings
@@ -222,8 +227,8 @@ class Reader {
       std::string_view prefix;
       int gen;
     };
-    constexpr Rate rates[] = {{"2.5 GT/s", 1}, {"5 GT/s", 2},   {"5.0 GT/s", 2},  {"8 GT/s", 3},
-                              {"8.0 GT/s", 3}, {"16 GT/s", 4},  {"16.0 GT/s", 4}, {"32 GT/s", 5},
+    constexpr Rate rates[] = {{"2.5 GT/s", 1},  {"5 GT/s", 2},  {"5.0 GT/s", 2},  {"8 GT/s", 3},
+                              {"8.0 GT/s", 3},  {"16 GT/s", 4}, {"16.0 GT/s", 4}, {"32 GT/s", 5},
                               {"32.0 GT/s", 5}, {"64 GT/s", 6}, {"64.0 GT/s", 6}};
     for (const auto& r : rates) {
       if (s.starts_with(r.prefix)) return r.gen;
@@ -245,7 +250,8 @@ class Reader {
   }
 
   void read_cpu(pugi::xml_node n) {
-    check_attributes(n, {"numaid", "affinity", "arch", "vendor", "familyid", "modelid", "host_hash"});
+    check_attributes(n,
+                     {"numaid", "affinity", "arch", "vendor", "familyid", "modelid", "host_hash"});
     CpuInfo info;
     const auto numa = integer(n, "numaid", -1, 4095);
     if (!numa) fail(n, "missing numaid");
@@ -270,7 +276,8 @@ class Reader {
       if (name == "pci") {
         read_pci(c, cpu);
       } else if (name == "nic") {
-        const DeviceId nic = topo_.add_device(DeviceKind::nic, cpu, std::nullopt, {}, {}, NicInfo{});
+        const DeviceId nic =
+            topo_.add_device(DeviceKind::nic, cpu, std::nullopt, {}, {}, NicInfo{});
         read_nic(c, nic);
       } else {
         unknown(c, "<cpu>", "<pci> or <nic>");
@@ -320,11 +327,16 @@ class Reader {
     DeviceKind kind = DeviceKind::pci_device;
     if (pci.class_code) {
       const auto c = *pci.class_code;
-      if (pci_class::is_display(c)) kind = DeviceKind::gpu;
-      else if (pci_class::is_network(c)) kind = DeviceKind::nic;
-      else if (pci_class::is_pci_bridge(c)) kind = DeviceKind::pci_switch;
-      else if (c == pci_class::nvswitch) kind = DeviceKind::nvswitch;
-      else if (has_pci_children) kind = DeviceKind::pci_switch;
+      if (pci_class::is_display(c))
+        kind = DeviceKind::gpu;
+      else if (pci_class::is_network(c))
+        kind = DeviceKind::nic;
+      else if (pci_class::is_pci_bridge(c))
+        kind = DeviceKind::pci_switch;
+      else if (c == pci_class::nvswitch)
+        kind = DeviceKind::nvswitch;
+      else if (has_pci_children)
+        kind = DeviceKind::pci_switch;
     } else if (gpu_el) {
       kind = DeviceKind::gpu;
     } else if (nic_el) {
@@ -334,8 +346,10 @@ class Reader {
     } else {
       ++unclassed_leaves_;
     }
-    if (gpu_el && kind != DeviceKind::gpu) fail(gpu_el, "<gpu> inside a PCI function whose class is not a display controller");
-    if (nic_el && kind != DeviceKind::nic) fail(nic_el, "<nic> inside a PCI function whose class is not a network controller");
+    if (gpu_el && kind != DeviceKind::gpu)
+      fail(gpu_el, "<gpu> inside a PCI function whose class is not a display controller");
+    if (nic_el && kind != DeviceKind::nic)
+      fail(nic_el, "<nic> inside a PCI function whose class is not a network controller");
     if (has_pci_children && kind != DeviceKind::pci_switch) {
       fail(n, "a " + std::string(to_string(kind)) + " cannot contain <pci> children");
     }
@@ -374,12 +388,14 @@ class Reader {
     for (auto c : n.children()) {
       if (c.type() != pugi::node_element) continue;
       if (std::string_view(c.name()) != "net") unknown(c, "<nic>", "<net>");
-      check_attributes(c, {"name", "dev", "speed", "port", "latency", "guid", "maxconn", "gdr", "coll"});
+      check_attributes(
+          c, {"name", "dev", "speed", "port", "latency", "guid", "maxconn", "gdr", "coll"});
       NicPort p;
       p.name = c.attribute("name").value();
       if (auto v = integer(c, "dev", 0, 4095)) p.dev = static_cast<int>(*v);
       // NCCL reads speed as an integer number of Mb/s.
-      if (auto v = integer(c, "speed", std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max())) {
+      if (auto v = integer(c, "speed", std::numeric_limits<long long>::min(),
+                           std::numeric_limits<long long>::max())) {
         if (*v <= 0 || static_cast<double>(*v) > max_port_mbps) {
           fail(c, "speed=\"" + std::string(c.attribute("speed").value()) +
                       "\" Mb/s is not a NIC speed (expected 1 to 3,200,000 Mb/s)");
@@ -389,7 +405,8 @@ class Reader {
       if (auto v = integer(c, "port", 0, 255)) p.port = static_cast<int>(*v);
       if (auto v = real(c, "latency")) {
         if (*v < 0 || *v > 1e6) {
-          fail(c, "latency=\"" + std::string(c.attribute("latency").value()) + "\" is negative or absurd");
+          fail(c, "latency=\"" + std::string(c.attribute("latency").value()) +
+                      "\" is negative or absurd");
         }
         p.latency = *v;
       }
@@ -418,11 +435,13 @@ class Reader {
       auto target_attr = n.attribute("target");
       if (!target_attr) fail(n, "missing target");
       const auto target = PciBusId::parse(target_attr.value());
-      if (!target) fail(n, "target=\"" + std::string(target_attr.value()) + "\" is not a PCI address");
+      if (!target)
+        fail(n, "target=\"" + std::string(target_attr.value()) + "\" is not a PCI address");
       const DeviceId found = find_device(*target);
       if (pci_class::is_display(tc)) {
         if (found == no_device) {
-          fail(n, "NVLink target " + target->to_string() + " does not exist: no GPU has that busid");
+          fail(n,
+               "NVLink target " + target->to_string() + " does not exist: no GPU has that busid");
         }
         if (topo_.device(found).kind != DeviceKind::gpu) {
           fail(n, "NVLink target " + target->to_string() + " is a " +
@@ -468,7 +487,8 @@ class Reader {
     note(unclassed_leaves_,
          "PCI function(s) without a class, kept as plain PCI devices (NCCL fills these from "
          "sysfs at run time)");
-    note(self_links_, "<nvlink> element(s) whose target is the GPU itself, ignored as no path uses them");
+    note(self_links_,
+         "<nvlink> element(s) whose target is the GPU itself, ignored as no path uses them");
     note(c2c_links_, "<c2c> element(s): CPU-GPU C2C links are not modelled and were skipped");
     for (const auto& a : ignored_attributes_) {
       topo_.add_note(source_ + ": attribute " + a + " is not read by railcc and was ignored");
@@ -551,8 +571,10 @@ class Writer {
     if (auto cls = class_for(d)) n.append_attribute("class") = hex(*cls, 6).c_str();
     if (p.vendor) n.append_attribute("vendor") = hex(*p.vendor, 4).c_str();
     if (p.device) n.append_attribute("device") = hex(*p.device, 4).c_str();
-    if (p.subsystem_vendor) n.append_attribute("subsystem_vendor") = hex(*p.subsystem_vendor, 4).c_str();
-    if (p.subsystem_device) n.append_attribute("subsystem_device") = hex(*p.subsystem_device, 4).c_str();
+    if (p.subsystem_vendor)
+      n.append_attribute("subsystem_vendor") = hex(*p.subsystem_vendor, 4).c_str();
+    if (p.subsystem_device)
+      n.append_attribute("subsystem_device") = hex(*p.subsystem_device, 4).c_str();
     if (d.link.generation) {
       const std::string speed = std::string(pcie_transfer_rate(*d.link.generation)) + " GT/s PCIe";
       n.append_attribute("link_speed") = speed.c_str();
@@ -569,8 +591,10 @@ class Writer {
   static std::optional<std::uint32_t> class_for(const Device& d) {
     const auto c = d.pci.class_code;
     switch (d.kind) {
-      case DeviceKind::gpu: return !c || pci_class::is_display(*c) ? c : std::optional(pci_class::display_3d);
-      case DeviceKind::nic: return !c || pci_class::is_network(*c) ? c : std::optional(pci_class::ethernet);
+      case DeviceKind::gpu:
+        return !c || pci_class::is_display(*c) ? c : std::optional(pci_class::display_3d);
+      case DeviceKind::nic:
+        return !c || pci_class::is_network(*c) ? c : std::optional(pci_class::ethernet);
       case DeviceKind::nvswitch: return pci_class::nvswitch;
       default: return c;
     }
@@ -592,9 +616,10 @@ class Writer {
         e.append_attribute("target") = peer.bus_id->to_string().c_str();
       }
       e.append_attribute("count") = l.count;
-      const std::uint32_t tclass = peer.kind == DeviceKind::cpu        ? pci_class::nvlink_cpu
-                                   : peer.kind == DeviceKind::nvswitch ? pci_class::nvswitch
-                                   : peer.pci.class_code.value_or(pci_class::display_3d);
+      const std::uint32_t tclass = peer.kind == DeviceKind::cpu ? pci_class::nvlink_cpu
+                                   : peer.kind == DeviceKind::nvswitch
+                                       ? pci_class::nvswitch
+                                       : peer.pci.class_code.value_or(pci_class::display_3d);
       e.append_attribute("tclass") = hex(tclass, 6).c_str();
     }
   }
@@ -605,7 +630,8 @@ class Writer {
       auto e = n.append_child("net");
       if (!p.name.empty()) e.append_attribute("name") = p.name.c_str();
       if (p.dev) e.append_attribute("dev") = *p.dev;
-      if (p.speed) e.append_attribute("speed") = std::to_string(std::llround(p.speed->in_mbps())).c_str();
+      if (p.speed)
+        e.append_attribute("speed") = std::to_string(std::llround(p.speed->in_mbps())).c_str();
       if (p.port) e.append_attribute("port") = *p.port;
       if (p.latency) e.append_attribute("latency") = exact_number(*p.latency).c_str();
       if (!p.guid.empty()) e.append_attribute("guid") = p.guid.c_str();

@@ -58,9 +58,9 @@ inline nlohmann::json node_topology_to_json(const NodeTopology& topo) {
     }
     if (d.kind == DeviceKind::cpu) {
       const auto& c = d.cpu();
-      j["cpu"] = {{"numa_id", c.numa_id},     {"cpuset", c.affinity.to_list()},
-                  {"arch", c.arch},           {"vendor", c.vendor},
-                  {"family_id", opt(c.family_id)}, {"model_id", opt(c.model_id)}};
+      j["cpu"] = {
+          {"numa_id", c.numa_id}, {"cpuset", c.affinity.to_list()}, {"arch", c.arch},
+          {"vendor", c.vendor},   {"family_id", opt(c.family_id)},  {"model_id", opt(c.model_id)}};
     } else if (d.kind == DeviceKind::gpu) {
       const auto& g = d.gpu();
       const auto* model = topo.gpu_model(d.id);
@@ -119,13 +119,14 @@ inline nlohmann::json node_topology_to_json(const NodeTopology& topo) {
   for (std::size_t i = 0; i < topo.nics().size(); ++i) {
     const DeviceId n = topo.nics()[i];
     const auto speed = topo.nic_speed(n);
-    nics.push_back({{"index", i},
-                    {"device", n},
-                    {"name", topo.nic_name(n)},
-                    {"bus_id", bus(n)},
-                    {"numa_id", topo.numa_node_of(n) < 0 ? json(nullptr) : json(topo.numa_node_of(n))},
-                    {"speed_gbps", speed ? json(speed->in_gbps()) : json(nullptr)},
-                    {"rail", opt(rails[i])}});
+    nics.push_back(
+        {{"index", i},
+         {"device", n},
+         {"name", topo.nic_name(n)},
+         {"bus_id", bus(n)},
+         {"numa_id", topo.numa_node_of(n) < 0 ? json(nullptr) : json(topo.numa_node_of(n))},
+         {"speed_gbps", speed ? json(speed->in_gbps()) : json(nullptr)},
+         {"rail", opt(rails[i])}});
   }
 
   json paths = json::array();

@@ -111,7 +111,8 @@ class Converter {
     add_numa_nodes();
     for (hwloc_obj_t b = hwloc_get_next_bridge(t_, nullptr); b; b = hwloc_get_next_bridge(t_, b)) {
       if (b->attr->bridge.upstream_type != HWLOC_OBJ_BRIDGE_HOST) continue;
-      const DeviceId hb = topo_.add_device(DeviceKind::host_bridge, cpu_for(b), std::nullopt, {}, {});
+      const DeviceId hb =
+          topo_.add_device(DeviceKind::host_bridge, cpu_for(b), std::nullopt, {}, {});
       walk(b, hb);
     }
     // PCI functions hwloc attached straight to a CPU-side object, without a host bridge.
@@ -212,9 +213,12 @@ class Converter {
     const bool nvidia = p.vendor_id == pci_vendor::nvidia;
     const bool subtype_nvswitch = obj->subtype && std::strcmp(obj->subtype, "NVSwitch") == 0;
     DeviceKind kind = DeviceKind::pci_device;
-    if (subtype_nvswitch || (nvidia && pci_class::is_other_bridge(cls))) kind = DeviceKind::nvswitch;
-    else if (nvidia && pci_class::is_display(cls)) kind = DeviceKind::gpu;
-    else if (pci_class::is_network(cls)) kind = DeviceKind::nic;
+    if (subtype_nvswitch || (nvidia && pci_class::is_other_bridge(cls)))
+      kind = DeviceKind::nvswitch;
+    else if (nvidia && pci_class::is_display(cls))
+      kind = DeviceKind::gpu;
+    else if (pci_class::is_network(cls))
+      kind = DeviceKind::nic;
 
     std::variant<std::monostate, CpuInfo, GpuInfo, NicInfo> extra;
     if (kind == DeviceKind::gpu) {
@@ -223,7 +227,8 @@ class Converter {
         if (os->type != HWLOC_OBJ_OS_DEVICE || !os->name) continue;
         // "cuda3" is the CUDA index; "nvml3" NVML's, which follows PCI order as well.
         int idx = -1;
-        if (std::sscanf(os->name, "cuda%d", &idx) == 1 || std::sscanf(os->name, "nvml%d", &idx) == 1) {
+        if (std::sscanf(os->name, "cuda%d", &idx) == 1 ||
+            std::sscanf(os->name, "nvml%d", &idx) == 1) {
           if (g.index < 0 || std::strncmp(os->name, "cuda", 4) == 0) g.index = idx;
         }
       }
@@ -238,12 +243,15 @@ class Converter {
         port.name = os->name;
         if (live_) port.speed = sysfs_port_speed(port.name, t == HWLOC_OBJ_OSDEV_OPENFABRICS);
         // ibverbs names ("mlx5_0") are what NCCL and nvidia-smi show: list them first.
-        if (t == HWLOC_OBJ_OSDEV_OPENFABRICS) n.ports.insert(n.ports.begin(), port);
-        else n.ports.push_back(port);
+        if (t == HWLOC_OBJ_OSDEV_OPENFABRICS)
+          n.ports.insert(n.ports.begin(), port);
+        else
+          n.ports.push_back(port);
       }
       extra = n;
     }
-    const DeviceId id = topo_.add_device(kind, parent, bus_of(p), link_of(p), identity_of(p), extra);
+    const DeviceId id =
+        topo_.add_device(kind, parent, bus_of(p), link_of(p), identity_of(p), extra);
     by_obj_[obj] = id;
   }
 
@@ -267,8 +275,8 @@ class Converter {
         const int count = static_cast<int>(std::lround(links));
         if (count < 1 || std::abs(links - count) > 0.01) {
           hwloc_distances_release(t_, dist);
-          throw InputError(source_ + ": NVLinkBandwidth of " + std::to_string(mbps) + " MB/s from " +
-                           topo_.label(a) + " to " + topo_.label(b) +
+          throw InputError(source_ + ": NVLinkBandwidth of " + std::to_string(mbps) +
+                           " MB/s from " + topo_.label(a) + " to " + topo_.label(b) +
                            " is not a whole number of NVLinks");
         }
         topo_.add_nvlink(a, b, count);

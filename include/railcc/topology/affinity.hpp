@@ -69,7 +69,7 @@ struct GpuAffinity {
   CpuSet cpus;
   std::vector<DeviceId> nearest_nics;
   SmiPathClass nic_path = SmiPathClass::disconnected;  ///< class to the nearest NICs
-  std::vector<DeviceId> rail_nics;  ///< NICs whose rail is this GPU
+  std::vector<DeviceId> rail_nics;                     ///< NICs whose rail is this GPU
   std::vector<NvLinkPeer> nvlink_peers;
   int nvlinks = 0;  ///< total NVLinks of the GPU
 };

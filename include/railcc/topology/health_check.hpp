@@ -76,8 +76,8 @@ inline PcieNeed pcie_need(const NodeTopology& topo, DeviceId id) {
     const auto sm = topo.gpu_sm(id);
     if (model) {
       need.own = pcie_x16_bandwidth(model->max_pcie_gen);
-      need.why_own = std::string(model->name) + " supports Gen" +
-                     std::to_string(model->max_pcie_gen) + " x16";
+      need.why_own =
+          std::string(model->name) + " supports Gen" + std::to_string(model->max_pcie_gen) + " x16";
     }
     if (sm && *sm >= 90 && *sm < 100) {
       need.path = pcie_x16_bandwidth(5);
@@ -97,8 +97,8 @@ inline PcieNeed pcie_need(const NodeTopology& topo, DeviceId id) {
     if (d.pci.vendor && d.pci.device) {
       if (const auto* m = find_nic_model(*d.pci.vendor, *d.pci.device); m && m->max_pcie_gen) {
         need.own = pcie_x16_bandwidth(*m->max_pcie_gen);
-        need.why_own = std::string(m->name) + " supports Gen" + std::to_string(*m->max_pcie_gen) +
-                       " x16";
+        need.why_own =
+            std::string(m->name) + " supports Gen" + std::to_string(*m->max_pcie_gen) + " x16";
       }
     }
   }
@@ -117,9 +117,9 @@ inline std::vector<Finding> check_node(const NodeTopology& topo) {
     const auto cls = near.empty() ? SmiPathClass::disconnected : path_between(topo, g, near[0]).smi;
     if (cls != SmiPathClass::pix && cls != SmiPathClass::pxb) {
       std::string msg = topo.label(g) + ": no NIC at PIX or PXB distance (";
-      msg += near.empty() ? "the node has no reachable NIC"
-                          : "nearest is " + topo.label(near[0]) + " at " +
-                                std::string(to_string(cls));
+      msg += near.empty()
+                 ? "the node has no reachable NIC"
+                 : "nearest is " + topo.label(near[0]) + " at " + std::string(to_string(cls));
       msg += "); GPUDirect RDMA traffic would cross the CPU";
       findings.push_back({FindingKind::gpu_nic_distance, detail::bus_of(topo, g), msg});
     }
@@ -169,8 +169,9 @@ inline std::vector<Finding> check_node(const NodeTopology& topo) {
                       detail::format_rate(*dev.link.bandwidth()) + "; ";
     for (std::size_t i = 0; i < s.reasons.size(); ++i) msg += (i ? "; " : "") + s.reasons[i];
     if (dev.link_suspect) {
-      msg += ". The devices below it trained much faster: a VM's placeholder bridge reports "
-             "this, a bare-metal node never does; railcc's bandwidth model ignores this link";
+      msg +=
+          ". The devices below it trained much faster: a VM's placeholder bridge reports "
+          "this, a bare-metal node never does; railcc's bandwidth model ignores this link";
     }
     findings.push_back({FindingKind::pcie_link, detail::bus_of(topo, d), msg});
   }

@@ -41,7 +41,7 @@ enum class DeviceKind : std::uint8_t {
   gpu,
   nic,
   nvswitch,
-  pci_device,   ///< any other PCI function, or one whose class the source did not give
+  pci_device,  ///< any other PCI function, or one whose class the source did not give
 };
 
 constexpr std::string_view to_string(DeviceKind k) {
@@ -79,10 +79,10 @@ struct CpuInfo {
 };
 
 struct GpuInfo {
-  int index = -1;            ///< CUDA device index; -1 until finalize() assigns one
-  std::optional<int> sm;     ///< compute capability x10
-  std::optional<int> rank;   ///< NCCL rank, when the file came from a running job
-  std::optional<bool> gdr;   ///< GPUDirect RDMA capable
+  int index = -1;           ///< CUDA device index; -1 until finalize() assigns one
+  std::optional<int> sm;    ///< compute capability x10
+  std::optional<int> rank;  ///< NCCL rank, when the file came from a running job
+  std::optional<bool> gdr;  ///< GPUDirect RDMA capable
   bool operator==(const GpuInfo&) const = default;
 };
 

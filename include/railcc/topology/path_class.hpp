@@ -21,18 +21,31 @@ RAILCC_NAMESPACE_BEGIN
 
 /// nvidia-smi's classes, best first.
 enum class SmiPathClass : std::uint8_t {
-  self,    ///< X
-  nvlink,  ///< NV#: a bonded set of # NVLinks (directly or through NVSwitches)
-  pix,     ///< at most a single PCIe bridge (one PCIe switch)
-  pxb,     ///< multiple PCIe bridges, without the host bridge
-  phb,     ///< through a PCIe host bridge (the CPU)
-  node,    ///< between host bridges within one NUMA node
-  sys,     ///< across the SMP interconnect between NUMA nodes (QPI/UPI/xGMI)
+  self,          ///< X
+  nvlink,        ///< NV#: a bonded set of # NVLinks (directly or through NVSwitches)
+  pix,           ///< at most a single PCIe bridge (one PCIe switch)
+  pxb,           ///< multiple PCIe bridges, without the host bridge
+  phb,           ///< through a PCIe host bridge (the CPU)
+  node,          ///< between host bridges within one NUMA node
+  sys,           ///< across the SMP interconnect between NUMA nodes (QPI/UPI/xGMI)
   disconnected,  ///< no path at all (a device outside every CPU's hierarchy)
 };
 
 /// NCCL's path types, with NCCL's numbering (lower is better).
-enum class NcclPathType : std::uint8_t { loc, nvl, nvb, c2c, pix, pxb, p2c, pxn, phb, sys, net, dis };
+enum class NcclPathType : std::uint8_t {
+  loc,
+  nvl,
+  nvb,
+  c2c,
+  pix,
+  pxb,
+  p2c,
+  pxn,
+  phb,
+  sys,
+  net,
+  dis
+};
 
 constexpr std::string_view to_string(SmiPathClass c) {
   switch (c) {

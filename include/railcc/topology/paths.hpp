@@ -150,7 +150,8 @@ inline DevicePath path_between(const NodeTopology& topo, DeviceId a, DeviceId b)
     p.smi = both_rooted ? SmiPathClass::sys : SmiPathClass::disconnected;
     p.nccl = both_rooted ? NcclPathType::sys : NcclPathType::dis;
     if (both_rooted) {
-      p.bandwidth = detail::slowest_trusted_link(topo, up_a, up_b, up_a.size() - 1, up_b.size() - 1);
+      p.bandwidth =
+          detail::slowest_trusted_link(topo, up_a, up_b, up_a.size() - 1, up_b.size() - 1);
     }
   } else {
     const auto& lca = topo.device(up_a[ia]);

@@ -83,7 +83,7 @@ inline constexpr std::uint16_t amazon = 0x1d0f;
 /// matching of its `class` attribute does ("0x03" is any display controller).
 namespace pci_class {
 inline constexpr std::uint32_t pci_bridge = 0x060400;
-inline constexpr std::uint32_t nvswitch = 0x068000;  ///< "other bridge": how NVSwitch reports
+inline constexpr std::uint32_t nvswitch = 0x068000;    ///< "other bridge": how NVSwitch reports
 inline constexpr std::uint32_t nvlink_cpu = 0x068001;  ///< NCCL's tclass for an NVLink to a CPU
 inline constexpr std::uint32_t ethernet = 0x020000;
 inline constexpr std::uint32_t infiniband = 0x020700;

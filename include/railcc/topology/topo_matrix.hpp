@@ -20,8 +20,9 @@ inline std::string render_topology_matrix(const NodeTopology& topo) {
   std::vector<DeviceId> cols(topo.gpus().begin(), topo.gpus().end());
   cols.insert(cols.end(), topo.nics().begin(), topo.nics().end());
   auto name = [&](DeviceId id) {
-    return topo.device(id).kind == DeviceKind::gpu ? "GPU" + std::to_string(topo.device(id).gpu().index)
-                                                   : "NIC" + std::to_string(topo.nic_ordinal(id));
+    return topo.device(id).kind == DeviceKind::gpu
+               ? "GPU" + std::to_string(topo.device(id).gpu().index)
+               : "NIC" + std::to_string(topo.nic_ordinal(id));
   };
   std::string out = "\t";
   for (DeviceId c : cols) out += name(c) + "\t";
@@ -67,8 +68,8 @@ inline std::string render_topology_matrix(const NodeTopology& topo) {
         out += buf;
       }
       if (d.bus_id) out += ", " + d.bus_id->to_string();
-      out += ", NUMA " + (topo.numa_node_of(n) < 0 ? std::string("N/A")
-                                                   : std::to_string(topo.numa_node_of(n)));
+      out += ", NUMA " +
+             (topo.numa_node_of(n) < 0 ? std::string("N/A") : std::to_string(topo.numa_node_of(n)));
       out += "\n";
     }
   }
