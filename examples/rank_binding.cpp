@@ -6,6 +6,7 @@
 // Prints one line per GPU, e.g.
 //   local_rank=0 gpu=0000:a4:00.0 numa=0 cpus=0-79 nic=mlx5_7 rail=0 path=PIX
 #include <iostream>
+#include <string>
 
 #include "railcc/formats.hpp"
 #include "railcc/topology.hpp"
@@ -21,12 +22,20 @@ int main(int argc, char** argv) {
     for (railcc::DeviceId gpu : topo.gpus()) {
       const auto a = railcc::gpu_affinity(topo, gpu, rails);
       const auto& nics = a.rail_nics.empty() ? a.nearest_nics : a.rail_nics;
+      const railcc::DeviceId nic = nics.empty() ? railcc::no_device : nics.front();
+      std::string rail = "none";
+      if (nic != railcc::no_device) {
+        if (const auto r = rails[static_cast<std::size_t>(topo.nic_ordinal(nic))]) {
+          rail = std::to_string(*r);
+        }
+      }
       std::cout << "local_rank=" << topo.device(gpu).gpu().index
                 << " gpu=" << topo.device(gpu).bus_id->to_string() << " numa=" << a.numa_node
                 << " cpus=" << a.cpus.to_list()
-                << " nic=" << (nics.empty() ? std::string("none") : topo.nic_name(nics.front()))
-                << " rail=" << topo.device(gpu).gpu().index << " path="
-                << (nics.empty() ? "-" : railcc::path_between(topo, gpu, nics.front()).smi_label())
+                << " nic=" << (nic == railcc::no_device ? std::string("none") : topo.nic_name(nic))
+                << " rail=" << rail << " path="
+                << (nic == railcc::no_device ? std::string("-")
+                                             : railcc::path_between(topo, gpu, nic).smi_label())
                 << "\n";
     }
   } catch (const railcc::InputError& e) {
