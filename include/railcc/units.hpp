@@ -4,9 +4,14 @@
 // (`Bandwidth::gbps(400)` for 400 Gb/s, `Bandwidth::GBps(50)` for 50 GB/s), so a
 // gigabit can never be passed where a gigabyte is meant. Decimal prefixes throughout,
 // as vendors quote link speeds: 1 GB/s = 1e9 bytes/s, 1 Gb/s = 1e9 bits/s.
+// Time is integer picoseconds (`Picoseconds`), as in htsim: exact sums, no drift, and
+// +-106 days of range. Sizes are `Bytes` (binary prefixes: `Bytes::MiB(64)`).
 #pragma once
 
+#include <cmath>
 #include <compare>
+#include <cstdint>
+#include <limits>
 
 #include "railcc/config.hpp"
 
@@ -53,5 +58,80 @@ class Bandwidth {
   constexpr explicit Bandwidth(double bytes_per_second) : bytes_per_second_(bytes_per_second) {}
   double bytes_per_second_ = 0.0;
 };
+
+/// A duration or a point in simulated time, in integer picoseconds.
+class Picoseconds {
+ public:
+  constexpr Picoseconds() = default;
+  static constexpr Picoseconds ps(std::int64_t v) { return Picoseconds(v); }
+  /// Rounded to the nearest picosecond.
+  static constexpr Picoseconds ns(double v) { return Picoseconds(round(v * 1e3)); }
+  static constexpr Picoseconds us(double v) { return Picoseconds(round(v * 1e6)); }
+  static constexpr Picoseconds ms(double v) { return Picoseconds(round(v * 1e9)); }
+  static constexpr Picoseconds seconds(double v) { return Picoseconds(round(v * 1e12)); }
+  static constexpr Picoseconds max() {
+    return Picoseconds(std::numeric_limits<std::int64_t>::max());
+  }
+
+  [[nodiscard]] constexpr std::int64_t count() const { return ps_; }
+  [[nodiscard]] constexpr double in_ns() const { return static_cast<double>(ps_) / 1e3; }
+  [[nodiscard]] constexpr double in_us() const { return static_cast<double>(ps_) / 1e6; }
+  [[nodiscard]] constexpr double in_ms() const { return static_cast<double>(ps_) / 1e9; }
+  [[nodiscard]] constexpr double in_seconds() const { return static_cast<double>(ps_) / 1e12; }
+
+  constexpr auto operator<=>(const Picoseconds&) const = default;
+  friend constexpr Picoseconds operator+(Picoseconds a, Picoseconds b) {
+    return Picoseconds(a.ps_ + b.ps_);
+  }
+  friend constexpr Picoseconds operator-(Picoseconds a, Picoseconds b) {
+    return Picoseconds(a.ps_ - b.ps_);
+  }
+  friend constexpr Picoseconds operator*(Picoseconds a, std::int64_t k) {
+    return Picoseconds(a.ps_ * k);
+  }
+  friend constexpr Picoseconds operator*(std::int64_t k, Picoseconds a) { return a * k; }
+  constexpr Picoseconds& operator+=(Picoseconds o) {
+    ps_ += o.ps_;
+    return *this;
+  }
+
+ private:
+  constexpr explicit Picoseconds(std::int64_t v) : ps_(v) {}
+  static constexpr std::int64_t round(double v) {
+    return static_cast<std::int64_t>(v < 0 ? v - 0.5 : v + 0.5);
+  }
+  std::int64_t ps_ = 0;
+};
+
+/// An amount of data.
+class Bytes {
+ public:
+  constexpr Bytes() = default;
+  static constexpr Bytes of(std::uint64_t n) { return Bytes(n); }
+  static constexpr Bytes KiB(std::uint64_t n) { return Bytes(n << 10); }  // NOLINT
+  static constexpr Bytes MiB(std::uint64_t n) { return Bytes(n << 20); }  // NOLINT
+  static constexpr Bytes GiB(std::uint64_t n) { return Bytes(n << 30); }  // NOLINT
+
+  [[nodiscard]] constexpr std::uint64_t count() const { return n_; }
+  constexpr auto operator<=>(const Bytes&) const = default;
+  friend constexpr Bytes operator+(Bytes a, Bytes b) { return Bytes(a.n_ + b.n_); }
+  friend constexpr Bytes operator*(Bytes a, std::uint64_t k) { return Bytes(a.n_ * k); }
+  constexpr Bytes& operator+=(Bytes o) {
+    n_ += o.n_;
+    return *this;
+  }
+
+ private:
+  constexpr explicit Bytes(std::uint64_t n) : n_(n) {}
+  std::uint64_t n_ = 0;
+};
+
+/// Time to push `size` through `rate`, rounded up to a whole picosecond (a transfer is
+/// not complete before its last byte is).
+inline Picoseconds transfer_time(Bytes size, Bandwidth rate) {
+  const long double ps = static_cast<long double>(size.count()) * 1e12L /
+                         static_cast<long double>(rate.in_bytes_per_second());
+  return Picoseconds::ps(static_cast<std::int64_t>(std::ceil(ps - 1e-6L)));
+}
 
 RAILCC_NAMESPACE_END

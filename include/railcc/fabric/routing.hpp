@@ -1,0 +1,345 @@
+// railcc/fabric/routing.hpp: which links a flow uses.
+//
+// Up/down routing on a tiered Clos: a flow leaves its GPU through a NIC port, climbs to
+// the lowest tier where its source and destination share a block, and descends. Inside
+// one host, GPUs talk over the NVSwitch.
+//
+//  - ECMP: at every switch with a choice, the next hop is `hash % choices` over the live
+//    candidates, hash = fmix64(seed ^ fmix64(src << 32 | dst) ^ fmix64(qp + golden) ^
+//    fmix64(switch + 1)) with fmix64 MurmurHash3's 64-bit finalizer. The QP number plays
+//    the UDP source port of RoCEv2, so more QPs per connection mean more entropy (as
+//    Llama 3's 16 QPs do). The switch term gives each switch its own hash, as real
+//    switches seed theirs to avoid polarization. Collisions happen as they do on real
+//    switches: n flows on n paths leave about 1 - 1/e of the paths busy.
+//  - Spraying (Spectrum-X adaptive routing, Ultra Ethernet packet spraying): a flow's
+//    packets spread over every equal-cost path. railcc models it exactly for a Clos by
+//    pooling: at each tier the flow uses the pool of all live links between the switches
+//    it has spread over and the next tier, with the pool's total capacity. That is ideal
+//    per-packet load balancing (degraded links get proportionally less).
+//  - Pinned: the caller names the links (the scheduler steers flows this way).
+// Failed links (health 0) are avoided: the route search backtracks, as converged routing
+// would withdraw the routes through them. A flow left without a path is an InputError
+// naming it.
+//
+// A route is a list of *resources*: link ids [0, link_count) and pool ids above them.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+#include "railcc/fabric/fabric.hpp"
+#include "railcc/units.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+enum class RoutingMode : std::uint8_t { ecmp, spray };
+
+struct RoutingOptions {
+  RoutingMode mode = RoutingMode::ecmp;
+  std::uint64_t seed = 0;
+};
+
+/// A flow as the network sees it: source and destination endpoints and the QP (the
+/// entropy of its 5-tuple).
+struct FlowKey {
+  NodeIndex src = no_node;
+  NodeIndex dst = no_node;
+  std::uint32_t qp = 0;
+};
+
+using ResourceIndex = std::uint32_t;
+
+/// What a route costs besides bandwidth.
+struct PathInfo {
+  Picoseconds link_latency;       ///< sum over the links
+  std::uint32_t switch_hops = 0;  ///< network switches crossed
+  bool nvlink = false;            ///< stayed inside the host
+};
+
+/// MurmurHash3's 64-bit finalizer: a documented, seedable mix with full avalanche.
+constexpr std::uint64_t fmix64(std::uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+class Router {
+ public:
+  Router(const Fabric& fabric, RoutingOptions options) : f_(fabric), opt_(options) {
+    if (!f_.finalized()) throw InputError("router: the fabric is not finalized");
+  }
+
+  [[nodiscard]] const Fabric& fabric() const { return f_; }
+  [[nodiscard]] const RoutingOptions& options() const { return opt_; }
+  [[nodiscard]] std::size_t resource_count() const { return f_.link_count() + pool_capacity_.size(); }
+  [[nodiscard]] bool is_pool(ResourceIndex r) const { return r >= f_.link_count(); }
+  /// Usable capacity of a link or pool, in bytes per second.
+  [[nodiscard]] double capacity(ResourceIndex r) const {
+    return is_pool(r) ? pool_capacity_[r - f_.link_count()]
+                      : f_.link(r).usable().in_bytes_per_second();
+  }
+  /// Links of a pool.
+  [[nodiscard]] std::span<const LinkIndex> pool_links(ResourceIndex r) const {
+    const auto p = r - f_.link_count();
+    return {pool_links_.data() + pool_offsets_[p], pool_links_.data() + pool_offsets_[p + 1]};
+  }
+
+  /// Appends the flow's resources to `out`. Throws InputError when no live path exists.
+  PathInfo route(const FlowKey& key, std::vector<ResourceIndex>& out) {
+    check_endpoint(key.src, key);
+    check_endpoint(key.dst, key);
+    if (key.src == key.dst) throw InputError("flow " + name(key) + " goes from an endpoint to itself");
+    PathInfo info;
+    // Inside a host: over the NVSwitch when both GPUs reach it.
+    if (f_.host(key.src) == f_.host(key.dst)) {
+      const LinkIndex a = nvlink_of(key.src);
+      const LinkIndex b = nvlink_of(key.dst);
+      if (a != no_link && b != no_link && f_.link(a).alive() && f_.link(b).alive()) {
+        out.push_back(a);
+        out.push_back(Fabric::reverse(b));
+        info.link_latency = f_.link(a).latency + f_.link(b).latency;
+        info.nvlink = true;
+        return info;
+      }
+    }
+    // Candidate NIC port pairs in the same plane, closest common tier first.
+    std::vector<std::pair<LinkIndex, LinkIndex>> pairs;
+    int best = 1 << 30;
+    for (LinkIndex ls : f_.up_links(key.src)) {
+      const auto& sl = f_.link(ls);
+      if (f_.kind(sl.to) != FabricNodeKind::network_switch || !sl.alive()) continue;
+      for (LinkIndex ld : f_.up_links(key.dst)) {
+        const auto& dl = f_.link(ld);
+        if (f_.kind(dl.to) != FabricNodeKind::network_switch || !dl.alive()) continue;
+        if (f_.plane_of(sl.to) != f_.plane_of(dl.to)) continue;
+        const int t = common_tier(sl.to, dl.to);
+        if (t < best) {
+          best = t;
+          pairs.clear();
+        }
+        if (t == best) pairs.emplace_back(ls, ld);
+      }
+    }
+    if (pairs.empty() || best > f_.tiers()) {
+      throw InputError("flow " + name(key) + " has no live path: no NIC ports of the two endpoints "
+                       "reach a common switch");
+    }
+    const auto& chosen = pairs[hash(key, 0xfeedu) % pairs.size()];
+    const NodeIndex src_leaf = f_.link(chosen.first).to;
+    const NodeIndex dst_leaf = f_.link(chosen.second).to;
+    const std::size_t start = out.size();
+    out.push_back(chosen.first);
+    bool ok = false;
+    if (opt_.mode == RoutingMode::spray) {
+      ok = spray(src_leaf, dst_leaf, best, out);
+    } else {
+      ok = ecmp_up(key, src_leaf, dst_leaf, out);
+    }
+    if (!ok) {
+      out.resize(start);
+      throw InputError("flow " + name(key) + " has no live path between " + f_.describe(src_leaf) +
+                       " and " + f_.describe(dst_leaf));
+    }
+    out.push_back(Fabric::reverse(chosen.second));
+    for (std::size_t i = start; i < out.size(); ++i) {
+      const ResourceIndex r = out[i];
+      if (!is_pool(r)) {
+        info.link_latency += f_.link(r).latency;
+      } else {
+        info.link_latency += f_.link(pool_links(r).front()).latency;
+      }
+    }
+    info.switch_hops = static_cast<std::uint32_t>(out.size() - start - 1);
+    return info;
+  }
+
+  /// Checks a caller-chosen path (consecutive live links from src to dst) and appends it.
+  PathInfo pinned(const FlowKey& key, std::span<const LinkIndex> links, std::vector<ResourceIndex>& out) {
+    check_endpoint(key.src, key);
+    check_endpoint(key.dst, key);
+    if (links.empty()) throw InputError("flow " + name(key) + ": pinned path is empty");
+    PathInfo info;
+    NodeIndex at = key.src;
+    for (LinkIndex l : links) {
+      if (l >= f_.link_count()) throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " does not exist");
+      const auto& k = f_.link(l);
+      if (k.from != at) {
+        throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " starts at " +
+                         f_.describe(k.from) + ", not at " + f_.describe(at));
+      }
+      if (!k.alive()) throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " is down");
+      info.link_latency += k.latency;
+      if (f_.kind(k.to) == FabricNodeKind::network_switch) ++info.switch_hops;
+      info.nvlink = info.nvlink || f_.kind(k.to) == FabricNodeKind::nvswitch;
+      at = k.to;
+      out.push_back(l);
+    }
+    if (at != key.dst) throw InputError("flow " + name(key) + ": pinned path ends at " + f_.describe(at));
+    return info;
+  }
+
+ private:
+  static constexpr LinkIndex no_link = 0xffffffffu;
+
+  std::string name(const FlowKey& k) const {
+    return std::to_string(k.src) + " -> " + std::to_string(k.dst) + " (qp " + std::to_string(k.qp) + ")";
+  }
+  void check_endpoint(NodeIndex e, const FlowKey& key) const {
+    if (e >= f_.endpoint_count()) {
+      throw InputError("flow " + name(key) + " names endpoint " + std::to_string(e) + ", but the fabric has " +
+                       std::to_string(f_.endpoint_count()));
+    }
+  }
+  LinkIndex nvlink_of(NodeIndex e) const {
+    for (LinkIndex l : f_.up_links(e)) {
+      if (f_.kind(f_.link(l).to) == FabricNodeKind::nvswitch) return l;
+    }
+    return no_link;
+  }
+  std::uint64_t hash(const FlowKey& k, std::uint64_t salt) const {
+    return fmix64(opt_.seed ^ fmix64((std::uint64_t{k.src} << 32) | k.dst) ^
+                  fmix64(std::uint64_t{k.qp} + 0x9e3779b97f4a7c15ULL) ^ fmix64(salt + 1));
+  }
+  /// Lowest tier at which the two leaves share a block (1: the same leaf).
+  int common_tier(NodeIndex a, NodeIndex b) const {
+    if (a == b) return 1;
+    for (int t = 2; t <= f_.tiers(); ++t) {
+      const BlockIndex x = f_.ancestor(f_.block_of(a), t);
+      if (x != no_block && x == f_.ancestor(f_.block_of(b), t)) return t;
+    }
+    return 1 << 30;
+  }
+  /// True when switch s (tier t) reaches dst_leaf going down only.
+  bool covers(NodeIndex s, NodeIndex dst_leaf) const {
+    const int t = f_.tier(s);
+    if (t == 1) return s == dst_leaf;
+    return f_.plane_of(s) == f_.plane_of(dst_leaf) && f_.ancestor(f_.block_of(dst_leaf), t) == f_.block_of(s);
+  }
+
+  bool ecmp_up(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf, std::vector<ResourceIndex>& out) {
+    if (covers(s, dst_leaf)) return ecmp_down(key, s, dst_leaf, out);
+    const auto ups = f_.up_links(s);
+    if (ups.empty()) return false;
+    const std::size_t first = hash(key, s) % ups.size();
+    for (std::size_t i = 0; i < ups.size(); ++i) {
+      const LinkIndex l = ups[(first + i) % ups.size()];
+      if (!f_.link(l).alive()) continue;
+      out.push_back(l);
+      if (ecmp_up(key, f_.link(l).to, dst_leaf, out)) return true;
+      out.pop_back();
+    }
+    return false;
+  }
+
+  bool ecmp_down(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf, std::vector<ResourceIndex>& out) {
+    if (s == dst_leaf) return true;
+    if (f_.tier(s) == 1) return false;
+    // Live down-links towards dst_leaf; the hash picks where to start among them.
+    const auto downs = f_.down_links(s);
+    std::size_t candidates = 0;
+    for (LinkIndex l : downs) candidates += covers(f_.link(l).to, dst_leaf) ? 1 : 0;
+    if (candidates == 0) return false;
+    const std::size_t first = hash(key, s) % candidates;
+    for (std::size_t pass = 0; pass < 2; ++pass) {
+      std::size_t k = 0;
+      for (LinkIndex l : downs) {
+        if (!covers(f_.link(l).to, dst_leaf)) continue;
+        const bool in_pass = pass == 0 ? k >= first : k < first;
+        ++k;
+        if (!in_pass || !f_.link(l).alive()) continue;
+        out.push_back(l);
+        if (ecmp_down(key, f_.link(l).to, dst_leaf, out)) return true;
+        out.pop_back();
+      }
+    }
+    return false;
+  }
+
+  // ---- spraying -------------------------------------------------------------------------
+  bool spray(NodeIndex src_leaf, NodeIndex dst_leaf, int top, std::vector<ResourceIndex>& out) {
+    if (top == 1) return true;  // same leaf: NIC link up, NIC link down
+    const std::uint32_t plane = f_.plane_of(src_leaf);
+    for (int t = 1; t < top; ++t) {
+      // Up from the set at tier t: the source leaf, then (its ancestor block, plane).
+      const std::uint64_t key = t == 1 ? set_key(0, src_leaf, 0) : set_key(0, f_.ancestor(f_.block_of(src_leaf), t), plane);
+      const ResourceIndex r = pool(key, [&](std::vector<LinkIndex>& links) {
+        for_set(src_leaf, t, plane, [&](NodeIndex s) {
+          for (LinkIndex l : f_.up_links(s)) links.push_back(l);
+        });
+      });
+      if (r == no_link) return false;
+      out.push_back(r);
+    }
+    for (int t = top - 1; t >= 1; --t) {
+      // Down into the set at tier t that holds dst_leaf, from the tier above.
+      const std::uint64_t key = t == 1 ? set_key(1, dst_leaf, 0) : set_key(1, f_.ancestor(f_.block_of(dst_leaf), t), plane);
+      const ResourceIndex r = pool(key, [&](std::vector<LinkIndex>& links) {
+        for_set(dst_leaf, t, plane, [&](NodeIndex s) {
+          for (LinkIndex l : f_.up_links(s)) links.push_back(Fabric::reverse(l));
+        });
+      });
+      if (r == no_link) return false;
+      out.push_back(r);
+    }
+    return true;
+  }
+
+  static std::uint64_t set_key(std::uint64_t down, std::uint64_t id, std::uint64_t plane) {
+    return (down << 63) | (plane << 40) | id;
+  }
+
+  /// Calls fn for every switch of the set at tier t above `leaf` (the leaf itself at t = 1).
+  template <class Fn>
+  void for_set(NodeIndex leaf, int t, std::uint32_t plane, Fn fn) const {
+    if (t == 1) {
+      fn(leaf);
+      return;
+    }
+    for (NodeIndex s : f_.block_members(f_.ancestor(f_.block_of(leaf), t))) {
+      if (f_.plane_of(s) == plane) fn(s);
+    }
+  }
+
+  template <class Fill>
+  ResourceIndex pool(std::uint64_t key, Fill fill) {
+    auto it = pool_index_.find(key);
+    if (it != pool_index_.end()) return it->second;
+    std::vector<LinkIndex> links;
+    fill(links);
+    double cap = 0;
+    std::vector<LinkIndex> live;
+    for (LinkIndex l : links) {
+      if (f_.link(l).alive()) {
+        live.push_back(l);
+        cap += f_.link(l).usable().in_bytes_per_second();
+      }
+    }
+    ResourceIndex id = no_link;
+    if (!live.empty()) {
+      id = static_cast<ResourceIndex>(f_.link_count() + pool_capacity_.size());
+      pool_capacity_.push_back(cap);
+      if (pool_offsets_.empty()) pool_offsets_.push_back(0);
+      pool_links_.insert(pool_links_.end(), live.begin(), live.end());
+      pool_offsets_.push_back(static_cast<std::uint32_t>(pool_links_.size()));
+    }
+    pool_index_.emplace(key, id);
+    return id;
+  }
+
+  const Fabric& f_;
+  RoutingOptions opt_;
+  std::unordered_map<std::uint64_t, ResourceIndex> pool_index_;
+  std::vector<double> pool_capacity_;
+  std::vector<std::uint32_t> pool_offsets_;
+  std::vector<LinkIndex> pool_links_;
+};
+
+RAILCC_NAMESPACE_END
