@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <queue>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct SimConfig {
   Picoseconds nvlink_message_overhead = Picoseconds::ns(600);
   /// Cut-through switch traversal, idle: 0.3-0.8 us [guess], 0.5 by default.
   Picoseconds switch_hop = Picoseconds::ns(500);
+  /// Re-solve every active flow at every event instead of only those whose rate can
+  /// change: the reference the partial re-solve is tested against.
+  bool exact_rate_solves = false;
 };
 
 struct FlowTiming {
@@ -134,22 +138,20 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
   std::vector<std::uint32_t> active_offsets;
   std::vector<std::uint32_t> active_resources;
   std::vector<double> active_rates;
-  std::int64_t last = 0;
+  std::vector<std::uint32_t> flows_on(router.resource_count(), 0);
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  double keep_below = inf;
 
-  auto advance = [&](std::int64_t now) {
-    const double dt = static_cast<double>(now - last) * 1e-12;
-    if (dt <= 0) return;
-    for (FlowId f : active) {
-      const double moved = std::min(remaining[f], rate[f] * dt);
-      remaining[f] -= moved;
-      for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) resource_bytes[paths[i]] += moved;
-    }
+  // A flow's progress is brought up to date only when its rate changes: between changes
+  // it moves linearly, and its finish event already says when it ends.
+  std::vector<std::int64_t> since(n, 0);
+  auto progress = [&](FlowId f, std::int64_t now) {
+    remaining[f] = std::max(0.0, remaining[f] - rate[f] * static_cast<double>(now - since[f]) * 1e-12);
+    since[f] = now;
   };
 
   while (!events.empty()) {
     const std::int64_t now = events.top().time;
-    advance(now);
-    last = now;
     bool changed = false;
     while (!events.empty() && events.top().time == now) {
       const Event e = events.top();
@@ -160,15 +162,26 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
       if (kind == kind_start) {
         result.flows[f].start = Picoseconds::ps(now);
         remaining[f] = static_cast<double>(graph.flow(f).size.count());
+        rate[f] = 0;
+        since[f] = now;
         result.bytes_sent += remaining[f];
+        for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) ++flows_on[paths[i]];
+        for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
+          keep_below = std::min(keep_below, router.capacity(paths[i]) / flows_on[paths[i]]);
+        }
         slot[f] = static_cast<std::int32_t>(active.size());
         active.push_back(f);
         changed = true;
       } else if (kind == kind_finish) {
         if ((e.kind_version & 0x3fffffffu) != (version[f] & 0x3fffffffu) || slot[f] < 0) continue;
-        // Whatever rounding left is sent now: the finish time was rounded up.
-        for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) resource_bytes[paths[i]] += remaining[f];
+        // Every byte crossed every resource of the path (the finish time was rounded up).
+        const auto bytes = static_cast<double>(graph.flow(f).size.count());
+        for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
+          resource_bytes[paths[i]] += bytes;
+          --flows_on[paths[i]];
+        }
         remaining[f] = 0;
+        keep_below = std::min(keep_below, rate[f]);
         const auto s = static_cast<std::size_t>(slot[f]);
         active[s] = active.back();
         slot[active[s]] = static_cast<std::int32_t>(s);
@@ -186,20 +199,33 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
         }
       }
     }
-    if (!changed || active.empty()) continue;
-    // Max-min rates for the active flows.
+    if (!changed || active.empty()) {
+      keep_below = inf;
+      continue;
+    }
+    // Max-min rates for the active flows. Flows frozen below `keep_below` in the last
+    // solution keep their rates: departures only free capacity at levels at or above the
+    // departed flows' rates, and a new flow cannot fill any resource on its path below
+    // capacity / flows-on-it, so nothing below both can change. Only the rest is re-solved.
     active_offsets.assign(1, 0);
     active_resources.clear();
-    for (FlowId f : active) {
+    active_rates.resize(active.size());
+    for (std::size_t i = 0; i < active.size(); ++i) {
+      const FlowId f = active[i];
       active_resources.insert(active_resources.end(), paths.begin() + path_offsets[f], paths.begin() + path_offsets[f + 1]);
       active_offsets.push_back(static_cast<std::uint32_t>(active_resources.size()));
+      // A flow that has no rate yet must be solved: give it one no bound keeps.
+      active_rates[i] = rate[f] > 0 ? rate[f] : inf;
     }
-    active_rates.assign(active.size(), 0.0);
-    solver.solve(router.resource_count(), active_offsets, active_resources,
-                 [&](std::uint32_t r) { return router.capacity(r); }, active_rates);
+    solver.solve_above(router.resource_count(), active_offsets, active_resources,
+                       [&](std::uint32_t r) { return router.capacity(r); }, active_rates,
+                       config.exact_rate_solves ? 0.0 : keep_below);
+    keep_below = inf;
     ++result.rate_solves;
     for (std::size_t i = 0; i < active.size(); ++i) {
       const FlowId f = active[i];
+      if (active_rates[i] == rate[f]) continue;  // its finish event still holds
+      progress(f, now);
       rate[f] = active_rates[i];
       if (!(rate[f] > 0)) {
         throw InputError("simulation: flow " + std::to_string(f) + " got no bandwidth (a link on its path has none)");

@@ -3,10 +3,12 @@
 // Every flow crosses a set of resources (links or pools) with capacities. Max-min
 // fairness raises all rates together until some resource is full, freezes the flows on
 // it, and goes on with the rest (Bertsekas & Gallager, Data Networks, 6.5.2). railcc does
-// it exactly and in O((R + F h) log R) for F flows of h resources each: a heap holds each
-// resource's fair share (remaining capacity / unfrozen flows), the smallest share is the
-// next water level, and freezing a flow updates only the resources it crosses. Shares
-// never decrease as the water rises, so each resource is settled once.
+// it exactly: a heap holds each resource's fair share (remaining capacity / unfrozen
+// flows), the smallest share is the next water level, and freezing a flow updates only
+// the resources it crosses. Shares never decrease as the water rises (a flow frozen at
+// level x leaves (c - x) / (n - 1) >= c / n behind), so heap entries are refreshed lazily:
+// an entry found below its resource's current share is pushed back at the current value.
+// Cost: O(F h) updates plus O((R + refreshes) log R) heap work, for F flows of h hops.
 #pragma once
 
 #include <cstdint>
@@ -28,17 +30,45 @@ class MaxMinSolver {
   template <class Capacity>
   void solve(std::size_t resource_count, std::span<const std::uint32_t> flow_offsets,
              std::span<const std::uint32_t> flow_resources, Capacity capacity, std::span<double> rates) {
+    solve_above(resource_count, flow_offsets, flow_resources, capacity, rates, 0.0);
+  }
+
+  /// The same, given that every flow whose rate in `rates` is below `keep_below` is known
+  /// to keep it (see engine.hpp for when that holds): those flows only take their share
+  /// of capacity, and the water filling runs over the others. keep_below = 0 solves all.
+  template <class Capacity>
+  void solve_above(std::size_t resource_count, std::span<const std::uint32_t> flow_offsets,
+                   std::span<const std::uint32_t> flow_resources, Capacity capacity,
+                   std::span<double> rates, double keep_below) {
     const std::size_t flows = flow_offsets.size() - 1;
-    // Resource -> flows (CSR), only for resources in use.
-    touched_.clear();
     if (count_.size() < resource_count) {
       count_.resize(resource_count, 0);
       remaining_.resize(resource_count, 0);
       first_.resize(resource_count + 1, 0);
+      seen_.resize(resource_count, 0);
     }
-    for (std::uint32_t r : flow_resources) {
-      if (count_[r]++ == 0) touched_.push_back(r);
+    // Capacity left by the kept flows, on every resource anyone uses.
+    touched_.clear();
+    all_.clear();
+    frozen_.assign(flows, 0);
+    for (std::uint32_t f = 0; f < flows; ++f) {
+      const bool kept = rates[f] < keep_below;
+      frozen_[f] = kept ? 1 : 0;
+      for (std::uint32_t i = flow_offsets[f]; i < flow_offsets[f + 1]; ++i) {
+        const std::uint32_t r = flow_resources[i];
+        if (!seen_[r]) {
+          seen_[r] = 1;
+          all_.push_back(r);
+          remaining_[r] = capacity(r);
+        }
+        if (kept) {
+          remaining_[r] -= rates[f];
+        } else if (count_[r]++ == 0) {
+          touched_.push_back(r);
+        }
+      }
     }
+    for (std::uint32_t r : all_) seen_[r] = 0;
     // Prefix sums over touched resources, stored at first_[r].
     std::uint32_t total = 0;
     for (std::uint32_t r : touched_) {
@@ -50,28 +80,29 @@ class MaxMinSolver {
     slot_.resize(resource_count);
     for (std::size_t i = 0; i < touched_.size(); ++i) slot_[touched_[i]] = static_cast<std::uint32_t>(i);
     for (std::uint32_t f = 0; f < flows; ++f) {
+      if (frozen_[f]) continue;
+      rates[f] = 0;
+      if (flow_offsets[f] == flow_offsets[f + 1]) frozen_[f] = 1;
       for (std::uint32_t i = flow_offsets[f]; i < flow_offsets[f + 1]; ++i) {
         const std::uint32_t r = flow_resources[i];
         members_[first_[r] + fill_[slot_[r]]++] = f;
       }
     }
-    frozen_.assign(flows, 0);
-    for (std::uint32_t f = 0; f < flows; ++f) {
-      rates[f] = 0;
-      if (flow_offsets[f] == flow_offsets[f + 1]) frozen_[f] = 1;
-    }
     using Entry = std::pair<double, std::uint32_t>;
-    std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap;
-    for (std::uint32_t r : touched_) {
-      remaining_[r] = capacity(r);
-      heap.emplace(remaining_[r] / count_[r], r);
-    }
+    heap_.clear();
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap(std::greater<>{}, std::move(heap_));
+    for (std::uint32_t r : touched_) heap.emplace(remaining_[r] / count_[r], r);
     while (!heap.empty()) {
       const auto [share, r] = heap.top();
       heap.pop();
       if (count_[r] == 0) continue;
       const double current = remaining_[r] / count_[r];
-      if (current != share) continue;  // stale: a newer entry carries the right share
+      // Shares only grow, so an entry is never above the truth: when it is below, put the
+      // resource back at its current share instead of having pushed every update.
+      if (current > share) {
+        heap.emplace(current, r);
+        continue;
+      }
       const double level = current < 0 ? 0 : current;
       for (std::uint32_t i = first_[r]; i < first_[r] + fill_[slot_[r]]; ++i) {
         const std::uint32_t f = members_[i];
@@ -81,12 +112,16 @@ class MaxMinSolver {
         for (std::uint32_t j = flow_offsets[f]; j < flow_offsets[f + 1]; ++j) {
           const std::uint32_t q = flow_resources[j];
           remaining_[q] -= level;
-          if (--count_[q] > 0 && q != r) heap.emplace(remaining_[q] / count_[q], q);
+          --count_[q];
         }
       }
     }
     for (std::uint32_t r : touched_) count_[r] = 0;
+    solved_ = touched_.size();
   }
+
+  /// Resources the last solve filled (a measure of its work).
+  [[nodiscard]] std::size_t last_solved_resources() const { return solved_; }
 
  private:
   std::vector<std::uint32_t> count_;
@@ -97,6 +132,10 @@ class MaxMinSolver {
   std::vector<std::uint32_t> members_;
   std::vector<std::uint32_t> touched_;
   std::vector<std::uint8_t> frozen_;
+  std::vector<std::uint8_t> seen_;
+  std::vector<std::uint32_t> all_;
+  std::vector<std::pair<double, std::uint32_t>> heap_;
+  std::size_t solved_ = 0;
 };
 
 RAILCC_NAMESPACE_END
