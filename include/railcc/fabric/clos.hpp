@@ -66,7 +66,8 @@ inline Fabric build_clos(const ClosSpec& spec) {
   if (spec.leaf_down == 0) throw InputError("clos: leaf_down must be at least 1");
   if (spec.block_down.size() + 2 != static_cast<std::size_t>(T) && T > 1) {
     throw InputError("clos: block_down must list tiers 2 to " + std::to_string(T - 1) + " (" +
-                     std::to_string(T - 2) + " values), got " + std::to_string(spec.block_down.size()));
+                     std::to_string(T - 2) + " values), got " +
+                     std::to_string(spec.block_down.size()));
   }
   for (std::size_t t = 0; t < spec.up.size(); ++t) {
     if (spec.up[t].up_ports == 0) {
@@ -96,8 +97,8 @@ inline Fabric build_clos(const ClosSpec& spec) {
   }
   if (spec.leaf_down + (T > 1 ? spec.up[0].up_ports : 0) > spec.radix) {
     throw InputError("clos: a leaf needs " + std::to_string(spec.leaf_down) + " down + " +
-                     std::to_string(T > 1 ? spec.up[0].up_ports : 0) + " up ports, more than radix " +
-                     std::to_string(spec.radix));
+                     std::to_string(T > 1 ? spec.up[0].up_ports : 0) +
+                     " up ports, more than radix " + std::to_string(spec.radix));
   }
 
   for (std::uint32_t plane = 0; plane < spec.planes; ++plane) {
@@ -140,21 +141,23 @@ inline Fabric build_clos(const ClosSpec& spec) {
         if (d == 0) throw InputError("clos: tier " + std::to_string(t) + " blocks are empty");
         const std::uint32_t up_next = spec.up[static_cast<std::size_t>(t - 1)].up_ports;
         if (d + up_next > spec.radix) {
-          throw InputError("clos: a tier-" + std::to_string(t) + " switch needs " + std::to_string(d) +
-                           " down + " + std::to_string(up_next) + " up ports, more than radix " +
-                           std::to_string(spec.radix));
+          throw InputError("clos: a tier-" + std::to_string(t) + " switch needs " +
+                           std::to_string(d) + " down + " + std::to_string(up_next) +
+                           " up ports, more than radix " + std::to_string(spec.radix));
         }
         const std::uint32_t blocks = (blocks_below + d - 1) / d;
         const std::uint32_t switches = per_block * u;
         for (std::uint32_t b = 0; b < blocks; ++b) {
           const std::size_t base = next.size();
-          for (std::uint32_t s = 0; s < switches; ++s) next.push_back(f.add_switch(static_cast<std::uint8_t>(t)));
+          for (std::uint32_t s = 0; s < switches; ++s)
+            next.push_back(f.add_switch(static_cast<std::uint8_t>(t)));
           for (std::uint32_t c = 0; c < d; ++c) {
             const std::uint32_t child = b * d + c;
             if (child >= blocks_below) break;
             for (std::uint32_t i = 0; i < per_block; ++i) {
               for (std::uint32_t m = 0; m < u; ++m) {
-                f.connect(level[child * per_block + i], next[base + i * u + m], links.bandwidth, links.latency);
+                f.connect(level[child * per_block + i], next[base + i * u + m], links.bandwidth,
+                          links.latency);
               }
             }
           }
@@ -172,7 +175,8 @@ inline Fabric build_clos(const ClosSpec& spec) {
         }
         for (std::uint32_t i = 0; i < per_block; ++i) {
           std::vector<NodeIndex> group;
-          for (std::uint32_t c = 0; c < g; ++c) group.push_back(f.add_switch(static_cast<std::uint8_t>(t)));
+          for (std::uint32_t c = 0; c < g; ++c)
+            group.push_back(f.add_switch(static_cast<std::uint8_t>(t)));
           for (std::uint32_t b = 0; b < B; ++b) {
             for (std::uint32_t m = 0; m < u; ++m) {
               f.connect(level[b * per_block + i], group[m % g], links.bandwidth, links.latency);

@@ -44,8 +44,9 @@ struct FabricLink {
   Bandwidth capacity;
   Picoseconds latency;  ///< propagation and serialization start-up on this link
   float health = 1.0f;  ///< 1 up, 0 down, in between: degraded to that fraction
-  std::uint8_t level = 0;  ///< tier of the upper end (0: NVLink, 1: NIC to leaf, 2: leaf to spine, ...)
-  bool up = false;         ///< towards the higher tier (endpoint -> NVSwitch counts as up)
+  std::uint8_t level =
+      0;            ///< tier of the upper end (0: NVLink, 1: NIC to leaf, 2: leaf to spine, ...)
+  bool up = false;  ///< towards the higher tier (endpoint -> NVSwitch counts as up)
 
   [[nodiscard]] Bandwidth usable() const { return capacity * static_cast<double>(health); }
   [[nodiscard]] bool alive() const { return health > 0.0f; }
@@ -91,8 +92,8 @@ class Fabric {
       }
     } else {
       const int lower_tier = kind_[lower] == FabricNodeKind::endpoint ? 0 : tier_[lower];
-      if (kind_[upper] != FabricNodeKind::network_switch || kind_[lower] == FabricNodeKind::nvswitch ||
-          tier_[upper] != lower_tier + 1) {
+      if (kind_[upper] != FabricNodeKind::network_switch ||
+          kind_[lower] == FabricNodeKind::nvswitch || tier_[upper] != lower_tier + 1) {
         throw InputError("fabric: link " + describe(lower) + " - " + describe(upper) +
                          " does not join adjacent tiers");
       }
@@ -165,7 +166,8 @@ class Fabric {
 
   /// Marks a cable (both directions) down (0), degraded (0..1) or healthy (1).
   void set_cable_health(LinkIndex l, float health) {
-    if (l >= links_.size()) throw InputError("fabric: link " + std::to_string(l) + " does not exist");
+    if (l >= links_.size())
+      throw InputError("fabric: link " + std::to_string(l) + " does not exist");
     if (!(health >= 0.0f && health <= 1.0f)) {
       throw InputError("fabric: health of link " + std::to_string(l) + " must be in [0, 1]");
     }
@@ -185,7 +187,8 @@ class Fabric {
   [[nodiscard]] std::size_t block_count() const { return block_parent_.size(); }
   /// Switches of a block.
   [[nodiscard]] std::span<const NodeIndex> block_members(BlockIndex b) const {
-    return {block_members_.data() + block_offsets_[b], block_members_.data() + block_offsets_[b + 1]};
+    return {block_members_.data() + block_offsets_[b],
+            block_members_.data() + block_offsets_[b + 1]};
   }
   /// Plane of a switch: its connected component in the switch-to-switch graph. A
   /// dual-plane fabric (HPN) has two; blocks may span planes, routes never do.
@@ -231,7 +234,8 @@ class Fabric {
     return static_cast<NodeIndex>(kind_.size() - 1);
   }
   void check_node(NodeIndex n) const {
-    if (n >= kind_.size()) throw InputError("fabric: node " + std::to_string(n) + " does not exist");
+    if (n >= kind_.size())
+      throw InputError("fabric: node " + std::to_string(n) + " does not exist");
   }
 
   // Blocks bottom-up: a tier-1 switch's key is its sorted set of endpoints; a tier-t
@@ -253,7 +257,8 @@ class Fabric {
         std::sort(key.begin(), key.end());
         key.erase(std::unique(key.begin(), key.end()), key.end());
         if (key.empty()) throw InputError("fabric: " + describe(s) + " has no links down");
-        auto [it, inserted] = keys.emplace(std::move(key), static_cast<BlockIndex>(block_parent_.size()));
+        auto [it, inserted] =
+            keys.emplace(std::move(key), static_cast<BlockIndex>(block_parent_.size()));
         if (inserted) {
           block_parent_.push_back(no_block);
           block_tier_.push_back(static_cast<std::uint8_t>(t));
@@ -270,8 +275,10 @@ class Fabric {
           } else if (block_parent_[child] != block_of_[s]) {
             throw InputError("fabric: not a tiered Clos: " + describe(links_[l].to) +
                              " is reached from tier-" + std::to_string(t) +
-                             " switches that reach different sets of endpoints (e.g. " + describe(s) +
-                             "); up/down routing needs every switch of a tier to reach either all or none of a lower block");
+                             " switches that reach different sets of endpoints (e.g. " +
+                             describe(s) +
+                             "); up/down routing needs every switch of a tier to reach either all "
+                             "or none of a lower block");
           }
         }
       }

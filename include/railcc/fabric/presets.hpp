@@ -19,8 +19,8 @@ RAILCC_NAMESPACE_BEGIN
 
 /// Cable latencies at ~5 ns per metre of fibre [pub]; the lengths are [guess].
 namespace cable {
-inline constexpr Picoseconds in_rack = Picoseconds::ns(15);      // 3 m, NIC to leaf
-inline constexpr Picoseconds in_row = Picoseconds::ns(150);      // 30 m, leaf to spine
+inline constexpr Picoseconds in_rack = Picoseconds::ns(15);       // 3 m, NIC to leaf
+inline constexpr Picoseconds in_row = Picoseconds::ns(150);       // 30 m, leaf to spine
 inline constexpr Picoseconds across_hall = Picoseconds::ns(500);  // 100 m, spine to core
 }  // namespace cable
 
@@ -119,11 +119,12 @@ inline Fabric llama3(const Llama3Params& p = {}) {
   s.rail_optimized = false;
   s.leaf_down = p.gpus_per_rack;
   // Cluster switches are modular chassis: no single-chip radix bounds them.
-  s.radix = std::max<std::uint32_t>(p.racks_per_pod + p.aggregation_ports, p.pods * p.aggregation_ports);
+  s.radix =
+      std::max<std::uint32_t>(p.racks_per_pod + p.aggregation_ports, p.pods * p.aggregation_ports);
   s.up.push_back({p.gpus_per_rack, p.port, cable::in_row});
   s.block_down.push_back(p.racks_per_pod);
-  const Bandwidth agg_link =
-      p.port * (static_cast<double>(p.racks_per_pod) / (p.aggregation_oversubscription * p.aggregation_ports));
+  const Bandwidth agg_link = p.port * (static_cast<double>(p.racks_per_pod) /
+                                       (p.aggregation_oversubscription * p.aggregation_ports));
   s.up.push_back({p.aggregation_ports, agg_link, cable::across_hall});
   return build_clos(s);
 }
@@ -142,7 +143,8 @@ struct HpnParams {
 
 /// Alibaba HPN: two tiers, dual plane, rail-optimized segments.
 inline Fabric hpn(const HpnParams& p = {}) {
-  if (p.segments == 0 || p.hosts_per_segment == 0) throw InputError("hpn: segments and hosts must be positive");
+  if (p.segments == 0 || p.hosts_per_segment == 0)
+    throw InputError("hpn: segments and hosts must be positive");
   ClosSpec s;
   s.hosts = p.segments * p.hosts_per_segment;
   s.gpus_per_host = 8;
@@ -153,7 +155,8 @@ inline Fabric hpn(const HpnParams& p = {}) {
   s.nic_latency = cable::in_rack;
   s.rail_optimized = true;
   s.leaf_down = p.hosts_per_segment;
-  s.radix = std::max(p.radix, p.hosts_per_segment + p.tor_up_ports);  // ToR ports are 200G/400G mixed
+  s.radix =
+      std::max(p.radix, p.hosts_per_segment + p.tor_up_ports);  // ToR ports are 200G/400G mixed
   s.up.push_back({p.tor_up_ports, p.tor_up, cable::in_row});
   return build_clos(s);
 }

@@ -79,7 +79,9 @@ class Router {
 
   [[nodiscard]] const Fabric& fabric() const { return f_; }
   [[nodiscard]] const RoutingOptions& options() const { return opt_; }
-  [[nodiscard]] std::size_t resource_count() const { return f_.link_count() + pool_capacity_.size(); }
+  [[nodiscard]] std::size_t resource_count() const {
+    return f_.link_count() + pool_capacity_.size();
+  }
   [[nodiscard]] bool is_pool(ResourceIndex r) const { return r >= f_.link_count(); }
   /// Usable capacity of a link or pool, in bytes per second.
   [[nodiscard]] double capacity(ResourceIndex r) const {
@@ -96,7 +98,8 @@ class Router {
   PathInfo route(const FlowKey& key, std::vector<ResourceIndex>& out) {
     check_endpoint(key.src, key);
     check_endpoint(key.dst, key);
-    if (key.src == key.dst) throw InputError("flow " + name(key) + " goes from an endpoint to itself");
+    if (key.src == key.dst)
+      throw InputError("flow " + name(key) + " goes from an endpoint to itself");
     PathInfo info;
     // Inside a host: over the NVSwitch when both GPUs reach it.
     if (f_.host(key.src) == f_.host(key.dst)) {
@@ -129,7 +132,8 @@ class Router {
       }
     }
     if (pairs.empty() || best > f_.tiers()) {
-      throw InputError("flow " + name(key) + " has no live path: no NIC ports of the two endpoints "
+      throw InputError("flow " + name(key) +
+                       " has no live path: no NIC ports of the two endpoints "
                        "reach a common switch");
     }
     const auto& chosen = pairs[hash(key, 0xfeedu) % pairs.size()];
@@ -162,27 +166,32 @@ class Router {
   }
 
   /// Checks a caller-chosen path (consecutive live links from src to dst) and appends it.
-  PathInfo pinned(const FlowKey& key, std::span<const LinkIndex> links, std::vector<ResourceIndex>& out) {
+  PathInfo pinned(const FlowKey& key, std::span<const LinkIndex> links,
+                  std::vector<ResourceIndex>& out) {
     check_endpoint(key.src, key);
     check_endpoint(key.dst, key);
     if (links.empty()) throw InputError("flow " + name(key) + ": pinned path is empty");
     PathInfo info;
     NodeIndex at = key.src;
     for (LinkIndex l : links) {
-      if (l >= f_.link_count()) throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " does not exist");
+      if (l >= f_.link_count())
+        throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) +
+                         " does not exist");
       const auto& k = f_.link(l);
       if (k.from != at) {
-        throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " starts at " +
-                         f_.describe(k.from) + ", not at " + f_.describe(at));
+        throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) +
+                         " starts at " + f_.describe(k.from) + ", not at " + f_.describe(at));
       }
-      if (!k.alive()) throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " is down");
+      if (!k.alive())
+        throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " is down");
       info.link_latency += k.latency;
       if (f_.kind(k.to) == FabricNodeKind::network_switch) ++info.switch_hops;
       info.nvlink = info.nvlink || f_.kind(k.to) == FabricNodeKind::nvswitch;
       at = k.to;
       out.push_back(l);
     }
-    if (at != key.dst) throw InputError("flow " + name(key) + ": pinned path ends at " + f_.describe(at));
+    if (at != key.dst)
+      throw InputError("flow " + name(key) + ": pinned path ends at " + f_.describe(at));
     return info;
   }
 
@@ -190,12 +199,13 @@ class Router {
   static constexpr LinkIndex no_link = 0xffffffffu;
 
   std::string name(const FlowKey& k) const {
-    return std::to_string(k.src) + " -> " + std::to_string(k.dst) + " (qp " + std::to_string(k.qp) + ")";
+    return std::to_string(k.src) + " -> " + std::to_string(k.dst) + " (qp " + std::to_string(k.qp) +
+           ")";
   }
   void check_endpoint(NodeIndex e, const FlowKey& key) const {
     if (e >= f_.endpoint_count()) {
-      throw InputError("flow " + name(key) + " names endpoint " + std::to_string(e) + ", but the fabric has " +
-                       std::to_string(f_.endpoint_count()));
+      throw InputError("flow " + name(key) + " names endpoint " + std::to_string(e) +
+                       ", but the fabric has " + std::to_string(f_.endpoint_count()));
     }
   }
   LinkIndex nvlink_of(NodeIndex e) const {
@@ -221,10 +231,12 @@ class Router {
   bool covers(NodeIndex s, NodeIndex dst_leaf) const {
     const int t = f_.tier(s);
     if (t == 1) return s == dst_leaf;
-    return f_.plane_of(s) == f_.plane_of(dst_leaf) && f_.ancestor(f_.block_of(dst_leaf), t) == f_.block_of(s);
+    return f_.plane_of(s) == f_.plane_of(dst_leaf) &&
+           f_.ancestor(f_.block_of(dst_leaf), t) == f_.block_of(s);
   }
 
-  bool ecmp_up(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf, std::vector<ResourceIndex>& out) {
+  bool ecmp_up(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf,
+               std::vector<ResourceIndex>& out) {
     if (covers(s, dst_leaf)) return ecmp_down(key, s, dst_leaf, out);
     const auto ups = f_.up_links(s);
     if (ups.empty()) return false;
@@ -239,7 +251,8 @@ class Router {
     return false;
   }
 
-  bool ecmp_down(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf, std::vector<ResourceIndex>& out) {
+  bool ecmp_down(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf,
+                 std::vector<ResourceIndex>& out) {
     if (s == dst_leaf) return true;
     if (f_.tier(s) == 1) return false;
     // Live down-links towards dst_leaf; the hash picks where to start among them.
@@ -269,7 +282,8 @@ class Router {
     const std::uint32_t plane = f_.plane_of(src_leaf);
     for (int t = 1; t < top; ++t) {
       // Up from the set at tier t: the source leaf, then (its ancestor block, plane).
-      const std::uint64_t key = t == 1 ? set_key(0, src_leaf, 0) : set_key(0, f_.ancestor(f_.block_of(src_leaf), t), plane);
+      const std::uint64_t key = t == 1 ? set_key(0, src_leaf, 0)
+                                       : set_key(0, f_.ancestor(f_.block_of(src_leaf), t), plane);
       const ResourceIndex r = pool(key, [&](std::vector<LinkIndex>& links) {
         for_set(src_leaf, t, plane, [&](NodeIndex s) {
           for (LinkIndex l : f_.up_links(s)) links.push_back(l);
@@ -280,7 +294,8 @@ class Router {
     }
     for (int t = top - 1; t >= 1; --t) {
       // Down into the set at tier t that holds dst_leaf, from the tier above.
-      const std::uint64_t key = t == 1 ? set_key(1, dst_leaf, 0) : set_key(1, f_.ancestor(f_.block_of(dst_leaf), t), plane);
+      const std::uint64_t key = t == 1 ? set_key(1, dst_leaf, 0)
+                                       : set_key(1, f_.ancestor(f_.block_of(dst_leaf), t), plane);
       const ResourceIndex r = pool(key, [&](std::vector<LinkIndex>& links) {
         for_set(dst_leaf, t, plane, [&](NodeIndex s) {
           for (LinkIndex l : f_.up_links(s)) links.push_back(Fabric::reverse(l));

@@ -55,9 +55,9 @@ struct LinkClassSummary {
   int level = 0;    ///< 0 NVLink, 1 NIC-leaf, 2 leaf-spine, 3 spine-core, ...
   bool up = false;  ///< towards the higher tier
   std::size_t links = 0;
-  std::size_t used_links = 0;      ///< links that carried any byte
+  std::size_t used_links = 0;  ///< links that carried any byte
   double bytes = 0;
-  double mean_utilization = 0;     ///< bytes / (capacity x makespan), over all links of the class
+  double mean_utilization = 0;  ///< bytes / (capacity x makespan), over all links of the class
   double max_utilization = 0;
   std::vector<LinkIndex> hottest;  ///< up to 5, most loaded first
 };
@@ -92,7 +92,8 @@ struct Event {
 
 /// Runs the flow graph on the fabric. Throws InputError before simulating anything when a
 /// flow names a missing endpoint, has no live path, or the dependencies have a cycle.
-inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const SimConfig& config = {}) {
+inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
+                          const SimConfig& config = {}) {
   using namespace detail::sim;
   const std::size_t n = graph.size();
   const auto adj = graph.adjacency();  // validates the DAG
@@ -107,9 +108,11 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
     const auto& spec = graph.flow(f);
     const FlowKey key{spec.src, spec.dst, spec.qp};
     const auto pinned = graph.pinned_path(f);
-    const PathInfo info = pinned.empty() ? router.route(key, paths) : router.pinned(key, pinned, paths);
+    const PathInfo info =
+        pinned.empty() ? router.route(key, paths) : router.pinned(key, pinned, paths);
     path_offsets[f + 1] = static_cast<std::uint32_t>(paths.size());
-    latency[f] = info.link_latency + config.switch_hop * static_cast<std::int64_t>(info.switch_hops);
+    latency[f] =
+        info.link_latency + config.switch_hop * static_cast<std::int64_t>(info.switch_hops);
     on_nvlink[f] = info.nvlink ? 1 : 0;
   }
 
@@ -127,7 +130,8 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
   auto ready = [&](FlowId f, Picoseconds at) {
     const Picoseconds r = at + graph.flow(f).delay;
     result.flows[f].ready = r;
-    const Picoseconds overhead = on_nvlink[f] ? config.nvlink_message_overhead : config.message_overhead;
+    const Picoseconds overhead =
+        on_nvlink[f] ? config.nvlink_message_overhead : config.message_overhead;
     events.push({(r + overhead).count(), f, kind_start << 30});
   };
   for (FlowId f = 0; f < n; ++f) {
@@ -146,7 +150,8 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
   // it moves linearly, and its finish event already says when it ends.
   std::vector<std::int64_t> since(n, 0);
   auto progress = [&](FlowId f, std::int64_t now) {
-    remaining[f] = std::max(0.0, remaining[f] - rate[f] * static_cast<double>(now - since[f]) * 1e-12);
+    remaining[f] =
+        std::max(0.0, remaining[f] - rate[f] * static_cast<double>(now - since[f]) * 1e-12);
     since[f] = now;
   };
 
@@ -212,14 +217,16 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
     active_rates.resize(active.size());
     for (std::size_t i = 0; i < active.size(); ++i) {
       const FlowId f = active[i];
-      active_resources.insert(active_resources.end(), paths.begin() + path_offsets[f], paths.begin() + path_offsets[f + 1]);
+      active_resources.insert(active_resources.end(), paths.begin() + path_offsets[f],
+                              paths.begin() + path_offsets[f + 1]);
       active_offsets.push_back(static_cast<std::uint32_t>(active_resources.size()));
       // A flow that has no rate yet must be solved: give it one no bound keeps.
       active_rates[i] = rate[f] > 0 ? rate[f] : inf;
     }
-    solver.solve_above(router.resource_count(), active_offsets, active_resources,
-                       [&](std::uint32_t r) { return router.capacity(r); }, active_rates,
-                       config.exact_rate_solves ? 0.0 : keep_below);
+    solver.solve_above(
+        router.resource_count(), active_offsets, active_resources,
+        [&](std::uint32_t r) { return router.capacity(r); }, active_rates,
+        config.exact_rate_solves ? 0.0 : keep_below);
     keep_below = inf;
     ++result.rate_solves;
     for (std::size_t i = 0; i < active.size(); ++i) {
@@ -228,7 +235,8 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
       progress(f, now);
       rate[f] = active_rates[i];
       if (!(rate[f] > 0)) {
-        throw InputError("simulation: flow " + std::to_string(f) + " got no bandwidth (a link on its path has none)");
+        throw InputError("simulation: flow " + std::to_string(f) +
+                         " got no bandwidth (a link on its path has none)");
       }
       const double ps = std::ceil(remaining[f] / rate[f] * 1e12 - 1e-6);
       ++version[f];
@@ -247,7 +255,8 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
     }
     const double cap = router.capacity(r);
     for (LinkIndex l : router.pool_links(r)) {
-      result.link_bytes[l] += resource_bytes[r] * fabric.link(l).usable().in_bytes_per_second() / cap;
+      result.link_bytes[l] +=
+          resource_bytes[r] * fabric.link(l).usable().in_bytes_per_second() / cap;
     }
   }
 
@@ -266,7 +275,8 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph, const Si
   for (LinkIndex l = 0; l < fabric.link_count(); ++l) {
     const auto& k = fabric.link(l);
     auto& c = result.link_classes[static_cast<std::size_t>(k.level * 2 + (k.up ? 1 : 0))];
-    const double util = seconds > 0 ? result.link_bytes[l] / (k.capacity.in_bytes_per_second() * seconds) : 0;
+    const double util =
+        seconds > 0 ? result.link_bytes[l] / (k.capacity.in_bytes_per_second() * seconds) : 0;
     ++c.links;
     c.bytes += result.link_bytes[l];
     c.mean_utilization += util;

@@ -47,10 +47,11 @@ class FlowGraph {
   /// `later` starts only after `earlier` is delivered.
   void depends_on(FlowId later, FlowId earlier) {
     if (later >= flows_.size() || earlier >= flows_.size()) {
-      throw InputError("flow graph: dependency " + std::to_string(earlier) + " -> " + std::to_string(later) +
-                       " names a flow that does not exist");
+      throw InputError("flow graph: dependency " + std::to_string(earlier) + " -> " +
+                       std::to_string(later) + " names a flow that does not exist");
     }
-    if (later == earlier) throw InputError("flow graph: flow " + std::to_string(later) + " depends on itself");
+    if (later == earlier)
+      throw InputError("flow graph: flow " + std::to_string(later) + " depends on itself");
     edges_.push_back({earlier, later});
   }
 
@@ -116,8 +117,9 @@ class FlowGraph {
           }
         }
       }
-      throw InputError("flow graph: the dependencies have a cycle through flow " + std::to_string(f) + " (" +
-                       std::to_string(flows_[f].src) + " -> " + std::to_string(flows_[f].dst) + ")");
+      throw InputError("flow graph: the dependencies have a cycle through flow " +
+                       std::to_string(f) + " (" + std::to_string(flows_[f].src) + " -> " +
+                       std::to_string(flows_[f].dst) + ")");
     }
     return a;
   }

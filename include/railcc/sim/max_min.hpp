@@ -29,7 +29,8 @@ class MaxMinSolver {
   /// Writes each flow's rate into `rates` (size F). A flow with no resource gets 0.
   template <class Capacity>
   void solve(std::size_t resource_count, std::span<const std::uint32_t> flow_offsets,
-             std::span<const std::uint32_t> flow_resources, Capacity capacity, std::span<double> rates) {
+             std::span<const std::uint32_t> flow_resources, Capacity capacity,
+             std::span<double> rates) {
     solve_above(resource_count, flow_offsets, flow_resources, capacity, rates, 0.0);
   }
 
@@ -78,7 +79,8 @@ class MaxMinSolver {
     members_.resize(total);
     fill_.assign(touched_.size(), 0);
     slot_.resize(resource_count);
-    for (std::size_t i = 0; i < touched_.size(); ++i) slot_[touched_[i]] = static_cast<std::uint32_t>(i);
+    for (std::size_t i = 0; i < touched_.size(); ++i)
+      slot_[touched_[i]] = static_cast<std::uint32_t>(i);
     for (std::uint32_t f = 0; f < flows; ++f) {
       if (frozen_[f]) continue;
       rates[f] = 0;
@@ -90,7 +92,8 @@ class MaxMinSolver {
     }
     using Entry = std::pair<double, std::uint32_t>;
     heap_.clear();
-    std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap(std::greater<>{}, std::move(heap_));
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap(std::greater<>{},
+                                                                        std::move(heap_));
     for (std::uint32_t r : touched_) heap.emplace(remaining_[r] / count_[r], r);
     while (!heap.empty()) {
       const auto [share, r] = heap.top();

@@ -1,0 +1,308 @@
+// The flow simulator against closed forms.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "check_contains.hpp"
+#include "railcc/fabric/presets.hpp"
+#include "railcc/sim/engine.hpp"
+
+using namespace railcc;
+
+namespace {
+
+constexpr Bandwidth gbps400 = Bandwidth::gbps(400);
+
+/// `hosts` single-GPU hosts on one leaf, cables of the given latency.
+Fabric one_leaf(std::uint32_t hosts, Picoseconds cable) {
+  Fabric f;
+  for (std::uint32_t h = 0; h < hosts; ++h) f.add_endpoint(h, 0, 0);
+  const auto leaf = f.add_switch(1);
+  for (std::uint32_t h = 0; h < hosts; ++h) f.connect(h, leaf, gbps400, cable);
+  f.finalize();
+  return f;
+}
+
+std::string error_of(auto&& fn) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+/// A random permutation of fat-tree hosts in which nobody sends inside its own pod.
+FlowGraph cross_pod_permutation(const Fabric& f, std::uint32_t hosts_per_pod, Bytes size,
+                                std::uint64_t seed) {
+  const auto n = static_cast<std::uint32_t>(f.endpoint_count());
+  std::vector<std::uint32_t> dst(n);
+  std::iota(dst.begin(), dst.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(dst.begin(), dst.end(), rng);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    while (dst[i] / hosts_per_pod == i / hosts_per_pod) {
+      const std::uint32_t j = static_cast<std::uint32_t>(rng() % n);
+      if (dst[j] / hosts_per_pod != i / hosts_per_pod &&
+          dst[i] / hosts_per_pod != j / hosts_per_pod) {
+        std::swap(dst[i], dst[j]);
+      }
+    }
+  }
+  FlowGraph g;
+  for (std::uint32_t i = 0; i < n; ++i) g.add({i, dst[i], size, 0, {}});
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("One flow: overhead + latency + size / bandwidth, to the picosecond") {
+  const auto cable = Picoseconds::ns(15);
+  const auto f = one_leaf(2, cable);
+  FlowGraph g;
+  const Bytes size = Bytes::MiB(64);
+  g.add({0, 1, size, 0, {}});
+  SimConfig cfg;
+  const auto r = simulate(f, g, cfg);
+  const Picoseconds expected =
+      cfg.message_overhead + transfer_time(size, gbps400) + cable * 2 + cfg.switch_hop;
+  CHECK(r.makespan == expected);
+  CHECK(r.flows[0].start == cfg.message_overhead);
+  CHECK(r.flows[0].delivered == expected);
+  CHECK(expected.count() == 800'000 + 1'342'177'280 + 30'000 + 500'000);
+  CHECK(r.bytes_sent == r.bytes_delivered);
+  CHECK(r.link_bytes[0] == static_cast<double>(size.count()));  // GPU 0's NIC, up
+}
+
+TEST_CASE("n flows into one NIC each get 1/n of it") {
+  for (std::uint32_t n : {2u, 3u, 7u}) {
+    CAPTURE(n);
+    const auto f = one_leaf(n + 1, {});
+    FlowGraph g;
+    const Bytes size = Bytes::MiB(8);
+    for (std::uint32_t i = 1; i <= n; ++i) g.add({i, 0, size, 0, {}});
+    SimConfig cfg;
+    cfg.message_overhead = {};
+    cfg.switch_hop = {};
+    const auto r = simulate(f, g, cfg);
+    const Picoseconds alone = transfer_time(size, gbps400);
+    for (const auto& t : r.flows) {
+      CHECK(std::llabs(t.delivered.count() - (alone * n).count()) <= static_cast<long long>(n));
+    }
+    CHECK(r.bytes_delivered == static_cast<double>(size.count() * n));
+  }
+}
+
+TEST_CASE("Max-min: the parking lot and a two-level case give the textbook rates") {
+  MaxMinSolver solver;
+  // Parking lot: a long flow over links 0..2, one short flow per link; all capacities 1.
+  {
+    const std::vector<std::uint32_t> offsets{0, 3, 4, 5, 6};
+    const std::vector<std::uint32_t> res{0, 1, 2, 0, 1, 2};
+    std::vector<double> rates(4);
+    solver.solve(
+        3, offsets, res, [](std::uint32_t) { return 1.0; }, rates);
+    for (double x : rates) CHECK(x == doctest::Approx(0.5));
+  }
+  // L0 (cap 1): A, B. L1 (cap 2): A, C, D. A and B get 1/2; C and D share the 3/2 left.
+  {
+    const std::vector<std::uint32_t> offsets{0, 2, 3, 4, 5};
+    const std::vector<std::uint32_t> res{0, 1, 0, 1, 1};
+    std::vector<double> rates(4);
+    solver.solve(
+        2, offsets, res, [](std::uint32_t r) { return r == 0 ? 1.0 : 2.0; }, rates);
+    CHECK(rates[0] == doctest::Approx(0.5));
+    CHECK(rates[1] == doctest::Approx(0.5));
+    CHECK(rates[2] == doctest::Approx(0.75));
+    CHECK(rates[3] == doctest::Approx(0.75));
+  }
+  // Keeping the flows below a level gives the same answer when it is valid.
+  {
+    const std::vector<std::uint32_t> offsets{0, 2, 3, 4, 5};
+    const std::vector<std::uint32_t> res{0, 1, 0, 1, 1};
+    std::vector<double> rates{0.5, 0.5, 1e9, 1e9};
+    solver.solve_above(
+        2, offsets, res, [](std::uint32_t r) { return r == 0 ? 1.0 : 2.0; }, rates, 0.6);
+    CHECK(rates[2] == doctest::Approx(0.75));
+    CHECK(rates[3] == doctest::Approx(0.75));
+  }
+}
+
+TEST_CASE(
+    "ECMP on a permutation: about 1 - 1/e of core links busy, paced by the most loaded link") {
+  const auto f = fat_tree(16);  // 1024 hosts, 16 pods of 64
+  const Bytes size = Bytes::MiB(64);
+  const auto g = cross_pod_permutation(f, 64, size, 7);
+  SimConfig cfg;
+  const auto r = simulate(f, g, cfg);
+  // Flows per link from the routes the simulator used.
+  Router router(f, cfg.routing);
+  std::vector<std::uint32_t> load(f.link_count(), 0);
+  Picoseconds max_latency;
+  for (FlowId i = 0; i < g.size(); ++i) {
+    std::vector<ResourceIndex> p;
+    const auto info = router.route({g.flow(i).src, g.flow(i).dst, 0}, p);
+    for (auto l : p) ++load[l];
+    max_latency =
+        std::max(max_latency,
+                 info.link_latency + cfg.switch_hop * static_cast<std::int64_t>(info.switch_hops));
+  }
+  std::uint32_t max_load = 0;
+  std::size_t core_used = 0;
+  std::size_t core_links = 0;
+  for (LinkIndex l = 0; l < f.link_count(); ++l) {
+    max_load = std::max(max_load, load[l]);
+    if (f.link(l).level == 3 && f.link(l).up) {
+      ++core_links;
+      core_used += load[l] > 0 ? 1 : 0;
+    }
+  }
+  const double used = static_cast<double>(core_used) / static_cast<double>(core_links);
+  MESSAGE("core links used: " << used << ", most loaded link: " << max_load << " flows");
+  CHECK(used == doctest::Approx(1 - 1 / std::exp(1.0)).epsilon(0.08));
+  // The flows of the most loaded link share it from start to end.
+  const Picoseconds paced = cfg.message_overhead + transfer_time(size, gbps400) * max_load;
+  CHECK(r.makespan >= paced);
+  CHECK(r.makespan <= paced + max_latency + Picoseconds::ps(max_load));
+  CHECK(r.bytes_sent == r.bytes_delivered);
+  CHECK(r.bytes_delivered == static_cast<double>(g.total_bytes().count()));
+}
+
+TEST_CASE("Spraying the same permutation reaches the bisection bound") {
+  const auto f = fat_tree(16);
+  const Bytes size = Bytes::MiB(64);
+  const auto g = cross_pod_permutation(f, 64, size, 7);
+  SimConfig cfg;
+  cfg.routing.mode = RoutingMode::spray;
+  const auto r = simulate(f, g, cfg);
+  const auto bound = transfer_time(size, gbps400);
+  CHECK(r.makespan >= bound);
+  CHECK(bound.in_seconds() / r.makespan.in_seconds() > 0.99);
+  // Every core link carries the same load.
+  const auto& core_up = r.link_classes[3 * 2 + 1];
+  CHECK(core_up.used_links == core_up.links);
+  CHECK(core_up.max_utilization == doctest::Approx(core_up.mean_utilization).epsilon(1e-9));
+}
+
+TEST_CASE("1:7 oversubscription caps cross-pod throughput at 1/7 of injection") {
+  ColossusParams p;
+  p.leaves_per_pod = 56;            // 7 arrays x 8 rails per pod
+  p.gpus = 2 * 7 * 512;             // two pods
+  p.oversubscription = {1.0, 7.0};  // tier 2: 56 down, 8 up
+  const auto f = colossus(p);
+  const std::uint32_t half = 7 * 512;
+  FlowGraph g;
+  const Bytes size = Bytes::MiB(16);
+  for (std::uint32_t i = 0; i < half; ++i) g.add({i, i + half, size, 0, {}});
+  SimConfig cfg;
+  cfg.routing.mode = RoutingMode::spray;
+  const auto r = simulate(f, g, cfg);
+  const double transfer = r.makespan.in_seconds() - cfg.message_overhead.in_seconds();
+  const double cross_pod = static_cast<double>(g.total_bytes().count()) / transfer;
+  const double injection = half * gbps400.in_bytes_per_second();
+  CHECK(cross_pod / injection == doctest::Approx(1.0 / 7.0).epsilon(0.01));
+}
+
+TEST_CASE("A failed link moves its flows to the surviving paths; bytes are conserved") {
+  auto f = fat_tree(8);
+  const auto g = cross_pod_permutation(f, 16, Bytes::MiB(4), 3);
+  const auto before = simulate(f, g, {});
+  // Fail the busiest core up-link.
+  LinkIndex busiest = 0;
+  for (LinkIndex l = 0; l < f.link_count(); ++l) {
+    if (f.link(l).level == 3 && before.link_bytes[l] > before.link_bytes[busiest]) busiest = l;
+  }
+  REQUIRE(before.link_bytes[busiest] > 0);
+  f.set_cable_health(busiest, 0.0f);
+  const auto after = simulate(f, g, {});
+  CHECK(after.link_bytes[busiest] == 0);
+  CHECK(after.link_bytes[Fabric::reverse(busiest)] == 0);
+  CHECK(after.bytes_delivered == before.bytes_delivered);
+  CHECK(after.bytes_sent == after.bytes_delivered);
+  // Every byte still crosses exactly one NIC up-link.
+  double nic_up = 0;
+  for (LinkIndex l = 0; l < f.link_count(); ++l) {
+    if (f.link(l).level == 1 && f.link(l).up) nic_up += after.link_bytes[l];
+  }
+  CHECK(nic_up == after.bytes_delivered);
+  // A degraded link keeps its flows at a fraction of the rate.
+  auto d = one_leaf(2, {});
+  d.set_cable_health(0, 0.5f);
+  FlowGraph one;
+  one.add({0, 1, Bytes::MiB(1), 0, {}});
+  SimConfig bare;
+  bare.message_overhead = {};
+  bare.switch_hop = {};
+  CHECK(simulate(d, one, bare).makespan == transfer_time(Bytes::MiB(1), gbps400 * 0.5));
+}
+
+TEST_CASE("Dependencies: a flow starts after its predecessors are delivered, plus its delay") {
+  const auto f = one_leaf(3, Picoseconds::ns(10));
+  FlowGraph g;
+  const auto a = g.add({0, 1, Bytes::KiB(64), 0, {}});
+  const auto b = g.add({1, 2, Bytes::KiB(64), 0, Picoseconds::us(2)});  // e.g. a local reduction
+  const auto c = g.add({2, 0, Bytes::KiB(64), 0, {}});
+  g.depends_on(b, a);
+  g.depends_on(c, b);
+  SimConfig cfg;
+  const auto r = simulate(f, g, cfg);
+  CHECK(r.flows[b].ready == r.flows[a].delivered + Picoseconds::us(2));
+  CHECK(r.flows[b].start == r.flows[b].ready + cfg.message_overhead);
+  CHECK(r.flows[c].start == r.flows[b].delivered + cfg.message_overhead);
+  const Picoseconds one = cfg.message_overhead + transfer_time(Bytes::KiB(64), gbps400) +
+                          Picoseconds::ns(20) + cfg.switch_hop;
+  CHECK(r.makespan == one * 3 + Picoseconds::us(2));
+}
+
+TEST_CASE("Bad flow graphs are refused before anything runs") {
+  const auto f = one_leaf(3, {});
+  FlowGraph cyc;
+  const auto a = cyc.add({0, 1, Bytes::KiB(1), 0, {}});
+  const auto b = cyc.add({1, 2, Bytes::KiB(1), 0, {}});
+  const auto c = cyc.add({2, 0, Bytes::KiB(1), 0, {}});
+  cyc.depends_on(b, a);
+  cyc.depends_on(c, b);
+  cyc.depends_on(a, c);
+  CHECK_CONTAINS(error_of([&] { simulate(f, cyc); }), "the dependencies have a cycle through flow");
+  FlowGraph self;
+  const auto s = self.add({0, 1, Bytes::KiB(1), 0, {}});
+  CHECK_CONTAINS(error_of([&] { self.depends_on(s, s); }), "depends on itself");
+  CHECK_CONTAINS(error_of([&] { self.depends_on(s, 9); }), "names a flow that does not exist");
+  FlowGraph missing;
+  missing.add({0, 7, Bytes::KiB(1), 0, {}});
+  CHECK_CONTAINS(error_of([&] { simulate(f, missing); }), "names endpoint 7, but the fabric has 3");
+}
+
+TEST_CASE("The partial re-solve equals the plain evaluation, flow by flow") {
+  for (const auto mode : {RoutingMode::ecmp, RoutingMode::spray}) {
+    const auto f = fat_tree(8);
+    auto g = cross_pod_permutation(f, 16, Bytes::MiB(2), 11);
+    // Add a second wave that depends on the first, with mixed sizes, so flows arrive
+    // while others run.
+    const auto first = g.size();
+    std::mt19937_64 rng(5);
+    for (FlowId i = 0; i < first; ++i) {
+      const auto src = static_cast<NodeIndex>(rng() % f.endpoint_count());
+      auto dst = static_cast<NodeIndex>(rng() % f.endpoint_count());
+      if (dst == src) dst = (dst + 1) % static_cast<NodeIndex>(f.endpoint_count());
+      const auto id = g.add(
+          {src, dst, Bytes::KiB(64 + rng() % 4096), static_cast<std::uint32_t>(rng() % 4), {}});
+      g.depends_on(id, static_cast<FlowId>(rng() % first));
+    }
+    SimConfig fast;
+    fast.routing.mode = mode;
+    SimConfig plain = fast;
+    plain.exact_rate_solves = true;
+    const auto a = simulate(f, g, fast);
+    const auto b = simulate(f, g, plain);
+    CHECK(a.makespan == b.makespan);
+    for (FlowId i = 0; i < g.size(); ++i) {
+      CHECK(a.flows[i].start == b.flows[i].start);
+      CHECK(a.flows[i].delivered == b.flows[i].delivered);
+    }
+    CHECK(a.link_bytes == b.link_bytes);
+  }
+}
