@@ -255,16 +255,24 @@ class Router {
                  std::vector<ResourceIndex>& out) {
     if (s == dst_leaf) return true;
     if (f_.tier(s) == 1) return false;
-    // Live down-links towards dst_leaf; the hash picks where to start among them.
+    // Live down-links towards dst_leaf; the hash picks where to start among them. The
+    // child must be dst_leaf itself (tier 1) or hold its block (above).
     const auto downs = f_.down_links(s);
+    const int child_tier = f_.tier(s) - 1;
+    const BlockIndex target =
+        child_tier == 1 ? no_block : f_.ancestor(f_.block_of(dst_leaf), child_tier);
+    const std::uint32_t plane = f_.plane_of(dst_leaf);
+    auto leads_down = [&](NodeIndex c) {
+      return child_tier == 1 ? c == dst_leaf : f_.block_of(c) == target && f_.plane_of(c) == plane;
+    };
     std::size_t candidates = 0;
-    for (LinkIndex l : downs) candidates += covers(f_.link(l).to, dst_leaf) ? 1 : 0;
+    for (LinkIndex l : downs) candidates += leads_down(f_.link(l).to) ? 1 : 0;
     if (candidates == 0) return false;
     const std::size_t first = hash(key, s) % candidates;
     for (std::size_t pass = 0; pass < 2; ++pass) {
       std::size_t k = 0;
       for (LinkIndex l : downs) {
-        if (!covers(f_.link(l).to, dst_leaf)) continue;
+        if (!leads_down(f_.link(l).to)) continue;
         const bool in_pass = pass == 0 ? k >= first : k < first;
         ++k;
         if (!in_pass || !f_.link(l).alive()) continue;

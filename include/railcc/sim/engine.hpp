@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <limits>
 #include <queue>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,7 @@ struct SimResult {
   double bytes_delivered = 0;
   std::vector<LinkClassSummary> link_classes;
   std::size_t rate_solves = 0;
+  std::size_t flows_solved = 0;  ///< summed over solves: the simulator's main cost
   std::size_t events = 0;
 };
 
@@ -123,8 +125,8 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
   std::vector<double> remaining(n, 0.0);
   std::vector<double> rate(n, 0.0);
   std::vector<std::uint32_t> version(n, 0);
-  std::vector<std::int32_t> slot(n, -1);
-  std::vector<FlowId> active;
+  std::vector<std::int32_t> slot(n, -1);  // 1 while active
+  std::size_t active_count = 0;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
   auto ready = [&](FlowId f, Picoseconds at) {
@@ -139,12 +141,18 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
   }
 
   MaxMinSolver solver;
-  std::vector<std::uint32_t> active_offsets;
-  std::vector<std::uint32_t> active_resources;
-  std::vector<double> active_rates;
-  std::vector<std::uint32_t> flows_on(router.resource_count(), 0);
   constexpr double inf = std::numeric_limits<double>::infinity();
+  // Incremental state: each resource's load from the active flows' current rates, the
+  // active flows ordered by rate, and the flows that have no rate yet.
+  std::vector<double> load(router.resource_count(), 0.0);
+  std::vector<std::uint32_t> flows_on(router.resource_count(), 0);
+  std::set<std::pair<double, FlowId>> by_rate;
+  std::vector<FlowId> fresh;
   double keep_below = inf;
+  std::vector<FlowId> solve_set;
+  std::vector<std::uint32_t> solve_offsets;
+  std::vector<std::uint32_t> solve_resources;
+  std::vector<double> solve_rates;
 
   // A flow's progress is brought up to date only when its rate changes: between changes
   // it moves linearly, and its finish event already says when it ends.
@@ -153,6 +161,9 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
     remaining[f] =
         std::max(0.0, remaining[f] - rate[f] * static_cast<double>(now - since[f]) * 1e-12);
     since[f] = now;
+  };
+  auto add_load = [&](FlowId f, double x) {
+    for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) load[paths[i]] += x;
   };
 
   while (!events.empty()) {
@@ -170,12 +181,13 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
         rate[f] = 0;
         since[f] = now;
         result.bytes_sent += remaining[f];
-        for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) ++flows_on[paths[i]];
+        slot[f] = 1;
+        fresh.push_back(f);
+        ++active_count;
         for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
-          keep_below = std::min(keep_below, router.capacity(paths[i]) / flows_on[paths[i]]);
+          const ResourceIndex r = paths[i];
+          keep_below = std::min(keep_below, router.capacity(r) / ++flows_on[r]);
         }
-        slot[f] = static_cast<std::int32_t>(active.size());
-        active.push_back(f);
         changed = true;
       } else if (kind == kind_finish) {
         if ((e.kind_version & 0x3fffffffu) != (version[f] & 0x3fffffffu) || slot[f] < 0) continue;
@@ -187,11 +199,10 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
         }
         remaining[f] = 0;
         keep_below = std::min(keep_below, rate[f]);
-        const auto s = static_cast<std::size_t>(slot[f]);
-        active[s] = active.back();
-        slot[active[s]] = static_cast<std::int32_t>(s);
-        active.pop_back();
+        by_rate.erase({rate[f], f});
+        add_load(f, -rate[f]);
         slot[f] = -1;
+        --active_count;
         events.push({now + latency[f].count(), f, kind_deliver << 30});
         changed = true;
       } else {
@@ -204,45 +215,58 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
         }
       }
     }
-    if (!changed || active.empty()) {
+    if (!changed || active_count == 0) {
       keep_below = inf;
       continue;
     }
-    // Max-min rates for the active flows. Flows frozen below `keep_below` in the last
-    // solution keep their rates: departures only free capacity at levels at or above the
-    // departed flows' rates, and a new flow cannot fill any resource on its path below
-    // capacity / flows-on-it, so nothing below both can change. Only the rest is re-solved.
-    active_offsets.assign(1, 0);
-    active_resources.clear();
-    active_rates.resize(active.size());
-    for (std::size_t i = 0; i < active.size(); ++i) {
-      const FlowId f = active[i];
-      active_resources.insert(active_resources.end(), paths.begin() + path_offsets[f],
-                              paths.begin() + path_offsets[f + 1]);
-      active_offsets.push_back(static_cast<std::uint32_t>(active_resources.size()));
-      // A flow that has no rate yet must be solved: give it one no bound keeps.
-      active_rates[i] = rate[f] > 0 ? rate[f] : inf;
+    // Max-min rates. Flows frozen below `keep_below` in the last solution keep their
+    // rates: departures only free capacity at levels at or above the departed flows'
+    // rates, and a new flow cannot fill any resource on its path below capacity /
+    // flows-on-it, so nothing below both can change. The others are re-solved against the
+    // capacity the kept flows leave, so a solve costs what it re-solves, not the whole
+    // active set.
+    if (config.exact_rate_solves) keep_below = 0;
+    solve_set.assign(fresh.begin(), fresh.end());
+    fresh.clear();
+    for (auto it = by_rate.lower_bound({keep_below, 0}); it != by_rate.end(); ++it) {
+      solve_set.push_back(it->second);
     }
-    solver.solve_above(
-        router.resource_count(), active_offsets, active_resources,
-        [&](std::uint32_t r) { return router.capacity(r); }, active_rates,
-        config.exact_rate_solves ? 0.0 : keep_below);
     keep_below = inf;
+    solve_offsets.assign(1, 0);
+    solve_resources.clear();
+    for (FlowId f : solve_set) {
+      if (rate[f] > 0) add_load(f, -rate[f]);
+      solve_resources.insert(solve_resources.end(), paths.begin() + path_offsets[f],
+                             paths.begin() + path_offsets[f + 1]);
+      solve_offsets.push_back(static_cast<std::uint32_t>(solve_resources.size()));
+    }
+    solve_rates.assign(solve_set.size(), 0.0);
+    const bool exact = config.exact_rate_solves;
+    solver.solve(
+        router.resource_count(), solve_offsets, solve_resources,
+        [&](std::uint32_t r) { return exact ? router.capacity(r) : router.capacity(r) - load[r]; },
+        solve_rates);
     ++result.rate_solves;
-    for (std::size_t i = 0; i < active.size(); ++i) {
-      const FlowId f = active[i];
-      if (active_rates[i] == rate[f]) continue;  // its finish event still holds
-      progress(f, now);
-      rate[f] = active_rates[i];
-      if (!(rate[f] > 0)) {
+    result.flows_solved += solve_set.size();
+    for (std::size_t i = 0; i < solve_set.size(); ++i) {
+      const FlowId f = solve_set[i];
+      const double x = solve_rates[i];
+      add_load(f, x);
+      if (x == rate[f]) continue;  // its finish event still holds
+      if (!(x > 0)) {
         throw InputError("simulation: flow " + std::to_string(f) +
                          " got no bandwidth (a link on its path has none)");
       }
+      progress(f, now);
+      if (rate[f] > 0) by_rate.erase({rate[f], f});
+      rate[f] = x;
+      by_rate.insert({x, f});
       const double ps = std::ceil(remaining[f] / rate[f] * 1e12 - 1e-6);
       ++version[f];
       events.push({now + static_cast<std::int64_t>(std::max(0.0, ps)), f,
                    (kind_finish << 30) | (version[f] & 0x3fffffffu)});
     }
+    if (exact) std::fill(load.begin(), load.end(), 0.0);
   }
 
   // Per-link bytes: pools hand their bytes to their links in proportion to capacity.
