@@ -1,0 +1,106 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "check_contains.hpp"
+#include "railcc/fabric/presets.hpp"
+#include "railcc/formats/fabric_json.hpp"
+#include "railcc/sim/engine.hpp"
+
+using namespace railcc;
+
+namespace {
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_fabric_json(text, "fab.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+/// Two GPUs on one leaf; `link` replaces the second link's JSON, `extra` adds top-level fields.
+std::string small(const std::string& link = R"({"a": "gpu1", "b": "leaf", "gbps": 400})",
+                  const std::string& extra = "") {
+  return R"({"schema": "railcc.fabric.v1", "hosts": 2, "gpus_per_host": 1, )" + extra +
+         R"("switches": [{"name": "leaf", "tier": 1}],
+            "links": [{"a": "gpu0", "b": "leaf", "gbps": 400, "latency_ns": 15}, )" + link + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("The shipped example fabric parses into what it says") {
+  const auto f = read_fabric_json(std::string(RAILCC_SOURCE_DIR) + "/examples/fabrics/two-rail-leaf-spine.json");
+  CHECK(f.endpoint_count() == 8);
+  CHECK(f.tiers() == 2);
+  CHECK(f.link_count() == 2 * (8 + 8 + 8));  // NVLinks, NIC links, 4 x 2 parallel up-links
+  // GPU 0 to GPU 2: different hosts, same rail: NIC, rail leaf, NIC.
+  Router router(f, {});
+  std::vector<ResourceIndex> p;
+  router.route({0, 2, 0}, p);
+  CHECK(p.size() == 2);
+  // GPU 0 to GPU 3: other rail: through a spine.
+  p.clear();
+  router.route({0, 3, 0}, p);
+  CHECK(p.size() == 4);
+  p.clear();
+  CHECK(router.route({0, 1, 0}, p).nvlink);
+}
+
+TEST_CASE("A preset written as JSON reads back as the same fabric") {
+  const auto f = fat_tree(4);
+  const auto text = fabric_to_json(f).dump();
+  const auto g = parse_fabric_json(text, "fat-tree.json");
+  REQUIRE(g.link_count() == f.link_count());
+  REQUIRE(g.node_count() == f.node_count());
+  for (LinkIndex l = 0; l < f.link_count(); ++l) {
+    CHECK(g.link(l).from == f.link(l).from);
+    CHECK(g.link(l).to == f.link(l).to);
+    CHECK(g.link(l).capacity.in_gbps() == doctest::Approx(f.link(l).capacity.in_gbps()));
+    CHECK(g.link(l).latency == f.link(l).latency);
+  }
+  FlowGraph flows;
+  for (NodeIndex i = 0; i < 16; ++i) flows.add({i, (i + 5) % 16, Bytes::MiB(1), 0, {}});
+  CHECK(simulate(f, flows).makespan == simulate(g, flows).makespan);
+  // With an NVLink domain too.
+  ColossusParams p;
+  p.gpus = 1024;
+  const auto c = colossus(p);
+  const auto back = parse_fabric_json(fabric_to_json(c).dump(), "colossus.json");
+  CHECK(back.link_count() == c.link_count());
+}
+
+TEST_CASE("Bad fabric JSON names the field at fault") {
+  CHECK_CONTAINS(error_of(small()), "(no error)");
+  CHECK_CONTAINS(error_of("{"), "fab.json: malformed JSON");
+  CHECK_CONTAINS(error_of(R"({"schema": "x"})"), "schema: is \"x\", expected \"railcc.fabric.v1\"");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "colour": "red"})")),
+                 "fab.json: links[1].colour: unknown field");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": -400})")),
+                 "links[1].gbps: is -400: a link's bandwidth must be positive");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 0})")), "must be positive");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "GBps": 50})")), "exactly one of");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "spine", "gbps": 400})")),
+                 "links[1].b: no switch is named \"spine\"");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu9", "b": "leaf", "gbps": 400})")),
+                 "links[1].a: \"gpu9\" is not a GPU of this fabric (gpu0 to gpu1)");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu0", "b": "leaf", "gbps": 400})")),
+                 "endpoint 1 (host 1 GPU 0) is not connected to anything");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400})", R"("radix": 1, )")),
+                 "\"leaf\" has 2 links, more than radix 1");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "latency_ns": -3})")),
+                 "links[1].latency_ns: is -3");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": "fast"})")), "links[1].gbps: must be a number");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "gpu0", "gbps": 400})")), "does not join adjacent tiers");
+  CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 0, "gpus_per_host": 1, "switches": [], "links": []})"),
+                 "hosts: is 0, expected 1 to");
+  CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 1, "gpus_per_host": 1,
+                              "switches": [{"name": "a", "tier": 1}, {"name": "a", "tier": 1}], "links": []})"),
+                 "switches[1].name: \"a\" is used twice");
+  CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 1, "gpus_per_host": 1,
+                              "switches": [{"name": "a", "tier": 0}], "links": []})"),
+                 "switches[0].tier: is 0, expected 1 to 16");
+  CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 1, "gpus_per_host": 1, "links": []})"),
+                 "switches: is missing");
+}
