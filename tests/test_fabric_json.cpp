@@ -3,8 +3,10 @@
 #include <string>
 
 #include "check_contains.hpp"
+#include "railcc/fabric/node_shape.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/formats/fabric_json.hpp"
+#include "railcc/formats/nccl_topo_xml.hpp"
 #include "railcc/sim/engine.hpp"
 
 using namespace railcc;
@@ -25,13 +27,24 @@ std::string small(const std::string& link = R"({"a": "gpu1", "b": "leaf", "gbps"
                   const std::string& extra = "") {
   return R"({"schema": "railcc.fabric.v1", "hosts": 2, "gpus_per_host": 1, )" + extra +
          R"("switches": [{"name": "leaf", "tier": 1}],
-            "links": [{"a": "gpu0", "b": "leaf", "gbps": 400, "latency_ns": 15}, )" + link + "]}";
+            "links": [{"a": "gpu0", "b": "leaf", "gbps": 400, "latency_ns": 15}, )" +
+         link + "]}";
+}
+
+std::string error_of_node(const NodeTopology& t) {
+  try {
+    node_shape(t);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace
 
 TEST_CASE("The shipped example fabric parses into what it says") {
-  const auto f = read_fabric_json(std::string(RAILCC_SOURCE_DIR) + "/examples/fabrics/two-rail-leaf-spine.json");
+  const auto f = read_fabric_json(std::string(RAILCC_SOURCE_DIR) +
+                                  "/examples/fabrics/two-rail-leaf-spine.json");
   CHECK(f.endpoint_count() == 8);
   CHECK(f.tiers() == 2);
   CHECK(f.link_count() == 2 * (8 + 8 + 8));  // NVLinks, NIC links, 4 x 2 parallel up-links
@@ -80,7 +93,8 @@ TEST_CASE("Bad fabric JSON names the field at fault") {
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": -400})")),
                  "links[1].gbps: is -400: a link's bandwidth must be positive");
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 0})")), "must be positive");
-  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "GBps": 50})")), "exactly one of");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "GBps": 50})")),
+                 "exactly one of");
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "spine", "gbps": 400})")),
                  "links[1].b: no switch is named \"spine\"");
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu9", "b": "leaf", "gbps": 400})")),
@@ -91,16 +105,59 @@ TEST_CASE("Bad fabric JSON names the field at fault") {
                  "\"leaf\" has 2 links, more than radix 1");
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "latency_ns": -3})")),
                  "links[1].latency_ns: is -3");
-  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": "fast"})")), "links[1].gbps: must be a number");
-  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "gpu0", "gbps": 400})")), "does not join adjacent tiers");
-  CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 0, "gpus_per_host": 1, "switches": [], "links": []})"),
-                 "hosts: is 0, expected 1 to");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": "fast"})")),
+                 "links[1].gbps: must be a number");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "gpu0", "gbps": 400})")),
+                 "does not join adjacent tiers");
+  CHECK_CONTAINS(
+      error_of(
+          R"({"schema": "railcc.fabric.v1", "hosts": 0, "gpus_per_host": 1, "switches": [], "links": []})"),
+      "hosts: is 0, expected 1 to");
   CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 1, "gpus_per_host": 1,
                               "switches": [{"name": "a", "tier": 1}, {"name": "a", "tier": 1}], "links": []})"),
                  "switches[1].name: \"a\" is used twice");
   CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 1, "gpus_per_host": 1,
                               "switches": [{"name": "a", "tier": 0}], "links": []})"),
                  "switches[0].tier: is 0, expected 1 to 16");
-  CHECK_CONTAINS(error_of(R"({"schema": "railcc.fabric.v1", "hosts": 1, "gpus_per_host": 1, "links": []})"),
-                 "switches: is missing");
+  CHECK_CONTAINS(
+      error_of(R"({"schema": "railcc.fabric.v1", "hosts": 1, "gpus_per_host": 1, "links": []})"),
+      "switches: is missing");
+}
+
+TEST_CASE("Hosts shaped like a discovered node") {
+  const auto ibm = read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) +
+                                          "/ibmcloud-gx3d-8xh100-nccl-topo.xml");
+  const auto shape = node_shape(ibm);
+  CHECK(shape.gpus == 8);
+  REQUIRE(shape.nvlink);
+  CHECK(*shape.nvlink == Bandwidth::GBps(450));
+  REQUIRE(shape.nic);
+  CHECK(*shape.nic == Bandwidth::gbps(200));
+  ColossusParams p;
+  p.gpus = 1024;
+  p.node = shape;
+  const auto f = colossus(p);
+  for (LinkIndex l : f.up_links(0)) {
+    const bool nv = f.kind(f.link(l).to) == FabricNodeKind::nvswitch;
+    CHECK(f.link(l).capacity == (nv ? Bandwidth::GBps(450) : Bandwidth::gbps(200)));
+  }
+  // Azure NDv5's file has no NVLinks and no NIC speeds: no NVLink domain, default NICs.
+  const auto ndv5 = node_shape(
+      read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) + "/azure-ndv5-topo.xml"));
+  CHECK_FALSE(ndv5.nvlink);
+  CHECK_FALSE(ndv5.nic);
+  p.node = ndv5;
+  const auto g = colossus(p);
+  for (LinkIndex l : g.up_links(0)) CHECK(g.kind(g.link(l).to) == FabricNodeKind::network_switch);
+  // The 4-GPU Azure NCv4 gives 4-GPU hosts and 4 rails.
+  const auto ncv4 = node_shape(
+      read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) + "/azure-ncv4-topo.xml"));
+  CHECK(ncv4.gpus == 4);
+  p.node = ncv4;
+  const auto h = colossus(p);
+  CHECK(h.endpoint_count() == 1024);
+  CHECK(h.host(1023) == 255);
+  const auto aws =
+      read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) + "/aws-p5.48xlarge-nccl-topo.xml");
+  CHECK_CONTAINS(error_of_node(aws), "has no GPU");
 }

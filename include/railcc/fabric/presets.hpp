@@ -7,12 +7,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric/clos.hpp"
+#include "railcc/fabric/node_shape.hpp"
 #include "railcc/units.hpp"
 
 RAILCC_NAMESPACE_BEGIN
@@ -43,25 +45,30 @@ struct ColossusParams {
   std::uint32_t hosts_per_array = 64;
   /// Leaves per tier-2 block (pod): 8 arrays x 8 rails [calc].
   std::uint32_t leaves_per_pod = 64;
+  /// Hosts shaped like a discovered node (GPUs per host = rails, NVLink, NIC speed)
+  /// instead of an HGX H100; see node_shape.hpp.
+  std::optional<NodeShape> node;
 };
 
 /// Colossus-class rail-optimized Clos. Three tiers up to 524,288 GPUs (k^3/4 at k = 128),
-/// four above (the 1M plan: tier-3 blocks of 64 pods) [calc].
+/// four above (the 1M plan: tier-3 blocks of 64 pods) [calc]. `gpus` is rounded up to
+/// whole hosts.
 inline Fabric colossus(const ColossusParams& p = {}) {
   if (p.gpus == 0) throw InputError("colossus: gpus must be at least 1");
   if (p.gpus > 4'000'000) throw InputError("colossus: more than 4M GPUs is outside this preset");
   ClosSpec s;
-  s.hosts = static_cast<std::uint32_t>((p.gpus + 7) / 8);
-  s.gpus_per_host = 8;
-  s.nvlink = h100_nvlink;
+  const std::uint32_t per_host = p.node ? p.node->gpus : 8;
+  s.hosts = static_cast<std::uint32_t>((p.gpus + per_host - 1) / per_host);
+  s.gpus_per_host = per_host;
+  s.nvlink = p.node ? p.node->nvlink.value_or(Bandwidth{}) : h100_nvlink;
   s.nvlink_latency = nvlink_latency;
-  s.nic_port = p.nic;
+  s.nic_port = p.node && p.node->nic ? *p.node->nic : p.nic;
   s.nic_latency = cable::in_rack;
   s.rail_optimized = true;
   s.leaf_down = p.hosts_per_array;
   s.radix = p.radix;
   const std::uint64_t arrays = (s.hosts + p.hosts_per_array - 1) / p.hosts_per_array;
-  const std::uint64_t pods = (arrays * 8 + p.leaves_per_pod - 1) / p.leaves_per_pod;
+  const std::uint64_t pods = (arrays * per_host + p.leaves_per_pod - 1) / p.leaves_per_pod;
   const int tiers = pods <= p.radix ? 3 : 4;
   auto ratio = [&](int tier) {
     const auto i = static_cast<std::size_t>(tier - 1);

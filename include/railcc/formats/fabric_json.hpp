@@ -50,12 +50,14 @@ class Reader {
     }
     const auto hosts = uint_at(j, "hosts", "", 1, 1u << 24);
     const auto per_host = uint_at(j, "gpus_per_host", "", 1, 1024);
-    if (hosts * per_host >= (1u << 26)) fail("hosts", "times gpus_per_host is more GPUs than railcc simulates");
+    if (hosts * per_host >= (1u << 26))
+      fail("hosts", "times gpus_per_host is more GPUs than railcc simulates");
     const std::uint64_t radix = j.contains("radix") ? uint_at(j, "radix", "", 1, 1u << 20) : 0;
     Fabric f;
     for (std::uint64_t h = 0; h < hosts; ++h) {
       for (std::uint64_t g = 0; g < per_host; ++g) {
-        f.add_endpoint(static_cast<std::uint32_t>(h), static_cast<std::uint16_t>(g), static_cast<std::uint16_t>(g));
+        f.add_endpoint(static_cast<std::uint32_t>(h), static_cast<std::uint16_t>(g),
+                       static_cast<std::uint16_t>(g));
       }
     }
     gpus_ = hosts * per_host;
@@ -83,7 +85,8 @@ class Reader {
       only(s, at, {"name", "tier"});
       const auto name = string_at(s, "name", at);
       if (name.empty()) fail(at + ".name", "is empty");
-      if (name.rfind("gpu", 0) == 0) fail(at + ".name", "\"" + name + "\" starts with \"gpu\", which names GPUs");
+      if (name.rfind("gpu", 0) == 0)
+        fail(at + ".name", "\"" + name + "\" starts with \"gpu\", which names GPUs");
       const auto tier = uint_at(s, "tier", at, 1, 16);
       if (!by_name.emplace(name, f.add_switch(static_cast<std::uint8_t>(tier))).second) {
         fail(at + ".name", "\"" + name + "\" is used twice");
@@ -120,8 +123,8 @@ class Reader {
     if (radix > 0) {
       for (const auto& [name, s] : by_name) {
         if (ports[s] > radix) {
-          fail("switches", "\"" + name + "\" has " + std::to_string(ports[s]) + " links, more than radix " +
-                               std::to_string(radix));
+          fail("switches", "\"" + name + "\" has " + std::to_string(ports[s]) +
+                               " links, more than radix " + std::to_string(radix));
         }
       }
     }
@@ -140,7 +143,8 @@ class Reader {
   void expect_object(const json& j, const std::string& at) const {
     if (!j.is_object()) fail(at.empty() ? "(top level)" : at, "must be an object");
   }
-  void only(const json& j, const std::string& at, std::initializer_list<std::string_view> known) const {
+  void only(const json& j, const std::string& at,
+            std::initializer_list<std::string_view> known) const {
     for (const auto& [key, value] : j.items()) {
       bool ok = false;
       for (auto k : known) ok = ok || k == key;
@@ -153,7 +157,8 @@ class Reader {
     if (!j.at(key).is_string()) fail(field, "must be a string");
     return j.at(key).get<std::string>();
   }
-  std::uint64_t uint_at(const json& j, const char* key, const std::string& at, std::uint64_t lo, std::uint64_t hi) const {
+  std::uint64_t uint_at(const json& j, const char* key, const std::string& at, std::uint64_t lo,
+                        std::uint64_t hi) const {
     const std::string field = at.empty() ? key : at + "." + key;
     if (!j.contains(key)) fail(field, "is missing");
     const auto& v = j.at(key);
@@ -161,7 +166,8 @@ class Reader {
     if (v.is_number_unsigned() ? v.get<std::uint64_t>() < lo || v.get<std::uint64_t>() > hi
                                : v.get<std::int64_t>() < static_cast<std::int64_t>(lo) ||
                                      v.get<std::int64_t>() > static_cast<std::int64_t>(hi)) {
-      fail(field, "is " + v.dump() + ", expected " + std::to_string(lo) + " to " + std::to_string(hi));
+      fail(field,
+           "is " + v.dump() + ", expected " + std::to_string(lo) + " to " + std::to_string(hi));
     }
     return v.get<std::uint64_t>();
   }
@@ -177,16 +183,19 @@ class Reader {
     if (gb == GB) fail(at, "needs exactly one of \"gbps\" (Gb/s) and \"GBps\" (GB/s)");
     const char* key = gb ? "gbps" : "GBps";
     const double v = number_at(j, key, at);
-    if (!(v > 0) || v > 1e6) fail(at + "." + key, "is " + j.at(key).dump() + ": a link's bandwidth must be positive");
+    if (!(v > 0) || v > 1e6)
+      fail(at + "." + key, "is " + j.at(key).dump() + ": a link's bandwidth must be positive");
     return gb ? Bandwidth::gbps(v) : Bandwidth::GBps(v);
   }
   Picoseconds latency(const json& j, const std::string& at) const {
     if (!j.contains("latency_ns")) return {};
     const double v = number_at(j, "latency_ns", at);
-    if (!(v >= 0) || v > 1e9) fail(at + ".latency_ns", "is " + j.at("latency_ns").dump() + ": must be 0 to 1e9 ns");
+    if (!(v >= 0) || v > 1e9)
+      fail(at + ".latency_ns", "is " + j.at("latency_ns").dump() + ": must be 0 to 1e9 ns");
     return Picoseconds::ns(v);
   }
-  NodeIndex node(const json& j, const char* key, const std::string& at, const std::map<std::string, NodeIndex>& by_name) const {
+  NodeIndex node(const json& j, const char* key, const std::string& at,
+                 const std::map<std::string, NodeIndex>& by_name) const {
     const auto name = string_at(j, key, at);
     if (name.rfind("gpu", 0) == 0) {
       const std::string digits = name.substr(3);
@@ -195,7 +204,8 @@ class Reader {
                            digits.find_first_not_of("0123456789") == std::string::npos;
       if (numeric) rank = std::stoull(digits);
       if (!numeric || rank >= gpus_) {
-        fail(at + "." + key, "\"" + name + "\" is not a GPU of this fabric (gpu0 to gpu" + std::to_string(gpus_ - 1) + ")");
+        fail(at + "." + key, "\"" + name + "\" is not a GPU of this fabric (gpu0 to gpu" +
+                                 std::to_string(gpus_ - 1) + ")");
       }
       return static_cast<NodeIndex>(rank);
     }
@@ -237,17 +247,20 @@ inline nlohmann::json fabric_to_json(const Fabric& f) {
   const std::uint32_t hosts = f.host(static_cast<NodeIndex>(f.endpoint_count() - 1)) + 1;
   const auto per_host = static_cast<std::uint32_t>(f.endpoint_count() / hosts);
   if (static_cast<std::size_t>(hosts) * per_host != f.endpoint_count()) {
-    throw InputError("fabric_to_json: hosts have different GPU counts, which the schema cannot express");
+    throw InputError(
+        "fabric_to_json: hosts have different GPU counts, which the schema cannot express");
   }
   auto name = [&](NodeIndex n) {
-    return f.kind(n) == FabricNodeKind::endpoint ? "gpu" + std::to_string(n)
-                                                 : "t" + std::to_string(f.tier(n)) + "s" + std::to_string(n);
+    return f.kind(n) == FabricNodeKind::endpoint
+               ? "gpu" + std::to_string(n)
+               : "t" + std::to_string(f.tier(n)) + "s" + std::to_string(n);
   };
   json switches = json::array();
   json links = json::array();
   json nvlink;
   for (NodeIndex n = 0; n < f.node_count(); ++n) {
-    if (f.kind(n) == FabricNodeKind::network_switch) switches.push_back({{"name", name(n)}, {"tier", f.tier(n)}});
+    if (f.kind(n) == FabricNodeKind::network_switch)
+      switches.push_back({{"name", name(n)}, {"tier", f.tier(n)}});
   }
   for (LinkIndex l = 0; l < f.link_count(); l += 2) {
     const auto& k = f.link(l);
@@ -255,9 +268,13 @@ inline nlohmann::json fabric_to_json(const Fabric& f) {
       nvlink = {{"GBps", k.capacity.in_GBps()}, {"latency_ns", k.latency.in_ns()}};
       continue;
     }
-    links.push_back({{"a", name(k.from)}, {"b", name(k.to)}, {"gbps", k.capacity.in_gbps()}, {"latency_ns", k.latency.in_ns()}});
+    links.push_back({{"a", name(k.from)},
+                     {"b", name(k.to)},
+                     {"gbps", k.capacity.in_gbps()},
+                     {"latency_ns", k.latency.in_ns()}});
   }
-  json j = {{"schema", std::string(fabric_json_schema)}, {"hosts", hosts}, {"gpus_per_host", per_host}};
+  json j = {
+      {"schema", std::string(fabric_json_schema)}, {"hosts", hosts}, {"gpus_per_host", per_host}};
   if (!nvlink.is_null()) j["nvlink"] = nvlink;
   j["switches"] = switches;
   j["links"] = links;
