@@ -161,3 +161,44 @@ TEST_CASE("Hosts shaped like a discovered node") {
       read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) + "/aws-p5.48xlarge-nccl-topo.xml");
   CHECK_CONTAINS(error_of_node(aws), "has no GPU");
 }
+
+#include <sstream>
+
+#include "railcc/sim/trace.hpp"
+
+TEST_CASE("The Chrome trace is valid JSON with flow slices and link counters") {
+  const auto f = fat_tree(4);
+  FlowGraph g;
+  for (NodeIndex i = 0; i < 16; ++i) g.add({i, (i + 4) % 16, Bytes::MiB(1), i % 2, {}});
+  SimConfig cfg;
+  cfg.record_timeline = true;
+  cfg.routing.mode = RoutingMode::spray;  // no ECMP collisions: every NIC sends at full rate
+  const auto r = simulate(f, g, cfg);
+  REQUIRE_FALSE(r.timeline_times.empty());
+  std::ostringstream out;
+  CHECK(write_chrome_trace(out, f, g, r) == 16);
+  const auto j = nlohmann::json::parse(out.str());
+  CHECK(j["otherData"]["flows_in_trace"] == 16);
+  std::size_t begins = 0;
+  std::size_t ends = 0;
+  std::size_t counters = 0;
+  double peak_nic_up = 0;
+  for (const auto& e : j["traceEvents"]) {
+    const auto ph = e["ph"].get<std::string>();
+    begins += ph == "b" ? 1 : 0;
+    ends += ph == "e" ? 1 : 0;
+    if (ph == "C") {
+      ++counters;
+      if (e["name"] == "NIC-leaf up")
+        peak_nic_up = std::max(peak_nic_up, e["args"]["percent"].get<double>());
+    }
+  }
+  CHECK(begins == 16);
+  CHECK(ends == 16);
+  CHECK(counters > 0);
+  CHECK(peak_nic_up == doctest::Approx(100.0));  // every GPU sends at full NIC rate at first
+  // A budget of 5 flows keeps whole GPU tracks: GPUs 0-4, one flow each.
+  std::ostringstream small;
+  CHECK(write_chrome_trace(small, f, g, r, {5}) == 5);
+  CHECK(nlohmann::json::parse(small.str())["otherData"]["gpus_in_trace"] == 5);
+}

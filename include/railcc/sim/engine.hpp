@@ -43,6 +43,9 @@ struct SimConfig {
   /// Re-solve every active flow at every event instead of only those whose rate can
   /// change: the reference the partial re-solve is tested against.
   bool exact_rate_solves = false;
+  /// Record, after every batch of events, the throughput of each link class (see
+  /// SimResult::timeline): what the trace draws as counters.
+  bool record_timeline = false;
 };
 
 struct FlowTiming {
@@ -73,6 +76,13 @@ struct SimResult {
   std::size_t rate_solves = 0;
   std::size_t flows_solved = 0;  ///< summed over solves: the simulator's main cost
   std::size_t events = 0;
+
+  /// With SimConfig::record_timeline: the times at which link-class throughput changed,
+  /// and after each, the bytes/s crossing each class (link_classes.size() values per time).
+  std::vector<Picoseconds> timeline_times;
+  std::vector<double> timeline_bytes_per_second;
+  /// Summed capacity of each link class, bytes/s (to turn the timeline into utilization).
+  std::vector<double> class_capacity;
 };
 
 namespace detail::sim {
@@ -162,8 +172,24 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
         std::max(0.0, remaining[f] - rate[f] * static_cast<double>(now - since[f]) * 1e-12);
     since[f] = now;
   };
+  // Link class of every resource (a pool's links share one), for the timeline.
+  const auto classes = static_cast<std::size_t>(fabric.tiers() + 1) * 2;
+  std::vector<std::uint8_t> class_of(router.resource_count());
+  for (ResourceIndex r = 0; r < router.resource_count(); ++r) {
+    const auto& k = fabric.link(router.is_pool(r) ? router.pool_links(r).front() : r);
+    class_of[r] = static_cast<std::uint8_t>(k.level * 2 + (k.up ? 1 : 0));
+  }
+  std::vector<double> class_load(classes, 0.0);
   auto add_load = [&](FlowId f, double x) {
-    for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) load[paths[i]] += x;
+    for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
+      load[paths[i]] += x;
+      class_load[class_of[paths[i]]] += x;
+    }
+  };
+  auto sample = [&](std::int64_t now) {
+    if (!config.record_timeline) return;
+    result.timeline_times.push_back(Picoseconds::ps(now));
+    for (double v : class_load) result.timeline_bytes_per_second.push_back(std::max(0.0, v));
   };
 
   while (!events.empty()) {
@@ -217,6 +243,10 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
     }
     if (!changed || active_count == 0) {
       keep_below = inf;
+      if (changed) {
+        std::fill(class_load.begin(), class_load.end(), 0.0);  // idle: no rounding residue
+        sample(now);
+      }
       continue;
     }
     // Max-min rates. Flows frozen below `keep_below` in the last solution keep their
@@ -266,7 +296,7 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
       events.push({now + static_cast<std::int64_t>(std::max(0.0, ps)), f,
                    (kind_finish << 30) | (version[f] & 0x3fffffffu)});
     }
-    if (exact) std::fill(load.begin(), load.end(), 0.0);
+    sample(now);
   }
 
   // Per-link bytes: pools hand their bytes to their links in proportion to capacity.
@@ -296,8 +326,11 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
     }
   }
   std::vector<std::vector<std::pair<double, LinkIndex>>> top(result.link_classes.size());
+  result.class_capacity.assign(result.link_classes.size(), 0.0);
   for (LinkIndex l = 0; l < fabric.link_count(); ++l) {
     const auto& k = fabric.link(l);
+    result.class_capacity[static_cast<std::size_t>(k.level * 2 + (k.up ? 1 : 0))] +=
+        k.usable().in_bytes_per_second();
     auto& c = result.link_classes[static_cast<std::size_t>(k.level * 2 + (k.up ? 1 : 0))];
     const double util =
         seconds > 0 ? result.link_bytes[l] / (k.capacity.in_bytes_per_second() * seconds) : 0;
