@@ -82,6 +82,8 @@ TEST_CASE("A preset written as JSON reads back as the same fabric") {
   const auto c = colossus(p);
   const auto back = parse_fabric_json(fabric_to_json(c).dump(), "colossus.json");
   CHECK(back.link_count() == c.link_count());
+  CHECK(c.nvswitch_reduction());
+  CHECK(back.nvswitch_reduction());
 }
 
 TEST_CASE("Bad fabric JSON names the field at fault") {
@@ -133,6 +135,7 @@ TEST_CASE("Hosts shaped like a discovered node") {
   CHECK(*shape.nvlink == Bandwidth::GBps(450));
   REQUIRE(shape.nic);
   CHECK(*shape.nic == Bandwidth::gbps(200));
+  CHECK(shape.nvswitch_reduction);  // H100 GPUs on NVSwitches
   ColossusParams p;
   p.gpus = 1024;
   p.node = shape;
@@ -146,6 +149,7 @@ TEST_CASE("Hosts shaped like a discovered node") {
       read_nccl_topology_xml(std::string(RAILCC_TEST_DATA_DIR) + "/azure-ndv5-topo.xml"));
   CHECK_FALSE(ndv5.nvlink);
   CHECK_FALSE(ndv5.nic);
+  CHECK_FALSE(ndv5.nvswitch_reduction);
   p.node = ndv5;
   const auto g = colossus(p);
   for (LinkIndex l : g.up_links(0)) CHECK(g.kind(g.link(l).to) == FabricNodeKind::network_switch);

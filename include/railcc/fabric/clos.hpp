@@ -40,6 +40,8 @@ struct ClosSpec {
   /// NVLink domain per host: one NVSwitch joined to each GPU (none when 0 bandwidth).
   Bandwidth nvlink;
   Picoseconds nvlink_latency;
+  /// The NVSwitch reduces in the switch (NVLS).
+  bool nvswitch_reduction = false;
   /// NIC ports per GPU, one per plane.
   std::uint32_t planes = 1;
   Bandwidth nic_port;
@@ -94,6 +96,7 @@ inline Fabric build_clos(const ClosSpec& spec) {
         f.connect(h * spec.gpus_per_host + g, nvs, spec.nvlink, spec.nvlink_latency);
       }
     }
+    f.set_nvswitch_reduction(spec.nvswitch_reduction);
   }
   if (spec.leaf_down + (T > 1 ? spec.up[0].up_ports : 0) > spec.radix) {
     throw InputError("clos: a leaf needs " + std::to_string(spec.leaf_down) + " down + " +

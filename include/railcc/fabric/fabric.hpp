@@ -190,6 +190,11 @@ class Fabric {
     return {block_members_.data() + block_offsets_[b],
             block_members_.data() + block_offsets_[b + 1]};
   }
+  /// Whether the hosts' NVSwitches can reduce in the switch (NVLink SHARP, which NCCL's
+  /// NVLS algorithms use): H100's third-generation NVSwitch can [pub].
+  void set_nvswitch_reduction(bool on) { nvswitch_reduction_ = on; }
+  [[nodiscard]] bool nvswitch_reduction() const { return nvswitch_reduction_; }
+
   /// Plane of a switch: its connected component in the switch-to-switch graph. A
   /// dual-plane fabric (HPN) has two; blocks may span planes, routes never do.
   [[nodiscard]] std::uint32_t plane_of(NodeIndex sw) const { return plane_[sw]; }
@@ -338,6 +343,7 @@ class Fabric {
   std::vector<std::uint32_t> plane_;
   std::size_t endpoint_count_ = 0;
   std::uint8_t max_tier_ = 0;
+  bool nvswitch_reduction_ = false;
   bool finalized_ = false;
 };
 

@@ -26,6 +26,8 @@ struct NodeShape {
   std::optional<Bandwidth> nvlink;
   /// Speed of the slowest rail NIC; nullopt when the topology does not say.
   std::optional<Bandwidth> nic;
+  /// The GPUs meet on NVSwitches that reduce in the switch (NVLS): Hopper and later.
+  bool nvswitch_reduction = false;
 };
 
 inline NodeShape node_shape(const NodeTopology& topo) {
@@ -46,6 +48,17 @@ inline NodeShape node_shape(const NodeTopology& topo) {
     return least;
   }();
   if (s.gpus == 1) s.nvlink.reset();
+  // NVLS needs third-generation NVSwitch (Hopper, sm90) or later, and every GPU on it.
+  bool all_on_nvswitch = s.nvlink.has_value();
+  for (DeviceId g : topo.gpus()) {
+    const auto sm = topo.gpu_sm(g);
+    bool on_switch = false;
+    for (const auto& l : topo.nvlinks()) {
+      on_switch = on_switch || (l.gpu == g && topo.device(l.peer).kind == DeviceKind::nvswitch);
+    }
+    all_on_nvswitch = all_on_nvswitch && on_switch && sm && *sm >= 90;
+  }
+  s.nvswitch_reduction = all_on_nvswitch;
   const auto rails = nic_rails(topo);
   for (std::size_t i = 0; i < rails.size(); ++i) {
     if (!rails[i]) continue;

@@ -3,7 +3,9 @@
 //   {
 //     "schema": "railcc.fabric.v1",
 //     "hosts": 4, "gpus_per_host": 8,
-//     "nvlink": {"GBps": 450, "latency_ns": 100},         optional: one NVSwitch per host
+//     "nvlink": {"GBps": 450, "latency_ns": 100, "reduction": true},
+//                                                          optional: one NVSwitch per host;
+//                                                          reduction: in-switch (NVLS)
 //     "radix": 128,                                        optional: ports per switch
 //     "switches": [{"name": "leaf0", "tier": 1}, ...],
 //     "links": [{"a": "gpu0", "b": "leaf0", "gbps": 400, "latency_ns": 15, "count": 1}, ...]
@@ -64,7 +66,11 @@ class Reader {
     if (j.contains("nvlink")) {
       const auto& nv = j.at("nvlink");
       expect_object(nv, "nvlink");
-      only(nv, "nvlink", {"GBps", "gbps", "latency_ns"});
+      only(nv, "nvlink", {"GBps", "gbps", "latency_ns", "reduction"});
+      if (nv.contains("reduction")) {
+        if (!nv.at("reduction").is_boolean()) fail("nvlink.reduction", "must be true or false");
+        f.set_nvswitch_reduction(nv.at("reduction").get<bool>());
+      }
       const Bandwidth bw = bandwidth(nv, "nvlink");
       const Picoseconds lat = latency(nv, "nvlink");
       for (std::uint64_t h = 0; h < hosts; ++h) {
@@ -265,7 +271,9 @@ inline nlohmann::json fabric_to_json(const Fabric& f) {
   for (LinkIndex l = 0; l < f.link_count(); l += 2) {
     const auto& k = f.link(l);
     if (f.kind(k.to) == FabricNodeKind::nvswitch) {
-      nvlink = {{"GBps", k.capacity.in_GBps()}, {"latency_ns", k.latency.in_ns()}};
+      nvlink = {{"GBps", k.capacity.in_GBps()},
+                {"latency_ns", k.latency.in_ns()},
+                {"reduction", f.nvswitch_reduction()}};
       continue;
     }
     links.push_back({{"a", name(k.from)},
