@@ -3,5 +3,7 @@
 
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
+#include "railcc/fabric.hpp"
+#include "railcc/sim.hpp"
 #include "railcc/topology.hpp"
 #include "railcc/units.hpp"
