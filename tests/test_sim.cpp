@@ -306,3 +306,29 @@ TEST_CASE("The partial re-solve equals the plain evaluation, flow by flow") {
     CHECK(a.link_bytes == b.link_bytes);
   }
 }
+
+TEST_CASE("A failed switch: flows go around it; a node cut off is an error naming a flow") {
+  auto f = fat_tree(4);
+  const auto g = cross_pod_permutation(f, 4, Bytes::MiB(1), 5);
+  // Take down one core switch: its four cables carry nothing, everything is delivered.
+  NodeIndex core = no_node;
+  for (NodeIndex s = 0; s < f.node_count(); ++s) {
+    if (f.kind(s) == FabricNodeKind::network_switch && f.tier(s) == 3) core = s;
+  }
+  REQUIRE(core != no_node);
+  f.set_switch_down(core);
+  for (const auto mode : {RoutingMode::ecmp, RoutingMode::spray}) {
+    SimConfig cfg;
+    cfg.routing.mode = mode;
+    const auto r = simulate(f, g, cfg);
+    for (LinkIndex l : f.down_links(core)) {
+      CHECK(r.link_bytes[l] == 0);
+      CHECK(r.link_bytes[Fabric::reverse(l)] == 0);
+    }
+    CHECK(r.bytes_delivered == static_cast<double>(g.total_bytes().count()));
+  }
+  // Take down the leaf of hosts 0 and 1: their flows have no path.
+  NodeIndex leaf = f.link(f.up_links(0)[0]).to;
+  f.set_switch_down(leaf);
+  CHECK_CONTAINS(error_of([&] { simulate(f, g); }), "has no live path");
+}
