@@ -332,3 +332,19 @@ TEST_CASE("A failed switch: flows go around it; a node cut off is an error namin
   f.set_switch_down(leaf);
   CHECK_CONTAINS(error_of([&] { simulate(f, g); }), "has no live path");
 }
+
+TEST_CASE("Local tasks take their duration and move no bytes") {
+  const auto f = one_leaf(2, {});
+  FlowGraph g;
+  const auto reduce = g.add(local_task(0, Picoseconds::us(3)));
+  const auto send = g.add({0, 1, Bytes::KiB(64), 0, {}});
+  g.depends_on(send, reduce);
+  SimConfig cfg;
+  const auto r = simulate(f, g, cfg);
+  CHECK(r.flows[reduce].delivered == Picoseconds::us(3));
+  CHECK(r.flows[send].start == Picoseconds::us(3) + cfg.message_overhead);
+  CHECK(r.bytes_delivered == 65536.0);
+  FlowGraph bad;
+  bad.add(local_task(9, Picoseconds::us(1)));
+  CHECK_CONTAINS(error_of([&] { simulate(f, bad); }), "task 0 runs on endpoint 9");
+}

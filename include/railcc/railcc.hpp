@@ -1,6 +1,7 @@
 // railcc/railcc.hpp: everything in railcc::core (standard library only).
 #pragma once
 
+#include "railcc/coll.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric.hpp"

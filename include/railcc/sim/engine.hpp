@@ -118,6 +118,15 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
   std::vector<std::uint8_t> on_nvlink(n, 0);
   for (FlowId f = 0; f < n; ++f) {
     const auto& spec = graph.flow(f);
+    if (graph.is_task(f)) {
+      if (spec.src >= fabric.endpoint_count()) {
+        throw InputError("task " + std::to_string(f) + " runs on endpoint " +
+                         std::to_string(spec.src) + ", but the fabric has " +
+                         std::to_string(fabric.endpoint_count()));
+      }
+      path_offsets[f + 1] = static_cast<std::uint32_t>(paths.size());
+      continue;
+    }
     const FlowKey key{spec.src, spec.dst, spec.qp};
     const auto pinned = graph.pinned_path(f);
     const PathInfo info =
@@ -140,6 +149,13 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
   auto ready = [&](FlowId f, Picoseconds at) {
+    if (graph.is_task(f)) {
+      // Local work: it starts when ready and is done `delay` later.
+      result.flows[f].ready = at;
+      result.flows[f].start = at;
+      events.push({(at + graph.flow(f).delay).count(), f, kind_deliver << 30});
+      return;
+    }
     const Picoseconds r = at + graph.flow(f).delay;
     result.flows[f].ready = r;
     const Picoseconds overhead =

@@ -29,6 +29,13 @@ struct FlowSpec {
   Picoseconds delay;     ///< after the last dependency is delivered
 };
 
+/// Local work on one endpoint (a reduction or copy in HBM): a node of the dependency DAG
+/// that takes `duration` and moves nothing through the network. Stored as a flow with
+/// src == dst, size 0 and `delay` = duration.
+inline FlowSpec local_task(NodeIndex at, Picoseconds duration) {
+  return FlowSpec{at, at, Bytes{}, 0, duration};
+}
+
 class FlowGraph {
  public:
   FlowId add(const FlowSpec& spec) {
@@ -56,6 +63,8 @@ class FlowGraph {
   }
 
   [[nodiscard]] std::size_t size() const { return flows_.size(); }
+  /// A local task (see local_task): delivered `delay` after it is ready.
+  [[nodiscard]] bool is_task(FlowId f) const { return flows_[f].src == flows_[f].dst; }
   [[nodiscard]] const FlowSpec& flow(FlowId f) const { return flows_[f]; }
   [[nodiscard]] std::span<const LinkIndex> pinned_path(FlowId f) const {
     const std::uint32_t begin = f == 0 ? 0 : pinned_offsets_[f - 1];

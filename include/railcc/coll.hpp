@@ -1,0 +1,9 @@
+// railcc/coll.hpp: collectives: element types, reduction ops, the backend concept, the
+// simulated backend, and the algorithms.
+#pragma once
+
+#include "railcc/coll/backend.hpp"
+#include "railcc/coll/data_type.hpp"
+#include "railcc/coll/reduce_op.hpp"
+#include "railcc/coll/ring.hpp"
+#include "railcc/coll/sim_backend.hpp"
