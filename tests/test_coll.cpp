@@ -134,7 +134,7 @@ void check_ring_all_reduce(const Fabric& fabric, int p, DataType type, ReduceOp 
     if (!in_place)
       std::fill(b.buffer(r, out).begin(), b.buffer(r, out).end(), std::byte{0xa5});  // poison
   }
-  ring_all_reduce(b, {count, in, out, channels});
+  ring_all_reduce(b, CollectiveCall{count, in, out, channels});
   b.run();
   std::vector<std::byte> expected(count * elem);
   for (std::size_t i = 0; i < count; ++i) {
@@ -274,7 +274,7 @@ TEST_CASE("Ring all-reduce time: 2(p-1) steps of n/p at the NIC rate, exactly") 
     b.set_reduction({DataType::float32, ReduceOp::sum});
     const std::size_t count = std::size_t{1} << 22;  // 16 MiB of floats, divisible by p
     const BufferId buf = b.allocate(count * 4);
-    ring_all_reduce(b, {count, buf, buf, 1});
+    ring_all_reduce(b, CollectiveCall{count, buf, buf, 1});
     const auto r = b.run();
     const Picoseconds step = cfg.sim.message_overhead +
                              transfer_time(Bytes::of(count * 4 / p), Bandwidth::gbps(400)) +
@@ -299,7 +299,7 @@ TEST_CASE("Data mode and timing mode give the same simulated time") {
     b.set_reduction({DataType::bfloat16, ReduceOp::sum});
     const BufferId in = b.allocate(1000 * 2);
     const BufferId out = b.allocate(1000 * 2);
-    ring_all_reduce(b, {1000, in, out, 2});
+    ring_all_reduce(b, CollectiveCall{1000, in, out, 2});
     times[m] = b.run().makespan;
   }
   CHECK(times[0] == times[1]);
@@ -329,7 +329,7 @@ TEST_CASE("Bad collective setups are refused before anything runs") {
                  }),
                  "destination rank 7 does not exist");
   CHECK_CONTAINS(error_of([&] {
-                   ring_all_reduce(c, {16, buf, buf, 0});
+                   ring_all_reduce(c, CollectiveCall{16, buf, buf, 0});
                  }),
                  "channels must be at least 1");
 }

@@ -3,7 +3,9 @@
 #pragma once
 
 #include "railcc/coll/backend.hpp"
+#include "railcc/coll/collectives.hpp"
 #include "railcc/coll/data_type.hpp"
+#include "railcc/coll/phases.hpp"
 #include "railcc/coll/reduce_op.hpp"
 #include "railcc/coll/ring.hpp"
 #include "railcc/coll/sim_backend.hpp"

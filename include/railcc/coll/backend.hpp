@@ -61,6 +61,8 @@ concept CollectiveBackend = requires(B& b, const B& cb, int rank, Region r, Recv
   { b.transfer(rank, r, rank, r, a, deps, channel) } -> std::same_as<OpId>;
   { b.local(rank, r, r, a, deps) } -> std::same_as<OpId>;
   { b.finish(rank, r, deps) } -> std::same_as<OpId>;
+  /// A symmetric scratch buffer (algorithms that must not touch the caller's input).
+  { b.allocate(std::size_t{}) } -> std::same_as<BufferId>;
 };
 
 /// A convenience for algorithms: the dependency list of one operation.

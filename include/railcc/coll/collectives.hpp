@@ -1,0 +1,359 @@
+// railcc/coll/collectives.hpp: the collectives, each with its algorithms, written once
+// against the CollectiveBackend concept.
+//
+// Semantics follow NCCL's (buffer sizes per rank, for `count` elements of the backend's
+// reduction type):
+//   all_reduce      input n, output n: every rank gets the reduction of all inputs
+//   reduce_scatter  input p n, output n: rank r gets the reduction of chunk r
+//   all_gather      input n, output p n: rank r's input lands at output chunk r
+//   broadcast       input n (root), output n: the root's input everywhere
+//   reduce          input n, output n (root): the reduction at the root only
+//   all_to_all      input p n, output p n: chunk j of rank r goes to chunk r of rank j
+//   send_recv       one rank's region to another's
+// In place: output == input (for all_gather, the rank's input is then expected at its
+// chunk of the output, as NCCL's in-place all-gather expects). Algorithms:
+//   ring (channels), rabenseifner (recursive halving-doubling, any rank count),
+//   hierarchical (ring reduce-scatter inside each host over NVLink, all-reduce of each
+//   GPU's share across hosts on its rail with ring or rabenseifner, ring all-gather inside
+//   the host), chain (pipelined broadcast / reduce along the ring), pairwise (direct
+//   all-to-all). Each returns, per rank, the operations after which its output is final.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "railcc/coll/backend.hpp"
+#include "railcc/coll/phases.hpp"
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+/// Arguments of one collective call on symmetric buffers.
+struct CollectiveCall {
+  std::size_t count = 0;  ///< elements (see the semantics above)
+  BufferId input = 0;
+  BufferId output = 0;      ///< == input: in place
+  int channels = 1;         ///< parallel rings (ring-based algorithms)
+  int root = 0;             ///< broadcast and reduce
+  int pipeline_chunks = 8;  ///< chunks a chain pipelines (broadcast, reduce)
+};
+
+enum class Algorithm : std::uint8_t { ring, rabenseifner, hierarchical, chain, pairwise };
+
+constexpr std::string_view to_string(Algorithm a) {
+  switch (a) {
+    case Algorithm::ring: return "ring";
+    case Algorithm::rabenseifner: return "rabenseifner";
+    case Algorithm::hierarchical: return "hierarchical";
+    case Algorithm::chain: return "chain";
+    case Algorithm::pairwise: return "pairwise";
+  }
+  return "?";
+}
+
+/// The default ring: ranks in placement order (host, local index), so the hops inside a
+/// host are NVLink and consecutive hosts are joined once, as NCCL's rings are.
+template <CollectiveBackend B>
+std::vector<int> placement_ring(const B& b) {
+  std::vector<int> ring(static_cast<std::size_t>(b.ranks()));
+  std::iota(ring.begin(), ring.end(), 0);
+  std::stable_sort(ring.begin(), ring.end(), [&](int x, int y) {
+    const auto px = b.placement(x);
+    const auto py = b.placement(y);
+    return px.host != py.host ? px.host < py.host : px.local < py.local;
+  });
+  return ring;
+}
+
+namespace detail::coll {
+
+template <CollectiveBackend B>
+void check_call(const B& b, const CollectiveCall& c, const char* what) {
+  if (c.channels < 1) throw InputError(std::string(what) + ": channels must be at least 1");
+  if (c.pipeline_chunks < 1)
+    throw InputError(std::string(what) + ": pipeline_chunks must be at least 1");
+  if (c.root < 0 || c.root >= b.ranks()) {
+    throw InputError(std::string(what) + ": root " + std::to_string(c.root) + " is not a rank");
+  }
+}
+
+/// Per rank: out-of-place copy of `bytes` from input to output (at the given offsets).
+template <CollectiveBackend B>
+std::vector<Deps> copy_in(B& b, BufferId from, std::size_t from_offset, BufferId to,
+                          std::size_t to_offset, std::size_t bytes, bool per_rank_offset,
+                          std::size_t stride) {
+  std::vector<Deps> ready(static_cast<std::size_t>(b.ranks()));
+  for (int r = 0; r < b.ranks(); ++r) {
+    const std::size_t shift = per_rank_offset ? static_cast<std::size_t>(r) * stride : 0;
+    ready[static_cast<std::size_t>(r)] = {b.local(r, Region{to, to_offset + shift, bytes},
+                                                  Region{from, from_offset, bytes},
+                                                  RecvAction::copy, {})};
+  }
+  return ready;
+}
+
+template <class T>
+std::vector<T> by_position(const std::vector<T>& per_rank, const std::vector<int>& order) {
+  std::vector<T> out;
+  out.reserve(order.size());
+  for (int r : order) out.push_back(per_rank[static_cast<std::size_t>(r)]);
+  return out;
+}
+
+template <class T>
+void to_ranks(std::vector<T>& per_rank, const std::vector<T>& per_position,
+              const std::vector<int>& order) {
+  for (std::size_t j = 0; j < order.size(); ++j)
+    per_rank[static_cast<std::size_t>(order[j])] = per_position[j];
+}
+
+/// Ring all-reduce of a span over a group: reduce-scatter, finish, all-gather.
+template <CollectiveBackend B>
+std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, const Span& span,
+                                        int channels, const std::vector<Deps>& ready) {
+  Group g(ranks);
+  if (g.size() == 1) return finish_phase(b, g, span, ready);
+  auto rs = ring_reduce_scatter_phase(b, g, span, channels, ready);
+  auto fin = finish_phase(b, g, span, rs);
+  return ring_all_gather_phase(b, g, span, channels, fin);
+}
+
+}  // namespace detail::coll
+
+template <CollectiveBackend B>
+std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = Algorithm::ring,
+                             Algorithm inter_host = Algorithm::rabenseifner) {
+  using namespace detail::coll;
+  check_call(b, call, "all_reduce");
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  std::vector<Deps> ready(p);
+  if (call.input != call.output)
+    ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, false, 0);
+  const Span span{call.output, 0, call.count};
+  const auto ring = placement_ring(b);
+  std::vector<Deps> done(p);
+  switch (algo) {
+    case Algorithm::ring:
+      to_ranks(done, ring_all_reduce_group(b, ring, span, call.channels, by_position(ready, ring)),
+               ring);
+      return done;
+    case Algorithm::rabenseifner:
+      to_ranks(done, rabenseifner_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
+      return done;
+    case Algorithm::hierarchical: {
+      // Hosts in order, each with its ranks in local order; every host must have as many.
+      std::map<std::uint32_t, std::vector<int>> hosts;
+      for (int r : ring) hosts[b.placement(r).host].push_back(r);
+      const std::size_t G = hosts.begin()->second.size();
+      for (const auto& [h, rs] : hosts) {
+        if (rs.size() != G) {
+          throw InputError("all_reduce hierarchical: host " + std::to_string(h) + " has " +
+                           std::to_string(rs.size()) + " ranks, host " +
+                           std::to_string(hosts.begin()->first) + " has " + std::to_string(G) +
+                           "; every host needs the same number");
+        }
+      }
+      if (inter_host != Algorithm::ring && inter_host != Algorithm::rabenseifner) {
+        throw InputError(
+            "all_reduce hierarchical: the inter-host algorithm must be ring or rabenseifner");
+      }
+      std::vector<Deps> state = ready;
+      // 1. Reduce-scatter inside each host: local index g ends with chunk g.
+      for (const auto& [h, rs] : hosts) {
+        Group g(rs);
+        to_ranks(state,
+                 ring_reduce_scatter_phase(b, g, span, call.channels, by_position(state, rs)), rs);
+      }
+      // 2. All-reduce of chunk g across hosts, on rail g.
+      for (std::size_t gi = 0; gi < G; ++gi) {
+        std::vector<int> rail;
+        for (const auto& [h, rs] : hosts) rail.push_back(rs[gi]);
+        const auto [c0, c1] = part_range(call.count, G, gi);
+        const Span share{call.output, c0, c1 - c0};
+        const auto rail_done =
+            inter_host == Algorithm::ring
+                ? ring_all_reduce_group(b, rail, share, call.channels, by_position(state, rail))
+                : rabenseifner_all_reduce_phase(b, rail, share, by_position(state, rail));
+        to_ranks(state, rail_done, rail);
+      }
+      // 3. All-gather inside each host.
+      for (const auto& [h, rs] : hosts) {
+        Group g(rs);
+        to_ranks(state, ring_all_gather_phase(b, g, span, call.channels, by_position(state, rs)),
+                 rs);
+      }
+      return state;
+    }
+    default:
+      throw InputError("all_reduce: algorithm " + std::string(to_string(algo)) + " does not apply");
+  }
+}
+
+template <CollectiveBackend B>
+std::vector<Deps> reduce_scatter(B& b, const CollectiveCall& call,
+                                 Algorithm algo = Algorithm::ring) {
+  using namespace detail::coll;
+  check_call(b, call, "reduce_scatter");
+  if (algo != Algorithm::ring)
+    throw InputError("reduce_scatter: algorithm " + std::string(to_string(algo)) +
+                     " does not apply");
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  const std::size_t total = call.count * p;
+  // Work on a copy: the input stays as it was (out of place) and chunk r ends on rank r.
+  const BufferId work = b.allocate(total * elem);
+  const auto ready = copy_in(b, call.input, 0, work, 0, total * elem, false, 0);
+  const auto ring = placement_ring(b);
+  Group g(ring);
+  for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
+  const Span span{work, 0, total};
+  const auto rs = ring_reduce_scatter_phase(b, g, span, call.channels, by_position(ready, ring));
+  const auto fin = finish_phase(b, g, span, rs);
+  std::vector<Deps> done(p);
+  for (std::size_t j = 0; j < p; ++j) {
+    const auto r = static_cast<std::size_t>(ring[j]);
+    const Region from{work, r * call.count * elem, call.count * elem};
+    const Region to{call.output, call.output == call.input ? r * call.count * elem : 0,
+                    call.count * elem};
+    done[r] = {b.local(ring[j], to, from, RecvAction::copy, fin[j])};
+  }
+  return done;
+}
+
+template <CollectiveBackend B>
+std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = Algorithm::ring) {
+  using namespace detail::coll;
+  check_call(b, call, "all_gather");
+  if (algo != Algorithm::ring)
+    throw InputError("all_gather: algorithm " + std::string(to_string(algo)) + " does not apply");
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  std::vector<Deps> ready(p);
+  if (call.input != call.output)
+    ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, true, call.count * elem);
+  const auto ring = placement_ring(b);
+  Group g(ring);
+  for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
+  // Chunks of p n elements cut in p parts are exactly the n-element blocks.
+  const Span span{call.output, 0, call.count * p};
+  std::vector<Deps> done(p);
+  to_ranks(done, ring_all_gather_phase(b, g, span, call.channels, by_position(ready, ring)), ring);
+  return done;
+}
+
+/// Broadcast along the ring from the root, pipelined in `pipeline_chunks` chunks.
+template <CollectiveBackend B>
+std::vector<Deps> broadcast(B& b, const CollectiveCall& call, Algorithm algo = Algorithm::chain) {
+  using namespace detail::coll;
+  check_call(b, call, "broadcast");
+  if (algo != Algorithm::chain)
+    throw InputError("broadcast: algorithm " + std::string(to_string(algo)) + " does not apply");
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  auto ring = placement_ring(b);
+  std::rotate(ring.begin(), std::find(ring.begin(), ring.end(), call.root),
+              ring.end());  // root first
+  const auto K = static_cast<std::size_t>(call.pipeline_chunks);
+  std::vector<Deps> done(p);
+  const auto root = static_cast<std::size_t>(call.root);
+  if (call.input != call.output) {
+    done[root] = {b.local(call.root, Region{call.output, 0, call.count * elem},
+                          Region{call.input, 0, call.count * elem}, RecvAction::copy, {})};
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    const auto [e0, e1] = part_range(call.count, K, k);
+    OpId prev = 0;
+    for (std::size_t h = 0; h + 1 < p; ++h) {
+      // The root sends from its input; everyone else forwards what it received.
+      const Region from{h == 0 ? call.input : call.output, e0 * elem, (e1 - e0) * elem};
+      const Region to{call.output, e0 * elem, (e1 - e0) * elem};
+      const Deps deps = h == 0 ? Deps{} : Deps{prev};
+      prev = b.transfer(ring[h], from, ring[h + 1], to, RecvAction::copy, deps, 0);
+      done[static_cast<std::size_t>(ring[h + 1])].push_back(prev);
+      if (h > 0) done[static_cast<std::size_t>(ring[h])].push_back(prev);  // read before done
+    }
+  }
+  return done;
+}
+
+/// Reduce to the root along the ring, pipelined: each rank adds its data to the partial
+/// result on its way to the root.
+template <CollectiveBackend B>
+std::vector<Deps> reduce(B& b, const CollectiveCall& call, Algorithm algo = Algorithm::chain) {
+  using namespace detail::coll;
+  check_call(b, call, "reduce");
+  if (algo != Algorithm::chain)
+    throw InputError("reduce: algorithm " + std::string(to_string(algo)) + " does not apply");
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  auto ring = placement_ring(b);
+  // Root last: the chain runs root+1, root+2, ..., root.
+  std::rotate(ring.begin(), std::find(ring.begin(), ring.end(), call.root) + 1, ring.end());
+  const BufferId work = b.allocate(call.count * elem);
+  const auto ready = copy_in(b, call.input, 0, work, 0, call.count * elem, false, 0);
+  const auto K = static_cast<std::size_t>(call.pipeline_chunks);
+  std::vector<Deps> done(p);
+  Deps at_root = ready[static_cast<std::size_t>(call.root)];
+  for (std::size_t k = 0; k < K; ++k) {
+    const auto [e0, e1] = part_range(call.count, K, k);
+    const Region r{work, e0 * elem, (e1 - e0) * elem};
+    OpId prev = 0;
+    for (std::size_t h = 0; h + 1 < p; ++h) {
+      Deps deps = ready[static_cast<std::size_t>(ring[h + 1])];
+      if (h == 0)
+        deps.insert(deps.end(), ready[static_cast<std::size_t>(ring[0])].begin(),
+                    ready[static_cast<std::size_t>(ring[0])].end());
+      else
+        deps.push_back(prev);
+      prev = b.transfer(ring[h], r, ring[h + 1], r, RecvAction::reduce, deps, 0);
+      done[static_cast<std::size_t>(ring[h])].push_back(prev);
+    }
+    if (p > 1) at_root.push_back(prev);
+  }
+  const Region whole{work, 0, call.count * elem};
+  const OpId fin = b.finish(call.root, whole, at_root);
+  const OpId out = b.local(call.root, Region{call.output, 0, call.count * elem}, whole,
+                           RecvAction::copy, Deps{fin});
+  done[static_cast<std::size_t>(call.root)] = {out};
+  return done;
+}
+
+/// Direct all-to-all: every pair exchanges its chunk at once; each rank copies its own.
+template <CollectiveBackend B>
+std::vector<Deps> all_to_all(B& b, const CollectiveCall& call,
+                             Algorithm algo = Algorithm::pairwise) {
+  using namespace detail::coll;
+  check_call(b, call, "all_to_all");
+  if (algo != Algorithm::pairwise)
+    throw InputError("all_to_all: algorithm " + std::string(to_string(algo)) + " does not apply");
+  if (call.input == call.output)
+    throw InputError("all_to_all: in place is not supported; give an output buffer");
+  const std::size_t elem = size_of(b.reduction().type);
+  const int p = b.ranks();
+  const std::size_t chunk = call.count * elem;
+  std::vector<Deps> done(static_cast<std::size_t>(p));
+  for (int s = 0; s < p; ++s) {
+    for (int r = 0; r < p; ++r) {
+      const int to = (r + s) % p;  // step s: rank r sends to r + s (pairwise order)
+      const Region from{call.input, static_cast<std::size_t>(to) * chunk, chunk};
+      const Region into{call.output, static_cast<std::size_t>(r) * chunk, chunk};
+      const OpId op = s == 0 ? b.local(r, into, from, RecvAction::copy, {})
+                             : b.transfer(r, from, to, into, RecvAction::copy, {},
+                                          static_cast<std::uint32_t>(s));
+      done[static_cast<std::size_t>(to)].push_back(op);
+    }
+  }
+  return done;
+}
+
+/// One rank's region to another's.
+template <CollectiveBackend B>
+OpId send_recv(B& b, int src, Region from, int dst, Region to) {
+  return b.transfer(src, from, dst, to, RecvAction::copy, {}, 0);
+}
+
+RAILCC_NAMESPACE_END

@@ -1,0 +1,266 @@
+// railcc/coll/phases.hpp: the building blocks algorithms are made of.
+//
+// A phase runs over a *group*: positions 0..q-1, each a rank, operating on a span of
+// `count` elements of one buffer (the same offset on every rank). The span is cut into q
+// chunks of whole elements (chunk i: elements [i n / q, (i+1) n / q), so any count
+// works), and `chunk_of[j]` says which chunk position j owns. Each phase takes, per
+// position, the operations that must precede it there, and returns, per position, the
+// operations after which its part of the span is final. Hierarchical algorithms chain
+// phases over different groups (the GPUs of a host, the GPUs of a rail).
+#pragma once
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "railcc/coll/backend.hpp"
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+/// Elements [first, last) of part i when `count` elements are cut into `parts` parts.
+constexpr std::pair<std::size_t, std::size_t> part_range(std::size_t count, std::size_t parts,
+                                                         std::size_t i) {
+  return {count * i / parts, count * (i + 1) / parts};
+}
+
+/// `count` elements at element offset `first` of `buffer`.
+struct Span {
+  BufferId buffer = 0;
+  std::size_t first = 0;
+  std::size_t count = 0;
+};
+
+struct Group {
+  std::vector<int> ranks;             ///< position -> rank
+  std::vector<std::size_t> chunk_of;  ///< position -> the chunk it owns (default: its position)
+
+  explicit Group(std::vector<int> r) : ranks(std::move(r)), chunk_of(ranks.size()) {
+    std::iota(chunk_of.begin(), chunk_of.end(), std::size_t{0});
+  }
+  [[nodiscard]] std::size_t size() const { return ranks.size(); }
+};
+
+namespace detail::phase {
+
+inline std::size_t mod(long long x, std::size_t p) {
+  const auto m = static_cast<long long>(p);
+  return static_cast<std::size_t>(((x % m) + m) % m);
+}
+
+/// Region of slice `channel` (of `channels`) of chunk `chunk` (of `parts`) of a span.
+inline Region slice(const Span& s, std::size_t elem, std::size_t parts, std::size_t chunk,
+                    std::size_t channels, std::size_t channel) {
+  const auto [c0, c1] = part_range(s.count, parts, chunk);
+  const auto [s0, s1] = part_range(c1 - c0, channels, channel);
+  return {s.buffer, (s.first + c0 + s0) * elem, (s1 - s0) * elem};
+}
+
+inline Region whole(const Span& s, std::size_t elem) {
+  return {s.buffer, s.first * elem, s.count * elem};
+}
+
+}  // namespace detail::phase
+
+/// Ring reduce-scatter over a group: q - 1 steps; at step s position j sends chunk
+/// chunk_of[j - s - 1] to j + 1, which reduces it in. Position j ends owning chunk_of[j]
+/// reduced over the group (not finished). Returns, per position, the last writes of its
+/// chunk; `reads[s][j]` (if given) receives the op of step s from j, for callers that need
+/// write-after-read ordering.
+template <CollectiveBackend B>
+std::vector<Deps> ring_reduce_scatter_phase(
+    B& b, const Group& g, const Span& span, int channels, const std::vector<Deps>& ready,
+    std::vector<std::vector<std::vector<OpId>>>* steps = nullptr) {
+  using namespace detail::phase;
+  const std::size_t q = g.size();
+  const std::size_t elem = size_of(b.reduction().type);
+  const auto C = static_cast<std::size_t>(channels);
+  std::vector<Deps> done(q);
+  if (q == 1) return ready;
+  if (steps) steps->assign(C, std::vector<std::vector<OpId>>(q - 1, std::vector<OpId>(q)));
+  for (std::size_t ch = 0; ch < C; ++ch) {
+    std::vector<OpId> prev(q);
+    for (std::size_t s = 0; s + 1 < q; ++s) {
+      std::vector<OpId> cur(q);
+      for (std::size_t j = 0; j < q; ++j) {
+        const std::size_t next = (j + 1) % q;
+        const std::size_t chunk =
+            g.chunk_of[mod(static_cast<long long>(j) - static_cast<long long>(s) - 1, q)];
+        Deps deps = ready[next];  // the destination's data is in place before it is reduced into
+        if (s == 0) {
+          deps.insert(deps.end(), ready[j].begin(), ready[j].end());
+        } else {
+          deps.push_back(prev[mod(static_cast<long long>(j) - 1, q)]);  // the chunk arrived at j
+        }
+        const Region r = slice(span, elem, q, chunk, C, ch);
+        cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r, RecvAction::reduce, deps,
+                            static_cast<std::uint32_t>(ch));
+        if (steps) (*steps)[ch][s][j] = cur[j];
+      }
+      prev = cur;
+    }
+    for (std::size_t j = 0; j < q; ++j)
+      done[j].push_back(prev[mod(static_cast<long long>(j) - 1, q)]);
+  }
+  return done;
+}
+
+/// Ring all-gather over a group: q - 1 steps; at step s position j sends chunk
+/// chunk_of[j - s] to j + 1, which copies it. `ready[j]` must cover position j's own
+/// chunk and (for write-after-read) every earlier reader of the chunks it will receive.
+template <CollectiveBackend B>
+std::vector<Deps> ring_all_gather_phase(B& b, const Group& g, const Span& span, int channels,
+                                        const std::vector<Deps>& ready) {
+  using namespace detail::phase;
+  const std::size_t q = g.size();
+  const std::size_t elem = size_of(b.reduction().type);
+  const auto C = static_cast<std::size_t>(channels);
+  if (q == 1) return ready;
+  std::vector<Deps> done(q);
+  for (std::size_t ch = 0; ch < C; ++ch) {
+    std::vector<OpId> prev(q);
+    for (std::size_t s = 0; s + 1 < q; ++s) {
+      std::vector<OpId> cur(q);
+      for (std::size_t j = 0; j < q; ++j) {
+        const std::size_t next = (j + 1) % q;
+        const std::size_t chunk =
+            g.chunk_of[mod(static_cast<long long>(j) - static_cast<long long>(s), q)];
+        Deps deps = s == 0 ? ready[j] : Deps{prev[mod(static_cast<long long>(j) - 1, q)]};
+        if (s == 0) deps.insert(deps.end(), ready[next].begin(), ready[next].end());
+        const Region r = slice(span, elem, q, chunk, C, ch);
+        cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r, RecvAction::copy, deps,
+                            static_cast<std::uint32_t>(ch));
+      }
+      prev = cur;
+    }
+    for (std::size_t j = 0; j < q; ++j)
+      done[j].push_back(prev[mod(static_cast<long long>(j) - 1, q)]);
+  }
+  for (std::size_t j = 0; j < q; ++j)
+    done[j].insert(done[j].end(), ready[j].begin(), ready[j].end());
+  return done;
+}
+
+/// The reduction's finish (avg's division) on each position's own chunk.
+template <CollectiveBackend B>
+std::vector<Deps> finish_phase(B& b, const Group& g, const Span& span,
+                               const std::vector<Deps>& ready) {
+  using namespace detail::phase;
+  const std::size_t elem = size_of(b.reduction().type);
+  std::vector<Deps> done(g.size());
+  for (std::size_t j = 0; j < g.size(); ++j) {
+    const auto [c0, c1] = part_range(span.count, g.size(), g.chunk_of[j]);
+    const Region own{span.buffer, (span.first + c0) * elem, (c1 - c0) * elem};
+    done[j] = {b.finish(g.ranks[j], own, ready[j])};
+  }
+  return done;
+}
+
+/// Recursive halving-doubling all-reduce (Rabenseifner) over a group of any size. With
+/// q' the largest power of two <= q and r = q - q': positions 2k and 2k+1 (k < r) first
+/// fold (2k sends its whole span to 2k+1, which reduces it), the q' remaining positions
+/// reduce-scatter by recursive halving (log2 q' steps, each exchanging half of the current
+/// range with the partner at distance q'/2, q'/4, ..., 1), finish their block, all-gather
+/// by recursive doubling, and 2k+1 sends the result back to 2k. 2 log2 q' steps, plus 2
+/// when q is not a power of two (FACTS.md section 4).
+template <CollectiveBackend B>
+std::vector<Deps> rabenseifner_all_reduce_phase(B& b, const std::vector<int>& ranks,
+                                                const Span& span, const std::vector<Deps>& ready) {
+  using namespace detail::phase;
+  const std::size_t q = ranks.size();
+  const std::size_t elem = size_of(b.reduction().type);
+  if (q == 1) {
+    Group g(ranks);
+    return finish_phase(b, g, span, ready);
+  }
+  std::size_t pow2 = 1;
+  while (pow2 * 2 <= q) pow2 *= 2;
+  const std::size_t extra = q - pow2;
+  std::vector<Deps> state = ready;  // per position: ops after which its span is as it should be
+  // Fold.
+  for (std::size_t k = 0; k < extra; ++k) {
+    Deps deps = state[2 * k];
+    deps.insert(deps.end(), state[2 * k + 1].begin(), state[2 * k + 1].end());
+    const OpId op = b.transfer(ranks[2 * k], whole(span, elem), ranks[2 * k + 1], whole(span, elem),
+                               RecvAction::reduce, deps, 0);
+    state[2 * k] = {op};  // its data has been read: later writes into 2k wait for this
+    state[2 * k + 1] = {op};
+  }
+  // Active positions: the odd ones of the folded pairs, then everyone after them.
+  std::vector<std::size_t> active;
+  for (std::size_t k = 0; k < extra; ++k) active.push_back(2 * k + 1);
+  for (std::size_t j = 2 * extra; j < q; ++j) active.push_back(j);
+  // Recursive halving: each active index i keeps range [lo, hi) of pow2 blocks.
+  std::vector<std::size_t> lo(pow2, 0);
+  std::vector<std::size_t> hi(pow2, pow2);
+  auto region = [&](std::size_t b0, std::size_t b1) {
+    const std::size_t e0 = part_range(span.count, pow2, b0).first;
+    const std::size_t e1 = b1 == pow2 ? span.count : part_range(span.count, pow2, b1).first;
+    return Region{span.buffer, (span.first + e0) * elem, (e1 - e0) * elem};
+  };
+  for (std::size_t d = pow2 / 2; d >= 1; d /= 2) {
+    std::vector<Deps> next(pow2);
+    for (std::size_t i = 0; i < pow2; ++i) {
+      const std::size_t partner = i ^ d;
+      const std::size_t mid = (lo[i] + hi[i]) / 2;
+      const bool upper = (i & d) != 0;
+      const Region send = upper ? region(lo[i], mid) : region(mid, hi[i]);
+      Deps deps = state[active[i]];
+      deps.insert(deps.end(), state[active[partner]].begin(), state[active[partner]].end());
+      const OpId op = b.transfer(ranks[active[i]], send, ranks[active[partner]], send,
+                                 RecvAction::reduce, deps, 0);
+      next[i].push_back(op);        // i's sent half has been read
+      next[partner].push_back(op);  // partner's kept half has been written
+    }
+    for (std::size_t i = 0; i < pow2; ++i) {
+      const std::size_t mid = (lo[i] + hi[i]) / 2;
+      if ((i & d) != 0)
+        lo[i] = mid;
+      else
+        hi[i] = mid;
+      state[active[i]] = next[i];
+    }
+    if (d == 1) break;
+  }
+  // Finish each active position's block (lo == i).
+  for (std::size_t i = 0; i < pow2; ++i) {
+    state[active[i]] = {b.finish(ranks[active[i]], region(lo[i], hi[i]), state[active[i]])};
+  }
+  // Recursive doubling.
+  for (std::size_t d = 1; d < pow2; d *= 2) {
+    std::vector<Deps> next(pow2);
+    for (std::size_t i = 0; i < pow2; ++i) {
+      const std::size_t partner = i ^ d;
+      const Region mine = region(lo[i], hi[i]);
+      Deps deps = state[active[i]];
+      deps.insert(deps.end(), state[active[partner]].begin(), state[active[partner]].end());
+      const OpId op = b.transfer(ranks[active[i]], mine, ranks[active[partner]], mine,
+                                 RecvAction::copy, deps, 0);
+      next[i].push_back(op);
+      next[partner].push_back(op);
+    }
+    for (std::size_t i = 0; i < pow2; ++i) {
+      const std::size_t partner = i ^ d;
+      const std::size_t nlo = std::min(lo[i], lo[partner]);
+      const std::size_t nhi = std::max(hi[i], hi[partner]);
+      state[active[i]] = next[i];
+      lo[i] = nlo;
+      hi[i] = nhi;
+    }
+    // lo/hi of partners updated symmetrically above (each i computed from the old values
+    // of both, which are equal-sized neighbours, so the union is the same for both).
+  }
+  // Unfold.
+  for (std::size_t k = 0; k < extra; ++k) {
+    Deps deps = state[2 * k + 1];
+    deps.insert(deps.end(), state[2 * k].begin(), state[2 * k].end());
+    const OpId op = b.transfer(ranks[2 * k + 1], whole(span, elem), ranks[2 * k], whole(span, elem),
+                               RecvAction::copy, deps, 0);
+    state[2 * k] = {op};
+    state[2 * k + 1].push_back(op);
+  }
+  return state;
+}
+
+RAILCC_NAMESPACE_END
