@@ -333,3 +333,54 @@ TEST_CASE("Bad collective setups are refused before anything runs") {
                  }),
                  "channels must be at least 1");
 }
+
+#include "railcc/coll/collectives.hpp"
+
+TEST_CASE(
+    "Rabenseifner time: 2 log2 p steps of halving sizes; 2 more full steps when p is not a power "
+    "of two") {
+  const auto cable = Picoseconds::ns(15);
+  for (std::uint32_t p : {2u, 4u, 8u, 6u}) {
+    CAPTURE(p);
+    const auto fabric = one_leaf(p, cable);
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    SimBackend b(fabric, static_cast<int>(p), cfg);
+    b.set_reduction({DataType::float32, ReduceOp::sum});
+    const std::size_t count = std::size_t{1} << 20;
+    const BufferId buf = b.allocate(count * 4);
+    all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::rabenseifner);
+    const auto r = b.run();
+    const Picoseconds alpha = cfg.sim.message_overhead + cable * 2 + cfg.sim.switch_hop;
+    const auto step = [&](std::size_t bytes) {
+      return alpha + transfer_time(Bytes::of(bytes), Bandwidth::gbps(400));
+    };
+    std::uint32_t pow2 = 1;
+    while (pow2 * 2 <= p) pow2 *= 2;
+    Picoseconds expected;
+    for (std::uint32_t d = pow2 / 2; d >= 1; d /= 2)
+      expected += step(count * 4 * d / pow2) * 2;    // halving + doubling
+    if (p != pow2) expected += step(count * 4) * 2;  // fold and unfold
+    CHECK(r.makespan == expected);
+  }
+}
+
+TEST_CASE("Hierarchical time: NVLink reduce-scatter, rail all-reduce, NVLink all-gather") {
+  ColossusParams params;
+  params.gpus = 32;  // 4 hosts of 8, one array: every rail on its own leaf
+  const auto fabric = colossus(params);
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::timing;
+  SimBackend b(fabric, 32, cfg);
+  b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+  const std::size_t count = std::size_t{1} << 22;  // 8 MiB of bf16, divisible by 32
+  const BufferId buf = b.allocate(count * 2);
+  all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::hierarchical, Algorithm::ring);
+  const auto r = b.run();
+  const std::size_t bytes = count * 2;
+  const Picoseconds nv = cfg.sim.nvlink_message_overhead + nvlink_latency * 2;
+  const Picoseconds net = cfg.sim.message_overhead + cable::in_rack * 2 + cfg.sim.switch_hop;
+  const Picoseconds intra = nv + transfer_time(Bytes::of(bytes / 8), h100_nvlink);
+  const Picoseconds inter = net + transfer_time(Bytes::of(bytes / 32), Bandwidth::gbps(400));
+  CHECK(r.makespan == intra * 7 + inter * 6 + intra * 7);
+}
