@@ -12,6 +12,7 @@
 #include "railcc/coll/collectives.hpp"
 #include "railcc/coll/sim_backend.hpp"
 #include "railcc/fabric/presets.hpp"
+#include "test_support.hpp"
 
 using namespace railcc;
 

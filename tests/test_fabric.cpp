@@ -7,6 +7,7 @@
 #include "check_contains.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/fabric/routing.hpp"
+#include "test_support.hpp"
 
 using namespace railcc;
 
@@ -20,14 +21,7 @@ std::size_t switches_at(const Fabric& f, int tier) {
   return n;
 }
 
-std::string error_of(auto&& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using railcc_test::error_of;
 
 /// Checks a route is a chain of live links from src to dst (links only, ECMP/pinned).
 void check_chain(const Fabric& f, const FlowKey& k, const std::vector<ResourceIndex>& path) {

@@ -9,6 +9,7 @@
 #include "check_contains.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/sim/engine.hpp"
+#include "test_support.hpp"
 
 using namespace railcc;
 
@@ -16,24 +17,8 @@ namespace {
 
 constexpr Bandwidth gbps400 = Bandwidth::gbps(400);
 
-/// `hosts` single-GPU hosts on one leaf, cables of the given latency.
-Fabric one_leaf(std::uint32_t hosts, Picoseconds cable) {
-  Fabric f;
-  for (std::uint32_t h = 0; h < hosts; ++h) f.add_endpoint(h, 0, 0);
-  const auto leaf = f.add_switch(1);
-  for (std::uint32_t h = 0; h < hosts; ++h) f.connect(h, leaf, gbps400, cable);
-  f.finalize();
-  return f;
-}
-
-std::string error_of(auto&& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using railcc_test::error_of;
+using railcc_test::one_leaf;
 
 /// A random permutation of fat-tree hosts in which nobody sends inside its own pod.
 FlowGraph cross_pod_permutation(const Fabric& f, std::uint32_t hosts_per_pod, Bytes size,

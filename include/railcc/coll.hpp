@@ -7,5 +7,4 @@
 #include "railcc/coll/data_type.hpp"
 #include "railcc/coll/phases.hpp"
 #include "railcc/coll/reduce_op.hpp"
-#include "railcc/coll/ring.hpp"
 #include "railcc/coll/sim_backend.hpp"
