@@ -178,3 +178,25 @@ TEST_CASE("Hierarchical time: NVLink reduce-scatter, rail all-reduce, NVLink all
   const Picoseconds inter = net + transfer_time(Bytes::of(bytes / 32), Bandwidth::gbps(400));
   CHECK(r.makespan == intra * 7 + inter * 6 + intra * 7);
 }
+
+TEST_CASE("Bruck all-gather time: ceil(log2 p) steps carrying (p - 1) blocks in all") {
+  const auto cable = Picoseconds::ns(15);
+  for (std::uint32_t p : {2u, 5u, 8u}) {
+    CAPTURE(p);
+    const auto fabric = one_leaf(p, cable);
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    SimBackend b(fabric, static_cast<int>(p), cfg);
+    const std::size_t count = 1 << 18;  // floats per rank
+    const BufferId buf = b.allocate(count * 4 * p);
+    all_gather(b, CollectiveCall{count, buf, buf}, Algorithm::bruck);
+    const auto r = b.run();
+    const Picoseconds alpha = cfg.sim.message_overhead + cable * 2 + cfg.sim.switch_hop;
+    Picoseconds expected;
+    for (std::uint32_t have = 1; have < p; have *= 2) {
+      expected += alpha + transfer_time(Bytes::of(count * 4 * std::min(have, p - have)),
+                                        Bandwidth::gbps(400));
+    }
+    CHECK(r.makespan == expected);
+  }
+}

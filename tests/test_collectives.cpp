@@ -268,6 +268,7 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
       {Coll::reduce_scatter, Algorithm::ring, Algorithm::ring, true},
       {Coll::reduce, Algorithm::chain, Algorithm::ring, true},
       {Coll::all_gather, Algorithm::ring, Algorithm::ring, false},
+      {Coll::all_gather, Algorithm::bruck, Algorithm::ring, false},
       {Coll::broadcast, Algorithm::chain, Algorithm::ring, false},
       {Coll::all_to_all, Algorithm::pairwise, Algorithm::ring, false},
   };

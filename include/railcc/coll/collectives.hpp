@@ -16,7 +16,8 @@
 //   hierarchical (ring reduce-scatter inside each host over NVLink, all-reduce of each
 //   GPU's share across hosts on its rail with ring or rabenseifner, ring all-gather inside
 //   the host), chain (pipelined broadcast / reduce along the ring), pairwise (direct
-//   all-to-all). Each returns, per rank, the operations after which its output is final.
+//   all-to-all), bruck (all-gather in ceil(log2 p) steps). Each returns, per rank, the operations
+//   after which its output is final.
 #pragma once
 
 #include <map>
@@ -41,7 +42,7 @@ struct CollectiveCall {
   int pipeline_chunks = 8;  ///< chunks a chain pipelines (broadcast, reduce)
 };
 
-enum class Algorithm : std::uint8_t { ring, rabenseifner, hierarchical, chain, pairwise };
+enum class Algorithm : std::uint8_t { ring, rabenseifner, hierarchical, chain, pairwise, bruck };
 
 constexpr std::string_view to_string(Algorithm a) {
   switch (a) {
@@ -50,6 +51,7 @@ constexpr std::string_view to_string(Algorithm a) {
     case Algorithm::hierarchical: return "hierarchical";
     case Algorithm::chain: return "chain";
     case Algorithm::pairwise: return "pairwise";
+    case Algorithm::bruck: return "bruck";
   }
   return "?";
 }
@@ -228,13 +230,50 @@ template <CollectiveBackend B>
 std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = Algorithm::ring) {
   using namespace detail::coll;
   check_call(b, call, "all_gather");
-  if (algo != Algorithm::ring)
+  if (algo != Algorithm::ring && algo != Algorithm::bruck) {
     throw InputError("all_gather: algorithm " + std::string(to_string(algo)) + " does not apply");
+  }
   const std::size_t elem = size_of(b.reduction().type);
   const std::size_t p = static_cast<std::size_t>(b.ranks());
   std::vector<Deps> ready(p);
   if (call.input != call.output)
     ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, true, call.count * elem);
+  if (algo == Algorithm::bruck) {
+    // Bruck: after the steps so far, position j holds the blocks of positions j .. j +
+    // have - 1 (mod p); it sends min(have, p - have) of them to position j - have, which
+    // then holds twice as many. Blocks are indexed by rank, so a run of consecutive
+    // positions whose ranks are also consecutive goes as one transfer. ceil(log2 p)
+    // steps carrying (p - 1) blocks in all (FACTS.md section 4).
+    const auto ring = placement_ring(b);
+    const std::size_t block = call.count * elem;
+    std::vector<Deps> state = by_position(ready, ring);
+    for (std::size_t have = 1; have < p; have *= 2) {
+      const std::size_t send = std::min(have, p - have);
+      std::vector<Deps> next = state;
+      for (std::size_t j = 0; j < p; ++j) {
+        const std::size_t to = (j + p - have) % p;
+        Deps deps = state[j];
+        deps.insert(deps.end(), state[to].begin(), state[to].end());
+        std::size_t k = 0;
+        while (k < send) {
+          const std::size_t first = (j + k) % p;
+          std::size_t run = 1;
+          while (k + run < send && ring[(first + run) % p] == ring[first] + static_cast<int>(run)) {
+            ++run;
+          }
+          const Region r{call.output, static_cast<std::size_t>(ring[first]) * block, run * block};
+          const OpId op = b.transfer(ring[j], r, ring[to], r, RecvAction::copy, deps, 0);
+          next[j].push_back(op);   // read
+          next[to].push_back(op);  // written
+          k += run;
+        }
+      }
+      state = std::move(next);
+    }
+    std::vector<Deps> done(p);
+    to_ranks(done, state, ring);
+    return done;
+  }
   const auto ring = placement_ring(b);
   Group g(ring);
   for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
