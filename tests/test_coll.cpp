@@ -200,3 +200,33 @@ TEST_CASE("Bruck all-gather time: ceil(log2 p) steps carrying (p - 1) blocks in 
     CHECK(r.makespan == expected);
   }
 }
+
+TEST_CASE("Double binary tree: logarithmic latency for small messages, never below the bound") {
+  const auto cable = Picoseconds::ns(15);
+  const std::uint32_t p = 64;
+  const auto fabric = one_leaf(p, cable);
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::timing;
+  auto time_of = [&](Algorithm algo, std::size_t count) {
+    SimBackend b(fabric, static_cast<int>(p), cfg);
+    const BufferId buf = b.allocate(count * 4);
+    CollectiveCall call{count, buf, buf};
+    call.pipeline_chunks = 4;
+    all_reduce(b, call, algo);
+    return b.run().makespan;
+  };
+  const Picoseconds alpha = cfg.sim.message_overhead + cable * 2 + cfg.sim.switch_hop;
+  // 8 KiB: the ring pays 2(p-1) = 126 latencies, the trees about 4 log2 p plus pipeline.
+  const auto ring_small = time_of(Algorithm::ring, 2048);
+  const auto tree_small = time_of(Algorithm::tree, 2048);
+  MESSAGE("8 KiB over 64 ranks: ring " << ring_small.in_us() << " us, tree " << tree_small.in_us()
+                                       << " us");
+  CHECK(tree_small * 3 < ring_small);
+  CHECK(tree_small >= alpha * 6);  // ceil(log2 64) latencies at least
+  // 64 MiB: bandwidth dominates; neither beats 2 (p-1)/p n / B.
+  const std::size_t big = std::size_t{1} << 24;
+  const double bound =
+      2.0 * (p - 1) / p * static_cast<double>(big * 4) / Bandwidth::gbps(400).in_bytes_per_second();
+  CHECK(time_of(Algorithm::tree, big).in_seconds() >= bound);
+  CHECK(time_of(Algorithm::ring, big).in_seconds() >= bound);
+}

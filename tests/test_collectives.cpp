@@ -263,6 +263,7 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
   const Plan plans[] = {
       {Coll::all_reduce, Algorithm::ring, Algorithm::ring, true},
       {Coll::all_reduce, Algorithm::rabenseifner, Algorithm::ring, true},
+      {Coll::all_reduce, Algorithm::tree, Algorithm::ring, true},
       {Coll::all_reduce, Algorithm::hierarchical, Algorithm::ring, true},
       {Coll::all_reduce, Algorithm::hierarchical, Algorithm::rabenseifner, true},
       {Coll::reduce_scatter, Algorithm::ring, Algorithm::ring, true},

@@ -16,7 +16,8 @@
 //   hierarchical (ring reduce-scatter inside each host over NVLink, all-reduce of each
 //   GPU's share across hosts on its rail with ring or rabenseifner, ring all-gather inside
 //   the host), chain (pipelined broadcast / reduce along the ring), pairwise (direct
-//   all-to-all), bruck (all-gather in ceil(log2 p) steps). Each returns, per rank, the operations
+//   all-to-all), bruck (all-gather in ceil(log2 p) steps), tree (double binary tree
+//   all-reduce, pipelined). Each returns, per rank, the operations
 //   after which its output is final.
 #pragma once
 
@@ -42,7 +43,15 @@ struct CollectiveCall {
   int pipeline_chunks = 8;  ///< chunks a chain pipelines (broadcast, reduce)
 };
 
-enum class Algorithm : std::uint8_t { ring, rabenseifner, hierarchical, chain, pairwise, bruck };
+enum class Algorithm : std::uint8_t {
+  ring,
+  rabenseifner,
+  hierarchical,
+  chain,
+  pairwise,
+  bruck,
+  tree
+};
 
 constexpr std::string_view to_string(Algorithm a) {
   switch (a) {
@@ -52,6 +61,7 @@ constexpr std::string_view to_string(Algorithm a) {
     case Algorithm::chain: return "chain";
     case Algorithm::pairwise: return "pairwise";
     case Algorithm::bruck: return "bruck";
+    case Algorithm::tree: return "tree";
   }
   return "?";
 }
@@ -123,6 +133,26 @@ std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, con
   return ring_all_gather_phase(b, g, span, channels, fin);
 }
 
+/// An in-order binary tree over positions [0, q): the root of [lo, hi) is its middle.
+/// parent[v] is v's parent (q for the root); children[v] its 0-2 children.
+struct BinaryTree {
+  std::vector<std::size_t> parent;
+  std::vector<std::vector<std::size_t>> children;
+  std::size_t root = 0;
+  explicit BinaryTree(std::size_t q) : parent(q, q), children(q) {
+    if (q > 0) root = build(0, q, q);
+  }
+
+ private:
+  std::size_t build(std::size_t lo, std::size_t hi, std::size_t up) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    parent[mid] = up;
+    if (lo < mid) children[mid].push_back(build(lo, mid, mid));
+    if (mid + 1 < hi) children[mid].push_back(build(mid + 1, hi, mid));
+    return mid;
+  }
+};
+
 }  // namespace detail::coll
 
 template <CollectiveBackend B>
@@ -146,6 +176,88 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
     case Algorithm::rabenseifner:
       to_ranks(done, rabenseifner_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
       return done;
+    case Algorithm::tree: {
+      // Double binary tree (NCCL's Tree): two in-order binary trees over the ring order,
+      // the second shifted by one position, so the leaves of one (most positions) are
+      // internal in the other and no rank forwards for both. Tree t reduces half t of the
+      // data up to its root and broadcasts it back down, in `pipeline_chunks` chunks. A
+      // node's second child sends into scratch and the node adds it locally, so both
+      // children send at once.
+      const BufferId scratch = b.allocate(call.count * elem);
+      const auto K = static_cast<std::size_t>(call.pipeline_chunks);
+      // Chunks and trees touch disjoint regions: each depends only on the initial state,
+      // so they pipeline; `state` collects what each rank's completion waits for.
+      const std::vector<Deps> initial = by_position(ready, ring);
+      std::vector<Deps> state = initial;
+      for (std::size_t t = 0; t < 2; ++t) {
+        const BinaryTree tree(p);
+        auto pos = [&](std::size_t v) { return (v + t) % p; };  // tree node -> ring position
+        const auto [h0, h1] = part_range(call.count, 2, t);
+        for (std::size_t k = 0; k < K; ++k) {
+          const auto [c0, c1] = part_range(h1 - h0, K, k);
+          const Region r{call.output, (h0 + c0) * elem, (c1 - c0) * elem};
+          const Region tmp{scratch, (h0 + c0) * elem, (c1 - c0) * elem};
+          // Up: post-order, so children are posted before their parent.
+          std::vector<std::size_t> order;
+          std::vector<std::pair<std::size_t, bool>> stack{{tree.root, false}};
+          while (!stack.empty()) {
+            auto [v, seen] = stack.back();
+            stack.pop_back();
+            if (seen) {
+              order.push_back(v);
+              continue;
+            }
+            stack.push_back({v, true});
+            for (std::size_t c : tree.children[v]) stack.push_back({c, false});
+          }
+          // ready_up[v]: after these, node v's chunk holds the sum over its subtree.
+          std::vector<Deps> ready_up(p);
+          std::vector<Deps> sent(p);  // node v's up-send: the read of its chunk
+          for (std::size_t v : order) {
+            const auto& kids = tree.children[v];
+            if (kids.empty()) {
+              ready_up[v] = initial[pos(v)];
+              continue;
+            }
+            Deps arrived;
+            for (std::size_t i = 0; i < kids.size(); ++i) {
+              const std::size_t c = kids[i];
+              Deps deps = ready_up[c];
+              deps.insert(deps.end(), initial[pos(v)].begin(), initial[pos(v)].end());
+              // First child reduces straight in; the second lands in scratch.
+              const OpId op = b.transfer(ring[pos(c)], r, ring[pos(v)], i == 0 ? r : tmp,
+                                         i == 0 ? RecvAction::reduce : RecvAction::copy, deps,
+                                         static_cast<std::uint32_t>(t));
+              sent[c].push_back(op);
+              arrived.push_back(op);
+            }
+            ready_up[v] = kids.size() == 2
+                              ? Deps{b.local(ring[pos(v)], r, tmp, RecvAction::reduce, arrived)}
+                              : arrived;
+          }
+          // Root: finish, then broadcast down in pre-order.
+          const std::size_t root = tree.root;
+          const OpId fin = b.finish(ring[pos(root)], r, ready_up[root]);
+          std::vector<OpId> down(p);
+          down[root] = fin;
+          std::vector<std::size_t> pre{root};
+          while (!pre.empty()) {
+            const std::size_t v = pre.back();
+            pre.pop_back();
+            for (std::size_t c : tree.children[v]) {
+              Deps deps{down[v]};
+              deps.insert(deps.end(), sent[c].begin(), sent[c].end());  // c's chunk was read
+              down[c] = b.transfer(ring[pos(v)], r, ring[pos(c)], r, RecvAction::copy, deps,
+                                   static_cast<std::uint32_t>(t));
+              pre.push_back(c);
+            }
+          }
+          for (std::size_t v = 0; v < p; ++v) state[pos(v)].push_back(down[v]);
+        }
+      }
+      to_ranks(done, state, ring);
+      return done;
+    }
     case Algorithm::hierarchical: {
       // Hosts in order, each with its ranks in local order; every host must have as many.
       std::map<std::uint32_t, std::vector<int>> hosts;
