@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   if (argc > 1) params.gpus = std::strtoull(argv[1], nullptr, 10);
   try {
     const railcc::Fabric fabric = railcc::colossus(params);
-    // Every GPU sends 64 MiB to the GPU of its rail 9 hosts further: another array for most.
+    // Every GPU sends 64 MiB to the GPU of its rail 9 hosts further: over its rail leaf
+    // for most hosts, up the fabric to the next array for the last 9 of each 64-host array.
     railcc::FlowGraph flows;
     const auto n = static_cast<railcc::NodeIndex>(fabric.endpoint_count());
     for (railcc::NodeIndex g = 0; g < n; ++g) {
