@@ -230,3 +230,26 @@ TEST_CASE("Double binary tree: logarithmic latency for small messages, never bel
   CHECK(time_of(Algorithm::tree, big).in_seconds() >= bound);
   CHECK(time_of(Algorithm::ring, big).in_seconds() >= bound);
 }
+
+TEST_CASE("Validation: ring all-reduce on one 8x H100 node against nccl-tests' 365-370 GB/s") {
+  // Inputs: NVLink at NCCL's usable 20.6 GB/s per link x 18 (FACTS.md section 2), NCCL's
+  // 0.6 us per-step NVLink latency. Measured: about 365-370 GB/s bus bandwidth for large
+  // messages (nccl-tests all_reduce_perf, FACTS.md section 2).
+  ColossusParams params;
+  params.gpus = 8;
+  params.nvlink = h100_nvlink_usable;
+  const auto fabric = colossus(params);
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::timing;
+  SimBackend b(fabric, 8, cfg);
+  b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+  const std::size_t bytes = std::size_t{1} << 30;
+  const BufferId buf = b.allocate(bytes);
+  all_reduce(b, CollectiveCall{bytes / 2, buf, buf}, Algorithm::ring);
+  const auto r = b.run();
+  const double algbw = static_cast<double>(bytes) / r.makespan.in_seconds() / 1e9;
+  const double busbw = algbw * 2.0 * 7.0 / 8.0;
+  MESSAGE("1 GiB ring all-reduce on 8 H100: " << r.makespan.in_us() << " us, busbw " << busbw
+                                              << " GB/s");
+  CHECK(busbw == doctest::Approx(367.5).epsilon(0.10));
+}

@@ -29,6 +29,10 @@ inline constexpr Picoseconds across_hall = Picoseconds::ns(500);  // 100 m, spin
 /// H100 NVLink 4 through NVSwitch: 450 GB/s each way per GPU [pub]. The per-link latency
 /// is [guess]; NCCL's per-step NVLink latency (0.6 us for LL) covers software as well.
 inline constexpr Bandwidth h100_nvlink = Bandwidth::GBps(450);
+/// What NCCL counts on per H100: 18 links at 20.6 GB/s each way (SM90_NVLINK_BW in NCCL's
+/// src/graph, FACTS.md section 2), 370.8 GB/s: protocol and packet overheads taken off
+/// the nominal 25 GB/s. Measured ring all-reduce bus bandwidth on 8 H100s is 365-370 GB/s.
+inline constexpr Bandwidth h100_nvlink_usable = Bandwidth::GBps(20.6 * 18);
 inline constexpr Picoseconds nvlink_latency = Picoseconds::ns(100);
 
 struct ColossusParams {
@@ -39,6 +43,9 @@ struct ColossusParams {
   Bandwidth port = Bandwidth::gbps(400);
   /// One 400G NIC per GPU [pub].
   Bandwidth nic = Bandwidth::gbps(400);
+  /// NVLink bandwidth per GPU each way: nominal (h100_nvlink) by default, or what NCCL
+  /// achieves (h100_nvlink_usable) to compare with measurements.
+  Bandwidth nvlink = h100_nvlink;
   /// Down:up ratio per tier below the top (index 0: leaves). Empty: 1:1 everywhere.
   std::vector<double> oversubscription;
   /// Hosts per rail leaf: 8 racks x 8 hosts = a 512-GPU array under 8 rail leaves [calc].
@@ -60,7 +67,7 @@ inline Fabric colossus(const ColossusParams& p = {}) {
   const std::uint32_t per_host = p.node ? p.node->gpus : 8;
   s.hosts = static_cast<std::uint32_t>((p.gpus + per_host - 1) / per_host);
   s.gpus_per_host = per_host;
-  s.nvlink = p.node ? p.node->nvlink.value_or(Bandwidth{}) : h100_nvlink;
+  s.nvlink = p.node ? p.node->nvlink.value_or(Bandwidth{}) : p.nvlink;
   s.nvlink_latency = nvlink_latency;
   s.nvswitch_reduction = p.node ? p.node->nvswitch_reduction : true;
   s.nic_port = p.node && p.node->nic ? *p.node->nic : p.nic;
