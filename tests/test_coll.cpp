@@ -232,9 +232,9 @@ TEST_CASE("Double binary tree: logarithmic latency for small messages, never bel
 }
 
 TEST_CASE("Validation: ring all-reduce on one 8x H100 node against nccl-tests' 365-370 GB/s") {
-  // Inputs: NVLink at NCCL's usable 20.6 GB/s per link x 18 (FACTS.md section 2), NCCL's
+  // Inputs: NVLink at NCCL's usable 20.6 GB/s per link x 18 (docs/facts.md section 2), NCCL's
   // 0.6 us per-step NVLink latency. Measured: about 365-370 GB/s bus bandwidth for large
-  // messages (nccl-tests all_reduce_perf, FACTS.md section 2).
+  // messages (nccl-tests all_reduce_perf, docs/facts.md section 2).
   ColossusParams params;
   params.gpus = 8;
   params.nvlink = h100_nvlink_usable;

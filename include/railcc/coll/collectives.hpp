@@ -355,7 +355,7 @@ std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = 
     // have - 1 (mod p); it sends min(have, p - have) of them to position j - have, which
     // then holds twice as many. Blocks are indexed by rank, so a run of consecutive
     // positions whose ranks are also consecutive goes as one transfer. ceil(log2 p)
-    // steps carrying (p - 1) blocks in all (FACTS.md section 4).
+    // steps carrying (p - 1) blocks in all (docs/facts.md section 4).
     const auto ring = placement_ring(b);
     const std::size_t block = call.count * elem;
     std::vector<Deps> state = by_position(ready, ring);

@@ -163,7 +163,7 @@ std::vector<Deps> finish_phase(B& b, const Group& g, const Span& span,
 /// reduce-scatter by recursive halving (log2 q' steps, each exchanging half of the current
 /// range with the partner at distance q'/2, q'/4, ..., 1), finish their block, all-gather
 /// by recursive doubling, and 2k+1 sends the result back to 2k. 2 log2 q' steps, plus 2
-/// when q is not a power of two (FACTS.md section 4).
+/// when q is not a power of two (docs/facts.md section 4).
 template <CollectiveBackend B>
 std::vector<Deps> rabenseifner_all_reduce_phase(B& b, const std::vector<int>& ranks,
                                                 const Span& span, const std::vector<Deps>& ready) {

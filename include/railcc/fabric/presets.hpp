@@ -1,6 +1,6 @@
 // railcc/fabric/presets.hpp: published and textbook fabrics, each with parameters to change.
 //
-// Numbers and their sources are in FACTS.md; each default below names its basis:
+// Numbers and their sources are in docs/facts.md; each default below names its basis:
 // [pub] a vendor document or paper, [calc] arithmetic on those, [guess] a modelling
 // default with no public source, kept as a parameter.
 #pragma once
@@ -30,7 +30,7 @@ inline constexpr Picoseconds across_hall = Picoseconds::ns(500);  // 100 m, spin
 /// is [guess]; NCCL's per-step NVLink latency (0.6 us for LL) covers software as well.
 inline constexpr Bandwidth h100_nvlink = Bandwidth::GBps(450);
 /// What NCCL counts on per H100: 18 links at 20.6 GB/s each way (SM90_NVLINK_BW in NCCL's
-/// src/graph, FACTS.md section 2), 370.8 GB/s: protocol and packet overheads taken off
+/// src/graph, docs/facts.md section 2), 370.8 GB/s: protocol and packet overheads taken off
 /// the nominal 25 GB/s. Measured ring all-reduce bus bandwidth on 8 H100s is 365-370 GB/s.
 inline constexpr Bandwidth h100_nvlink_usable = Bandwidth::GBps(20.6 * 18);
 inline constexpr Picoseconds nvlink_latency = Picoseconds::ns(100);

@@ -34,7 +34,7 @@ RAILCC_NAMESPACE_BEGIN
 struct SimConfig {
   RoutingOptions routing;
   /// Start-up of an RDMA message: a 32 B RDMA write takes ~0.8 us one way back to back
-  /// (perftest, FACTS.md section 3) [pub].
+  /// (perftest, docs/facts.md section 3) [pub].
   Picoseconds message_overhead = Picoseconds::ns(800);
   /// Start-up of an NVLink transfer: NCCL's per-step NVLink latency, LL protocol [pub].
   Picoseconds nvlink_message_overhead = Picoseconds::ns(600);

@@ -7,7 +7,7 @@
 //
 // Ids and names: the pci.ids database (pci.ids package, 2023-04-11). NVLink counts and
 // per-link rates: NVIDIA's P100/V100/A100/H100 datasheets (an H100 SXM5 has 18 NVLink-4
-// links at 25 GB/s each way: 450 GB/s, see FACTS.md section 2).
+// links at 25 GB/s each way: 450 GB/s, see docs/facts.md section 2).
 #pragma once
 
 #include <array>
