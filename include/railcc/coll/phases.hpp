@@ -66,8 +66,8 @@ inline Region whole(const Span& s, std::size_t elem) {
 /// Ring reduce-scatter over a group: q - 1 steps; at step s position j sends chunk
 /// chunk_of[j - s - 1] to j + 1, which reduces it in. Position j ends owning chunk_of[j]
 /// reduced over the group (not finished). Returns, per position, the last writes of its
-/// chunk; `reads[s][j]` (if given) receives the op of step s from j, for callers that need
-/// write-after-read ordering.
+/// chunk; `steps` (if given) receives, per channel, the op of step s from position j, for
+/// callers that need write-after-read ordering.
 template <CollectiveBackend B>
 std::vector<Deps> ring_reduce_scatter_phase(
     B& b, const Group& g, const Span& span, int channels, const std::vector<Deps>& ready,
