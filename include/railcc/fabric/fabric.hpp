@@ -136,7 +136,19 @@ class Fabric {
     }
     compute_blocks();
     compute_planes();
+    // Down-links sorted by the child's (block, plane): the children that lead towards a
+    // destination are then one contiguous range, found by binary search while routing.
+    for (NodeIndex i = 0; i < n; ++i) {
+      std::sort(adjacency_.begin() + split_[i], adjacency_.begin() + offsets_[i + 1],
+                [&](LinkIndex a, LinkIndex b) { return child_key(a) < child_key(b); });
+    }
     finalized_ = true;
+  }
+
+  /// (block, plane) of a link's target: the order of down_links(). Endpoints sort last.
+  [[nodiscard]] std::pair<BlockIndex, std::uint32_t> child_key(LinkIndex l) const {
+    const NodeIndex c = links_[l].to;
+    return {block_of_[c], plane_[c]};
   }
 
   [[nodiscard]] bool finalized() const { return finalized_; }
@@ -156,7 +168,7 @@ class Fabric {
   [[nodiscard]] static LinkIndex reverse(LinkIndex l) { return l ^ 1u; }
 
   /// Links leaving `n` towards the tier above (for an endpoint: its NIC ports and its
-  /// NVLink to the host's NVSwitch).
+  /// NVLink to the host's NVSwitch). down_links() are sorted by child_key().
   [[nodiscard]] std::span<const LinkIndex> up_links(NodeIndex n) const {
     return {adjacency_.data() + offsets_[n], adjacency_.data() + split_[n]};
   }

@@ -24,6 +24,7 @@
 // A route is a list of *resources*: link ids [0, link_count) and pool ids above them.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -255,31 +256,26 @@ class Router {
                  std::vector<ResourceIndex>& out) {
     if (s == dst_leaf) return true;
     if (f_.tier(s) == 1) return false;
-    // Live down-links towards dst_leaf; the hash picks where to start among them. The
-    // child must be dst_leaf itself (tier 1) or hold its block (above).
+    // The down-links towards dst_leaf are the contiguous run whose child holds dst_leaf's
+    // block one tier down, in its plane (down_links() is sorted that way); at tier 2 the
+    // child must be dst_leaf itself. The hash picks where to start among them.
     const auto downs = f_.down_links(s);
     const int child_tier = f_.tier(s) - 1;
-    const BlockIndex target =
-        child_tier == 1 ? no_block : f_.ancestor(f_.block_of(dst_leaf), child_tier);
-    const std::uint32_t plane = f_.plane_of(dst_leaf);
-    auto leads_down = [&](NodeIndex c) {
-      return child_tier == 1 ? c == dst_leaf : f_.block_of(c) == target && f_.plane_of(c) == plane;
-    };
-    std::size_t candidates = 0;
-    for (LinkIndex l : downs) candidates += leads_down(f_.link(l).to) ? 1 : 0;
+    const std::pair<BlockIndex, std::uint32_t> target{
+        f_.ancestor(f_.block_of(dst_leaf), child_tier), f_.plane_of(dst_leaf)};
+    const auto lo = std::partition_point(downs.begin(), downs.end(),
+                                         [&](LinkIndex l) { return f_.child_key(l) < target; });
+    const auto hi = std::partition_point(lo, downs.end(),
+                                         [&](LinkIndex l) { return !(target < f_.child_key(l)); });
+    const std::size_t candidates = static_cast<std::size_t>(hi - lo);
     if (candidates == 0) return false;
     const std::size_t first = hash(key, s) % candidates;
-    for (std::size_t pass = 0; pass < 2; ++pass) {
-      std::size_t k = 0;
-      for (LinkIndex l : downs) {
-        if (!leads_down(f_.link(l).to)) continue;
-        const bool in_pass = pass == 0 ? k >= first : k < first;
-        ++k;
-        if (!in_pass || !f_.link(l).alive()) continue;
-        out.push_back(l);
-        if (ecmp_down(key, f_.link(l).to, dst_leaf, out)) return true;
-        out.pop_back();
-      }
+    for (std::size_t i = 0; i < candidates; ++i) {
+      const LinkIndex l = lo[static_cast<std::ptrdiff_t>((first + i) % candidates)];
+      if (!f_.link(l).alive() || (child_tier == 1 && f_.link(l).to != dst_leaf)) continue;
+      out.push_back(l);
+      if (ecmp_down(key, f_.link(l).to, dst_leaf, out)) return true;
+      out.pop_back();
     }
     return false;
   }
