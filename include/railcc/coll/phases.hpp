@@ -66,19 +66,16 @@ inline Region whole(const Span& s, std::size_t elem) {
 /// Ring reduce-scatter over a group: q - 1 steps; at step s position j sends chunk
 /// chunk_of[j - s - 1] to j + 1, which reduces it in. Position j ends owning chunk_of[j]
 /// reduced over the group (not finished). Returns, per position, the last writes of its
-/// chunk; `steps` (if given) receives, per channel, the op of step s from position j, for
-/// callers that need write-after-read ordering.
+/// chunk.
 template <CollectiveBackend B>
-std::vector<Deps> ring_reduce_scatter_phase(
-    B& b, const Group& g, const Span& span, int channels, const std::vector<Deps>& ready,
-    std::vector<std::vector<std::vector<OpId>>>* steps = nullptr) {
+std::vector<Deps> ring_reduce_scatter_phase(B& b, const Group& g, const Span& span, int channels,
+                                            const std::vector<Deps>& ready) {
   using namespace detail::phase;
   const std::size_t q = g.size();
   const std::size_t elem = size_of(b.reduction().type);
   const auto C = static_cast<std::size_t>(channels);
   std::vector<Deps> done(q);
   if (q == 1) return ready;
-  if (steps) steps->assign(C, std::vector<std::vector<OpId>>(q - 1, std::vector<OpId>(q)));
   for (std::size_t ch = 0; ch < C; ++ch) {
     std::vector<OpId> prev(q);
     for (std::size_t s = 0; s + 1 < q; ++s) {
@@ -96,7 +93,6 @@ std::vector<Deps> ring_reduce_scatter_phase(
         const Region r = slice(span, elem, q, chunk, C, ch);
         cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r, RecvAction::reduce, deps,
                             static_cast<std::uint32_t>(ch));
-        if (steps) (*steps)[ch][s][j] = cur[j];
       }
       prev = cur;
     }

@@ -115,7 +115,8 @@ class Router {
       }
     }
     // Candidate NIC port pairs in the same plane, closest common tier first.
-    std::vector<std::pair<LinkIndex, LinkIndex>> pairs;
+    auto& pairs = port_pairs_;  // scratch kept across calls: route() runs once per flow
+    pairs.clear();
     int best = 1 << 30;
     for (LinkIndex ls : f_.up_links(key.src)) {
       const auto& sl = f_.link(ls);
@@ -355,6 +356,7 @@ class Router {
 
   const Fabric& f_;
   RoutingOptions opt_;
+  std::vector<std::pair<LinkIndex, LinkIndex>> port_pairs_;
   std::unordered_map<std::uint64_t, ResourceIndex> pool_index_;
   std::vector<double> pool_capacity_;
   std::vector<std::uint32_t> pool_offsets_;

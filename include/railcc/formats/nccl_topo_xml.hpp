@@ -92,11 +92,7 @@ class Reader {
     resolve_nvlinks();
     summarize_notes();
     topo_.set_source(source_);
-    try {
-      topo_.finalize();
-    } catch (const InputError& e) {
-      throw InputError(source_ + ": " + e.what());
-    }
+    topo_.finalize();  // its errors name source_
     return std::move(topo_);
   }
 

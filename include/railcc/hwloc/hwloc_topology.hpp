@@ -124,12 +124,13 @@ class Converter {
       topo_.add_note(source_ + ": NVLink counts of " + nvlink_assumed_rate_ +
                      " derived assuming 25 GB/s per link (GPU generation unknown)");
     }
-    topo_.set_source(source_);
-    try {
-      topo_.finalize();
-    } catch (const InputError& e) {
-      throw InputError(source_ + ": " + e.what());
+    if (multi_numa_ > 0) {
+      topo_.add_note(source_ + ": " + std::to_string(multi_numa_) +
+                     " PCI tree(s) hang under objects spanning several NUMA nodes; placed on the "
+                     "first of them");
     }
+    topo_.set_source(source_);
+    topo_.finalize();  // its errors name source_
     return std::move(topo_);
   }
 

@@ -144,7 +144,7 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
   std::vector<double> remaining(n, 0.0);
   std::vector<double> rate(n, 0.0);
   std::vector<std::uint32_t> version(n, 0);
-  std::vector<std::int32_t> slot(n, -1);  // 1 while active
+  std::vector<std::uint8_t> is_active(n, 0);
   std::size_t active_count = 0;
 
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
@@ -223,7 +223,7 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
         rate[f] = 0;
         since[f] = now;
         result.bytes_sent += remaining[f];
-        slot[f] = 1;
+        is_active[f] = 1;
         fresh.push_back(f);
         ++active_count;
         for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
@@ -232,7 +232,7 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
         }
         changed = true;
       } else if (kind == kind_finish) {
-        if ((e.kind_version & 0x3fffffffu) != (version[f] & 0x3fffffffu) || slot[f] < 0) continue;
+        if ((e.kind_version & 0x3fffffffu) != (version[f] & 0x3fffffffu) || !is_active[f]) continue;
         // Every byte crossed every resource of the path (the finish time was rounded up).
         const auto bytes = static_cast<double>(graph.flow(f).size.count());
         for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
@@ -243,7 +243,7 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
         keep_below = std::min(keep_below, rate[f]);
         by_rate.erase({rate[f], f});
         add_load(f, -rate[f]);
-        slot[f] = -1;
+        is_active[f] = 0;
         --active_count;
         events.push({now + latency[f].count(), f, kind_deliver << 30});
         changed = true;

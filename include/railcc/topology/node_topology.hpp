@@ -192,41 +192,16 @@ class NodeTopology {
     return devices_[id];
   }
 
-  /// Validates the graph and derives orders. Throws InputError naming the first problem:
-  /// duplicate bus ids, duplicate GPU indices, NVLinks of an impossible shape.
+  /// Validates the graph and derives orders. Throws InputError naming the first problem
+  /// (duplicate bus ids, duplicate GPU indices, NVLinks of an impossible shape), prefixed
+  /// with source() when one is set.
   void finalize() {
-    std::map<PciBusId, DeviceId> by_bus;
-    for (const auto& d : devices_) {
-      if (d.bus_id) {
-        auto [it, inserted] = by_bus.emplace(*d.bus_id, d.id);
-        if (!inserted) {
-          throw InputError("duplicate PCI bus id " + d.bus_id->to_string() + ": " +
-                           label(it->second) + " and " + label(d.id));
-        }
-      }
+    try {
+      validate_and_order();
+    } catch (const InputError& e) {
+      if (source_.empty()) throw;
+      throw InputError(source_ + ": " + e.what());
     }
-    bus_index_ = std::move(by_bus);
-    for (const auto& l : nvlinks_) {
-      if (devices_[l.gpu].kind != DeviceKind::gpu) {
-        throw InputError("NVLink from " + label(l.gpu) + ", which is not a GPU");
-      }
-      const auto pk = devices_[l.peer].kind;
-      if (pk != DeviceKind::gpu && pk != DeviceKind::nvswitch && pk != DeviceKind::cpu) {
-        throw InputError("NVLink from " + label(l.gpu) + " to " + label(l.peer) +
-                         ", which is neither a GPU, an NVSwitch nor a CPU");
-      }
-      if (l.count < 1) {
-        throw InputError("NVLink from " + label(l.gpu) + " to " + label(l.peer) + " has " +
-                         std::to_string(l.count) + " links");
-      }
-    }
-    order_gpus();
-    order_nics();
-    cpus_.clear();
-    for (const auto& d : devices_) {
-      if (d.kind == DeviceKind::cpu) cpus_.push_back(d.id);
-    }
-    mark_suspect_links();
     finalized_ = true;
   }
 
@@ -368,6 +343,41 @@ class NodeTopology {
     auto it = std::find(v.begin(), v.end(), id);
     return it == v.end() ? -1 : static_cast<int>(it - v.begin());
   }
+  void validate_and_order() {
+    std::map<PciBusId, DeviceId> by_bus;
+    for (const auto& d : devices_) {
+      if (d.bus_id) {
+        auto [it, inserted] = by_bus.emplace(*d.bus_id, d.id);
+        if (!inserted) {
+          throw InputError("duplicate PCI bus id " + d.bus_id->to_string() + ": " +
+                           label(it->second) + " and " + label(d.id));
+        }
+      }
+    }
+    bus_index_ = std::move(by_bus);
+    for (const auto& l : nvlinks_) {
+      if (devices_[l.gpu].kind != DeviceKind::gpu) {
+        throw InputError("NVLink from " + label(l.gpu) + ", which is not a GPU");
+      }
+      const auto pk = devices_[l.peer].kind;
+      if (pk != DeviceKind::gpu && pk != DeviceKind::nvswitch && pk != DeviceKind::cpu) {
+        throw InputError("NVLink from " + label(l.gpu) + " to " + label(l.peer) +
+                         ", which is neither a GPU, an NVSwitch nor a CPU");
+      }
+      if (l.count < 1) {
+        throw InputError("NVLink from " + label(l.gpu) + " to " + label(l.peer) + " has " +
+                         std::to_string(l.count) + " links");
+      }
+    }
+    order_gpus();
+    order_nics();
+    cpus_.clear();
+    for (const auto& d : devices_) {
+      if (d.kind == DeviceKind::cpu) cpus_.push_back(d.id);
+    }
+    mark_suspect_links();
+  }
+
   static PciBusId bus_or_max(const Device& d) {
     return d.bus_id.value_or(PciBusId{0xffffffffu, 0xff, 0xff, 0xff});
   }
