@@ -10,7 +10,11 @@
 //  - local(rank, to, from, action, deps): the same within one rank's memory;
 //  - finish(rank, region, deps): the reduction's last step on a fully reduced region (avg
 //    divides by the rank count; the other ops have none).
-// Each returns an OpId. Reads happen when an operation starts and writes when it ends, so
+// Each returns an OpId. Algorithms are sequences of steps; a backend that times steps by
+// their shape (repeats_steps(), the simulator's steps mode for 100k+ ranks) lets an
+// algorithm post the first of a run of identical steps and call repeat_step(first op,
+// how many more) instead of posting the rest. Other backends return false and never see
+// repeat_step. Reads happen when an operation starts and writes when it ends, so
 // a missing dependency shows up as wrong data in the simulated backend's data mode,
 // exactly as a race would on hardware. Placement tells algorithms where ranks sit
 // (host, local index, rail) so hierarchical and rail-aligned algorithms can use it.
@@ -63,6 +67,8 @@ concept CollectiveBackend = requires(B& b, const B& cb, int rank, Region r, Recv
   { b.finish(rank, r, deps) } -> std::same_as<OpId>;
   /// A symmetric scratch buffer (algorithms that must not touch the caller's input).
   { b.allocate(std::size_t{}) } -> std::same_as<BufferId>;
+  { cb.repeats_steps() } -> std::same_as<bool>;
+  { b.repeat_step(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
 };
 
 /// A convenience for algorithms: the dependency list of one operation.

@@ -61,6 +61,16 @@ inline Region whole(const Span& s, std::size_t elem) {
   return {s.buffer, s.first * elem, s.count * elem};
 }
 
+/// After step s of a ring's q - 1 steps (all of one shape: each position sends one chunk
+/// to the next): on a backend that repeats steps, the step just posted stands for all
+/// q - 1 and the caller stops posting.
+template <CollectiveBackend B>
+bool repeat_rest(B& b, const std::vector<OpId>& step, std::size_t s, std::size_t q) {
+  if (s != 0 || !b.repeats_steps() || q < 3) return false;
+  b.repeat_step(*std::min_element(step.begin(), step.end()), static_cast<std::uint32_t>(q - 2));
+  return true;
+}
+
 }  // namespace detail::phase
 
 /// Ring reduce-scatter over a group: q - 1 steps; at step s position j sends chunk
@@ -95,6 +105,7 @@ std::vector<Deps> ring_reduce_scatter_phase(B& b, const Group& g, const Span& sp
                             static_cast<std::uint32_t>(ch));
       }
       prev = cur;
+      if (repeat_rest(b, cur, s, q)) break;
     }
     for (std::size_t j = 0; j < q; ++j)
       done[j].push_back(prev[mod(static_cast<long long>(j) - 1, q)]);
@@ -129,6 +140,7 @@ std::vector<Deps> ring_all_gather_phase(B& b, const Group& g, const Span& span, 
                             static_cast<std::uint32_t>(ch));
       }
       prev = cur;
+      if (repeat_rest(b, cur, s, q)) break;
     }
     for (std::size_t j = 0; j < q; ++j)
       done[j].push_back(prev[mod(static_cast<long long>(j) - 1, q)]);

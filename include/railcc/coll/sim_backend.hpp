@@ -6,8 +6,13 @@
 //  - Data mode: every rank owns real host buffers; after the simulation the operations'
 //    effects are applied in simulated-time order (reads at start, writes at end; at equal
 //    times writes first), so the data is what the schedule really produces, races included.
-//  - Timing mode: sizes only, no buffers: for scale.
-// Both modes build the same flows and give the same simulated times.
+//  - Timing mode: sizes only, no buffers; the same flows and the same simulated times as
+//    data mode.
+//  - Steps mode: for 100k+ ranks. Operations go into a StepSchedule (step_schedule.hpp):
+//    each runs in the step after its dependencies, a step starts when the previous one
+//    has completed everywhere, and algorithms post one step of a run of identical steps
+//    and say how many follow (repeat_step). Each distinct step is simulated once.
+//    Lockstep algorithms on symmetric fabrics get timing mode's time exactly (tested).
 #pragma once
 
 #include <algorithm>
@@ -21,11 +26,12 @@
 #include "railcc/error.hpp"
 #include "railcc/fabric/fabric.hpp"
 #include "railcc/sim/engine.hpp"
+#include "railcc/sim/step_schedule.hpp"
 #include "railcc/units.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
-enum class SimMode : std::uint8_t { data, timing };
+enum class SimMode : std::uint8_t { data, timing, steps };
 
 struct SimBackendConfig {
   SimMode mode = SimMode::data;
@@ -103,13 +109,9 @@ class SimBackend {
     }
     const NodeIndex a = endpoints_[static_cast<std::size_t>(src)];
     const NodeIndex b = endpoints_[static_cast<std::size_t>(dst)];
-    FlowId id = 0;
-    if (a == b) {
-      id = graph_.add(local_task(a, local_time(from.bytes, action)));
-    } else {
-      id = graph_.add({a, b, Bytes::of(from.bytes), channel, {}});
-    }
-    return record(id, src, from, dst, to, action, deps);
+    const FlowSpec spec = a == b ? local_task(a, local_time(from.bytes, action))
+                                 : FlowSpec{a, b, Bytes::of(from.bytes), channel, {}};
+    return record(spec, src, from, dst, to, action, deps);
   }
 
   OpId local(int rank, Region to, Region from, RecvAction action, std::span<const OpId> deps) {
@@ -117,9 +119,9 @@ class SimBackend {
     check(rank, to, "destination");
     if (from.bytes != to.bytes)
       throw InputError("sim backend: local operation with mismatched sizes");
-    const FlowId id = graph_.add(
-        local_task(endpoints_[static_cast<std::size_t>(rank)], local_time(from.bytes, action)));
-    return record(id, rank, from, rank, to, action, deps);
+    return record(
+        local_task(endpoints_[static_cast<std::size_t>(rank)], local_time(from.bytes, action)),
+        rank, from, rank, to, action, deps);
   }
 
   OpId finish(int rank, Region region, std::span<const OpId> deps) {
@@ -127,18 +129,46 @@ class SimBackend {
     // avg divides in place (read and write once); other ops have nothing to do.
     const auto duration =
         reduction_.op == ReduceOp::avg ? local_time(region.bytes, RecvAction::copy) : Picoseconds{};
-    const FlowId id = graph_.add(local_task(endpoints_[static_cast<std::size_t>(rank)], duration));
-    return record(id, rank, region, rank, region, RecvAction::copy, deps, true);
+    return record(local_task(endpoints_[static_cast<std::size_t>(rank)], duration), rank, region,
+                  rank, region, RecvAction::copy, deps, true);
+  }
+
+  /// Steps mode evaluates runs of identical steps once (see StepSchedule).
+  [[nodiscard]] bool repeats_steps() const { return config_.mode == SimMode::steps; }
+  /// Operations [first, last posted] are one step that `more` identical steps follow;
+  /// what depends on them waits for the last. Only in steps mode.
+  void repeat_step(OpId first, std::uint32_t more) {
+    if (config_.mode != SimMode::steps)
+      throw InputError("sim backend: repeat_step outside steps mode");
+    steps_.repeat(first, more);
   }
 
   /// Simulates everything posted so far, applies the data (data mode), and returns the
   /// simulation's result. Operations are then cleared; buffers stay.
+  /// In steps mode the result has the makespan and totals but no per-flow times;
+  /// step_result() has the steps.
   SimResult run() {
-    SimResult result = simulate(fabric_, graph_, config_.sim);
+    SimResult result;
+    if (config_.mode == SimMode::steps) {
+      step_result_ = steps_.evaluate(fabric_, config_.sim);
+      steps_ = StepSchedule{};
+      result.makespan = step_result_.makespan;
+      result.bytes_sent = result.bytes_delivered = step_result_.bytes_sent;
+      result.rate_solves = step_result_.rate_solves;
+      result.flows_solved = step_result_.flows_evaluated;
+      return result;
+    }
+    result = simulate(fabric_, graph_, config_.sim);
     if (config_.mode == SimMode::data) apply(result);
     graph_ = FlowGraph{};
     ops_.clear();
     return result;
+  }
+  /// The steps of the last run() in steps mode.
+  [[nodiscard]] const StepResult& step_result() const { return step_result_; }
+  /// Operations posted since the last run().
+  [[nodiscard]] std::size_t posted() const {
+    return config_.mode == SimMode::steps ? steps_.size() : graph_.size();
   }
 
   [[nodiscard]] const FlowGraph& graph() const { return graph_; }
@@ -173,15 +203,17 @@ class SimBackend {
     return transfer_time(Bytes::of(traffic), config_.hbm);
   }
 
-  OpId record(FlowId id, int src, Region from, int dst, Region to, RecvAction action,
+  OpId record(const FlowSpec& spec, int src, Region from, int dst, Region to, RecvAction action,
               std::span<const OpId> deps, bool finishing = false) {
+    if (config_.mode == SimMode::steps) return steps_.add(spec, deps);
+    const FlowId id = graph_.add(spec);
     for (OpId d : deps) {
-      if (d >= ops_.size())
+      if (d >= id)
         throw InputError("sim backend: dependency on operation " + std::to_string(d) +
                          ", not posted yet");
       graph_.depends_on(id, d);
     }
-    ops_.push_back({src, from, dst, to, action, finishing});
+    if (config_.mode == SimMode::data) ops_.push_back({src, from, dst, to, action, finishing});
     return static_cast<OpId>(id);
   }
 
@@ -246,6 +278,8 @@ class SimBackend {
   std::vector<NodeIndex> endpoints_;
   ReductionSpec reduction_;
   FlowGraph graph_;
+  StepSchedule steps_;
+  StepResult step_result_;
   std::vector<Op> ops_;
   std::vector<std::size_t> sizes_;
   std::vector<std::vector<std::vector<std::byte>>> data_;  // [buffer][rank][byte]

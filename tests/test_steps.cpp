@@ -1,0 +1,203 @@
+// The step schedule (steps mode): the compact timing path for 100k+ ranks, checked
+// against the per-operation flow graph on cases small enough to run both ways.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <vector>
+
+#include "check_contains.hpp"
+#include "railcc/coll/collectives.hpp"
+#include "railcc/coll/sim_backend.hpp"
+#include "railcc/fabric/presets.hpp"
+#include "railcc/sim/step_schedule.hpp"
+#include "test_support.hpp"
+
+using namespace railcc;
+
+using railcc_test::error_of;
+using railcc_test::one_leaf;
+
+namespace {
+
+struct BothWays {
+  Picoseconds per_operation;
+  Picoseconds steps;
+  StepResult step_result;
+};
+
+/// Runs `post` on a timing-mode and a steps-mode backend over the same fabric and ranks.
+BothWays both_ways(const Fabric& fabric, int ranks, ReductionSpec reduction,
+                   const std::function<void(SimBackend&)>& post) {
+  BothWays out;
+  for (SimMode mode : {SimMode::timing, SimMode::steps}) {
+    SimBackendConfig cfg;
+    cfg.mode = mode;
+    SimBackend b(fabric, ranks, cfg);
+    b.set_reduction(reduction);
+    post(b);
+    const auto r = b.run();
+    if (mode == SimMode::timing) {
+      out.per_operation = r.makespan;
+    } else {
+      out.steps = r.makespan;
+      out.step_result = b.step_result();
+    }
+  }
+  return out;
+}
+
+void all_reduce_of(SimBackend& b, std::size_t count, Algorithm algo, Algorithm inter,
+                   bool in_place, int channels = 1) {
+  const std::size_t elem = size_of(b.reduction().type);
+  const BufferId in = b.allocate(count * elem);
+  const BufferId out = in_place ? in : b.allocate(count * elem);
+  all_reduce(b, CollectiveCall{count, in, out, channels}, algo, inter);
+}
+
+}  // namespace
+
+TEST_CASE("Step schedule: items go in the step after their dependencies; repeats extend it") {
+  StepSchedule s;
+  const FlowSpec f{0, 1, Bytes::of(1000), 0, {}};
+  const auto a = s.add(f, {});
+  const auto b = s.add(f, {});
+  CHECK(s.end_level(a) == 1);
+  const std::vector<StepSchedule::Index> ab{a, b};
+  const auto c = s.add(f, ab);
+  CHECK(s.end_level(c) == 2);
+  s.repeat(c, 5);  // c stands for steps 2..7
+  CHECK(s.end_level(c) == 7);
+  const std::vector<StepSchedule::Index> cc{c};
+  const auto d = s.add(f, cc);
+  CHECK(s.end_level(d) == 8);
+  CHECK(s.steps() == 8);
+  CHECK_CONTAINS(error_of([&] { s.repeat(c, 1); }), "depend on each other");
+  const std::vector<StepSchedule::Index> missing{99};
+  CHECK_CONTAINS(error_of([&] { s.add(f, missing); }), "dependency on item 99, not posted yet");
+}
+
+TEST_CASE("Step schedule: a repeated step is simulated once and counted every time") {
+  const auto cable = Picoseconds::ns(15);
+  const auto fabric = one_leaf(4, cable);
+  SimConfig cfg;
+  StepSchedule s;
+  const FlowSpec f{0, 1, Bytes::of(1 << 20), 0, {}};
+  s.add(f, {});
+  s.repeat(0, 9);
+  const auto r = s.evaluate(fabric, cfg);
+  const Picoseconds one = cfg.message_overhead + cable * 2 + cfg.switch_hop +
+                          transfer_time(Bytes::of(1 << 20), Bandwidth::gbps(400));
+  CHECK(r.makespan == one * 10);
+  CHECK(r.evaluations == 1);
+  CHECK(r.steps == 10);
+  REQUIRE(r.runs.size() == 1);
+  CHECK(r.runs[0].steps == 10);
+  CHECK(r.bytes_sent == doctest::Approx(10.0 * (1 << 20)));
+}
+
+TEST_CASE("Steps mode equals the per-operation schedule on lockstep algorithms") {
+  const auto cable = Picoseconds::ns(15);
+  const ReductionSpec f32{DataType::float32, ReduceOp::sum};
+  SUBCASE("ring, one rank per host, in and out of place, avg's finish") {
+    for (std::uint32_t p : {2u, 3u, 8u, 16u}) {
+      CAPTURE(p);
+      const auto fabric = one_leaf(p, cable);
+      for (bool in_place : {true, false}) {
+        const auto t = both_ways(fabric, static_cast<int>(p), {DataType::float32, ReduceOp::avg},
+                                 [&](SimBackend& b) {
+                                   all_reduce_of(b, std::size_t{p} << 16, Algorithm::ring,
+                                                 Algorithm::ring, in_place, 2);
+                                 });
+        CHECK(t.steps == t.per_operation);
+        CHECK(t.step_result.evaluations <= 5);  // copy, reduce-scatter, finish, all-gather
+      }
+    }
+  }
+  SUBCASE("ring inside one 8-GPU host over NVLink") {
+    ColossusParams params;
+    params.gpus = 8;
+    const auto fabric = colossus(params);
+    const auto t = both_ways(fabric, 8, f32, [&](SimBackend& b) {
+      all_reduce_of(b, 1 << 20, Algorithm::ring, Algorithm::ring, true);
+    });
+    CHECK(t.steps == t.per_operation);
+  }
+  SUBCASE("Rabenseifner, powers of two and not") {
+    for (std::uint32_t p : {2u, 4u, 6u, 8u, 13u}) {
+      CAPTURE(p);
+      const auto fabric = one_leaf(p, cable);
+      const auto t = both_ways(fabric, static_cast<int>(p), f32, [&](SimBackend& b) {
+        all_reduce_of(b, 1 << 20, Algorithm::rabenseifner, Algorithm::ring, true);
+      });
+      CHECK(t.steps == t.per_operation);
+    }
+  }
+  SUBCASE("hierarchical over 4 and 16 hosts, ring and Rabenseifner across hosts") {
+    for (std::uint32_t gpus : {32u, 128u}) {
+      ColossusParams params;
+      params.gpus = gpus;
+      const auto fabric = colossus(params);
+      for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
+        CAPTURE(gpus);
+        CAPTURE(to_string(inter));
+        const auto t = both_ways(fabric, static_cast<int>(gpus), f32, [&](SimBackend& b) {
+          all_reduce_of(b, std::size_t{1} << 20, Algorithm::hierarchical, inter, false);
+        });
+        CHECK(t.steps == t.per_operation);
+      }
+    }
+  }
+  SUBCASE("Bruck all-gather") {
+    for (std::uint32_t p : {5u, 8u}) {
+      const auto fabric = one_leaf(p, cable);
+      const auto t = both_ways(fabric, static_cast<int>(p), f32, [&](SimBackend& b) {
+        const BufferId buf = b.allocate(std::size_t{4} * 4096 * p);
+        all_gather(b, CollectiveCall{4096, buf, buf}, Algorithm::bruck);
+      });
+      CHECK(t.steps == t.per_operation);
+    }
+  }
+}
+
+TEST_CASE("Steps mode: a ring mixing NVLink and network hops waits for its slowest hop") {
+  // 16 GPUs on 2 hosts: 14 NVLink hops and 2 network hops per ring step. The per-operation
+  // schedule lets the fast hops run ahead; the barrier makes every step as slow as a
+  // network hop, so steps mode is never faster, and the network hop's alpha-beta cost
+  // bounds it from below.
+  ColossusParams params;
+  params.gpus = 16;
+  const auto fabric = colossus(params);
+  const std::size_t count = std::size_t{1} << 22;
+  const auto t = both_ways(fabric, 16, {DataType::float32, ReduceOp::sum}, [&](SimBackend& b) {
+    all_reduce_of(b, count, Algorithm::ring, Algorithm::ring, true);
+  });
+  MESSAGE("16 GPUs, 16 MiB ring: per operation " << t.per_operation.in_us() << " us, steps "
+                                                 << t.steps.in_us() << " us");
+  CHECK(t.steps >= t.per_operation);
+  SimConfig sim;
+  const Picoseconds network_step =
+      sim.message_overhead + transfer_time(Bytes::of(count * 4 / 16), Bandwidth::gbps(400));
+  CHECK(t.steps >= network_step * 30);
+}
+
+TEST_CASE("Steps mode evaluates a 2,048-GPU hierarchical all-reduce in a handful of steps") {
+  ColossusParams params;
+  params.gpus = 2048;
+  const auto fabric = colossus(params);
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::steps;
+  SimBackend b(fabric, 2048, cfg);
+  b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+  const std::size_t count = std::size_t{1} << 29;  // 1 GiB of bf16
+  const BufferId buf = b.allocate(count * 2);
+  all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::hierarchical, Algorithm::ring);
+  const auto r = b.run();
+  const auto& s = b.step_result();
+  // 7 NVLink steps, 2 x 255 rail steps, the finish, 7 NVLink steps.
+  CHECK(s.steps == 7 + 255 + 1 + 255 + 7);
+  CHECK(s.evaluations <= 5);
+  // Never below the hierarchical bound: the rail phase alone moves 2 (H-1)/H of n/8 per NIC.
+  const double rail_bound = 2.0 * 255 / 256 * static_cast<double>(count * 2) / 8 /
+                            Bandwidth::gbps(400).in_bytes_per_second();
+  CHECK(r.makespan.in_seconds() > rail_bound);
+}
