@@ -1,0 +1,82 @@
+// Collective scale figures on the colossus preset, in the simulator's steps mode.
+//
+//   Hierarchical/<gpus>/<inter>: 1 GiB bf16 all-reduce, NVLink ring reduce-scatter, all-
+//     reduce across hosts on every rail (0: ring, 1: Rabenseifner), NVLink ring all-gather.
+//   FlatRing/<gpus>: 1 GiB bf16 ring all-reduce over every GPU in placement order: the
+//     latency cliff of docs/facts.md section 4.
+// Counters: wall_s (fabric build + posting + evaluation), peak_rss_MB (process high-water
+// mark: one case per process, as bench/coll_scaling.sh runs them), sim_ms (simulated
+// time), busbw_GBps (nccl-tests' bus bandwidth), steps, evaluations (distinct steps
+// simulated), posted (operations posted). The benchmark's time is the simulated time
+// (manual time).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+
+#include "railcc/coll/collectives.hpp"
+#include "railcc/coll/sim_backend.hpp"
+#include "railcc/fabric/presets.hpp"
+
+namespace {
+
+using namespace railcc;
+
+double peak_rss_mb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+void run(benchmark::State& state, Algorithm algo) {
+  const auto gpus = static_cast<std::uint64_t>(state.range(0));
+  const Algorithm inter = state.range(1) == 0 ? Algorithm::ring : Algorithm::rabenseifner;
+  const std::size_t bytes = std::size_t{1} << 30;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ColossusParams p;
+    p.gpus = gpus;
+    const Fabric f = colossus(p);
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::steps;
+    SimBackend b(f, static_cast<int>(gpus), cfg);
+    b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+    const BufferId buf = b.allocate(bytes);
+    all_reduce(b, CollectiveCall{bytes / 2, buf, buf}, algo, inter);
+    const std::size_t posted = b.posted();
+    const SimResult r = b.run();
+    const auto t1 = std::chrono::steady_clock::now();
+    const double seconds = r.makespan.in_seconds();
+    state.SetIterationTime(seconds);
+    const auto n = static_cast<double>(gpus);
+    state.counters["wall_s"] = std::chrono::duration<double>(t1 - t0).count();
+    state.counters["peak_rss_MB"] = peak_rss_mb();
+    state.counters["sim_ms"] = r.makespan.in_ms();
+    state.counters["busbw_GBps"] = static_cast<double>(bytes) / seconds / 1e9 * 2 * (n - 1) / n;
+    state.counters["steps"] = static_cast<double>(b.step_result().steps);
+    state.counters["evaluations"] = static_cast<double>(b.step_result().evaluations);
+    state.counters["posted"] = static_cast<double>(posted);
+  }
+}
+
+void Hierarchical(benchmark::State& state) { run(state, Algorithm::hierarchical); }
+void FlatRing(benchmark::State& state) { run(state, Algorithm::ring); }
+
+}  // namespace
+
+BENCHMARK(Hierarchical)
+    ->ArgsProduct({{8192, 100'000, 200'000, 1'000'000}, {0, 1}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(FlatRing)
+    ->ArgsProduct({{8192, 100'000}, {0}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
