@@ -1,0 +1,229 @@
+// railcc/coll/cost_model.hpp: which algorithm a collective should use, by predicted cost.
+//
+// The alpha-beta model of docs/facts.md section 4 with the fabric's own numbers: per-step
+// latency alpha (start-up plus path latency, NVLink or network) and the bottleneck rate
+// (NVLink per GPU, NIC per GPU). Like NCCL's tuner it predicts, it does not simulate, so
+// choosing costs microseconds; the simulator then times the chosen algorithm. Network
+// steps between neighbouring hosts (a ring) pay the latency of a path through one leaf;
+// steps between distant ranks (Rabenseifner, trees, Bruck) pay the latency of a path
+// through the top tier.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "railcc/coll/collective_kind.hpp"
+#include "railcc/coll/collectives.hpp"
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+#include "railcc/fabric/fabric.hpp"
+#include "railcc/sim/engine.hpp"
+#include "railcc/units.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+/// An algorithm and, for hierarchical, the one it runs across hosts.
+struct AlgorithmChoice {
+  Algorithm algorithm = Algorithm::ring;
+  Algorithm inter_host = Algorithm::rabenseifner;
+  Picoseconds predicted;
+};
+
+inline std::string to_string(const AlgorithmChoice& c) {
+  std::string s(to_string(c.algorithm));
+  if (c.algorithm == Algorithm::hierarchical) s += "+" + std::string(to_string(c.inter_host));
+  return s;
+}
+
+/// The model's inputs, read from a fabric and the simulator's configuration.
+struct CostModel {
+  std::size_t ranks = 1;
+  std::size_t hosts = 1;
+  std::size_t per_host = 1;  ///< ranks per host
+  double nvlink_Bps = 0;     ///< per GPU, each way
+  double nic_Bps = 0;        ///< per GPU, each way (all its NIC ports)
+  Picoseconds alpha_nvlink;
+  Picoseconds alpha_near;  ///< network step through one leaf
+  Picoseconds alpha_far;   ///< network step through the top tier
+  int pipeline_chunks = 8;
+
+  /// For `ranks` ranks on the fabric's first endpoints (what SimBackend does by default).
+  static CostModel of(const Fabric& f, std::size_t ranks, const SimConfig& sim = {}) {
+    if (ranks == 0 || ranks > f.endpoint_count()) {
+      throw InputError("cost model: " + std::to_string(ranks) + " ranks on a fabric of " +
+                       std::to_string(f.endpoint_count()) + " GPUs");
+    }
+    CostModel m;
+    m.ranks = ranks;
+    std::uint32_t last_host = f.host(0);
+    m.hosts = 1;
+    std::size_t first_host_ranks = 0;
+    for (NodeIndex e = 0; e < ranks; ++e) {
+      if (f.host(e) != last_host) {
+        ++m.hosts;
+        last_host = f.host(e);
+      }
+      if (f.host(e) == f.host(0)) ++first_host_ranks;
+    }
+    m.per_host = first_host_ranks;
+    Picoseconds nic_latency;
+    for (LinkIndex l : f.up_links(0)) {
+      const auto& k = f.link(l);
+      if (k.level == 0) {
+        m.nvlink_Bps += k.usable().in_bytes_per_second();
+        m.alpha_nvlink = sim.nvlink_message_overhead + k.latency * 2;
+      } else {
+        m.nic_Bps += k.usable().in_bytes_per_second();
+        nic_latency = k.latency;
+      }
+    }
+    m.alpha_near = sim.message_overhead + nic_latency * 2 + sim.switch_hop;
+    // Up the first up-links to the top tier and back down the same way.
+    Picoseconds far = nic_latency * 2 + sim.switch_hop;
+    NodeIndex at = no_node;
+    for (LinkIndex l : f.up_links(0)) {
+      if (f.link(l).level > 0) {
+        at = f.link(l).to;
+        break;
+      }
+    }
+    while (at != no_node && !f.up_links(at).empty()) {
+      const auto& k = f.link(f.up_links(at).front());
+      far = far + k.latency * 2 + sim.switch_hop * 2;
+      at = k.to;
+    }
+    m.alpha_far = sim.message_overhead + far;
+    return m;
+  }
+
+  /// Predicted time of one collective of `bytes` (nccl-tests' size: the per-rank buffer
+  /// for all-reduce, broadcast and reduce; the whole p-rank buffer for all-gather,
+  /// reduce-scatter and all-to-all).
+  [[nodiscard]] Picoseconds predict(Collective c, Algorithm a, Algorithm inter,
+                                    std::size_t bytes) const {
+    const auto n = static_cast<double>(bytes);
+    const auto p = static_cast<double>(ranks);
+    const bool multi = hosts > 1;
+    const double B = multi ? nic_Bps : nvlink_Bps;
+    const Picoseconds near = multi ? alpha_near : alpha_nvlink;
+    const Picoseconds far = multi ? alpha_far : alpha_nvlink;
+    auto secs = [](double s) { return Picoseconds::seconds(s); };
+    auto log2c = [](double x) { return x <= 1 ? 0.0 : std::ceil(std::log2(x)); };
+    // Recursive halving-doubling over q ranks of a vector of v bytes, where steps whose
+    // partner is within the host (distance < local) go over NVLink.
+    auto rab = [&](double q, double v, double local) {
+      double pow2 = 1;
+      while (pow2 * 2 <= q) pow2 *= 2;
+      Picoseconds t;
+      for (double d = pow2 / 2; d >= 1; d /= 2) {
+        const bool nv = d < local;
+        const Picoseconds alpha = nv ? alpha_nvlink : far;
+        const double rate = nv ? nvlink_Bps : B;
+        t += (alpha + secs(v * d / pow2 / rate)) * 2;
+      }
+      if (q != pow2) t += (local > 1 ? alpha_nvlink + secs(v / nvlink_Bps) : far + secs(v / B)) * 2;
+      return t;
+    };
+    const double K = pipeline_chunks;
+    switch (c) {
+      case Collective::all_reduce:
+        switch (a) {
+          case Algorithm::ring: return (near + secs(n / p / B)) * static_cast<std::int64_t>(2 * (ranks - 1));
+          case Algorithm::rabenseifner: return rab(p, n, static_cast<double>(per_host));
+          case Algorithm::tree: {
+            const double depth = log2c(p + 1);
+            return (far + secs(n / 2 / K / B)) * static_cast<std::int64_t>(2 * (depth + K - 1));
+          }
+          case Algorithm::hierarchical: {
+            const auto G = static_cast<double>(per_host);
+            const auto H = static_cast<double>(hosts);
+            const Picoseconds nv =
+                G > 1 ? (alpha_nvlink + secs(n / G / nvlink_Bps)) *
+                            static_cast<std::int64_t>(2 * (per_host - 1))
+                      : Picoseconds{};
+            if (H <= 1) return nv;
+            const Picoseconds net =
+                inter == Algorithm::ring
+                    ? (alpha_near + secs(n / G / H / nic_Bps)) *
+                          static_cast<std::int64_t>(2 * (hosts - 1))
+                    : rab(H, n / G, 1);
+            return nv + net;
+          }
+          default: break;
+        }
+        break;
+      case Collective::reduce_scatter:
+      case Collective::all_gather:
+        if (a == Algorithm::bruck) {
+          Picoseconds t;
+          for (double have = 1; have < p; have *= 2)
+            t += far + secs(std::min(have, p - have) * n / p / B);
+          return t;
+        }
+        return (near + secs(n / p / B)) * static_cast<std::int64_t>(ranks - 1);
+      case Collective::broadcast:
+      case Collective::reduce:
+        return (near + secs(n / K / B)) * static_cast<std::int64_t>(p - 1 + K - 1);
+      case Collective::all_to_all: return far + secs(n * (p - 1) / p / B);
+      case Collective::send_recv: return near + secs(n / B);
+    }
+    return Picoseconds::max();
+  }
+
+  /// The fastest predicted algorithm for the collective at this size.
+  [[nodiscard]] AlgorithmChoice choose(Collective c, std::size_t bytes) const {
+    AlgorithmChoice best;
+    best.predicted = Picoseconds::max();
+    for (Algorithm a : algorithms_for(c)) {
+      const bool hier = a == Algorithm::hierarchical;
+      if (hier && (hosts < 2 || per_host < 2 || ranks != hosts * per_host)) continue;
+      for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
+        if (!hier && inter == Algorithm::rabenseifner) continue;
+        const Picoseconds t = predict(c, a, inter, bytes);
+        if (t < best.predicted) best = {a, hier ? inter : Algorithm::rabenseifner, t};
+      }
+    }
+    return best;
+  }
+
+  /// The time no algorithm can beat at this size: the bytes each GPU must move over its
+  /// bottleneck (NVLink inside a host, its share of the host's NICs across hosts), latency
+  /// left out. Zero for one rank.
+  [[nodiscard]] Picoseconds bandwidth_bound(Collective c, std::size_t bytes) const {
+    const auto n = static_cast<double>(bytes);
+    const auto G = static_cast<double>(per_host);
+    const auto H = static_cast<double>(hosts);
+    double moved_nv = 0;   // bytes each GPU moves over NVLink at least
+    double moved_net = 0;  // bytes each GPU's NIC moves at least
+    switch (c) {
+      case Collective::all_reduce:
+        moved_nv = hosts == 1 ? 2 * (G - 1) / G * n : 0;
+        moved_net = 2 * (H - 1) / H * n / G;
+        break;
+      case Collective::reduce_scatter:
+      case Collective::all_gather:
+        moved_nv = hosts == 1 ? (G - 1) / G * n : 0;
+        moved_net = (H - 1) / H * n / G;
+        break;
+      case Collective::all_to_all:
+        moved_nv = hosts == 1 ? (G - 1) / G * n : 0;
+        moved_net = (H - 1) / H * n;
+        break;
+      default:
+        moved_nv = hosts == 1 && ranks > 1 ? n : 0;
+        moved_net = hosts > 1 ? n : 0;
+        break;
+    }
+    const double t = std::max(nvlink_Bps > 0 ? moved_nv / nvlink_Bps : 0,
+                              nic_Bps > 0 ? moved_net / nic_Bps : 0);
+    return Picoseconds::seconds(t);
+  }
+};
+
+RAILCC_NAMESPACE_END
