@@ -160,10 +160,13 @@ class SimBackend {
     }
     result = simulate(fabric_, graph_, config_.sim);
     if (config_.mode == SimMode::data) apply(result);
+    last_graph_ = std::move(graph_);
     graph_ = FlowGraph{};
     ops_.clear();
     return result;
   }
+  /// The flow graph the last run() simulated (timing and data modes), for traces.
+  [[nodiscard]] const FlowGraph& last_graph() const { return last_graph_; }
   /// The steps of the last run() in steps mode.
   [[nodiscard]] const StepResult& step_result() const { return step_result_; }
   /// Operations posted since the last run().
@@ -278,6 +281,7 @@ class SimBackend {
   std::vector<NodeIndex> endpoints_;
   ReductionSpec reduction_;
   FlowGraph graph_;
+  FlowGraph last_graph_;
   StepSchedule steps_;
   StepResult step_result_;
   std::vector<Op> ops_;
