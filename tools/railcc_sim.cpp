@@ -7,7 +7,7 @@
 //   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner (hierarchical's inter-host)
 //   -b/-e/-f                             min and max size (bytes, K/M/G suffixes), factor
 //   --type --op --root --channels        as nccl-tests (-d, -o, -r) and NCCL's channels
-//   --routing ecmp|spray  --fail-links FRACTION --seed S
+//   --routing ecmp|spray  --fail-links FRACTION --seed S (switch-to-switch cables)
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
 //   --trace FILE  --json
 //
@@ -99,13 +99,14 @@ Fabric build_fabric(const Options& o) {
                    "': not a preset (colossus, llama3, hpn, fat-tree) nor a .json fabric file");
 }
 
-/// Marks `fraction` of the network cables (NIC-leaf and above) down, chosen by `seed`.
+/// Marks `fraction` of the switch-to-switch cables down, chosen by `seed`. NIC cables are
+/// left alone: a GPU whose only cable is down is a dead GPU, not a degraded fabric.
 std::size_t fail_links(Fabric& f, double fraction, std::uint64_t seed) {
   if (!(fraction >= 0 && fraction < 1))
     throw InputError("--fail-links must be a fraction in [0, 1)");
   std::vector<LinkIndex> cables;
   for (LinkIndex l = 0; l < f.link_count(); l += 2) {
-    if (f.link(l).level > 0) cables.push_back(l);
+    if (f.link(l).level > 1) cables.push_back(l);
   }
   const auto n = static_cast<std::size_t>(fraction * static_cast<double>(cables.size()) + 0.5);
   std::mt19937_64 rng(seed);
@@ -362,7 +363,7 @@ int main(int argc, char** argv) {
   app.add_option("--channels", o.channels, "parallel rings (ring algorithms)")
       ->capture_default_str();
   app.add_flag("--inplace", o.in_place, "in place instead of out of place");
-  app.add_option("--fail-links", o.fail_links, "fraction of network cables to fail");
+  app.add_option("--fail-links", o.fail_links, "fraction of switch-to-switch cables to fail");
   app.add_option("--seed", o.seed, "seed for failures, ECMP hashing and --data inputs")
       ->capture_default_str();
   app.add_option("--mode", o.mode, "steps (scale), timing (per operation) or data")

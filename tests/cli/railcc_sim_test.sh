@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# railcc-sim as a user runs it: nccl-tests rows, data checked, modes agreeing, JSON,
+# traces, and clear errors with exit status 2 on bad input.
+set -u
+sim_binary="$1"
+fails=0
+sim() { "$sim_binary" "$@"; }
+pass() { echo "ok: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Every collective in data mode on 4 hosts of 8 GPUs: outputs checked against the reference.
+for c in all_reduce reduce_scatter all_gather broadcast reduce all_to_all send_recv; do
+  out=$(sim --fabric colossus --gpus 32 --collective $c --data -b 4K -e 64K -f 4 -r 5 2>&1); rc=$?
+  if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$'; then
+    pass "$c --data: outputs match the reference"
+  else
+    fail "$c --data (exit $rc): $out"
+  fi
+done
+# Every all-reduce algorithm, forced, in data mode, with avg on int32.
+for a in ring rabenseifner tree hierarchical; do
+  out=$(sim --gpus 32 --algo $a --data -d int32 -o avg -b 1K -e 1K 2>&1); rc=$?
+  [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q "  $a" && pass "--algo $a --data" ||
+    fail "--algo $a --data (exit $rc): $out"
+done
+
+# A row has nccl-tests' columns: size count type redop root time algbw busbw #wrong, then
+# algo and eff; busbw = algbw x 2(n-1)/n for all-reduce.
+row=$(sim --gpus 64 -b 64M -e 64M --algo ring 2>/dev/null | grep -v '^#')
+set -- $row
+[ "$1" = 67108864 ] && [ "$2" = 33554432 ] && [ "$3" = bfloat16 ] && [ "$4" = sum ] &&
+  [ "$5" = -1 ] && [ "$9" = N/A ] && [ "${10}" = ring ] && pass "row layout" || fail "row layout: $row"
+awk -v a="$7" -v b="$8" 'BEGIN { exit !(b > a * 2 * 63 / 64 - 0.02 && b < a * 2 * 63 / 64 + 0.02) }' &&
+  pass "busbw = algbw x 2(n-1)/n" || fail "busbw $8 vs algbw $7"
+
+# Steps mode (default) and the per-operation schedule agree on a lockstep algorithm.
+t_steps=$(sim --gpus 64 -b 16M -e 16M --algo hierarchical --inter rabenseifner 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
+t_ops=$(sim --gpus 64 -b 16M -e 16M --algo hierarchical --inter rabenseifner --mode timing 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
+[ -n "$t_steps" ] && [ "$t_steps" = "$t_ops" ] && pass "steps and timing modes agree ($t_steps us)" ||
+  fail "steps $t_steps us vs timing $t_ops us"
+
+# auto picks a logarithmic algorithm for small messages at scale and hierarchical for large.
+out=$(sim --gpus 8192 -b 1K -e 256M -f 256 2>/dev/null)
+small=$(printf '%s\n' "$out" | grep -v '^#' | head -1 | awk '{ print $10 }')
+large=$(printf '%s\n' "$out" | grep -v '^#' | tail -1 | awk '{ print $10 }')
+[ "$small" != ring ] && [ "${large%%+*}" = hierarchical ] && pass "auto: $small small, $large large" ||
+  fail "auto chose $small and $large"
+
+# JSON, and a trace in both modes.
+sim --gpus 32 -b 1M -e 4M --json --trace "$tmp/steps.json" >"$tmp/out.json" 2>/dev/null
+grep -q '"schema": "railcc.sim_results.v1"' "$tmp/out.json" && [ "$(grep -c '"busbw"' "$tmp/out.json")" -eq 2 ] &&
+  pass "--json: two rows" || fail "--json: $(cat "$tmp/out.json")"
+grep -q '"ph":"X","name":"steps' "$tmp/steps.json" && pass "steps trace" || fail "steps trace"
+sim --gpus 16 -b 1M -e 1M --mode timing --trace "$tmp/ops.json" >/dev/null 2>&1
+grep -q '"cat":"flow"' "$tmp/ops.json" && pass "per-operation trace" || fail "per-operation trace"
+
+# Failed links: the run still completes and reports them.
+out=$(sim --gpus 1024 -b 1M -e 1M --fail-links 0.05 --seed 3 2>&1); rc=$?
+[ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q 'failed)' && pass "--fail-links" || fail "--fail-links: $out"
+
+# Bad input: exit status 2 and a message naming the problem, before anything runs.
+expect_error() {
+  local what=$1 pattern=$2; shift 2
+  out=$(sim "$@" 2>&1); rc=$?
+  [ $rc -eq 2 ] && printf '%s\n' "$out" | grep -q -- "$pattern" && pass "refuses $what" ||
+    fail "$what: exit $rc: $out"
+}
+expect_error "an unknown collective" "'allscatter'" --collective allscatter --gpus 8
+expect_error "an algorithm that does not apply" "does not apply to all_gather" --collective all_gather --algo tree --gpus 8
+expect_error "more GPUs than the fabric" "the fabric has only 24576 GPUs" --fabric llama3 --gpus 30000
+expect_error "a bad size" "unknown suffix" -b 4X --gpus 8
+expect_error "a bad type" "'float8'" -d float8 --gpus 8
+expect_error "data mode past its memory" "use timing mode for this size" --gpus 4096 --data -b 1G -e 1G
+expect_error "a missing fabric file" "cannot open" --fabric /nonexistent/fabric.json
+expect_error "a root outside the ranks" "--root 9" --collective broadcast --gpus 8 -r 9
+expect_error "a bad failure fraction" "fraction in" --gpus 8 --fail-links 1.5
+
+echo "$fails failure(s)"
+[ $fails -eq 0 ]
