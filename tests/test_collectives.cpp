@@ -116,8 +116,8 @@ TEST_CASE("Counts smaller than the rank count, and zero") {
     CHECK(run_case({Collective::all_reduce, algo, Algorithm::rabenseifner, 24, DataType::float32,
                     ReduceOp::sum, 3, false, 2, 0},
                    5) == 0);
-    CHECK(run_case({Collective::all_reduce, algo, Algorithm::ring, 16, DataType::int32, ReduceOp::max, 0,
-                    true, 1, 0},
+    CHECK(run_case({Collective::all_reduce, algo, Algorithm::ring, 16, DataType::int32,
+                    ReduceOp::max, 0, true, 1, 0},
                    6) == 0);
   }
   CHECK(run_case({Collective::broadcast, Algorithm::chain, Algorithm::ring, 5, DataType::uint8,

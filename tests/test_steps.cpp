@@ -46,8 +46,8 @@ BothWays both_ways(const Fabric& fabric, int ranks, ReductionSpec reduction,
   return out;
 }
 
-void all_reduce_of(SimBackend& b, std::size_t count, Algorithm algo, Algorithm inter,
-                   bool in_place, int channels = 1) {
+void all_reduce_of(SimBackend& b, std::size_t count, Algorithm algo, Algorithm inter, bool in_place,
+                   int channels = 1) {
   const std::size_t elem = size_of(b.reduction().type);
   const BufferId in = b.allocate(count * elem);
   const BufferId out = in_place ? in : b.allocate(count * elem);
@@ -103,11 +103,10 @@ TEST_CASE("Steps mode equals the per-operation schedule on lockstep algorithms")
       CAPTURE(p);
       const auto fabric = one_leaf(p, cable);
       for (bool in_place : {true, false}) {
-        const auto t = both_ways(fabric, static_cast<int>(p), {DataType::float32, ReduceOp::avg},
-                                 [&](SimBackend& b) {
-                                   all_reduce_of(b, std::size_t{p} << 16, Algorithm::ring,
-                                                 Algorithm::ring, in_place, 2);
-                                 });
+        const auto t = both_ways(
+            fabric, static_cast<int>(p), {DataType::float32, ReduceOp::avg}, [&](SimBackend& b) {
+              all_reduce_of(b, std::size_t{p} << 16, Algorithm::ring, Algorithm::ring, in_place, 2);
+            });
         CHECK(t.steps == t.per_operation);
         CHECK(t.step_result.evaluations <= 5);  // copy, reduce-scatter, finish, all-gather
       }

@@ -2,7 +2,8 @@
 //
 //   railcc-sim                           all-reduce on the 100k-GPU colossus preset, 1 KiB to
 //                                        1 GiB, algorithm chosen by predicted cost
-//   --fabric PRESET|FILE.json            colossus, llama3, hpn, fat-tree, or a railcc.fabric.v1 file
+//   --fabric PRESET|FILE.json            colossus, llama3, hpn, fat-tree, or a railcc.fabric.v1
+//   file
 //   --gpus N                             colossus: build it for N GPUs; others: use the first N
 //   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner (hierarchical's inter-host)
 //   -b/-e/-f                             min and max size (bytes, K/M/G suffixes), factor
@@ -46,10 +47,14 @@ std::size_t parse_size(const std::string& s) {
   }
   std::string rest = s.substr(used);
   unsigned shift = 0;
-  if (rest == "K" || rest == "k") shift = 10;
-  else if (rest == "M" || rest == "m") shift = 20;
-  else if (rest == "G" || rest == "g") shift = 30;
-  else if (!rest.empty()) throw InputError("size '" + s + "': unknown suffix '" + rest + "'");
+  if (rest == "K" || rest == "k")
+    shift = 10;
+  else if (rest == "M" || rest == "m")
+    shift = 20;
+  else if (rest == "G" || rest == "g")
+    shift = 30;
+  else if (!rest.empty())
+    throw InputError("size '" + s + "': unknown suffix '" + rest + "'");
   if (v > (std::numeric_limits<std::size_t>::max() >> shift))
     throw InputError("size '" + s + "' is too large");
   return static_cast<std::size_t>(v) << shift;
@@ -161,8 +166,10 @@ int run(const Options& o) {
   }
   const std::string mode_name = o.data ? "data" : o.mode;
   SimMode mode = SimMode::steps;
-  if (mode_name == "timing") mode = SimMode::timing;
-  else if (mode_name == "data") mode = SimMode::data;
+  if (mode_name == "timing")
+    mode = SimMode::timing;
+  else if (mode_name == "data")
+    mode = SimMode::data;
   else if (mode_name != "steps")
     throw InputError("--mode '" + o.mode + "': use steps, timing or data");
   if (o.routing != "ecmp" && o.routing != "spray")
@@ -255,8 +262,8 @@ int run(const Options& o) {
       row.wrong = static_cast<long long>(v.wrong);
       total_wrong += v.wrong;
     } else {
-      const bool in_place = o.in_place && *coll != Collective::all_to_all &&
-                            *coll != Collective::send_recv;
+      const bool in_place =
+          o.in_place && *coll != Collective::all_to_all && *coll != Collective::send_recv;
       const BufferId in = b.allocate((in_place ? std::max(in_elems, out_elems) : in_elems) * elem);
       const BufferId out = in_place ? in : b.allocate(out_elems * elem);
       CollectiveCall call{count, in, out, o.channels, o.root};
@@ -284,19 +291,22 @@ int run(const Options& o) {
     }
     if (!o.json) {
       char wrong[32];
-      if (row.wrong < 0) std::snprintf(wrong, sizeof wrong, "N/A");
-      else std::snprintf(wrong, sizeof wrong, "%lld", row.wrong);
+      if (row.wrong < 0)
+        std::snprintf(wrong, sizeof wrong, "N/A");
+      else
+        std::snprintf(wrong, sizeof wrong, "%lld", row.wrong);
       std::printf("  %10zu %12zu %9s %6s %6d %11.2f %9.2f %9.2f %7s  %-26s %6.3f\n", row.size,
                   row.count, std::string(to_string(*type)).c_str(),
-                  std::string(to_string(*op)).c_str(), rooted ? o.root : -1, row.time_us,
-                  row.algbw, row.busbw, wrong, row.algo.c_str(), row.efficiency);
+                  std::string(to_string(*op)).c_str(), rooted ? o.root : -1, row.time_us, row.algbw,
+                  row.busbw, wrong, row.algo.c_str(), row.efficiency);
       std::fflush(stdout);
     }
   }
   double avg_busbw = 0;
   for (const auto& r : rows) avg_busbw += r.busbw;
   if (!rows.empty()) avg_busbw /= static_cast<double>(rows.size());
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   if (o.json) {
     nlohmann::json j;
     j["schema"] = "railcc.sim_results.v1";
@@ -314,10 +324,14 @@ int run(const Options& o) {
     j["root"] = rooted ? o.root : -1;
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) {
-      nlohmann::json x{{"size", r.size},         {"count", r.count},
-                       {"time_us", r.time_us},   {"algbw", r.algbw},
-                       {"busbw", r.busbw},       {"algo", r.algo},
-                       {"efficiency", r.efficiency}, {"predicted_us", r.predicted_us}};
+      nlohmann::json x{{"size", r.size},
+                       {"count", r.count},
+                       {"time_us", r.time_us},
+                       {"algbw", r.algbw},
+                       {"busbw", r.busbw},
+                       {"algo", r.algo},
+                       {"efficiency", r.efficiency},
+                       {"predicted_us", r.predicted_us}};
       x["wrong"] = r.wrong < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.wrong);
       j["rows"].push_back(x);
     }

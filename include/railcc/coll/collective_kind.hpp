@@ -43,11 +43,12 @@ constexpr std::string_view to_string(Collective c) {
 inline std::optional<Collective> parse_collective(std::string_view s) {
   std::string k;
   for (char c : s) {
-    if (c != '_' && c != '-') k.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (c != '_' && c != '-')
+      k.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   }
-  for (auto c : {Collective::all_reduce, Collective::reduce_scatter, Collective::all_gather,
-                 Collective::broadcast, Collective::reduce, Collective::all_to_all,
-                 Collective::send_recv}) {
+  for (auto c :
+       {Collective::all_reduce, Collective::reduce_scatter, Collective::all_gather,
+        Collective::broadcast, Collective::reduce, Collective::all_to_all, Collective::send_recv}) {
     std::string name;
     for (char ch : to_string(c)) {
       if (ch != '_') name.push_back(ch);
@@ -140,8 +141,8 @@ std::vector<Deps> post_collective(B& b, Collective c, const CollectiveCall& call
       std::vector<Deps> done(ring.size());
       for (std::size_t j = 0; j < ring.size(); ++j) {
         const int to = ring[(j + 1) % ring.size()];
-        const OpId op = send_recv(b, ring[j], Region{call.input, 0, bytes}, to,
-                                  Region{call.output, 0, bytes});
+        const OpId op =
+            send_recv(b, ring[j], Region{call.input, 0, bytes}, to, Region{call.output, 0, bytes});
         done[static_cast<std::size_t>(to)].push_back(op);
       }
       return done;

@@ -134,7 +134,8 @@ struct CostModel {
     switch (c) {
       case Collective::all_reduce:
         switch (a) {
-          case Algorithm::ring: return (near + secs(n / p / B)) * static_cast<std::int64_t>(2 * (ranks - 1));
+          case Algorithm::ring:
+            return (near + secs(n / p / B)) * static_cast<std::int64_t>(2 * (ranks - 1));
           case Algorithm::rabenseifner: return rab(p, n, static_cast<double>(per_host));
           case Algorithm::tree: {
             const double depth = log2c(p + 1);
@@ -143,16 +144,14 @@ struct CostModel {
           case Algorithm::hierarchical: {
             const auto G = static_cast<double>(per_host);
             const auto H = static_cast<double>(hosts);
-            const Picoseconds nv =
-                G > 1 ? (alpha_nvlink + secs(n / G / nvlink_Bps)) *
-                            static_cast<std::int64_t>(2 * (per_host - 1))
-                      : Picoseconds{};
+            const Picoseconds nv = G > 1 ? (alpha_nvlink + secs(n / G / nvlink_Bps)) *
+                                               static_cast<std::int64_t>(2 * (per_host - 1))
+                                         : Picoseconds{};
             if (H <= 1) return nv;
-            const Picoseconds net =
-                inter == Algorithm::ring
-                    ? (alpha_near + secs(n / G / H / nic_Bps)) *
-                          static_cast<std::int64_t>(2 * (hosts - 1))
-                    : rab(H, n / G, 1);
+            const Picoseconds net = inter == Algorithm::ring
+                                        ? (alpha_near + secs(n / G / H / nic_Bps)) *
+                                              static_cast<std::int64_t>(2 * (hosts - 1))
+                                        : rab(H, n / G, 1);
             return nv + net;
           }
           default: break;
@@ -220,8 +219,8 @@ struct CostModel {
         moved_net = hosts > 1 ? n : 0;
         break;
     }
-    const double t = std::max(nvlink_Bps > 0 ? moved_nv / nvlink_Bps : 0,
-                              nic_Bps > 0 ? moved_net / nic_Bps : 0);
+    const double t =
+        std::max(nvlink_Bps > 0 ? moved_nv / nvlink_Bps : 0, nic_Bps > 0 ? moved_net / nic_Bps : 0);
     return Picoseconds::seconds(t);
   }
 };

@@ -110,7 +110,7 @@ inline double epsilon_of(DataType t) {
 
 /// The reduction over ranks of element `i` of each input, compared with `got`.
 inline bool reduced_matches(DataType t, ReduceOp op, const std::vector<const std::byte*>& inputs,
-                     const std::byte* got) {
+                            const std::byte* got) {
   const std::size_t e = size_of(t);
   const int p = static_cast<int>(inputs.size());
   if (!is_floating(t)) {
@@ -169,8 +169,8 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
   const std::size_t e = size_of(type);
   const auto P = static_cast<std::size_t>(b.ranks());
   const auto [in_elems, out_elems] = buffer_elements(c.collective, c.count, P);
-  const bool in_place = c.in_place && c.collective != Collective::all_to_all &&
-                        c.collective != Collective::send_recv;
+  const bool in_place =
+      c.in_place && c.collective != Collective::all_to_all && c.collective != Collective::send_recv;
   const BufferId in = b.allocate((in_place ? std::max(in_elems, out_elems) : in_elems) * e);
   const BufferId out = in_place ? in : b.allocate(out_elems * e);
   std::mt19937_64 rng(seed);
@@ -181,7 +181,8 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
     // In-place all-gather: the rank's input sits at its chunk of the output.
     const std::size_t at =
         (in_place && c.collective == Collective::all_gather) ? r * c.count * e : 0;
-    for (std::size_t i = 0; i < in_elems; ++i) random_element(type, op, buf.data() + at + i * e, rng);
+    for (std::size_t i = 0; i < in_elems; ++i)
+      random_element(type, op, buf.data() + at + i * e, rng);
     inputs[r].assign(buf.begin() + static_cast<std::ptrdiff_t>(at),
                      buf.begin() + static_cast<std::ptrdiff_t>(at + in_elems * e));
     if (!in_place) {

@@ -48,12 +48,12 @@ struct StepRun {
 
 struct StepResult {
   Picoseconds makespan;
-  std::uint64_t steps = 0;           ///< levels of the schedule
-  std::size_t items = 0;             ///< flows and tasks posted (repeated ones once)
-  std::size_t evaluations = 0;       ///< distinct steps simulated
-  std::size_t flows_evaluated = 0;   ///< flows over those simulations
-  std::size_t rate_solves = 0;       ///< summed over the simulations
-  double bytes_sent = 0;             ///< over all steps, repeats included
+  std::uint64_t steps = 0;          ///< levels of the schedule
+  std::size_t items = 0;            ///< flows and tasks posted (repeated ones once)
+  std::size_t evaluations = 0;      ///< distinct steps simulated
+  std::size_t flows_evaluated = 0;  ///< flows over those simulations
+  std::size_t rate_solves = 0;      ///< summed over the simulations
+  double bytes_sent = 0;            ///< over all steps, repeats included
   std::vector<StepRun> runs;
 };
 
@@ -138,7 +138,7 @@ class StepSchedule {
     }
     std::sort(bounds.begin(), bounds.end(),
               [](const Boundary& a, const Boundary& b) { return a.level < b.level; });
-    std::vector<std::uint32_t> active;            // segment ids, unordered
+    std::vector<std::uint32_t> active;                     // segment ids, unordered
     std::vector<std::uint32_t> where(segments.size(), 0);  // position in `active`
     struct Cached {
       Picoseconds time;

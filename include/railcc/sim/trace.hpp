@@ -132,14 +132,13 @@ inline void write_step_trace(std::ostream& out, const StepResult& result) {
   Picoseconds at;
   for (const auto& run : result.runs) {
     const Picoseconds length = run.step_time * static_cast<std::int64_t>(run.steps);
-    std::snprintf(
-        buf, sizeof buf,
-        R"j(,
+    std::snprintf(buf, sizeof buf,
+                  R"j(,
 {"ph":"X","name":"steps %llu-%llu","pid":0,"tid":0,"ts":%.6f,"dur":%.6f,"args":{"steps":%llu,"step_us":%.6f,"flows_per_step":%zu,"bytes_per_step":%.0f}})j",
-        static_cast<unsigned long long>(run.first_step),
-        static_cast<unsigned long long>(run.first_step + run.steps - 1), at.in_us(),
-        length.in_us(), static_cast<unsigned long long>(run.steps), run.step_time.in_us(),
-        run.flows, run.bytes);
+                  static_cast<unsigned long long>(run.first_step),
+                  static_cast<unsigned long long>(run.first_step + run.steps - 1), at.in_us(),
+                  length.in_us(), static_cast<unsigned long long>(run.steps), run.step_time.in_us(),
+                  run.flows, run.bytes);
     out << buf;
     at += length;
   }
