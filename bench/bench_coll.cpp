@@ -12,9 +12,9 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
-#include <fstream>
 #include <string>
 
+#include "bench_support.hpp"
 #include "railcc/coll/collectives.hpp"
 #include "railcc/coll/sim_backend.hpp"
 #include "railcc/fabric/presets.hpp"
@@ -23,14 +23,7 @@ namespace {
 
 using namespace railcc;
 
-double peak_rss_mb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return 0;
-}
+using railcc_bench::peak_rss_mb;
 
 void run(benchmark::State& state, Algorithm algo) {
   const auto gpus = static_cast<std::uint64_t>(state.range(0));

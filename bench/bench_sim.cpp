@@ -14,11 +14,11 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <numeric>
 #include <random>
 #include <string>
 
+#include "bench_support.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/sim/engine.hpp"
 
@@ -26,14 +26,7 @@ namespace {
 
 using namespace railcc;
 
-double peak_rss_mb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return 0;
-}
+using railcc_bench::peak_rss_mb;
 
 FlowGraph permutation(const Fabric& f, Bytes size, std::uint64_t seed) {
   const auto n = static_cast<std::uint32_t>(f.endpoint_count());
