@@ -238,7 +238,6 @@ int run(const Options& o) {
     Row row;
     row.count = count;
     row.size = (*coll == Collective::reduce_scatter ? in_elems : out_elems) * elem;
-    if (*coll == Collective::all_to_all) row.size = in_elems * elem;
     AlgorithmChoice choice = model.choose(*coll, row.size);
     if (fixed) {
       choice.algorithm = *fixed;
@@ -262,11 +261,8 @@ int run(const Options& o) {
       row.wrong = static_cast<long long>(v.wrong);
       total_wrong += v.wrong;
     } else {
-      const bool in_place =
-          o.in_place && *coll != Collective::all_to_all && *coll != Collective::send_recv;
-      const BufferId in = b.allocate((in_place ? std::max(in_elems, out_elems) : in_elems) * elem);
-      const BufferId out = in_place ? in : b.allocate(out_elems * elem);
-      CollectiveCall call{count, in, out, o.channels, o.root};
+      const auto buffers = allocate_buffers(b, *coll, count, elem, o.in_place);
+      CollectiveCall call{count, buffers.input, buffers.output, o.channels, o.root};
       post_collective(b, *coll, call, choice.algorithm, choice.inter_host);
       sim = b.run();
     }

@@ -2,6 +2,7 @@
 // them, and one entry point that posts any of them.
 #pragma once
 
+#include <algorithm>
 #include <cctype>
 #include <optional>
 #include <string>
@@ -103,6 +104,27 @@ inline std::pair<std::size_t, std::size_t> buffer_elements(Collective c, std::si
     case Collective::all_to_all: return {count * ranks, count * ranks};
     default: return {count, count};
   }
+}
+
+/// A collective's symmetric buffers on a backend; `in_place` is false where the collective
+/// has no in-place form (all-to-all, send/recv) even if it was asked for.
+struct CollectiveBuffers {
+  BufferId input = 0;
+  BufferId output = 0;
+  bool in_place = false;
+};
+
+/// Allocates the input and output buffers for `count` elements of `elem` bytes (in place:
+/// one buffer large enough for both).
+template <CollectiveBackend B>
+CollectiveBuffers allocate_buffers(B& b, Collective c, std::size_t count, std::size_t elem,
+                                   bool in_place) {
+  const auto [in_elems, out_elems] = buffer_elements(c, count, static_cast<std::size_t>(b.ranks()));
+  CollectiveBuffers buf;
+  buf.in_place = in_place && c != Collective::all_to_all && c != Collective::send_recv;
+  buf.input = b.allocate((buf.in_place ? std::max(in_elems, out_elems) : in_elems) * elem);
+  buf.output = buf.in_place ? buf.input : b.allocate(out_elems * elem);
+  return buf;
 }
 
 /// nccl-tests' `count` for a size in bytes: elements per rank for all-reduce, broadcast,

@@ -169,10 +169,10 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
   const std::size_t e = size_of(type);
   const auto P = static_cast<std::size_t>(b.ranks());
   const auto [in_elems, out_elems] = buffer_elements(c.collective, c.count, P);
-  const bool in_place =
-      c.in_place && c.collective != Collective::all_to_all && c.collective != Collective::send_recv;
-  const BufferId in = b.allocate((in_place ? std::max(in_elems, out_elems) : in_elems) * e);
-  const BufferId out = in_place ? in : b.allocate(out_elems * e);
+  const CollectiveBuffers buffers = allocate_buffers(b, c.collective, c.count, e, c.in_place);
+  const bool in_place = buffers.in_place;
+  const BufferId in = buffers.input;
+  const BufferId out = buffers.output;
   std::mt19937_64 rng(seed);
   std::vector<std::vector<std::byte>> inputs(P);
   for (std::size_t r = 0; r < P; ++r) {
