@@ -253,3 +253,163 @@ TEST_CASE("Validation: ring all-reduce on one 8x H100 node against nccl-tests' 3
                                               << " GB/s");
   CHECK(busbw == doctest::Approx(367.5).epsilon(0.10));
 }
+
+namespace {
+
+/// One 8-GPU H100 node (NVSwitch with in-switch reduction), NVLink at `nvlink` per GPU.
+Fabric h100_node(Bandwidth nvlink) {
+  ColossusParams params;
+  params.gpus = 8;
+  params.nvlink = nvlink;
+  return colossus(params);
+}
+
+Picoseconds nvls_all_reduce_time(const Fabric& fabric, std::size_t bytes, int phase_chunks,
+                                 SimMode mode = SimMode::timing) {
+  SimBackendConfig cfg;
+  cfg.mode = mode;
+  SimBackend b(fabric, 8, cfg);
+  b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+  const BufferId buf = b.allocate(bytes);
+  CollectiveCall call{bytes / 2, buf, buf};
+  call.phase_chunks = phase_chunks;
+  all_reduce(b, call, Algorithm::nvls);
+  return b.run().makespan;
+}
+
+}  // namespace
+
+TEST_CASE("NVLS time: the switch reads every GPU's data once and multicasts the result once") {
+  // One chunk: every GPU sends its whole vector into the switch (a reduction per share),
+  // then receives the whole result (a multicast per share), each at nvls_efficiency of
+  // its NVLink; each flow crosses one NVLink.
+  const auto fabric = h100_node(h100_nvlink);
+  const SimBackendConfig cfg;
+  const std::size_t bytes = std::size_t{1} << 24;  // 16 MiB of bf16, divisible by 8
+  const Picoseconds alpha = cfg.sim.nvlink_message_overhead + nvlink_latency;
+  const auto wire = static_cast<std::int64_t>(std::ceil(bytes / 8 / cfg.nvls_efficiency));
+  const Picoseconds phase = alpha + transfer_time(Bytes::of(wire * 8), h100_nvlink);
+  const Picoseconds one = nvls_all_reduce_time(fabric, bytes, 1);
+  CHECK(std::abs((one - phase * 2).count()) <= 2);  // rounding of the rates: 1 ps a phase
+  // K chunks: chunk k + 1's reduction overlaps chunk k's multicast, so each direction of
+  // every NVLink carries (1 + 1/8) n / K per stage, after a stage that fills the pipeline
+  // and before one that drains it.
+  const int K = 8;
+  const auto chunk_wire = static_cast<std::int64_t>(std::ceil(bytes / 8 / K / cfg.nvls_efficiency));
+  const Picoseconds fill = alpha + transfer_time(Bytes::of(chunk_wire * 8), h100_nvlink);
+  const Picoseconds stage = alpha + transfer_time(Bytes::of(chunk_wire * 9), h100_nvlink);
+  const Picoseconds expected = fill * 2 + stage * (K - 1);
+  const Picoseconds piped = nvls_all_reduce_time(fabric, bytes, K);
+  MESSAGE("16 MiB NVLS on 8 H100: 1 chunk " << one.in_us() << " us, " << K << " chunks "
+                                            << piped.in_us() << " us");
+  CHECK(std::abs((piped - expected).count()) <= 2 * (K + 1));
+  // Steps mode runs the same pipeline stage by stage.
+  CHECK(std::abs((nvls_all_reduce_time(fabric, bytes, K, SimMode::steps) - piped).count()) <=
+        2 * (K + 1));
+  // Never below the in-switch bound: n each way per GPU at the full NVLink rate.
+  CHECK(piped > transfer_time(Bytes::of(bytes), h100_nvlink));
+}
+
+TEST_CASE("Validation: NVLS all-reduce on one 8x H100 node against nccl-tests' ~480 GB/s") {
+  // Inputs: NVLink at NCCL's usable 20.6 GB/s per link x 18, NVLS at NCCL's 0.85 of it,
+  // 128 KiB chunks per GPU as NCCL_NVLS_CHUNKSIZE (up to 64 chunks), 0.6 us per step
+  // (docs/facts.md sections 2 and 3). Measured: about 475-482 GB/s bus bandwidth for large
+  // messages with NVLS, NCCL's default on such a node (docs/facts.md section 2).
+  const auto fabric = h100_node(h100_nvlink_usable);
+  const std::size_t bytes = std::size_t{1} << 30;
+  const Picoseconds t = nvls_all_reduce_time(fabric, bytes, 0);
+  const double busbw = static_cast<double>(bytes) / t.in_seconds() / 1e9 * 2.0 * 7.0 / 8.0;
+  MESSAGE("1 GiB NVLS all-reduce on 8 H100: " << t.in_us() << " us, busbw " << busbw << " GB/s");
+  CHECK(busbw == doctest::Approx(480.0).epsilon(0.10));
+}
+
+TEST_CASE("NVLS needs an NVSwitch that reduces; switch operations check their group") {
+  auto fabric = h100_node(h100_nvlink);
+  fabric.set_nvswitch_reduction(false);
+  SimBackend b(fabric, 8);
+  const BufferId buf = b.allocate(64);
+  CHECK_FALSE(b.switch_reduces(0));
+  CHECK_CONTAINS(error_of([&] {
+                   all_reduce(b, CollectiveCall{16, buf, buf}, Algorithm::nvls);
+                 }),
+                 "rank 0 is not on an NVSwitch that reduces in the switch");
+  CHECK_CONTAINS(error_of([&] {
+                   const int group[] = {0, 1};
+                   b.switch_reduce(group, Region{buf, 0, 8}, 0, Region{buf, 0, 8}, {});
+                 }),
+                 "do not reduce in the switch");
+  const auto two = colossus([] {
+    ColossusParams p;
+    p.gpus = 16;
+    return p;
+  }());
+  SimBackend c(two, 16);
+  const BufferId cb = c.allocate(64);
+  CHECK(c.switch_reduces(9));
+  const int across[] = {0, 8};
+  CHECK_CONTAINS(error_of([&] {
+                   c.switch_reduce(across, Region{cb, 0, 8}, 0, Region{cb, 0, 8}, {});
+                 }),
+                 "ranks 0 and 8 are not on the same NVSwitch");
+  const int twice[] = {1, 1};
+  CHECK_CONTAINS(error_of([&] {
+                   c.multicast(1, Region{cb, 0, 8}, twice, Region{cb, 0, 8}, {});
+                 }),
+                 "a rank appears twice");
+  const int others[] = {2, 3};
+  CHECK_CONTAINS(error_of([&] {
+                   c.multicast(1, Region{cb, 0, 8}, others, Region{cb, 0, 8}, {});
+                 }),
+                 "rank 1 is not in the group");
+  const int pair[] = {0, 1};
+  CHECK_CONTAINS(error_of([&] {
+                   c.switch_reduce(pair, Region{cb, 0, 6}, 0, Region{cb, 0, 6}, {});
+                 }),
+                 "not a whole number of float elements");
+  CHECK_CONTAINS(error_of([&] {
+                   c.switch_reduce(pair, Region{cb, 0, 8}, 0, Region{cb, 0, 4}, {});
+                 }),
+                 "regions of 8 and 4 bytes");
+}
+
+TEST_CASE("Hierarchical phases pipelined in chunks hide the NVLink phases under the network") {
+  ColossusParams params;
+  params.gpus = 32;  // 4 hosts of 8
+  const auto fabric = colossus(params);
+  const std::size_t count = std::size_t{1} << 24;  // 32 MiB of bf16
+  auto time_of = [&](Algorithm algo, int chunks) {
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    SimBackend b(fabric, 32, cfg);
+    b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+    const BufferId buf = b.allocate(count * 2);
+    CollectiveCall call{count, buf, buf};
+    call.phase_chunks = chunks;
+    all_reduce(b, call, algo, Algorithm::ring);
+    return b.run().makespan;
+  };
+  const int K = 8;
+  const auto serial = time_of(Algorithm::hierarchical, 1);
+  const auto piped = time_of(Algorithm::hierarchical, K);
+  const auto nvls = time_of(Algorithm::nvls, K);
+  MESSAGE("32 MiB over 4 hosts: phases in turn " << serial.in_us() << " us, in 8 chunks "
+                                                 << piped.in_us() << " us, NVLS in 8 chunks "
+                                                 << nvls.in_us() << " us");
+  // The rail phase alone: a ring all-reduce of n/8 over 4 hosts at 400 Gb/s.
+  const double rail =
+      2.0 * 3 / 4 * static_cast<double>(count * 2) / 8 / Bandwidth::gbps(400).in_bytes_per_second();
+  CHECK(piped < serial);
+  CHECK(piped.in_seconds() > rail);
+  CHECK(nvls.in_seconds() > rail);
+  // Per chunk, as in the closed form above: 7 NVLink steps each way inside the host, 6
+  // ring steps on the rail. The rail's stage is the longest, so the pipeline takes one
+  // chunk's reduce-scatter to fill, K rail stages, and one chunk's all-gather to drain.
+  const SimBackendConfig cfg;
+  const std::size_t bytes = count * 2 / K;
+  const Picoseconds nv = cfg.sim.nvlink_message_overhead + nvlink_latency * 2;
+  const Picoseconds net = cfg.sim.message_overhead + cable::in_rack * 2 + cfg.sim.switch_hop;
+  const Picoseconds intra = (nv + transfer_time(Bytes::of(bytes / 8), h100_nvlink)) * 7;
+  const Picoseconds inter = (net + transfer_time(Bytes::of(bytes / 32), Bandwidth::gbps(400))) * 6;
+  CHECK(intra < inter);
+  CHECK(piped == intra + inter * K + intra);
+}

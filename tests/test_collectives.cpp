@@ -27,6 +27,7 @@ struct Case {
   bool in_place;
   int channels;
   int root;
+  int phase_chunks = 0;  ///< hierarchical and nvls: 0 is the algorithm's default
 };
 
 const Fabric& fabric64() {
@@ -42,7 +43,8 @@ const Fabric& fabric64() {
 int run_case(const Case& c, std::uint64_t seed) {
   SimBackend b(fabric64(), c.p);
   b.set_reduction({c.type, c.op});
-  const VerifiedCall call{c.coll, c.algo, c.inter, c.count, c.in_place, c.channels, c.root, 3};
+  const VerifiedCall call{c.coll,     c.algo, c.inter, c.count,       c.in_place,
+                          c.channels, c.root, 3,       c.phase_chunks};
   return static_cast<int>(run_verified(b, call, seed).wrong);
 }
 
@@ -64,6 +66,8 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
       {Collective::all_reduce, Algorithm::tree, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::hierarchical, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::hierarchical, Algorithm::rabenseifner, true},
+      {Collective::all_reduce, Algorithm::nvls, Algorithm::ring, true},
+      {Collective::all_reduce, Algorithm::nvls, Algorithm::rabenseifner, true},
       {Collective::reduce_scatter, Algorithm::ring, Algorithm::ring, true},
       {Collective::reduce, Algorithm::chain, Algorithm::ring, true},
       {Collective::all_gather, Algorithm::ring, Algorithm::ring, false},
@@ -90,7 +94,8 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
               p <= 8 ? std::size_t{13} + seed % 7 : std::size_t{29},  // rarely a multiple of p
               seed % 2 == 0,
               1 + static_cast<int>(seed % 3),
-              static_cast<int>(seed % static_cast<std::uint64_t>(p))};
+              static_cast<int>(seed % static_cast<std::uint64_t>(p)),
+              static_cast<int>(seed % 3)};  // phases in 1 or 2 chunks, or the default
           CAPTURE(to_string(c.coll));
           CAPTURE(to_string(c.algo));
           CAPTURE(to_string(c.inter));
@@ -101,6 +106,7 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
           CAPTURE(c.in_place);
           CAPTURE(c.channels);
           CAPTURE(c.root);
+          CAPTURE(c.phase_chunks);
           CHECK(run_case(c, seed) == 0);
           ++cases;
         }
@@ -112,7 +118,8 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
 }
 
 TEST_CASE("Counts smaller than the rank count, and zero") {
-  for (const auto algo : {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical}) {
+  for (const auto algo :
+       {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical, Algorithm::nvls}) {
     CHECK(run_case({Collective::all_reduce, algo, Algorithm::rabenseifner, 24, DataType::float32,
                     ReduceOp::sum, 3, false, 2, 0},
                    5) == 0);

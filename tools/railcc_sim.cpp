@@ -8,6 +8,7 @@
 //   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner (hierarchical's inter-host)
 //   -b/-e/-f                             min and max size (bytes, K/M/G suffixes), factor
 //   --type --op --root --channels        as nccl-tests (-d, -o, -r) and NCCL's channels
+//   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: default)
 //   --routing ecmp|spray  --fail-links FRACTION --seed S (switch-to-switch cables)
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
 //   --trace FILE  --json
@@ -74,6 +75,7 @@ struct Options {
   std::string op = "sum";
   int root = 0;
   int channels = 1;
+  int phase_chunks = 0;
   bool in_place = false;
   double fail_links = 0;
   std::uint64_t seed = 1;
@@ -180,6 +182,7 @@ int run(const Options& o) {
     throw InputError("sizes: need 0 < -b <= -e (got " + o.min_bytes + " and " + o.max_bytes + ")");
   if (!(o.factor > 1)) throw InputError("-f must be more than 1");
   if (o.channels < 1) throw InputError("--channels must be at least 1");
+  if (o.phase_chunks < 0) throw InputError("--phase-chunks must be 0 (automatic) or more");
 
   Fabric fabric = build_fabric(o);
   const std::size_t failed = o.fail_links > 0 ? fail_links(fabric, o.fail_links, o.seed) : 0;
@@ -243,6 +246,7 @@ int run(const Options& o) {
       choice.algorithm = *fixed;
       choice.inter_host = *inter;
       choice.predicted = model.predict(*coll, *fixed, *inter, row.size);
+      choice.across_hosts = model.hosts > 1;
     }
     SimBackend b(fabric, static_cast<int>(ranks), cfg);
     b.set_reduction({*type, *op});
@@ -255,6 +259,7 @@ int run(const Options& o) {
       call.count = count;
       call.in_place = o.in_place;
       call.channels = o.channels;
+      call.phase_chunks = o.phase_chunks;
       call.root = o.root;
       const auto v = run_verified(b, call, o.seed + i);
       sim = v.sim;
@@ -263,6 +268,7 @@ int run(const Options& o) {
     } else {
       const auto buffers = allocate_buffers(b, *coll, count, elem, o.in_place);
       CollectiveCall call{count, buffers.input, buffers.output, o.channels, o.root};
+      call.phase_chunks = o.phase_chunks;
       post_collective(b, *coll, call, choice.algorithm, choice.inter_host);
       sim = b.run();
     }
@@ -370,6 +376,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("-o,--op", o.op, "sum, prod, min, max, avg")->capture_default_str();
   app.add_option("-r,--root", o.root, "root of broadcast and reduce")->capture_default_str();
+  app.add_option("--phase-chunks", o.phase_chunks,
+                 "chunks hierarchical and nvls pipeline their phases in (0: the algorithm's "
+                 "default)");
   app.add_option("--channels", o.channels, "parallel rings (ring algorithms)")
       ->capture_default_str();
   app.add_flag("--inplace", o.in_place, "in place instead of out of place");

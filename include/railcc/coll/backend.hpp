@@ -10,6 +10,9 @@
 //  - local(rank, to, from, action, deps): the same within one rank's memory;
 //  - finish(rank, region, deps): the reduction's last step on a fully reduced region (avg
 //    divides by the rank count; the other ops have none).
+//  - switch_reduce(group, from, dst, to, deps) and multicast(src, from, group, to, deps):
+//    NVLS, the host's NVSwitch reducing `from` over the group into dst's `to`, and copying
+//    src's `from` into `to` on the whole group; only where switch_reduces(rank).
 // Each returns an OpId. Algorithms are sequences of steps; a backend that times steps by
 // their shape (repeats_steps(), the simulator's steps mode for 100k+ ranks) lets an
 // algorithm post the first of a run of identical steps and call repeat_step(first op,
@@ -67,6 +70,9 @@ concept CollectiveBackend = requires(B& b, const B& cb, int rank, Region r, Recv
   { b.finish(rank, r, deps) } -> std::same_as<OpId>;
   /// A symmetric scratch buffer (algorithms that must not touch the caller's input).
   { b.allocate(std::size_t{}) } -> std::same_as<BufferId>;
+  { cb.switch_reduces(rank) } -> std::same_as<bool>;
+  { b.switch_reduce(std::span<const int>{}, r, rank, r, deps) } -> std::same_as<OpId>;
+  { b.multicast(rank, r, std::span<const int>{}, r, deps) } -> std::same_as<OpId>;
   { cb.repeats_steps() } -> std::same_as<bool>;
   { b.repeat_step(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
 };

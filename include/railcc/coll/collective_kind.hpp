@@ -60,8 +60,9 @@ inline std::optional<Collective> parse_collective(std::string_view s) {
 }
 
 inline std::optional<Algorithm> parse_algorithm(std::string_view s) {
-  for (auto a : {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical,
-                 Algorithm::chain, Algorithm::pairwise, Algorithm::bruck, Algorithm::tree}) {
+  for (auto a :
+       {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical, Algorithm::chain,
+        Algorithm::pairwise, Algorithm::bruck, Algorithm::tree, Algorithm::nvls}) {
     if (s == to_string(a)) return a;
   }
   return std::nullopt;
@@ -83,7 +84,8 @@ inline double bus_factor(Collective c, std::size_t ranks) {
 inline std::vector<Algorithm> algorithms_for(Collective c) {
   switch (c) {
     case Collective::all_reduce:
-      return {Algorithm::ring, Algorithm::rabenseifner, Algorithm::tree, Algorithm::hierarchical};
+      return {Algorithm::ring, Algorithm::rabenseifner, Algorithm::tree, Algorithm::hierarchical,
+              Algorithm::nvls};
     case Collective::reduce_scatter: return {Algorithm::ring};
     case Collective::all_gather: return {Algorithm::ring, Algorithm::bruck};
     case Collective::broadcast:

@@ -40,7 +40,11 @@ struct CollectiveCall {
   BufferId output = 0;      ///< == input: in place
   int channels = 1;         ///< parallel rings (ring-based algorithms)
   int root = 0;             ///< broadcast and reduce
-  int pipeline_chunks = 8;  ///< chunks a chain pipelines (broadcast, reduce)
+  int pipeline_chunks = 8;  ///< chunks a chain or tree pipelines (broadcast, reduce, tree)
+  /// Chunks the phases of hierarchical and nvls all-reduce are pipelined in: chunk k's
+  /// inter-host phase overlaps chunk k + 1's intra-host reduce-scatter and chunk k - 1's
+  /// all-gather. 0: the algorithm's default (hierarchical_phase_chunks).
+  int phase_chunks = 0;
 };
 
 enum class Algorithm : std::uint8_t {
@@ -50,7 +54,8 @@ enum class Algorithm : std::uint8_t {
   chain,
   pairwise,
   bruck,
-  tree
+  tree,
+  nvls
 };
 
 constexpr std::string_view to_string(Algorithm a) {
@@ -62,6 +67,7 @@ constexpr std::string_view to_string(Algorithm a) {
     case Algorithm::pairwise: return "pairwise";
     case Algorithm::bruck: return "bruck";
     case Algorithm::tree: return "tree";
+    case Algorithm::nvls: return "nvls";
   }
   return "?";
 }
@@ -80,6 +86,24 @@ std::vector<int> placement_ring(const B& b) {
   return ring;
 }
 
+/// NCCL's NVLS chunk: 128 KiB (NCCL_NVLS_CHUNKSIZE's default, src/transport/nvls.cc) [pub].
+inline constexpr std::size_t nvls_chunk_bytes = std::size_t{128} << 10;
+/// At most this many chunks by default: the pipeline's fill and drain then cost under
+/// 1/64 of the bandwidth term, and the simulation's cost stays bounded.
+inline constexpr std::size_t max_default_phase_chunks = 64;
+
+/// Chunks hierarchical or nvls all-reduce pipelines `bytes` in over hosts of `gpus_per_host`
+/// GPUs when the call leaves it to the algorithm. NVLS on one host pipelines as NCCL does
+/// (a chunk per 128 KiB per GPU, up to 64): its reduce-scatter and all-gather overlap only
+/// so. Across hosts the phases run one after another (1), because the steps mode's cost
+/// grows with the chunks in flight; set CollectiveCall::phase_chunks to pipeline them.
+inline std::size_t hierarchical_phase_chunks(Algorithm algo, std::size_t bytes, std::size_t hosts,
+                                             std::size_t gpus_per_host) {
+  if (algo != Algorithm::nvls || hosts > 1) return 1;
+  const std::size_t per_chunk = nvls_chunk_bytes * std::max<std::size_t>(1, gpus_per_host);
+  return std::clamp<std::size_t>((bytes + per_chunk - 1) / per_chunk, 1, max_default_phase_chunks);
+}
+
 namespace detail::coll {
 
 template <CollectiveBackend B>
@@ -87,6 +111,8 @@ void check_call(const B& b, const CollectiveCall& c, const char* what) {
   if (c.channels < 1) throw InputError(std::string(what) + ": channels must be at least 1");
   if (c.pipeline_chunks < 1)
     throw InputError(std::string(what) + ": pipeline_chunks must be at least 1");
+  if (c.phase_chunks < 0)
+    throw InputError(std::string(what) + ": phase_chunks must be 0 (automatic) or more");
   if (c.root < 0 || c.root >= b.ranks()) {
     throw InputError(std::string(what) + ": root " + std::to_string(c.root) + " is not a rank");
   }
@@ -152,6 +178,111 @@ struct BinaryTree {
     return mid;
   }
 };
+
+/// Hierarchical all-reduce (algorithm hierarchical or nvls): reduce-scatter inside each
+/// host (a ring over NVLink, or NVLS in the switch), all-reduce of each GPU's share across
+/// hosts on its rail (ring or rabenseifner), all-gather inside the host (ring, or NVLS
+/// multicast). With K phase chunks each phase runs chunk after chunk, so chunk k's
+/// network phase overlaps the NVLink phases of its neighbours.
+template <CollectiveBackend B>
+std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algorithm algo,
+                                          Algorithm inter_host) {
+  const char* what = algo == Algorithm::nvls ? "all_reduce nvls" : "all_reduce hierarchical";
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  const auto ring = placement_ring(b);
+  // Hosts in order, each with its ranks in local order; every host must have as many.
+  std::map<std::uint32_t, std::vector<int>> hosts;
+  for (int r : ring) hosts[b.placement(r).host].push_back(r);
+  const std::size_t G = hosts.begin()->second.size();
+  for (const auto& [h, rs] : hosts) {
+    if (rs.size() != G) {
+      throw InputError(std::string(what) + ": host " + std::to_string(h) + " has " +
+                       std::to_string(rs.size()) + " ranks, host " +
+                       std::to_string(hosts.begin()->first) + " has " + std::to_string(G) +
+                       "; every host needs the same number");
+    }
+  }
+  if (inter_host != Algorithm::ring && inter_host != Algorithm::rabenseifner) {
+    throw InputError(std::string(what) + ": the inter-host algorithm must be ring or rabenseifner");
+  }
+  const bool nvls = algo == Algorithm::nvls;
+  if (nvls) {
+    for (int r = 0; r < b.ranks(); ++r) {
+      if (!b.switch_reduces(r)) {
+        throw InputError("all_reduce nvls: rank " + std::to_string(r) +
+                         " is not on an NVSwitch that reduces in the switch (NVLS needs one, "
+                         "as on H100 HGX nodes); use hierarchical");
+      }
+    }
+  }
+  const std::size_t K = call.phase_chunks > 0
+                            ? static_cast<std::size_t>(call.phase_chunks)
+                            : hierarchical_phase_chunks(algo, call.count * elem, hosts.size(), G);
+  // The ring phases work in place on the output; NVLS reads the input directly.
+  std::vector<Deps> ready(p);
+  if (!nvls && call.input != call.output)
+    ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, false, 0);
+  std::vector<Deps> rs_prev(p), inter_prev(p), ag_prev(p), done(p);
+  auto merged = [](const Deps& a, const Deps& c) {
+    Deps d = a;
+    d.insert(d.end(), c.begin(), c.end());
+    return d;
+  };
+  for (std::size_t k = 0; k < K; ++k) {
+    const auto [e0, e1] = part_range(call.count, K, k);
+    const Span span{call.output, e0, e1 - e0};
+    const Span source{nvls ? call.input : call.output, e0, e1 - e0};
+    std::vector<Deps> state(p);
+    for (std::size_t r = 0; r < p; ++r) state[r] = merged(ready[r], rs_prev[r]);
+    // 1. Reduce-scatter inside each host: local index g ends with chunk g of the span.
+    for (const auto& [h, rs] : hosts) {
+      Group g(rs);
+      const auto local = by_position(state, rs);
+      to_ranks(state,
+               nvls ? nvls_reduce_scatter_phase(b, g, source, span, local)
+                    : ring_reduce_scatter_phase(b, g, span, call.channels, local),
+               rs);
+    }
+    rs_prev = state;
+    // 2. All-reduce of share g across hosts, on rail g.
+    for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], inter_prev[r]);
+    for (std::size_t gi = 0; gi < G; ++gi) {
+      std::vector<int> rail;
+      for (const auto& [h, rs] : hosts) rail.push_back(rs[gi]);
+      const auto [c0, c1] = part_range(span.count, G, gi);
+      const Span share{call.output, span.first + c0, c1 - c0};
+      const auto rail_done =
+          inter_host == Algorithm::ring
+              ? ring_all_reduce_group(b, rail, share, call.channels, by_position(state, rail))
+              : rabenseifner_all_reduce_phase(b, rail, share, by_position(state, rail));
+      to_ranks(state, rail_done, rail);
+    }
+    inter_prev = state;
+    // 3. All-gather inside each host.
+    for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], ag_prev[r]);
+    for (const auto& [h, rs] : hosts) {
+      Group g(rs);
+      const auto local = by_position(state, rs);
+      auto out = nvls ? nvls_all_gather_phase(b, g, span, local)
+                      : ring_all_gather_phase(b, g, span, call.channels, local);
+      for (std::size_t j = 0; j < rs.size(); ++j) {
+        const auto r = static_cast<std::size_t>(rs[j]);
+        done[r] = merged(done[r], out[j]);
+        // The next chunk's all-gather waits for this one's operations only (the phase
+        // returns them followed by `local[j]`): chaining the whole lists would grow them
+        // with every chunk.
+        if (out[j].size() >= local[j].size() &&
+            std::equal(local[j].begin(), local[j].end(),
+                       out[j].end() - static_cast<std::ptrdiff_t>(local[j].size()))) {
+          out[j].resize(out[j].size() - local[j].size());
+        }
+        ag_prev[r] = std::move(out[j]);
+      }
+    }
+  }
+  return done;
+}
 
 }  // namespace detail::coll
 
@@ -258,50 +389,8 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
       to_ranks(done, state, ring);
       return done;
     }
-    case Algorithm::hierarchical: {
-      // Hosts in order, each with its ranks in local order; every host must have as many.
-      std::map<std::uint32_t, std::vector<int>> hosts;
-      for (int r : ring) hosts[b.placement(r).host].push_back(r);
-      const std::size_t G = hosts.begin()->second.size();
-      for (const auto& [h, rs] : hosts) {
-        if (rs.size() != G) {
-          throw InputError("all_reduce hierarchical: host " + std::to_string(h) + " has " +
-                           std::to_string(rs.size()) + " ranks, host " +
-                           std::to_string(hosts.begin()->first) + " has " + std::to_string(G) +
-                           "; every host needs the same number");
-        }
-      }
-      if (inter_host != Algorithm::ring && inter_host != Algorithm::rabenseifner) {
-        throw InputError(
-            "all_reduce hierarchical: the inter-host algorithm must be ring or rabenseifner");
-      }
-      std::vector<Deps> state = ready;
-      // 1. Reduce-scatter inside each host: local index g ends with chunk g.
-      for (const auto& [h, rs] : hosts) {
-        Group g(rs);
-        to_ranks(state,
-                 ring_reduce_scatter_phase(b, g, span, call.channels, by_position(state, rs)), rs);
-      }
-      // 2. All-reduce of chunk g across hosts, on rail g.
-      for (std::size_t gi = 0; gi < G; ++gi) {
-        std::vector<int> rail;
-        for (const auto& [h, rs] : hosts) rail.push_back(rs[gi]);
-        const auto [c0, c1] = part_range(call.count, G, gi);
-        const Span share{call.output, c0, c1 - c0};
-        const auto rail_done =
-            inter_host == Algorithm::ring
-                ? ring_all_reduce_group(b, rail, share, call.channels, by_position(state, rail))
-                : rabenseifner_all_reduce_phase(b, rail, share, by_position(state, rail));
-        to_ranks(state, rail_done, rail);
-      }
-      // 3. All-gather inside each host.
-      for (const auto& [h, rs] : hosts) {
-        Group g(rs);
-        to_ranks(state, ring_all_gather_phase(b, g, span, call.channels, by_position(state, rs)),
-                 rs);
-      }
-      return state;
-    }
+    case Algorithm::hierarchical:
+    case Algorithm::nvls: return hierarchical_all_reduce(b, call, algo, inter_host);
     default:
       throw InputError("all_reduce: algorithm " + std::string(to_string(algo)) + " does not apply");
   }

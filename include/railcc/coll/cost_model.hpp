@@ -6,7 +6,8 @@
 // choosing costs microseconds; the simulator then times the chosen algorithm. Network
 // steps between neighbouring hosts (a ring) pay the latency of a path through one leaf;
 // steps between distant ranks (Rabenseifner, trees, Bruck) pay the latency of a path
-// through the top tier.
+// through the top tier. NVLS (where the fabric's NVSwitches reduce) moves each byte once
+// each way per GPU at nvls_efficiency of the NVLink rate.
 #pragma once
 
 #include <algorithm>
@@ -28,16 +29,19 @@
 
 RAILCC_NAMESPACE_BEGIN
 
-/// An algorithm and, for hierarchical, the one it runs across hosts.
+/// An algorithm and, for hierarchical and nvls over several hosts, the one it runs
+/// across hosts.
 struct AlgorithmChoice {
   Algorithm algorithm = Algorithm::ring;
   Algorithm inter_host = Algorithm::rabenseifner;
   Picoseconds predicted;
+  bool across_hosts = false;  ///< the ranks span several hosts (inter_host matters)
 };
 
 inline std::string to_string(const AlgorithmChoice& c) {
   std::string s(to_string(c.algorithm));
-  if (c.algorithm == Algorithm::hierarchical) s += "+" + std::string(to_string(c.inter_host));
+  if (c.across_hosts && (c.algorithm == Algorithm::hierarchical || c.algorithm == Algorithm::nvls))
+    s += "+" + std::string(to_string(c.inter_host));
   return s;
 }
 
@@ -52,6 +56,8 @@ struct CostModel {
   Picoseconds alpha_near;  ///< network step through one leaf
   Picoseconds alpha_far;   ///< network step through the top tier
   int pipeline_chunks = 8;
+  bool switch_reduction = false;  ///< the hosts' NVSwitches reduce (NVLS)
+  double nvls_efficiency = nccl_nvls_efficiency;
 
   /// For `ranks` ranks on the fabric's first endpoints (what SimBackend does by default).
   static CostModel of(const Fabric& f, std::size_t ranks, const SimConfig& sim = {}) {
@@ -72,6 +78,7 @@ struct CostModel {
       if (f.host(e) == f.host(0)) ++first_host_ranks;
     }
     m.per_host = first_host_ranks;
+    m.switch_reduction = f.nvswitch_reduction() && f.nvswitch_of(0) != no_node;
     Picoseconds nic_latency;
     for (LinkIndex l : f.up_links(0)) {
       const auto& k = f.link(l);
@@ -141,12 +148,23 @@ struct CostModel {
             const double depth = log2c(p + 1);
             return (far + secs(n / 2 / K / B)) * static_cast<std::int64_t>(2 * (depth + K - 1));
           }
-          case Algorithm::hierarchical: {
+          case Algorithm::hierarchical:
+          case Algorithm::nvls: {
             const auto G = static_cast<double>(per_host);
             const auto H = static_cast<double>(hosts);
-            const Picoseconds nv = G > 1 ? (alpha_nvlink + secs(n / G / nvlink_Bps)) *
-                                               static_cast<std::int64_t>(2 * (per_host - 1))
-                                         : Picoseconds{};
+            Picoseconds nv = G > 1 ? (alpha_nvlink + secs(n / G / nvlink_Bps)) *
+                                         static_cast<std::int64_t>(2 * (per_host - 1))
+                                   : Picoseconds{};
+            if (a == Algorithm::nvls) {
+              // K chunks: the reduce-scatter of chunk k + 1 (n / K out of every GPU)
+              // overlaps the multicast of chunk k (n / K into every GPU), each direction
+              // carrying (1 + 1/G) n / K per stage, plus a stage to fill and one to drain.
+              const auto K =
+                  static_cast<double>(hierarchical_phase_chunks(a, bytes, hosts, per_host));
+              const double rate = nvlink_Bps * nvls_efficiency;
+              nv = alpha_nvlink * static_cast<std::int64_t>(K + 1) +
+                   secs(((K - 1) * (1 + 1 / G) + 2) * n / K / rate);
+            }
             if (H <= 1) return nv;
             const Picoseconds net = inter == Algorithm::ring
                                         ? (alpha_near + secs(n / G / H / nic_Bps)) *
@@ -180,12 +198,15 @@ struct CostModel {
     AlgorithmChoice best;
     best.predicted = Picoseconds::max();
     for (Algorithm a : algorithms_for(c)) {
-      const bool hier = a == Algorithm::hierarchical;
-      if (hier && (hosts < 2 || per_host < 2 || ranks != hosts * per_host)) continue;
+      const bool hier = a == Algorithm::hierarchical || a == Algorithm::nvls;
+      if (a == Algorithm::hierarchical && (hosts < 2 || per_host < 2 || ranks != hosts * per_host))
+        continue;
+      if (a == Algorithm::nvls && (!switch_reduction || per_host < 2 || ranks != hosts * per_host))
+        continue;
       for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
         if (!hier && inter == Algorithm::rabenseifner) continue;
         const Picoseconds t = predict(c, a, inter, bytes);
-        if (t < best.predicted) best = {a, hier ? inter : Algorithm::rabenseifner, t};
+        if (t < best.predicted) best = {a, hier ? inter : Algorithm::rabenseifner, t, hosts > 1};
       }
     }
     return best;
@@ -193,7 +214,8 @@ struct CostModel {
 
   /// The time no algorithm can beat at this size: the bytes each GPU must move over its
   /// bottleneck (NVLink inside a host, its share of the host's NICs across hosts), latency
-  /// left out. Zero for one rank.
+  /// left out. Zero for one rank. Where the NVSwitch reduces, an all-reduce inside a host
+  /// needs each GPU to send its data once and receive the result once (n each way).
   [[nodiscard]] Picoseconds bandwidth_bound(Collective c, std::size_t bytes) const {
     const auto n = static_cast<double>(bytes);
     const auto G = static_cast<double>(per_host);
@@ -202,7 +224,7 @@ struct CostModel {
     double moved_net = 0;  // bytes each GPU's NIC moves at least
     switch (c) {
       case Collective::all_reduce:
-        moved_nv = hosts == 1 ? 2 * (G - 1) / G * n : 0;
+        moved_nv = hosts == 1 ? (switch_reduction && G > 1 ? n : 2 * (G - 1) / G * n) : 0;
         moved_net = 2 * (H - 1) / H * n / G;
         break;
       case Collective::reduce_scatter:

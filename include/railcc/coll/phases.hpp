@@ -150,6 +150,51 @@ std::vector<Deps> ring_all_gather_phase(B& b, const Group& g, const Span& span, 
   return done;
 }
 
+/// NVLS reduce-scatter over a group on one NVSwitch: position j asks the switch for chunk
+/// chunk_of[j] of `from`, reduced over the group, and gets it in the same chunk of `to`
+/// (not finished). All positions at once, after every position's `ready` (the switch
+/// reads everyone). Returns, per position, every operation of the phase: its chunk's
+/// write and the reads of its data.
+template <CollectiveBackend B>
+std::vector<Deps> nvls_reduce_scatter_phase(B& b, const Group& g, const Span& from, const Span& to,
+                                            const std::vector<Deps>& ready) {
+  const std::size_t q = g.size();
+  const std::size_t elem = size_of(b.reduction().type);
+  Deps all_ready;
+  for (const auto& d : ready) all_ready.insert(all_ready.end(), d.begin(), d.end());
+  Deps ops;
+  for (std::size_t j = 0; j < q; ++j) {
+    const auto [c0, c1] = part_range(from.count, q, g.chunk_of[j]);
+    const Region src{from.buffer, (from.first + c0) * elem, (c1 - c0) * elem};
+    const Region dst{to.buffer, (to.first + c0) * elem, (c1 - c0) * elem};
+    ops.push_back(b.switch_reduce(g.ranks, src, g.ranks[j], dst, all_ready));
+  }
+  return std::vector<Deps>(q, ops);
+}
+
+/// NVLS all-gather over a group on one NVSwitch: position j multicasts chunk chunk_of[j]
+/// of the span to the whole group. Each multicast writes on every position, so it waits
+/// for every position's `ready` (which must cover the earlier readers of what it
+/// overwrites, as for the ring all-gather).
+template <CollectiveBackend B>
+std::vector<Deps> nvls_all_gather_phase(B& b, const Group& g, const Span& span,
+                                        const std::vector<Deps>& ready) {
+  const std::size_t q = g.size();
+  const std::size_t elem = size_of(b.reduction().type);
+  Deps all_ready;
+  for (const auto& d : ready) all_ready.insert(all_ready.end(), d.begin(), d.end());
+  Deps ops;
+  for (std::size_t j = 0; j < q; ++j) {
+    const auto [c0, c1] = part_range(span.count, q, g.chunk_of[j]);
+    const Region r{span.buffer, (span.first + c0) * elem, (c1 - c0) * elem};
+    ops.push_back(b.multicast(g.ranks[j], r, g.ranks, r, all_ready));
+  }
+  std::vector<Deps> done(q, ops);
+  for (std::size_t j = 0; j < q; ++j)
+    done[j].insert(done[j].end(), ready[j].begin(), ready[j].end());
+  return done;
+}
+
 /// The reduction's finish (avg's division) on each position's own chunk.
 template <CollectiveBackend B>
 std::vector<Deps> finish_phase(B& b, const Group& g, const Span& span,

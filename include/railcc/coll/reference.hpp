@@ -152,6 +152,7 @@ struct VerifiedCall {
   int channels = 1;
   int root = 0;
   int pipeline_chunks = 8;
+  int phase_chunks = 0;
 };
 
 struct VerifiedResult {
@@ -190,7 +191,7 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
       std::fill(o.begin(), o.end(), std::byte{0x5a});
     }
   }
-  CollectiveCall call{c.count, in, out, c.channels, c.root, c.pipeline_chunks};
+  CollectiveCall call{c.count, in, out, c.channels, c.root, c.pipeline_chunks, c.phase_chunks};
   post_collective(b, c.collective, call, c.algorithm, c.inter_host);
   VerifiedResult result;
   result.sim = b.run();

@@ -13,9 +13,15 @@
 //    has completed everywhere, and algorithms post one step of a run of identical steps
 //    and say how many follow (repeat_step). Each distinct step is simulated once.
 //    Lockstep algorithms on symmetric fabrics get timing mode's time exactly (tested).
+// In-switch operations (NVLS) are flows into and out of the host's NVSwitch: a
+// switch_reduce is one flow from every GPU of the group to the switch and one from the
+// switch to the GPU that asked, all at once (the switch streams the reduction); a
+// multicast is one flow into the switch and one out to every GPU of the group. Both
+// carry 1 / nvls_efficiency bytes of link time per byte.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -41,6 +47,8 @@ struct SimBackendConfig {
   Bandwidth hbm = Bandwidth::GBps(3350);
   /// Largest total buffer memory data mode may allocate (bytes over all ranks).
   std::size_t max_data_bytes = std::size_t{4} << 30;
+  /// NVLS reaches this fraction of the NVLink rate (see nccl_nvls_efficiency).
+  double nvls_efficiency = nccl_nvls_efficiency;
 };
 
 class SimBackend {
@@ -64,6 +72,10 @@ class SimBackend {
     for (NodeIndex e : endpoints_) {
       if (e >= fabric.endpoint_count())
         throw InputError("sim backend: endpoint " + std::to_string(e) + " does not exist");
+    }
+    if (!(config_.nvls_efficiency > 0 && config_.nvls_efficiency <= 1)) {
+      throw InputError("sim backend: nvls_efficiency must be in (0, 1], not " +
+                       std::to_string(config_.nvls_efficiency));
     }
   }
 
@@ -124,6 +136,39 @@ class SimBackend {
         rank, from, rank, to, action, deps);
   }
 
+  /// Whether the rank's GPU sits on an NVSwitch that reduces and multicasts (NVLS).
+  [[nodiscard]] bool switch_reduces(int rank) const {
+    check_rank(rank, "switch_reduces");
+    return fabric_.nvswitch_reduction() &&
+           fabric_.nvswitch_of(endpoints_[static_cast<std::size_t>(rank)]) != no_node;
+  }
+
+  /// In-switch reduction (NVLS multimem.ld_reduce): `from` on every rank of the group,
+  /// reduced with the call's op, lands in `to` on `dst` (a member of the group).
+  OpId switch_reduce(std::span<const int> group, Region from, int dst, Region to,
+                     std::span<const OpId> deps) {
+    const NodeIndex sw = check_switch_group(group, from, dst, to, "switch_reduce");
+    if (from.offset % size_of(reduction_.type) != 0 || from.bytes % size_of(reduction_.type) != 0) {
+      throw InputError("sim backend: switch_reduce of a region that is not a whole number of " +
+                       std::string(to_string(reduction_.type)) + " elements");
+    }
+    std::vector<FlowSpec> parts;
+    for (int r : group) parts.push_back({endpoint(r), sw, nvls_bytes(from.bytes), 0, {}});
+    parts.push_back({sw, endpoint(dst), nvls_bytes(from.bytes), 0, {}});
+    return record_switch(parts, OpKind::switch_reduce, group, group.front(), from, dst, to, deps);
+  }
+
+  /// Multicast through the switch (NVLS multimem.st): `from` on `src` (a member of the
+  /// group) lands in `to` on every rank of the group, `src` included.
+  OpId multicast(int src, Region from, std::span<const int> group, Region to,
+                 std::span<const OpId> deps) {
+    const NodeIndex sw = check_switch_group(group, to, src, from, "multicast");
+    std::vector<FlowSpec> parts;
+    parts.push_back({endpoint(src), sw, nvls_bytes(from.bytes), 0, {}});
+    for (int r : group) parts.push_back({sw, endpoint(r), nvls_bytes(from.bytes), 0, {}});
+    return record_switch(parts, OpKind::multicast, group, src, from, src, to, deps);
+  }
+
   OpId finish(int rank, Region region, std::span<const OpId> deps) {
     check(rank, region, "finish");
     // avg divides in place (read and write once); other ops have nothing to do.
@@ -163,6 +208,7 @@ class SimBackend {
     last_graph_ = std::move(graph_);
     graph_ = FlowGraph{};
     ops_.clear();
+    group_ranks_.clear();
     return result;
   }
   /// The flow graph the last run() simulated (timing and data modes), for traces.
@@ -179,20 +225,70 @@ class SimBackend {
   [[nodiscard]] SimMode mode() const { return config_.mode; }
 
  private:
+  enum class OpKind : std::uint8_t { transfer, finish, part, switch_reduce, multicast };
+  /// What an operation does to the data. A switch operation is several flows: its
+  /// `part`s do nothing themselves; the operation reads when its first part starts
+  /// (`read_at`) and writes when its last flow (a join) is delivered.
   struct Op {
+    OpKind kind;
     int src;
     Region from;
     int dst;
     Region to;
     RecvAction action;
-    bool finishing;
+    FlowId read_at;
+    std::uint32_t group_first = 0;  ///< into group_ranks_ (switch operations)
+    std::uint32_t group_size = 0;
   };
 
-  void check(int rank, const Region& r, const char* what) const {
+  NodeIndex endpoint(int rank) const { return endpoints_[static_cast<std::size_t>(rank)]; }
+  Bytes nvls_bytes(std::size_t bytes) const {
+    return Bytes::of(
+        static_cast<std::int64_t>(std::ceil(static_cast<double>(bytes) / config_.nvls_efficiency)));
+  }
+
+  void check_rank(int rank, const char* what) const {
     if (rank < 0 || rank >= ranks()) {
       throw InputError(std::string("sim backend: ") + what + " rank " + std::to_string(rank) +
                        " does not exist");
     }
+  }
+
+  /// A switch operation's group: distinct ranks on one NVSwitch that reduces, `member`
+  /// among them, regions of one size. Returns the switch.
+  NodeIndex check_switch_group(std::span<const int> group, const Region& each, int member,
+                               const Region& own, const char* what) const {
+    const std::string op = std::string("sim backend: ") + what;
+    if (group.empty()) throw InputError(op + " over an empty group");
+    if (!fabric_.nvswitch_reduction())
+      throw InputError(op + ": the fabric's NVSwitches do not reduce in the switch (no NVLS)");
+    check(member, own, what);
+    if (own.bytes != each.bytes)
+      throw InputError(op + " with regions of " + std::to_string(each.bytes) + " and " +
+                       std::to_string(own.bytes) + " bytes");
+    const NodeIndex sw = fabric_.nvswitch_of(endpoint(member));
+    if (sw == no_node)
+      throw InputError(op + ": rank " + std::to_string(member) + " is on no NVSwitch");
+    bool has_member = false;
+    std::vector<int> sorted(group.begin(), group.end());
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+      throw InputError(op + ": a rank appears twice in the group");
+    for (int r : group) {
+      check(r, each, what);
+      if (fabric_.nvswitch_of(endpoint(r)) != sw) {
+        throw InputError(op + ": ranks " + std::to_string(member) + " and " + std::to_string(r) +
+                         " are not on the same NVSwitch");
+      }
+      has_member = has_member || r == member;
+    }
+    if (!has_member)
+      throw InputError(op + ": rank " + std::to_string(member) + " is not in the group");
+    return sw;
+  }
+
+  void check(int rank, const Region& r, const char* what) const {
+    check_rank(rank, what);
     if (r.buffer >= sizes_.size() || r.offset + r.bytes > sizes_[r.buffer] ||
         r.offset + r.bytes < r.offset) {
       throw InputError(std::string("sim backend: ") + what + " region [" +
@@ -206,9 +302,7 @@ class SimBackend {
     return transfer_time(Bytes::of(traffic), config_.hbm);
   }
 
-  OpId record(const FlowSpec& spec, int src, Region from, int dst, Region to, RecvAction action,
-              std::span<const OpId> deps, bool finishing = false) {
-    if (config_.mode == SimMode::steps) return steps_.add(spec, deps);
+  FlowId post(const FlowSpec& spec, std::span<const OpId> deps) {
     const FlowId id = graph_.add(spec);
     for (OpId d : deps) {
       if (d >= id)
@@ -216,8 +310,44 @@ class SimBackend {
                          ", not posted yet");
       graph_.depends_on(id, d);
     }
-    if (config_.mode == SimMode::data) ops_.push_back({src, from, dst, to, action, finishing});
+    return id;
+  }
+
+  OpId record(const FlowSpec& spec, int src, Region from, int dst, Region to, RecvAction action,
+              std::span<const OpId> deps, bool finishing = false) {
+    if (config_.mode == SimMode::steps) return steps_.add(spec, deps);
+    const FlowId id = post(spec, deps);
+    if (config_.mode == SimMode::data)
+      ops_.push_back(
+          {finishing ? OpKind::finish : OpKind::transfer, src, from, dst, to, action, id});
     return static_cast<OpId>(id);
+  }
+
+  /// A switch operation: its flows start together; a join on the asking rank completes
+  /// when the last is delivered. In steps mode the flows share one step and the last
+  /// stands for the operation.
+  OpId record_switch(const std::vector<FlowSpec>& parts, OpKind kind, std::span<const int> group,
+                     int src, Region from, int dst, Region to, std::span<const OpId> deps) {
+    if (config_.mode == SimMode::steps) {
+      OpId last = 0;
+      for (const FlowSpec& p : parts) last = steps_.add(p, deps);
+      return last;
+    }
+    std::vector<OpId> posted;
+    for (const FlowSpec& p : parts) {
+      posted.push_back(post(p, deps));
+      if (config_.mode == SimMode::data)
+        ops_.push_back({OpKind::part, src, from, dst, to, RecvAction::copy, posted.back()});
+    }
+    const FlowId join =
+        post(local_task(endpoint(kind == OpKind::multicast ? src : dst), {}), posted);
+    if (config_.mode == SimMode::data) {
+      ops_.push_back({kind, src, from, dst, to, RecvAction::copy, posted.front(),
+                      static_cast<std::uint32_t>(group_ranks_.size()),
+                      static_cast<std::uint32_t>(group.size())});
+      group_ranks_.insert(group_ranks_.end(), group.begin(), group.end());
+    }
+    return static_cast<OpId>(join);
   }
 
   /// Applies every operation's effect in simulated-time order: reads at start, writes at
@@ -231,7 +361,8 @@ class SimBackend {
     std::vector<Event> events;
     events.reserve(ops_.size() * 2);
     for (OpId i = 0; i < ops_.size(); ++i) {
-      events.push_back({result.flows[i].start.count(), false, i});
+      if (ops_[i].kind == OpKind::part) continue;
+      events.push_back({result.flows[ops_[i].read_at].start.count(), false, i});
       events.push_back({result.flows[i].delivered.count(), true, i});
     }
     std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
@@ -243,16 +374,34 @@ class SimBackend {
     const std::size_t elem = size_of(reduction_.type);
     for (const auto& e : events) {
       const Op& op = ops_[e.op];
+      const std::span<const int> group{group_ranks_.data() + op.group_first, op.group_size};
+      auto region_of = [&](int rank, const Region& r) {
+        const auto& bytes = data_[r.buffer][static_cast<std::size_t>(rank)];
+        return std::span<const std::byte>(bytes).subspan(r.offset, r.bytes);
+      };
       if (!e.write) {
-        const auto& src = data_[op.from.buffer][static_cast<std::size_t>(op.src)];
-        in_flight[e.op].assign(
-            src.begin() + static_cast<std::ptrdiff_t>(op.from.offset),
-            src.begin() + static_cast<std::ptrdiff_t>(op.from.offset + op.from.bytes));
+        const auto first = region_of(op.src, op.from);
+        in_flight[e.op].assign(first.begin(), first.end());
+        if (op.kind == OpKind::switch_reduce) {
+          for (int r : group.subspan(1)) {
+            reduce_into(reduction_.type, reduction_.op, in_flight[e.op].data(),
+                        region_of(r, op.from).data(), op.from.bytes / elem);
+          }
+        }
         continue;
       }
       auto& dst = data_[op.to.buffer][static_cast<std::size_t>(op.dst)];
       auto& payload = in_flight[e.op];
-      if (op.finishing) {
+      if (op.kind == OpKind::multicast) {
+        for (int r : group) {
+          auto& to = data_[op.to.buffer][static_cast<std::size_t>(r)];
+          std::copy(payload.begin(), payload.end(),
+                    to.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
+        }
+      } else if (op.kind == OpKind::switch_reduce) {
+        std::copy(payload.begin(), payload.end(),
+                  dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
+      } else if (op.kind == OpKind::finish) {
         if (op.to.bytes % elem != 0 || op.to.offset % elem != 0) {
           throw InputError("sim backend: a finished region is not a whole number of elements");
         }
@@ -285,6 +434,7 @@ class SimBackend {
   StepSchedule steps_;
   StepResult step_result_;
   std::vector<Op> ops_;
+  std::vector<int> group_ranks_;  // the groups of switch operations, back to back
   std::vector<std::size_t> sizes_;
   std::vector<std::vector<std::vector<std::byte>>> data_;  // [buffer][rank][byte]
   std::size_t allocated_ = 0;

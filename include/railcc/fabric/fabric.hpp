@@ -33,6 +33,11 @@ using NodeIndex = std::uint32_t;
 using LinkIndex = std::uint32_t;
 using BlockIndex = std::uint32_t;
 inline constexpr NodeIndex no_node = 0xffffffffu;
+
+/// The fraction of the NVLink rate NVLS (in-switch reduction and multicast) reaches, as
+/// NCCL's cost model has it for sm90 (nvlsEfficiency, src/graph/tuning.cc;
+/// docs/facts.md section 2) [pub].
+inline constexpr double nccl_nvls_efficiency = 0.85;
 inline constexpr BlockIndex no_block = 0xffffffffu;
 
 enum class FabricNodeKind : std::uint8_t { endpoint, nvswitch, network_switch };
@@ -206,6 +211,13 @@ class Fabric {
   /// NVLS algorithms use): H100's third-generation NVSwitch can [pub].
   void set_nvswitch_reduction(bool on) { nvswitch_reduction_ = on; }
   [[nodiscard]] bool nvswitch_reduction() const { return nvswitch_reduction_; }
+  /// The NVSwitch an endpoint's NVLink reaches, or no_node (no NVLink domain).
+  [[nodiscard]] NodeIndex nvswitch_of(NodeIndex endpoint) const {
+    for (LinkIndex l : up_links(endpoint)) {
+      if (kind_[links_[l].to] == FabricNodeKind::nvswitch) return links_[l].to;
+    }
+    return no_node;
+  }
 
   /// Plane of a switch: its connected component in the switch-to-switch graph. A
   /// dual-plane fabric (HPN) has two; blocks may span planes, routes never do.

@@ -17,6 +17,9 @@
 //    it has spread over and the next tier, with the pool's total capacity. That is ideal
 //    per-packet load balancing (degraded links get proportionally less).
 //  - Pinned: the caller names the links (the scheduler steers flows this way).
+//  - Into or out of an NVSwitch: a flow whose source or destination is a host's NVSwitch
+//    (NVLS: the switch reads the GPUs' data to reduce it, and multicasts) uses the one
+//    NVLink between that switch and the GPU.
 // Failed links (health 0) are avoided: the route search backtracks, as converged routing
 // would withdraw the routes through them. A flow left without a path is an InputError
 // naming it.
@@ -97,6 +100,9 @@ class Router {
 
   /// Appends the flow's resources to `out`. Throws InputError when no live path exists.
   PathInfo route(const FlowKey& key, std::vector<ResourceIndex>& out) {
+    const bool from_switch = is_nvswitch(key.src);
+    const bool to_switch = is_nvswitch(key.dst);
+    if (from_switch || to_switch) return nvswitch_route(key, from_switch, to_switch, out);
     check_endpoint(key.src, key);
     check_endpoint(key.dst, key);
     if (key.src == key.dst)
@@ -209,6 +215,30 @@ class Router {
       throw InputError("flow " + name(key) + " names endpoint " + std::to_string(e) +
                        ", but the fabric has " + std::to_string(f_.endpoint_count()));
     }
+  }
+  bool is_nvswitch(NodeIndex n) const {
+    return n < f_.node_count() && f_.kind(n) == FabricNodeKind::nvswitch;
+  }
+  /// Between a GPU and its host's NVSwitch: the NVLink joining them.
+  PathInfo nvswitch_route(const FlowKey& key, bool from_switch, bool to_switch,
+                          std::vector<ResourceIndex>& out) const {
+    if (from_switch && to_switch)
+      throw InputError("flow " + name(key) + " goes from an NVSwitch to an NVSwitch");
+    const NodeIndex gpu = from_switch ? key.dst : key.src;
+    const NodeIndex sw = from_switch ? key.src : key.dst;
+    check_endpoint(gpu, key);
+    const LinkIndex l = nvlink_of(gpu);
+    if (l == no_link || f_.link(l).to != sw) {
+      throw InputError("flow " + name(key) + ": " + f_.describe(gpu) + " has no NVLink to the " +
+                       f_.describe(sw));
+    }
+    if (!f_.link(l).alive())
+      throw InputError("flow " + name(key) + ": the NVLink of " + f_.describe(gpu) + " is down");
+    out.push_back(from_switch ? Fabric::reverse(l) : l);
+    PathInfo info;
+    info.link_latency = f_.link(l).latency;
+    info.nvlink = true;
+    return info;
   }
   LinkIndex nvlink_of(NodeIndex e) const {
     for (LinkIndex l : f_.up_links(e)) {

@@ -6,7 +6,9 @@
 // over p ranks is, in its analysis, a sequence of steps: a ring all-reduce is 2(p - 1)
 // steps of the same shape. A StepSchedule keeps that structure:
 //  - every item (a flow or a local task) is placed in the step after the last of its
-//    dependencies (its ASAP level), and a step starts when the one before it has
+//    dependencies (its ASAP level; a local task that takes no time, such as the finish of
+//    a sum, completes in the step of its last dependency instead of adding an empty
+//    step), and a step starts when the one before it has
 //    completed everywhere (a global barrier: the alpha-beta model of docs/facts.md
 //    section 4);
 //  - an algorithm may post one step of a run of identical steps and say how many more
@@ -61,16 +63,18 @@ class StepSchedule {
  public:
   using Index = std::uint32_t;
 
-  /// Adds a flow or a local task (src == dst) in the step after its last dependency.
+  /// Adds a flow or a local task (src == dst) in the step after its last dependency (a
+  /// task that takes no time: in the step of its last dependency).
   Index add(const FlowSpec& spec, std::span<const Index> deps) {
     if (items_.size() >= 0xfffffffeu) throw InputError("step schedule: too many items");
+    const bool free = spec.src == spec.dst && spec.delay == Picoseconds{};
     std::uint32_t level = 1;
     Index latest = none;
     for (Index d : deps) {
       if (d >= items_.size())
         throw InputError("step schedule: dependency on item " + std::to_string(d) +
                          ", not posted yet");
-      level = std::max(level, end_level(d) + 1);
+      level = std::max(level, end_level(d) + (free ? 0 : 1));
       latest = latest == none ? d : std::max(latest, d);
     }
     items_.push_back({spec, level, 0, latest});
