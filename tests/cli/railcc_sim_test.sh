@@ -20,11 +20,25 @@ for c in all_reduce reduce_scatter all_gather broadcast reduce all_to_all send_r
   fi
 done
 # Every all-reduce algorithm, forced, in data mode, with avg on int32.
-for a in ring rabenseifner tree hierarchical; do
+for a in ring rabenseifner tree hierarchical nvls; do
   out=$(sim --gpus 32 --algo $a --data -d int32 -o avg -b 1K -e 1K 2>&1); rc=$?
   [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q "  $a" && pass "--algo $a --data" ||
     fail "--algo $a --data (exit $rc): $out"
 done
+
+# Phases pipelined in chunks keep the data right.
+out=$(sim --gpus 32 --algo hierarchical --phase-chunks 3 --data -d float32 -b 64K -e 64K 2>&1)
+printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && pass "--phase-chunks 3 --data" ||
+  fail "--phase-chunks 3 --data: $out"
+# On one H100 node the cost model picks NVLS for large messages, and it beats the ring.
+nvls_row=$(sim --gpus 8 -b 256M -e 256M 2>/dev/null | grep -v '^#')
+ring_row=$(sim --gpus 8 -b 256M -e 256M --algo ring 2>/dev/null | grep -v '^#')
+set -- $nvls_row
+nvls_bw=$8 nvls_algo=${10}
+set -- $ring_row
+[ "$nvls_algo" = nvls ] && awk -v a="$nvls_bw" -v b="$8" 'BEGIN { exit !(a > b * 1.2) }' &&
+  pass "auto picks nvls on one node ($nvls_bw vs ring $8 GB/s)" ||
+  fail "auto on one node: $nvls_row / ring: $ring_row"
 
 # A row has nccl-tests' columns: size count type redop root time algbw busbw #wrong, then
 # algo and eff; busbw = algbw x 2(n-1)/n for all-reduce.
@@ -76,6 +90,7 @@ expect_error "data mode past its memory" "use timing mode for this size" --gpus 
 expect_error "a missing fabric file" "cannot open" --fabric /nonexistent/fabric.json
 expect_error "a root outside the ranks" "--root 9" --collective broadcast --gpus 8 -r 9
 expect_error "a bad failure fraction" "fraction in" --gpus 8 --fail-links 1.5
+expect_error "negative phase chunks" "--phase-chunks must be" --gpus 8 --phase-chunks -1
 
 echo "$fails failure(s)"
 [ $fails -eq 0 ]

@@ -145,8 +145,11 @@ struct CostModel {
             return (near + secs(n / p / B)) * static_cast<std::int64_t>(2 * (ranks - 1));
           case Algorithm::rabenseifner: return rab(p, n, static_cast<double>(per_host));
           case Algorithm::tree: {
+            // ~2 n beta (docs/facts.md section 4): each rank receives its half from two
+            // children in the tree where it is inner, and both halves from its parents;
+            // the K-chunk pipeline over `depth` levels stretches it by (depth + K - 1) / K.
             const double depth = log2c(p + 1);
-            return (far + secs(n / 2 / K / B)) * static_cast<std::int64_t>(2 * (depth + K - 1));
+            return (far + secs(n / K / B)) * static_cast<std::int64_t>(2 * (depth + K - 1));
           }
           case Algorithm::hierarchical:
           case Algorithm::nvls: {
