@@ -201,6 +201,35 @@ TEST_CASE("Bruck all-gather time: ceil(log2 p) steps carrying (p - 1) blocks in 
   }
 }
 
+TEST_CASE("Bruck reduce-scatter time: the all-gather's steps, far distances first") {
+  const auto cable = Picoseconds::ns(15);
+  for (std::uint32_t p : {2u, 5u, 8u, 13u}) {
+    CAPTURE(p);
+    const auto fabric = one_leaf(p, cable);
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    SimBackend b(fabric, static_cast<int>(p), cfg);
+    const std::size_t count = 1 << 18;  // floats of output per rank
+    const BufferId in = b.allocate(count * 4 * p);
+    const BufferId out = b.allocate(count * 4);
+    reduce_scatter(b, CollectiveCall{count, in, out}, Algorithm::bruck);
+    const auto r = b.run();
+    const Picoseconds alpha = cfg.sim.message_overhead + cable * 2 + cfg.sim.switch_hop;
+    // The input is copied to a work buffer first and the rank's block out at the end, in
+    // HBM (a copy reads and writes each byte).
+    Picoseconds expected = transfer_time(Bytes::of(count * 4 * p * 2), cfg.hbm) +
+                           transfer_time(Bytes::of(count * 4 * 2), cfg.hbm);
+    std::uint32_t steps = 0;
+    for (std::uint32_t have = 1; have < p; have *= 2, ++steps) {
+      expected += alpha + transfer_time(Bytes::of(count * 4 * std::min(have, p - have)),
+                                        Bandwidth::gbps(400));
+    }
+    CHECK(r.makespan == expected);
+    // Logarithmic: ceil(log2 p) network steps where the ring takes p - 1.
+    CHECK(steps == static_cast<std::uint32_t>(std::ceil(std::log2(p))));
+  }
+}
+
 TEST_CASE("Double binary tree: logarithmic latency for small messages, never below the bound") {
   const auto cable = Picoseconds::ns(15);
   const std::uint32_t p = 64;

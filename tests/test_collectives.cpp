@@ -69,6 +69,7 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
       {Collective::all_reduce, Algorithm::nvls, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::nvls, Algorithm::rabenseifner, true},
       {Collective::reduce_scatter, Algorithm::ring, Algorithm::ring, true},
+      {Collective::reduce_scatter, Algorithm::bruck, Algorithm::ring, true},
       {Collective::reduce, Algorithm::chain, Algorithm::ring, true},
       {Collective::all_gather, Algorithm::ring, Algorithm::ring, false},
       {Collective::all_gather, Algorithm::bruck, Algorithm::ring, false},

@@ -86,7 +86,7 @@ inline std::vector<Algorithm> algorithms_for(Collective c) {
     case Collective::all_reduce:
       return {Algorithm::ring, Algorithm::rabenseifner, Algorithm::tree, Algorithm::hierarchical,
               Algorithm::nvls};
-    case Collective::reduce_scatter: return {Algorithm::ring};
+    case Collective::reduce_scatter: return {Algorithm::ring, Algorithm::bruck};
     case Collective::all_gather: return {Algorithm::ring, Algorithm::bruck};
     case Collective::broadcast:
     case Collective::reduce: return {Algorithm::chain};

@@ -16,7 +16,8 @@
 //   hierarchical (ring reduce-scatter inside each host over NVLink, all-reduce of each
 //   GPU's share across hosts on its rail with ring or rabenseifner, ring all-gather inside
 //   the host), chain (pipelined broadcast / reduce along the ring), pairwise (direct
-//   all-to-all), bruck (all-gather in ceil(log2 p) steps), tree (double binary tree
+//   all-to-all), bruck (all-gather and reduce-scatter in ceil(log2 p) steps), nvls
+//   (hierarchical with the host's phases in the NVSwitch), tree (double binary tree
 //   all-reduce, pipelined). Each returns, per rank, the operations
 //   after which its output is final.
 #pragma once
@@ -157,6 +158,52 @@ std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, con
   auto rs = ring_reduce_scatter_phase(b, g, span, channels, ready);
   auto fin = finish_phase(b, g, span, rs);
   return ring_all_gather_phase(b, g, span, channels, fin);
+}
+
+/// Bruck reduce-scatter, the all-gather's dual with the far distances first (as NCCL's
+/// PAT orders them): position j starts holding its own contribution to every block
+/// (block b at offset b - j mod p). At the step of distance h (the largest power of two
+/// below p, then halving to 1) it sends its partial sums at offsets [h, h + min(h, p - h))
+/// to position j + h, which reduces them into the same blocks (its offsets [0, ...)), and
+/// keeps offsets [0, h). Every contribution to block b reaches position b exactly once:
+/// the steps are the all-gather's broadcast tree run backwards. ceil(log2 p) steps
+/// carrying (p - 1) blocks in all (docs/facts.md section 4). Blocks are indexed by rank
+/// (`ring[j]`'s block), `block` bytes each, in `buffer`; returns per position the last
+/// write of its own block.
+template <CollectiveBackend B>
+std::vector<Deps> bruck_reduce_scatter_phase(B& b, const std::vector<int>& ring, BufferId buffer,
+                                             std::size_t block, const std::vector<Deps>& ready) {
+  const std::size_t p = ring.size();
+  std::vector<Deps> state = ready;
+  std::size_t h = 1;
+  while (h * 2 < p) h *= 2;
+  for (; p > 1 && h >= 1; h /= 2) {
+    const std::size_t send = std::min(h, p - h);
+    std::vector<Deps> next = state;
+    for (std::size_t j = 0; j < p; ++j) {
+      const std::size_t to = (j + h) % p;
+      Deps deps = state[j];
+      deps.insert(deps.end(), state[to].begin(), state[to].end());
+      std::size_t k = 0;
+      while (k < send) {
+        // Offsets h + k.. of j are the blocks of positions j + h + k..; consecutive ranks
+        // go as one transfer.
+        const std::size_t first = (j + h + k) % p;
+        std::size_t run = 1;
+        while (k + run < send && ring[(first + run) % p] == ring[first] + static_cast<int>(run)) {
+          ++run;
+        }
+        const Region r{buffer, static_cast<std::size_t>(ring[first]) * block, run * block};
+        const OpId op = b.transfer(ring[j], r, ring[to], r, RecvAction::reduce, deps, 0);
+        next[j].push_back(op);   // read
+        next[to].push_back(op);  // written
+        k += run;
+      }
+    }
+    state = std::move(next);
+    if (h == 1) break;
+  }
+  return state;
 }
 
 /// An in-order binary tree over positions [0, q): the root of [lo, hi) is its middle.
@@ -401,7 +448,7 @@ std::vector<Deps> reduce_scatter(B& b, const CollectiveCall& call,
                                  Algorithm algo = Algorithm::ring) {
   using namespace detail::coll;
   check_call(b, call, "reduce_scatter");
-  if (algo != Algorithm::ring)
+  if (algo != Algorithm::ring && algo != Algorithm::bruck)
     throw InputError("reduce_scatter: algorithm " + std::string(to_string(algo)) +
                      " does not apply");
   const std::size_t elem = size_of(b.reduction().type);
@@ -414,7 +461,10 @@ std::vector<Deps> reduce_scatter(B& b, const CollectiveCall& call,
   Group g(ring);
   for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
   const Span span{work, 0, total};
-  const auto rs = ring_reduce_scatter_phase(b, g, span, call.channels, by_position(ready, ring));
+  const auto rs =
+      algo == Algorithm::bruck
+          ? bruck_reduce_scatter_phase(b, ring, work, call.count * elem, by_position(ready, ring))
+          : ring_reduce_scatter_phase(b, g, span, call.channels, by_position(ready, ring));
   const auto fin = finish_phase(b, g, span, rs);
   std::vector<Deps> done(p);
   for (std::size_t j = 0; j < p; ++j) {
