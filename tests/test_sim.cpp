@@ -333,3 +333,39 @@ TEST_CASE("Local tasks take their duration and move no bytes") {
   bad.add(local_task(9, Picoseconds::us(1)));
   CHECK_CONTAINS(error_of([&] { simulate(f, bad); }), "task 0 runs on endpoint 9");
 }
+
+TEST_CASE("Flows into and out of an NVSwitch take the GPU's NVLink; others are refused") {
+  ColossusParams params;
+  params.gpus = 16;  // two hosts of 8
+  auto fabric = colossus(params);
+  const NodeIndex nvs0 = fabric.nvswitch_of(0);
+  const NodeIndex nvs1 = fabric.nvswitch_of(8);
+  REQUIRE(nvs0 != no_node);
+  REQUIRE(nvs1 != no_node);
+  CHECK(nvs0 != nvs1);
+  CHECK(fabric.nvswitch_of(3) == nvs0);
+  // Eight GPUs into their switch and the switch out to one: each flow alone on its link.
+  FlowGraph g;
+  const Bytes size = Bytes::of(std::int64_t{1} << 20);
+  for (NodeIndex e = 0; e < 8; ++e) g.add({e, nvs0, size, 0, {}});
+  g.add({nvs0, 5, size, 0, {}});
+  const SimConfig cfg;
+  const auto r = simulate(fabric, g, cfg);
+  CHECK(r.makespan ==
+        cfg.nvlink_message_overhead + nvlink_latency + transfer_time(size, h100_nvlink));
+  // Into another host's switch, or switch to switch: a clear error before simulating.
+  FlowGraph other;
+  other.add({0, nvs1, size, 0, {}});
+  CHECK_CONTAINS(error_of([&] { simulate(fabric, other); }),
+                 "has no NVLink to the NVSwitch of host 1");
+  FlowGraph between;
+  between.add({nvs0, nvs1, size, 0, {}});
+  CHECK_CONTAINS(error_of([&] { simulate(fabric, between); }), "from an NVSwitch to an NVSwitch");
+  // A dead NVLink.
+  for (LinkIndex l : fabric.up_links(2)) {
+    if (fabric.link(l).to == nvs0) fabric.set_cable_health(l, 0.0f);
+  }
+  FlowGraph dead;
+  dead.add({2, nvs0, size, 0, {}});
+  CHECK_CONTAINS(error_of([&] { simulate(fabric, dead); }), "is down");
+}
