@@ -57,6 +57,13 @@ inline Region slice(const Span& s, std::size_t elem, std::size_t parts, std::siz
   return {s.buffer, (s.first + c0 + s0) * elem, (s1 - s0) * elem};
 }
 
+/// Every position's dependencies in one list (for operations that touch every position).
+inline Deps all_of(const std::vector<Deps>& per_position) {
+  Deps all;
+  for (const auto& d : per_position) all.insert(all.end(), d.begin(), d.end());
+  return all;
+}
+
 inline Region whole(const Span& s, std::size_t elem) {
   return {s.buffer, s.first * elem, s.count * elem};
 }
@@ -158,16 +165,14 @@ std::vector<Deps> ring_all_gather_phase(B& b, const Group& g, const Span& span, 
 template <CollectiveBackend B>
 std::vector<Deps> nvls_reduce_scatter_phase(B& b, const Group& g, const Span& from, const Span& to,
                                             const std::vector<Deps>& ready) {
+  using namespace detail::phase;
   const std::size_t q = g.size();
   const std::size_t elem = size_of(b.reduction().type);
-  Deps all_ready;
-  for (const auto& d : ready) all_ready.insert(all_ready.end(), d.begin(), d.end());
+  const Deps all_ready = all_of(ready);
   Deps ops;
   for (std::size_t j = 0; j < q; ++j) {
-    const auto [c0, c1] = part_range(from.count, q, g.chunk_of[j]);
-    const Region src{from.buffer, (from.first + c0) * elem, (c1 - c0) * elem};
-    const Region dst{to.buffer, (to.first + c0) * elem, (c1 - c0) * elem};
-    ops.push_back(b.switch_reduce(g.ranks, src, g.ranks[j], dst, all_ready));
+    ops.push_back(b.switch_reduce(g.ranks, slice(from, elem, q, g.chunk_of[j], 1, 0), g.ranks[j],
+                                  slice(to, elem, q, g.chunk_of[j], 1, 0), all_ready));
   }
   return std::vector<Deps>(q, ops);
 }
@@ -179,14 +184,13 @@ std::vector<Deps> nvls_reduce_scatter_phase(B& b, const Group& g, const Span& fr
 template <CollectiveBackend B>
 std::vector<Deps> nvls_all_gather_phase(B& b, const Group& g, const Span& span,
                                         const std::vector<Deps>& ready) {
+  using namespace detail::phase;
   const std::size_t q = g.size();
   const std::size_t elem = size_of(b.reduction().type);
-  Deps all_ready;
-  for (const auto& d : ready) all_ready.insert(all_ready.end(), d.begin(), d.end());
+  const Deps all_ready = all_of(ready);
   Deps ops;
   for (std::size_t j = 0; j < q; ++j) {
-    const auto [c0, c1] = part_range(span.count, q, g.chunk_of[j]);
-    const Region r{span.buffer, (span.first + c0) * elem, (c1 - c0) * elem};
+    const Region r = slice(span, elem, q, g.chunk_of[j], 1, 0);
     ops.push_back(b.multicast(g.ranks[j], r, g.ranks, r, all_ready));
   }
   std::vector<Deps> done(q, ops);
