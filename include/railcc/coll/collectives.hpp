@@ -338,6 +338,9 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
                              Algorithm inter_host = Algorithm::rabenseifner) {
   using namespace detail::coll;
   check_call(b, call, "all_reduce");
+  // These copy the input themselves, or not at all (NVLS reads it directly).
+  if (algo == Algorithm::hierarchical || algo == Algorithm::nvls)
+    return hierarchical_all_reduce(b, call, algo, inter_host);
   const std::size_t elem = size_of(b.reduction().type);
   const std::size_t p = static_cast<std::size_t>(b.ranks());
   std::vector<Deps> ready(p);
@@ -436,8 +439,6 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
       to_ranks(done, state, ring);
       return done;
     }
-    case Algorithm::hierarchical:
-    case Algorithm::nvls: return hierarchical_all_reduce(b, call, algo, inter_host);
     default:
       throw InputError("all_reduce: algorithm " + std::string(to_string(algo)) + " does not apply");
   }
