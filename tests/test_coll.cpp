@@ -448,3 +448,52 @@ TEST_CASE("Hierarchical phases pipelined in chunks hide the NVLink phases under 
   CHECK(intra < inter);
   CHECK(piped == intra + inter * K + intra);
 }
+
+TEST_CASE("QPs per connection: the same time alone on a link, more paths through a hashed core") {
+  // Alone: the QPs of one transfer share its NIC, so splitting changes nothing.
+  const auto cable = Picoseconds::ns(15);
+  const auto leaf = one_leaf(2, cable);
+  for (const std::uint32_t qps : {1u, 4u, 7u}) {
+    CAPTURE(qps);
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    cfg.qps_per_connection = qps;
+    SimBackend b(leaf, 2, cfg);
+    const std::size_t bytes = std::size_t{1} << 24;
+    const BufferId buf = b.allocate(bytes);
+    send_recv(b, 0, Region{buf, 0, bytes}, 1, Region{buf, 0, bytes});
+    const auto r = b.run();
+    CHECK(b.last_graph().size() == (qps == 1 ? 1 : qps + 1));  // the QPs and their join
+    const Picoseconds alpha = cfg.sim.message_overhead + cable * 2 + cfg.sim.switch_hop;
+    CHECK(std::abs((r.makespan - alpha - transfer_time(Bytes::of(bytes), Bandwidth::gbps(400)))
+                       .count()) <= 1);
+  }
+  // Through a 3-tier ECMP fabric, Rabenseifner's long-distance rail steps collide less
+  // when each connection spreads over 8 hashes (docs/facts.md section 5).
+  ColossusParams params;
+  params.gpus = 2048;
+  const auto fabric = colossus(params);
+  auto time_of = [&](std::uint32_t qps) {
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::steps;
+    cfg.qps_per_connection = qps;
+    SimBackend b(fabric, 2048, cfg);
+    b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+    const std::size_t count = std::size_t{1} << 28;  // 512 MiB of bf16
+    const BufferId buf = b.allocate(count * 2);
+    all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::hierarchical,
+               Algorithm::rabenseifner);
+    return b.run().makespan;
+  };
+  const auto one = time_of(1);
+  const auto eight = time_of(8);
+  MESSAGE("512 MiB over 2,048 GPUs: 1 QP " << one.in_us() << " us, 8 QPs " << eight.in_us()
+                                           << " us");
+  CHECK(eight * 5 < one * 4);  // at least 20% faster
+  const double rail_bound = 2.0 * 255 / 256 * static_cast<double>(std::size_t{1} << 29) / 8 /
+                            Bandwidth::gbps(400).in_bytes_per_second();
+  CHECK(eight.in_seconds() > rail_bound);
+  SimBackendConfig bad;
+  bad.qps_per_connection = 0;
+  CHECK_CONTAINS(error_of([&] { SimBackend(fabric, 8, bad); }), "qps_per_connection must be");
+}

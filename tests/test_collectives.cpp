@@ -27,7 +27,8 @@ struct Case {
   bool in_place;
   int channels;
   int root;
-  int phase_chunks = 0;  ///< hierarchical and nvls: 0 is the algorithm's default
+  int phase_chunks = 0;   ///< hierarchical and nvls: 0 is the algorithm's default
+  std::uint32_t qps = 1;  ///< QPs per connection between hosts
 };
 
 const Fabric& fabric64() {
@@ -41,7 +42,9 @@ const Fabric& fabric64() {
 
 /// Runs one case and returns the number of wrong elements.
 int run_case(const Case& c, std::uint64_t seed) {
-  SimBackend b(fabric64(), c.p);
+  SimBackendConfig cfg;
+  cfg.qps_per_connection = c.qps;
+  SimBackend b(fabric64(), c.p, cfg);
   b.set_reduction({c.type, c.op});
   const VerifiedCall call{c.coll,     c.algo, c.inter, c.count,       c.in_place,
                           c.channels, c.root, 3,       c.phase_chunks};
@@ -96,7 +99,8 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
               seed % 2 == 0,
               1 + static_cast<int>(seed % 3),
               static_cast<int>(seed % static_cast<std::uint64_t>(p)),
-              static_cast<int>(seed % 3)};  // phases in 1 or 2 chunks, or the default
+              static_cast<int>(seed % 3),  // phases in 1 or 2 chunks, or the default
+              seed % 5 == 0 ? 3u : 1u};    // transfers between hosts over 3 QPs
           CAPTURE(to_string(c.coll));
           CAPTURE(to_string(c.algo));
           CAPTURE(to_string(c.inter));
@@ -108,6 +112,7 @@ TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank
           CAPTURE(c.channels);
           CAPTURE(c.root);
           CAPTURE(c.phase_chunks);
+          CAPTURE(c.qps);
           CHECK(run_case(c, seed) == 0);
           ++cases;
         }

@@ -8,6 +8,7 @@
 //   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner (hierarchical's inter-host)
 //   -b/-e/-f                             min and max size (bytes, K/M/G suffixes), factor
 //   --type --op --root --channels        as nccl-tests (-d, -o, -r) and NCCL's channels
+//   --qps N            QPs per connection between hosts (NCCL_IB_QPS_PER_CONNECTION)
 //   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: default)
 //   --routing ecmp|spray  --fail-links FRACTION --seed S (switch-to-switch cables)
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
@@ -75,6 +76,7 @@ struct Options {
   std::string op = "sum";
   int root = 0;
   int channels = 1;
+  int qps = 1;
   int phase_chunks = 0;
   bool in_place = false;
   double fail_links = 0;
@@ -182,6 +184,7 @@ int run(const Options& o) {
     throw InputError("sizes: need 0 < -b <= -e (got " + o.min_bytes + " and " + o.max_bytes + ")");
   if (!(o.factor > 1)) throw InputError("-f must be more than 1");
   if (o.channels < 1) throw InputError("--channels must be at least 1");
+  if (o.qps < 1 || o.qps > 1024) throw InputError("--qps must be 1 to 1024");
   if (o.phase_chunks < 0) throw InputError("--phase-chunks must be 0 (automatic) or more");
 
   Fabric fabric = build_fabric(o);
@@ -201,6 +204,7 @@ int run(const Options& o) {
   }
   SimBackendConfig cfg;
   cfg.mode = mode;
+  cfg.qps_per_connection = static_cast<std::uint32_t>(o.qps);
   cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
   cfg.sim.routing.seed = o.seed;
   const CostModel model = CostModel::of(fabric, ranks, cfg.sim);
@@ -379,6 +383,8 @@ int main(int argc, char** argv) {
   app.add_option("--phase-chunks", o.phase_chunks,
                  "chunks hierarchical and nvls pipeline their phases in (0: the algorithm's "
                  "default)");
+  app.add_option("--qps", o.qps, "QPs per connection between hosts, each hashed on its own by ECMP")
+      ->capture_default_str();
   app.add_option("--channels", o.channels, "parallel rings (ring algorithms)")
       ->capture_default_str();
   app.add_flag("--inplace", o.in_place, "in place instead of out of place");

@@ -69,6 +69,9 @@ grep -q '"schema": "railcc.sim_results.v1"' "$tmp/out.json" && [ "$(grep -c '"bu
 grep -q '"ph":"X","name":"steps' "$tmp/steps.json" && pass "steps trace" || fail "steps trace"
 sim --gpus 16 -b 1M -e 1M --mode timing --trace "$tmp/ops.json" >/dev/null 2>&1
 grep -q '"cat":"flow"' "$tmp/ops.json" && pass "per-operation trace" || fail "per-operation trace"
+sim --gpus 8 --algo nvls -b 1M -e 1M --mode timing --trace "$tmp/nvls.json" >/dev/null 2>&1
+grep -q '"name":"from NVSwitch"' "$tmp/nvls.json" && grep -q '"name":"to NVSwitch"' "$tmp/nvls.json" &&
+  pass "NVLS trace: flows into and out of the switch on the GPUs' tracks" || fail "NVLS trace"
 
 # Failed links: the run still completes and reports them.
 out=$(sim --gpus 1024 -b 1M -e 1M --fail-links 0.05 --seed 3 2>&1); rc=$?
@@ -91,6 +94,7 @@ expect_error "a missing fabric file" "cannot open" --fabric /nonexistent/fabric.
 expect_error "a root outside the ranks" "--root 9" --collective broadcast --gpus 8 -r 9
 expect_error "a bad failure fraction" "fraction in" --gpus 8 --fail-links 1.5
 expect_error "negative phase chunks" "--phase-chunks must be" --gpus 8 --phase-chunks -1
+expect_error "no QPs" "--qps must be 1 to 1024" --gpus 8 --qps 0
 
 echo "$fails failure(s)"
 [ $fails -eq 0 ]

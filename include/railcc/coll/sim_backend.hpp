@@ -49,6 +49,10 @@ struct SimBackendConfig {
   std::size_t max_data_bytes = std::size_t{4} << 30;
   /// NVLS reaches this fraction of the NVLink rate (see nccl_nvls_efficiency).
   double nvls_efficiency = nccl_nvls_efficiency;
+  /// QPs a transfer between hosts spreads its bytes over, each a flow with its own ECMP
+  /// hash (NCCL_IB_QPS_PER_CONNECTION, 1 by default as in NCCL; Llama 3's fabric uses 16
+  /// and hashes on the QP, docs/facts.md section 1). QP numbers are channel x qps + i.
+  std::uint32_t qps_per_connection = 1;
 };
 
 class SimBackend {
@@ -72,6 +76,10 @@ class SimBackend {
     for (NodeIndex e : endpoints_) {
       if (e >= fabric.endpoint_count())
         throw InputError("sim backend: endpoint " + std::to_string(e) + " does not exist");
+    }
+    if (config_.qps_per_connection < 1 || config_.qps_per_connection > 1024) {
+      throw InputError("sim backend: qps_per_connection must be 1 to 1024, not " +
+                       std::to_string(config_.qps_per_connection));
     }
     if (!(config_.nvls_efficiency > 0 && config_.nvls_efficiency <= 1)) {
       throw InputError("sim backend: nvls_efficiency must be in (0, 1], not " +
@@ -121,6 +129,17 @@ class SimBackend {
     }
     const NodeIndex a = endpoints_[static_cast<std::size_t>(src)];
     const NodeIndex b = endpoints_[static_cast<std::size_t>(dst)];
+    const std::uint32_t qps = config_.qps_per_connection;
+    if (qps > 1 && fabric_.host(a) != fabric_.host(b)) {
+      // One flow per QP, the bytes cut as evenly as whole bytes allow.
+      std::vector<FlowSpec> parts;
+      for (std::uint32_t i = 0; i < qps; ++i) {
+        const std::size_t b0 = from.bytes * i / qps;
+        const std::size_t b1 = from.bytes * (i + 1) / qps;
+        parts.push_back({a, b, Bytes::of(b1 - b0), channel * qps + i, {}});
+      }
+      return record_parts(parts, OpKind::transfer, {}, src, from, dst, to, action, deps);
+    }
     const FlowSpec spec = a == b ? local_task(a, local_time(from.bytes, action))
                                  : FlowSpec{a, b, Bytes::of(from.bytes), channel, {}};
     return record(spec, src, from, dst, to, action, deps);
@@ -155,7 +174,8 @@ class SimBackend {
     std::vector<FlowSpec> parts;
     for (int r : group) parts.push_back({endpoint(r), sw, nvls_bytes(from.bytes), 0, {}});
     parts.push_back({sw, endpoint(dst), nvls_bytes(from.bytes), 0, {}});
-    return record_switch(parts, OpKind::switch_reduce, group, group.front(), from, dst, to, deps);
+    return record_parts(parts, OpKind::switch_reduce, group, group.front(), from, dst, to,
+                        RecvAction::copy, deps);
   }
 
   /// Multicast through the switch (NVLS multimem.st): `from` on `src` (a member of the
@@ -166,7 +186,8 @@ class SimBackend {
     std::vector<FlowSpec> parts;
     parts.push_back({endpoint(src), sw, nvls_bytes(from.bytes), 0, {}});
     for (int r : group) parts.push_back({sw, endpoint(r), nvls_bytes(from.bytes), 0, {}});
-    return record_switch(parts, OpKind::multicast, group, src, from, src, to, deps);
+    return record_parts(parts, OpKind::multicast, group, src, from, src, to, RecvAction::copy,
+                        deps);
   }
 
   OpId finish(int rank, Region region, std::span<const OpId> deps) {
@@ -226,9 +247,10 @@ class SimBackend {
 
  private:
   enum class OpKind : std::uint8_t { transfer, finish, part, switch_reduce, multicast };
-  /// What an operation does to the data. A switch operation is several flows: its
-  /// `part`s do nothing themselves; the operation reads when its first part starts
-  /// (`read_at`) and writes when its last flow (a join) is delivered.
+  /// What an operation does to the data. An operation of several flows (a switch
+  /// operation, a transfer over several QPs): its `part`s do nothing themselves; the
+  /// operation reads when its first part starts (`read_at`) and writes when its last flow
+  /// (a join) is delivered.
   struct Op {
     OpKind kind;
     int src;
@@ -323,11 +345,12 @@ class SimBackend {
     return static_cast<OpId>(id);
   }
 
-  /// A switch operation: its flows start together; a join on the asking rank completes
-  /// when the last is delivered. In steps mode the flows share one step and the last
-  /// stands for the operation.
-  OpId record_switch(const std::vector<FlowSpec>& parts, OpKind kind, std::span<const int> group,
-                     int src, Region from, int dst, Region to, std::span<const OpId> deps) {
+  /// An operation of several flows that start together; a join on the asking rank (the
+  /// destination; the source of a multicast) completes when the last is delivered. In
+  /// steps mode the flows share one step and the last stands for the operation.
+  OpId record_parts(const std::vector<FlowSpec>& parts, OpKind kind, std::span<const int> group,
+                    int src, Region from, int dst, Region to, RecvAction action,
+                    std::span<const OpId> deps) {
     if (config_.mode == SimMode::steps) {
       OpId last = 0;
       for (const FlowSpec& p : parts) last = steps_.add(p, deps);
@@ -342,7 +365,7 @@ class SimBackend {
     const FlowId join =
         post(local_task(endpoint(kind == OpKind::multicast ? src : dst), {}), posted);
     if (config_.mode == SimMode::data) {
-      ops_.push_back({kind, src, from, dst, to, RecvAction::copy, posted.front(),
+      ops_.push_back({kind, src, from, dst, to, action, posted.front(),
                       static_cast<std::uint32_t>(group_ranks_.size()),
                       static_cast<std::uint32_t>(group.size())});
       group_ranks_.insert(group_ranks_.end(), group.begin(), group.end());

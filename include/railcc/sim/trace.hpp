@@ -44,9 +44,17 @@ inline std::string link_class_name(int level, bool up) {
 inline std::size_t write_chrome_trace(std::ostream& out, const Fabric& fabric,
                                       const FlowGraph& graph, const SimResult& result,
                                       const TraceOptions& options = {}) {
+  // A flow is drawn on its source GPU's track; a flow out of an NVSwitch (NVLS) on its
+  // destination GPU's.
+  auto track = [&](const FlowSpec& f) { return f.src < fabric.endpoint_count() ? f.src : f.dst; };
+  auto peer = [&](const FlowSpec& f) {
+    if (f.src >= fabric.endpoint_count()) return std::string("from NVSwitch");
+    if (f.dst >= fabric.endpoint_count()) return std::string("to NVSwitch");
+    return "to " + std::to_string(f.dst);
+  };
   // Keep whole GPU tracks, lowest GPUs first, while the flow budget lasts.
   std::vector<std::size_t> per_src(fabric.endpoint_count(), 0);
-  for (FlowId f = 0; f < graph.size(); ++f) per_src[graph.flow(f).src]++;
+  for (FlowId f = 0; f < graph.size(); ++f) per_src[track(graph.flow(f))]++;
   NodeIndex last_src = 0;
   std::size_t kept = 0;
   while (last_src < fabric.endpoint_count() && kept + per_src[last_src] <= options.max_flows) {
@@ -80,17 +88,19 @@ inline std::size_t write_chrome_trace(std::ostream& out, const Fabric& fabric,
   }
   for (FlowId f = 0; f < graph.size(); ++f) {
     const auto& spec = graph.flow(f);
-    if (spec.src >= last_src) continue;
+    const NodeIndex gpu = track(spec);
+    if (gpu >= last_src) continue;
     const auto& t = result.flows[f];
+    const std::string name = peer(spec);
     std::snprintf(
         buf, sizeof buf,
-        R"j({"ph":"b","cat":"flow","id":%u,"name":"to %u","pid":%u,"tid":%u,"ts":%.6f,"args":{"bytes":%llu,"qp":%u,"ready_us":%.6f}})j",
-        f, spec.dst, fabric.host(spec.src), fabric.local_rank(spec.src), us(t.start),
+        R"j({"ph":"b","cat":"flow","id":%u,"name":"%s","pid":%u,"tid":%u,"ts":%.6f,"args":{"bytes":%llu,"qp":%u,"ready_us":%.6f}})j",
+        f, name.c_str(), fabric.host(gpu), fabric.local_rank(gpu), us(t.start),
         static_cast<unsigned long long>(spec.size.count()), spec.qp, us(t.ready));
     emit(buf);
     std::snprintf(buf, sizeof buf,
-                  R"j({"ph":"e","cat":"flow","id":%u,"name":"to %u","pid":%u,"tid":%u,"ts":%.6f})j",
-                  f, spec.dst, fabric.host(spec.src), fabric.local_rank(spec.src), us(t.delivered));
+                  R"j({"ph":"e","cat":"flow","id":%u,"name":"%s","pid":%u,"tid":%u,"ts":%.6f})j", f,
+                  name.c_str(), fabric.host(gpu), fabric.local_rank(gpu), us(t.delivered));
     emit(buf);
   }
   // Link-class utilization counters on a process of their own.
