@@ -160,6 +160,23 @@ std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, con
   return ring_all_gather_phase(b, g, span, channels, fin);
 }
 
+/// Calls fn(region) for the blocks of positions first, first + 1, ..., first + count - 1
+/// (mod p) of a buffer whose blocks are indexed by rank (`block` bytes each), one region
+/// per run of consecutive ranks: Bruck's steps move runs as single transfers.
+template <class Fn>
+void for_each_block_run(const std::vector<int>& ring, std::size_t first, std::size_t count,
+                        BufferId buffer, std::size_t block, Fn fn) {
+  const std::size_t p = ring.size();
+  std::size_t k = 0;
+  while (k < count) {
+    const std::size_t at = (first + k) % p;
+    std::size_t run = 1;
+    while (k + run < count && ring[(at + run) % p] == ring[at] + static_cast<int>(run)) ++run;
+    fn(Region{buffer, static_cast<std::size_t>(ring[at]) * block, run * block});
+    k += run;
+  }
+}
+
 /// Bruck reduce-scatter, the all-gather's dual with the far distances first (as NCCL's
 /// PAT orders them): position j starts holding its own contribution to every block
 /// (block b at offset b - j mod p). At the step of distance h (the largest power of two
@@ -184,21 +201,12 @@ std::vector<Deps> bruck_reduce_scatter_phase(B& b, const std::vector<int>& ring,
       const std::size_t to = (j + h) % p;
       Deps deps = state[j];
       deps.insert(deps.end(), state[to].begin(), state[to].end());
-      std::size_t k = 0;
-      while (k < send) {
-        // Offsets h + k.. of j are the blocks of positions j + h + k..; consecutive ranks
-        // go as one transfer.
-        const std::size_t first = (j + h + k) % p;
-        std::size_t run = 1;
-        while (k + run < send && ring[(first + run) % p] == ring[first] + static_cast<int>(run)) {
-          ++run;
-        }
-        const Region r{buffer, static_cast<std::size_t>(ring[first]) * block, run * block};
+      // Offsets h .. h + send - 1 of j are the blocks of positions j + h ...
+      for_each_block_run(ring, j + h, send, buffer, block, [&](const Region& r) {
         const OpId op = b.transfer(ring[j], r, ring[to], r, RecvAction::reduce, deps, 0);
         next[j].push_back(op);   // read
         next[to].push_back(op);  // written
-        k += run;
-      }
+      });
     }
     state = std::move(next);
     if (h == 1) break;
@@ -506,19 +514,11 @@ std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = 
         const std::size_t to = (j + p - have) % p;
         Deps deps = state[j];
         deps.insert(deps.end(), state[to].begin(), state[to].end());
-        std::size_t k = 0;
-        while (k < send) {
-          const std::size_t first = (j + k) % p;
-          std::size_t run = 1;
-          while (k + run < send && ring[(first + run) % p] == ring[first] + static_cast<int>(run)) {
-            ++run;
-          }
-          const Region r{call.output, static_cast<std::size_t>(ring[first]) * block, run * block};
+        for_each_block_run(ring, j, send, call.output, block, [&](const Region& r) {
           const OpId op = b.transfer(ring[j], r, ring[to], r, RecvAction::copy, deps, 0);
           next[j].push_back(op);   // read
           next[to].push_back(op);  // written
-          k += run;
-        }
+        });
       }
       state = std::move(next);
     }
