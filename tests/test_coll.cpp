@@ -497,3 +497,31 @@ TEST_CASE("QPs per connection: the same time alone on a link, more paths through
   bad.qps_per_connection = 0;
   CHECK_CONTAINS(error_of([&] { SimBackend(fabric, 8, bad); }), "qps_per_connection must be");
 }
+
+TEST_CASE("Ring algorithms cross between hosts on one rail; logarithmic ones keep placement") {
+  for (const std::uint32_t gpus : {32u, 24u}) {  // 4 hosts, then 3 (the closing hop crosses)
+    CAPTURE(gpus);
+    ColossusParams params;
+    params.gpus = gpus;
+    const auto fabric = colossus(params);
+    SimBackend b(fabric, static_cast<int>(gpus));
+    const auto ring = rail_aligned_ring(b);
+    REQUIRE(ring.size() == gpus);
+    std::vector<int> sorted = ring;
+    std::sort(sorted.begin(), sorted.end());
+    for (std::uint32_t r = 0; r < gpus; ++r) CHECK(sorted[r] == static_cast<int>(r));
+    std::size_t host_hops = 0;
+    std::size_t cross_rail = 0;
+    for (std::size_t j = 0; j < ring.size(); ++j) {
+      const auto a = b.placement(ring[j]);
+      const auto c = b.placement(ring[(j + 1) % ring.size()]);
+      if (a.host == c.host) continue;
+      ++host_hops;
+      if (a.rail != c.rail) ++cross_rail;
+    }
+    CHECK(host_hops == gpus / 8);
+    CHECK(cross_rail == (gpus / 8 % 2 == 0 ? 0u : 1u));
+    CHECK(placement_ring(b)[8] == 8);  // host 1 from its first GPU
+    CHECK(ring[8] == 15);              // host 1 from its last GPU, on the rail ring[7] left by
+  }
+}

@@ -87,6 +87,30 @@ std::vector<int> placement_ring(const B& b) {
   return ring;
 }
 
+/// The ring the ring-based algorithms (ring, chain) run on: the placement ring with every
+/// second host's GPUs reversed, so each hop between hosts joins two GPUs of the same local
+/// index, hence the same rail, under one leaf. NCCL keeps a ring on one NIC index from
+/// node to node the same way (NCCL_CROSS_NIC=0). With an odd number of hosts the hop that
+/// closes the ring crosses rails. Logarithmic algorithms keep the placement ring: their
+/// partners at a distance of one host must stay on their rail.
+template <CollectiveBackend B>
+std::vector<int> rail_aligned_ring(const B& b) {
+  std::vector<int> ring = placement_ring(b);
+  std::size_t begin = 0;
+  bool reverse = false;
+  while (begin < ring.size()) {
+    const std::uint32_t host = b.placement(ring[begin]).host;
+    std::size_t end = begin;
+    while (end < ring.size() && b.placement(ring[end]).host == host) ++end;
+    if (reverse)
+      std::reverse(ring.begin() + static_cast<std::ptrdiff_t>(begin),
+                   ring.begin() + static_cast<std::ptrdiff_t>(end));
+    reverse = !reverse;
+    begin = end;
+  }
+  return ring;
+}
+
 /// NCCL's NVLS chunk: 128 KiB (NCCL_NVLS_CHUNKSIZE's default, src/transport/nvls.cc) [pub].
 inline constexpr std::size_t nvls_chunk_bytes = std::size_t{128} << 10;
 /// At most this many chunks by default: the pipeline's fill and drain then cost under
@@ -358,10 +382,14 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
   const auto ring = placement_ring(b);
   std::vector<Deps> done(p);
   switch (algo) {
-    case Algorithm::ring:
-      to_ranks(done, ring_all_reduce_group(b, ring, span, call.channels, by_position(ready, ring)),
-               ring);
+    case Algorithm::ring: {
+      const auto rail_ring = rail_aligned_ring(b);
+      to_ranks(
+          done,
+          ring_all_reduce_group(b, rail_ring, span, call.channels, by_position(ready, rail_ring)),
+          rail_ring);
       return done;
+    }
     case Algorithm::rabenseifner:
       to_ranks(done, rabenseifner_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
       return done;
@@ -466,7 +494,7 @@ std::vector<Deps> reduce_scatter(B& b, const CollectiveCall& call,
   // Work on a copy: the input stays as it was (out of place) and chunk r ends on rank r.
   const BufferId work = b.allocate(total * elem);
   const auto ready = copy_in(b, call.input, 0, work, 0, total * elem, false, 0);
-  const auto ring = placement_ring(b);
+  const auto ring = algo == Algorithm::bruck ? placement_ring(b) : rail_aligned_ring(b);
   Group g(ring);
   for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
   const Span span{work, 0, total};
@@ -526,7 +554,7 @@ std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = 
     to_ranks(done, state, ring);
     return done;
   }
-  const auto ring = placement_ring(b);
+  const auto ring = rail_aligned_ring(b);
   Group g(ring);
   for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
   // Chunks of p n elements cut in p parts are exactly the n-element blocks.
@@ -545,7 +573,7 @@ std::vector<Deps> broadcast(B& b, const CollectiveCall& call, Algorithm algo = A
     throw InputError("broadcast: algorithm " + std::string(to_string(algo)) + " does not apply");
   const std::size_t elem = size_of(b.reduction().type);
   const std::size_t p = static_cast<std::size_t>(b.ranks());
-  auto ring = placement_ring(b);
+  auto ring = rail_aligned_ring(b);
   std::rotate(ring.begin(), std::find(ring.begin(), ring.end(), call.root),
               ring.end());  // root first
   const auto K = static_cast<std::size_t>(call.pipeline_chunks);
@@ -581,7 +609,7 @@ std::vector<Deps> reduce(B& b, const CollectiveCall& call, Algorithm algo = Algo
     throw InputError("reduce: algorithm " + std::string(to_string(algo)) + " does not apply");
   const std::size_t elem = size_of(b.reduction().type);
   const std::size_t p = static_cast<std::size_t>(b.ranks());
-  auto ring = placement_ring(b);
+  auto ring = rail_aligned_ring(b);
   // Root last: the chain runs root+1, root+2, ..., root.
   std::rotate(ring.begin(), std::find(ring.begin(), ring.end(), call.root) + 1, ring.end());
   const BufferId work = b.allocate(call.count * elem);
