@@ -78,21 +78,19 @@ bool repeat_rest(B& b, const std::vector<OpId>& step, std::size_t s, std::size_t
   return true;
 }
 
-}  // namespace detail::phase
-
-/// Ring reduce-scatter over a group: q - 1 steps; at step s position j sends chunk
-/// chunk_of[j - s - 1] to j + 1, which reduces it in. Position j ends owning chunk_of[j]
-/// reduced over the group (not finished). Returns, per position, the last writes of its
-/// chunk.
+/// The q - 1 steps of a ring pass, on every channel: at step s position j sends chunk
+/// chunk_of[j - s - 1] (reduce-scatter, `reduce`) or chunk_of[j - s] (all-gather) to
+/// j + 1, which reduces it in or copies it. A reduction waits at every step for the
+/// destination's `ready` (its data is in place before it is reduced into); a copy only
+/// at the first. Returns, per position, the last operation that wrote to it.
 template <CollectiveBackend B>
-std::vector<Deps> ring_reduce_scatter_phase(B& b, const Group& g, const Span& span, int channels,
-                                            const std::vector<Deps>& ready) {
-  using namespace detail::phase;
+std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels,
+                            const std::vector<Deps>& ready, bool reduce) {
   const std::size_t q = g.size();
   const std::size_t elem = size_of(b.reduction().type);
   const auto C = static_cast<std::size_t>(channels);
+  const long long shift = reduce ? 1 : 0;
   std::vector<Deps> done(q);
-  if (q == 1) return ready;
   for (std::size_t ch = 0; ch < C; ++ch) {
     std::vector<OpId> prev(q);
     for (std::size_t s = 0; s + 1 < q; ++s) {
@@ -100,15 +98,25 @@ std::vector<Deps> ring_reduce_scatter_phase(B& b, const Group& g, const Span& sp
       for (std::size_t j = 0; j < q; ++j) {
         const std::size_t next = (j + 1) % q;
         const std::size_t chunk =
-            g.chunk_of[mod(static_cast<long long>(j) - static_cast<long long>(s) - 1, q)];
-        Deps deps = ready[next];  // the destination's data is in place before it is reduced into
-        if (s == 0) {
-          deps.insert(deps.end(), ready[j].begin(), ready[j].end());
+            g.chunk_of[mod(static_cast<long long>(j) - static_cast<long long>(s) - shift, q)];
+        const OpId arrived = prev[mod(static_cast<long long>(j) - 1, q)];  // the chunk at j
+        Deps deps;
+        if (reduce) {
+          deps = ready[next];
+          if (s == 0) {
+            deps.insert(deps.end(), ready[j].begin(), ready[j].end());
+          } else {
+            deps.push_back(arrived);
+          }
+        } else if (s == 0) {
+          deps = ready[j];
+          deps.insert(deps.end(), ready[next].begin(), ready[next].end());
         } else {
-          deps.push_back(prev[mod(static_cast<long long>(j) - 1, q)]);  // the chunk arrived at j
+          deps = {arrived};
         }
         const Region r = slice(span, elem, q, chunk, C, ch);
-        cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r, RecvAction::reduce, deps,
+        cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r,
+                            reduce ? RecvAction::reduce : RecvAction::copy, deps,
                             static_cast<std::uint32_t>(ch));
       }
       prev = cur;
@@ -120,39 +128,28 @@ std::vector<Deps> ring_reduce_scatter_phase(B& b, const Group& g, const Span& sp
   return done;
 }
 
+}  // namespace detail::phase
+
+/// Ring reduce-scatter over a group: q - 1 steps; at step s position j sends chunk
+/// chunk_of[j - s - 1] to j + 1, which reduces it in. Position j ends owning chunk_of[j]
+/// reduced over the group (not finished). Returns, per position, the last writes of its
+/// chunk.
+template <CollectiveBackend B>
+std::vector<Deps> ring_reduce_scatter_phase(B& b, const Group& g, const Span& span, int channels,
+                                            const std::vector<Deps>& ready) {
+  if (g.size() == 1) return ready;
+  return detail::phase::ring_pass(b, g, span, channels, ready, true);
+}
+
 /// Ring all-gather over a group: q - 1 steps; at step s position j sends chunk
 /// chunk_of[j - s] to j + 1, which copies it. `ready[j]` must cover position j's own
 /// chunk and (for write-after-read) every earlier reader of the chunks it will receive.
 template <CollectiveBackend B>
 std::vector<Deps> ring_all_gather_phase(B& b, const Group& g, const Span& span, int channels,
                                         const std::vector<Deps>& ready) {
-  using namespace detail::phase;
-  const std::size_t q = g.size();
-  const std::size_t elem = size_of(b.reduction().type);
-  const auto C = static_cast<std::size_t>(channels);
-  if (q == 1) return ready;
-  std::vector<Deps> done(q);
-  for (std::size_t ch = 0; ch < C; ++ch) {
-    std::vector<OpId> prev(q);
-    for (std::size_t s = 0; s + 1 < q; ++s) {
-      std::vector<OpId> cur(q);
-      for (std::size_t j = 0; j < q; ++j) {
-        const std::size_t next = (j + 1) % q;
-        const std::size_t chunk =
-            g.chunk_of[mod(static_cast<long long>(j) - static_cast<long long>(s), q)];
-        Deps deps = s == 0 ? ready[j] : Deps{prev[mod(static_cast<long long>(j) - 1, q)]};
-        if (s == 0) deps.insert(deps.end(), ready[next].begin(), ready[next].end());
-        const Region r = slice(span, elem, q, chunk, C, ch);
-        cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r, RecvAction::copy, deps,
-                            static_cast<std::uint32_t>(ch));
-      }
-      prev = cur;
-      if (repeat_rest(b, cur, s, q)) break;
-    }
-    for (std::size_t j = 0; j < q; ++j)
-      done[j].push_back(prev[mod(static_cast<long long>(j) - 1, q)]);
-  }
-  for (std::size_t j = 0; j < q; ++j)
+  if (g.size() == 1) return ready;
+  auto done = detail::phase::ring_pass(b, g, span, channels, ready, false);
+  for (std::size_t j = 0; j < g.size(); ++j)
     done[j].insert(done[j].end(), ready[j].begin(), ready[j].end());
   return done;
 }
