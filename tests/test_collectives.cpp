@@ -13,6 +13,7 @@
 #include "test_support.hpp"
 
 using namespace railcc;
+using railcc_test::error_of;
 
 namespace {
 
@@ -151,4 +152,81 @@ TEST_CASE("Algorithms that do not apply, and uneven hosts, are refused") {
   bad_root.root = 12;
   CHECK_THROWS_WITH_AS(broadcast(b, bad_root), doctest::Contains("root 12 is not a rank"),
                        InputError);
+}
+
+TEST_CASE("Products in half precision over 512 ranks check as correct IEEE results") {
+  // Inputs in [0.5, 1.5) made partial products of 512 halves underflow, in a different
+  // order per algorithm: the checker counted 452,608 correct outputs as wrong.
+  ColossusParams params;
+  params.gpus = 512;
+  const Fabric f = colossus(params);
+  for (DataType t : {DataType::float16, DataType::bfloat16, DataType::float32}) {
+    SimBackend b(f, 512, {});
+    b.set_reduction({t, ReduceOp::prod});
+    VerifiedCall c;
+    c.algorithm = Algorithm::ring;
+    c.count = 1024;
+    CAPTURE(to_string(t));
+    CHECK(run_verified(b, c, 7).wrong == 0);
+  }
+}
+
+TEST_CASE("Product inputs keep every partial product of any order in the normal range") {
+  // Randomized against the definition: for rank counts from 2 to 4M, the range's ends to
+  // the p-th power (the extremes of any partial product) stay within the type's normal
+  // numbers, and the range is never empty.
+  std::mt19937_64 rng(11);
+  for (DataType t : {DataType::float16, DataType::bfloat16, DataType::float32, DataType::float64}) {
+    for (int i = 0; i < 200; ++i) {
+      const auto p =
+          static_cast<std::size_t>(std::exp2(std::uniform_real_distribution<double>(1, 22)(rng)));
+      const auto [lo, hi] = product_input_range(t, p);
+      CAPTURE(p);
+      CHECK(lo < 1.0);
+      CHECK(hi > 1.0);
+      CHECK(lo >= 0.5);
+      CHECK(hi <= 1.5);
+      const double n = static_cast<double>(p);
+      CHECK(n * std::log2(lo) >= std::log2(min_normal_of(t)));
+      CHECK(n * std::log2(hi) <= std::log2(max_finite_of(t)));
+    }
+  }
+}
+
+TEST_CASE("Data mode refuses a call over its memory cap before allocating anything") {
+  SimBackendConfig cfg;
+  cfg.max_data_bytes = 1 << 20;
+  SimBackend b(fabric64(), 64, cfg);
+  b.set_reduction({DataType::float32, ReduceOp::sum});
+  VerifiedCall c;
+  c.collective = Collective::all_gather;
+  c.count = 1024;  // 64 ranks x (4 KiB in, 256 KiB out, 4 KiB copy): 16.5 MiB
+  CHECK_CONTAINS(error_of([&] { run_verified(b, c, 1); }),
+                 "data mode would need 17301504 bytes of buffers, over the 1048576 allowed");
+  // Nothing was allocated: a buffer of the whole cap still fits.
+  CHECK_NOTHROW(b.allocate((1 << 20) / 64));
+  CHECK_THROWS_AS(b.allocate(1), InputError);
+  // A size whose product with the rank count wraps 64 bits is over the cap, not under it.
+  CHECK_THROWS_AS(b.allocate(std::numeric_limits<std::size_t>::max() / 32), InputError);
+  CHECK(verified_call_bytes(Collective::all_to_all, std::size_t{1} << 62, 8, 1 << 20, false) ==
+        std::numeric_limits<std::size_t>::max());
+}
+
+TEST_CASE("Timing and data modes refuse a collective past max_flows while it is posted") {
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::timing;
+  cfg.max_flows = 1000;
+  SimBackend b(fabric64(), 64, cfg);
+  b.set_reduction({DataType::float32, ReduceOp::sum});
+  const auto buffers = allocate_buffers(b, Collective::all_reduce, 1 << 16, 4, false);
+  CollectiveCall call{1 << 16, buffers.input, buffers.output, 1, 0};
+  // A 64-rank ring posts 2 x 63 steps of 64 transfers: 8,064 flows.
+  CHECK_CONTAINS(error_of([&] { all_reduce(b, call, Algorithm::ring); }),
+                 "the collective posts more than 1000 flows, more than timing mode simulates");
+  cfg.max_flows = 10000;
+  SimBackend ok(fabric64(), 64, cfg);
+  ok.set_reduction({DataType::float32, ReduceOp::sum});
+  const auto buffers2 = allocate_buffers(ok, Collective::all_reduce, 1 << 16, 4, false);
+  CollectiveCall call2{1 << 16, buffers2.input, buffers2.output, 1, 0};
+  CHECK_NOTHROW(all_reduce(ok, call2, Algorithm::ring));
 }

@@ -93,8 +93,9 @@ TEST_CASE("Bad fabric JSON names the field at fault") {
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "colour": "red"})")),
                  "fab.json: links[1].colour: unknown field");
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": -400})")),
-                 "links[1].gbps: is -400: a link's bandwidth must be positive");
-  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 0})")), "must be positive");
+                 "links[1].gbps: is -400: a link's bandwidth must be 1 Mb/s to 1 Pb/s");
+  CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 0})")),
+                 "must be 1 Mb/s to 1 Pb/s");
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "leaf", "gbps": 400, "GBps": 50})")),
                  "exactly one of");
   CHECK_CONTAINS(error_of(small(R"({"a": "gpu1", "b": "spine", "gbps": 400})")),

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -12,6 +13,28 @@ using namespace railcc;
 
 namespace {
 std::string data(const char* name) { return std::string(RAILCC_TEST_DATA_DIR) + "/" + name; }
+
+std::string text_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// The DGX-2 export with its first occurrence of `from` replaced by `to`.
+std::string dgx2_with(const std::string& from, const std::string& to) {
+  std::string text = text_of(data("hwloc-nvidiaDGX2.xml"));
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+std::string error_of(const std::string& xml) {
+  try {
+    parse_hwloc_xml(xml, "x.xml");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 }  // namespace
 
 TEST_CASE("hwloc XML of a DGX-2: 16 V100 SXM3 on 12 NVSwitches, 6 NVLinks each") {
@@ -108,8 +131,7 @@ TEST_CASE("Live discovery of this machine") {
 
 TEST_CASE("Bad hwloc input is an InputError naming the file") {
   CHECK_THROWS_WITH_AS(read_hwloc_xml("/nonexistent/topo.xml"),
-                       doctest::Contains("/nonexistent/topo.xml: cannot open hwloc XML file"),
-                       InputError);
+                       doctest::Contains("/nonexistent/topo.xml: cannot open file"), InputError);
   const std::string path = "railcc_bad_hwloc.xml";
   {
     std::ifstream in(data("hwloc-nvidiaDGX2.xml"));
@@ -125,4 +147,76 @@ TEST_CASE("Bad hwloc input is an InputError naming the file") {
   }
   CHECK(message.find(path) != std::string::npos);
   std::remove(path.c_str());
+}
+
+TEST_CASE("hwloc XML that crashed hwloc's own reader is refused before hwloc sees it") {
+  // Found by fuzzing: each of these segfaulted inside libhwloc 2.9's XML reader, or had
+  // railcc read an enum value hwloc never checked, or exported NCCL XML that railcc then
+  // refused (non-UTF-8 bytes, PCI function 9, a NUMA node twice).
+  const std::string dir = std::string(RAILCC_TEST_DATA_DIR) + "/bad-input";
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("hwloc_", 0) != 0) continue;
+    ++files;
+    CAPTURE(name);
+    std::string message = "(no error)";
+    try {
+      read_hwloc_xml(entry.path().string());
+    } catch (const InputError& e) {
+      message = e.what();
+    }
+    // Named with its line: "<path>:<line>: ...".
+    CHECK(message.rfind(entry.path().string() + ":", 0) == 0);
+  }
+  CHECK(files == 9);
+}
+
+TEST_CASE("hwloc XML: values railcc or hwloc would misread are refused with their line") {
+  CHECK(error_of(text_of(data("hwloc-nvidiaDGX2.xml"))) == "(no error)");
+  CHECK(error_of(dgx2_with(R"(bridge_type="1-1")", R"(bridge_type="7-1")")) ==
+        "x.xml:52: <object>: bridge_type=\"7-1\" is not an hwloc bridge type (0-1 or 1-1: host "
+        "or PCI upstream, PCI downstream)");
+  CHECK(error_of(dgx2_with(R"(osdev_type="5")", R"(osdev_type="9")")) ==
+        "x.xml:58: <object>: osdev_type=\"9\" is not an hwloc OS device type (0 to 5)");
+  CHECK(error_of(dgx2_with(R"(pci_busid="0000:2b:00.0")", R"(pci_busid="0000:2b:00.9")")) ==
+        "x.xml:52: <object>: pci_busid=\"0000:2b:00.9\" is not a PCI address (dddd:bb:dd.f, "
+        "device 0 to 31, function 0 to 7)");
+  // Two NUMA nodes numbered 0: well-formed, accepted by hwloc, refused by railcc (NCCL's
+  // format has one <cpu> per NUMA node).
+  CHECK(error_of(dgx2_with(R"(type="NUMANode" os_index="1")", R"(type="NUMANode" os_index="0")")) ==
+        "x.xml: NUMA node os_index 0 appears twice; NUMA node numbers are unique");
+  CHECK(error_of(dgx2_with("<info name=\"CPUVendor\" value=\"GenuineIntel\"/>",
+                           "<info name=\"CPUVendor\" value=\"Genuine\xffIntel\"/>")) ==
+        "x.xml:14: not UTF-8 text (byte 0xff)");
+  CHECK(error_of("<graphs/>") ==
+        "x.xml:1: <graphs>: root element <graphs> is not <topology>: this is not an hwloc XML "
+        "file");
+  CHECK(error_of(dgx2_with("<topology version=\"2.0\">", "<topology version=\"2.0\"><Bad/>")) ==
+        "x.xml:3: <Bad>: element <Bad> is not an hwloc XML element");
+}
+
+TEST_CASE("hwloc XML nested deeper than any export is refused, not a stack overflow") {
+  std::string xml = R"(<topology version="2.0"><object type="Machine" os_index="0" )"
+                    R"(cpuset="0x1" complete_cpuset="0x1" nodeset="0x1" complete_nodeset="0x1">)";
+  const int depth = 20000;
+  for (int i = 0; i < depth; ++i) xml += R"(<object type="Group" cpuset="0x1">)";
+  for (int i = 0; i < depth; ++i) xml += "</object>";
+  xml += "</object></topology>";
+  CHECK(error_of(xml).find("elements nested more than 128 deep") != std::string::npos);
+}
+
+TEST_CASE("hwloc XML that is well-formed but no topology is hwloc's error, named") {
+  // This reaches hwloc's own reader, which refuses it.
+  const std::string message =
+      error_of(R"(<topology version="2.0"><object type="Bogus"/></topology>)");
+  CHECK(message.rfind("x.xml: hwloc", 0) == 0);
+}
+
+TEST_CASE("Every hwloc import exports NCCL XML that reads back") {
+  const auto t = read_hwloc_xml(data("hwloc-nvidiaDGX2.xml"));
+  const auto once = parse_nccl_topology_xml(write_nccl_topology_xml(t), "export");
+  const auto twice = parse_nccl_topology_xml(write_nccl_topology_xml(once), "export");
+  CHECK(once == twice);
+  CHECK(once.gpus().size() == 16);
 }

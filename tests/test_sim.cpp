@@ -369,3 +369,41 @@ TEST_CASE("Flows into and out of an NVSwitch take the GPU's NVLink; others are r
   dead.add({2, nvs0, size, 0, {}});
   CHECK_CONTAINS(error_of([&] { simulate(fabric, dead); }), "is down");
 }
+
+TEST_CASE("Simulated time past what integer picoseconds hold is an InputError, not a wrap") {
+  // 2^62 bytes over the slowest link railcc takes (1 Mb/s) ends 3.7e13 s in: far past
+  // the 106 days of int64 picoseconds. Unchecked, the finish time wrapped negative and
+  // the event queue ran backwards (a crash in data mode).
+  Fabric slow;
+  slow.add_endpoint(0, 0, 0);
+  slow.add_endpoint(1, 0, 0);
+  const NodeIndex leaf = slow.add_switch(1);
+  slow.connect(0, leaf, min_link_bandwidth, Picoseconds{});
+  slow.connect(1, leaf, min_link_bandwidth, Picoseconds{});
+  slow.finalize();
+  FlowGraph g;
+  g.add({0, 1, Bytes::of(std::uint64_t{1} << 62), 0, {}});
+  CHECK_CONTAINS(error_of([&] { simulate(slow, g); }),
+                 "would end more than 106 days into the simulation");
+  // One byte less than the limit's worth of time is still simulated exactly: 1 GiB at
+  // 1 Mb/s is 8589.934592 s.
+  FlowGraph ok;
+  ok.add({0, 1, Bytes::GiB(1), 0, {}});
+  SimConfig exact;
+  exact.message_overhead = exact.nvlink_message_overhead = exact.switch_hop = Picoseconds{};
+  CHECK(simulate(slow, ok, exact).makespan == Picoseconds::ps(8'589'934'592'000'000));
+  // A cable degraded to almost nothing is the same error.
+  Fabric degraded = one_leaf(2, Picoseconds{});
+  degraded.set_cable_health(0, 1e-30f);
+  FlowGraph one;
+  one.add({0, 1, Bytes::MiB(1), 0, {}});
+  CHECK_CONTAINS(error_of([&] { simulate(degraded, one); }), "a link on its path is too slow");
+}
+
+TEST_CASE("Time conversions saturate instead of overflowing") {
+  CHECK(Picoseconds::seconds(1e300) == Picoseconds::max());
+  CHECK(Picoseconds::seconds(std::numeric_limits<double>::quiet_NaN()) == Picoseconds::max());
+  CHECK(Picoseconds::seconds(-1e300).count() == std::numeric_limits<std::int64_t>::min());
+  CHECK(Picoseconds::us(1.5).count() == 1'500'000);
+  CHECK(transfer_time(Bytes::of(std::uint64_t{1} << 62), Bandwidth::mbps(1)) == Picoseconds::max());
+}

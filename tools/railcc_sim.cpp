@@ -17,16 +17,25 @@
 // Exit status: 0 success, 1 wrong data in --data mode, 2 bad input or usage.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "railcc/coll.hpp"
@@ -38,16 +47,43 @@ namespace {
 
 using namespace railcc;
 
-/// "8", "1K", "64M", "1G": bytes, suffixes in powers of 1024 as nccl-tests reads them.
-std::size_t parse_size(const std::string& s) {
-  std::size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(s, &used);
-  } catch (const std::exception&) {
-    throw InputError("size '" + s + "' is not a number of bytes (e.g. 8, 64K, 128M, 1G)");
+/// The largest size railcc-sim simulates: 1 TiB, seven times the memory of the largest
+/// GPU (H200, 141 GB). The bound keeps every byte count, and its product with the rank
+/// count, inside 64 bits.
+constexpr std::size_t max_size_bytes = std::size_t{1} << 40;
+
+/// A whole number for `option`, from digits alone (no sign, no spaces, no suffix), in
+/// [lo, hi].
+std::uint64_t parse_whole(const std::string& option, const std::string& s, std::uint64_t lo,
+                          std::uint64_t hi) {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec == std::errc::invalid_argument || end != s.data() + s.size() ||
+      !std::isdigit(static_cast<unsigned char>(s.front()))) {
+    throw InputError(option + " '" + s + "' is not a whole number");
   }
-  std::string rest = s.substr(used);
+  if (ec == std::errc::result_out_of_range || v < lo || v > hi) {
+    throw InputError(option + " " + s + " is out of range: use " + std::to_string(lo) + " to " +
+                     std::to_string(hi));
+  }
+  return v;
+}
+
+/// A finite real number for `option`.
+double parse_real(const std::string& option, const std::string& s) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || !std::isfinite(v)) {
+    throw InputError(option + " '" + s + "' is not a number");
+  }
+  return v;
+}
+
+/// "8", "1K", "64M", "1G": bytes, suffixes in powers of 1024 as nccl-tests reads them.
+std::size_t parse_size(const std::string& option, const std::string& s) {
+  const auto digits = s.find_first_not_of("0123456789");
+  const std::string number = s.substr(0, digits);
+  const std::string rest = digits == std::string::npos ? "" : s.substr(digits);
   unsigned shift = 0;
   if (rest == "K" || rest == "k")
     shift = 10;
@@ -55,52 +91,94 @@ std::size_t parse_size(const std::string& s) {
     shift = 20;
   else if (rest == "G" || rest == "g")
     shift = 30;
-  else if (!rest.empty())
-    throw InputError("size '" + s + "': unknown suffix '" + rest + "'");
-  if (v > (std::numeric_limits<std::size_t>::max() >> shift))
-    throw InputError("size '" + s + "' is too large");
+  else if (!rest.empty() && !number.empty())
+    throw InputError(option + " '" + s + "': unknown suffix '" + rest + "' (use K, M or G)");
+  if (number.empty()) {
+    throw InputError(option + " '" + s + "' is not a number of bytes (e.g. 8, 64K, 128M, 1G)");
+  }
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), v);
+  (void)end;
+  if (ec != std::errc{} || v > (max_size_bytes >> shift)) {
+    throw InputError(option + " " + s + " is more than the 1 TiB railcc-sim simulates");
+  }
   return static_cast<std::size_t>(v) << shift;
 }
 
+/// Most ranks timing and data modes take (see run()).
+constexpr std::size_t max_per_operation_ranks = 8192;
+
 struct Options {
   std::string fabric = "colossus";
-  std::uint64_t gpus = 0;
+  std::string gpus;  // not given: every GPU of the fabric
+  bool gpus_given = false;
   std::string collective = "all_reduce";
   std::string algo = "auto";
   std::string inter = "rabenseifner";
   std::string routing = "ecmp";
   std::string min_bytes = "1K";
   std::string max_bytes = "1G";
-  double factor = 4;
+  std::string factor = "4";
   std::string type = "bfloat16";
   std::string op = "sum";
-  int root = 0;
-  int channels = 1;
-  int qps = 1;
-  int phase_chunks = 0;
+  std::string root = "0";
+  std::string channels = "1";
+  std::string qps = "1";
+  std::string phase_chunks = "0";
   bool in_place = false;
-  double fail_links = 0;
-  std::uint64_t seed = 1;
+  std::string fail_links = "0";
+  std::string seed = "1";
   std::string mode = "steps";
   bool data = false;
   std::string trace;
   bool json = false;
 };
 
-Fabric build_fabric(const Options& o) {
+/// Options after checking: numbers parsed, every bound applied.
+struct Settings {
+  std::uint64_t gpus = 0;  // 0: the fabric's own
+  double factor = 4;
+  std::uint64_t root = 0;
+  int channels = 1;
+  int qps = 1;
+  int phase_chunks = 0;
+  double fail_links = 0;
+  std::uint64_t seed = 1;
+};
+
+Settings check_numbers(const Options& o) {
+  Settings n;
+  if (o.gpus_given) {
+    n.gpus = parse_whole("--gpus", o.gpus, 1, max_fabric_endpoints);
+  }
+  n.factor = parse_real("-f", o.factor);
+  if (!(n.factor > 1 && n.factor <= 1 << 20))
+    throw InputError("-f must be more than 1 (up to 2^20)");
+  n.root = parse_whole("--root", o.root, 0, max_fabric_endpoints);
+  // NCCL's MAXCHANNELS is 64.
+  n.channels = static_cast<int>(parse_whole("--channels", o.channels, 1, 64));
+  n.qps = static_cast<int>(parse_whole("--qps", o.qps, 1, 1024));
+  n.phase_chunks = static_cast<int>(parse_whole("--phase-chunks", o.phase_chunks, 0, 4096));
+  n.fail_links = parse_real("--fail-links", o.fail_links);
+  n.seed = parse_whole("--seed", o.seed, 0, std::numeric_limits<std::uint64_t>::max());
+  return n;
+}
+
+Fabric build_fabric(const Options& o, const Settings& n) {
   const std::string& f = o.fabric;
   if (f == "colossus") {
     ColossusParams p;
-    if (o.gpus > 0) p.gpus = o.gpus;
+    if (n.gpus > 0) p.gpus = n.gpus;
     return colossus(p);
   }
   if (f == "llama3") return llama3();
   if (f == "hpn") return hpn();
   if (f == "fat-tree") {
     // The smallest k-ary fat tree (k even) with room for the GPUs asked for.
+    // n.gpus is at most max_fabric_endpoints, so k stays small (254 at 4M GPUs).
     std::uint32_t k = 4;
-    while (o.gpus > 0 && static_cast<std::uint64_t>(k) * k * k / 4 < o.gpus) k += 2;
-    if (o.gpus == 0) k = 16;
+    while (n.gpus > 0 && static_cast<std::uint64_t>(k) * k * k / 4 < n.gpus) k += 2;
+    if (n.gpus == 0) k = 16;
     return fat_tree(k);
   }
   if (f.size() > 5 && f.substr(f.size() - 5) == ".json") return read_fabric_json(f);
@@ -142,8 +220,94 @@ struct Row {
   double predicted_us = 0;
 };
 
+/// Progress on stderr while the sweep runs, when stderr is a terminal: which size of how
+/// many, the time so far and an estimate of what is left, redrawn on one line a few times
+/// a second. Nothing at all when stderr is a file or a pipe, so logs and JSON stay clean.
+class Progress {
+ public:
+  explicit Progress(std::size_t sizes) : sizes_(sizes), on_(isatty(STDERR_FILENO) != 0) {
+    if (on_) ticker_ = std::jthread([this](std::stop_token stop) { tick(stop); });
+  }
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  ~Progress() { finish(); }
+
+  void start_size(std::size_t index, std::size_t bytes) {
+    const std::lock_guard lock(mutex_);
+    index_ = index;
+    bytes_ = bytes;
+    size_start_ = Clock::now();
+  }
+  /// Runs `print` (which writes to stdout) with the progress line off the terminal.
+  template <class Print>
+  void above(Print&& print) {
+    const std::lock_guard lock(mutex_);
+    erase();
+    print();
+  }
+  void finish() {
+    if (ticker_.joinable()) {
+      ticker_.request_stop();
+      ticker_.join();
+    }
+    const std::lock_guard lock(mutex_);
+    erase();
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void tick(std::stop_token stop) {
+    std::mutex sleep_mutex;
+    std::condition_variable_any wake;
+    while (!stop.stop_requested()) {
+      {
+        std::unique_lock sleep(sleep_mutex);
+        wake.wait_for(sleep, stop, std::chrono::milliseconds(250), [] { return false; });
+      }
+      if (stop.stop_requested()) break;
+      const std::lock_guard lock(mutex_);
+      draw();
+    }
+  }
+  void draw() {
+    const auto now = Clock::now();
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    char left[64] = "estimate after the first size";
+    if (index_ > 0) {
+      // Sizes cost about the same in steps mode (its cost grows with flows, not bytes).
+      const double per_size =
+          std::chrono::duration<double>(size_start_ - start_).count() / static_cast<double>(index_);
+      const double in_this = std::chrono::duration<double>(now - size_start_).count();
+      const double remaining =
+          std::max(0.0, per_size * static_cast<double>(sizes_ - index_) - in_this);
+      std::snprintf(left, sizeof left, "about %.0f s left", remaining);
+    }
+    std::fprintf(stderr, "\r\033[Krailcc-sim: size %zu of %zu (%zu B), %.0f s elapsed, %s",
+                 index_ + 1, sizes_, bytes_, elapsed, left);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void erase() {
+    if (!shown_) return;
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+    shown_ = false;
+  }
+
+  std::size_t sizes_;
+  bool on_;
+  std::mutex mutex_;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point size_start_ = start_;
+  std::size_t index_ = 0;
+  std::size_t bytes_ = 0;
+  bool shown_ = false;
+  std::jthread ticker_;  // last: started after, and joined before, the state it reads
+};
+
 int run(const Options& o) {
   const auto wall0 = std::chrono::steady_clock::now();
+  const Settings n = check_numbers(o);
   const auto coll = parse_collective(o.collective);
   if (!coll) {
     throw InputError("--collective '" + o.collective +
@@ -178,25 +342,44 @@ int run(const Options& o) {
     throw InputError("--mode '" + o.mode + "': use steps, timing or data");
   if (o.routing != "ecmp" && o.routing != "spray")
     throw InputError("--routing '" + o.routing + "': use ecmp or spray");
-  const std::size_t min_bytes = parse_size(o.min_bytes);
-  const std::size_t max_bytes = parse_size(o.max_bytes);
+  const std::size_t min_bytes = parse_size("-b", o.min_bytes);
+  const std::size_t max_bytes = parse_size("-e", o.max_bytes);
   if (min_bytes == 0 || max_bytes < min_bytes)
     throw InputError("sizes: need 0 < -b <= -e (got " + o.min_bytes + " and " + o.max_bytes + ")");
-  if (!(o.factor > 1)) throw InputError("-f must be more than 1");
-  if (o.channels < 1) throw InputError("--channels must be at least 1");
-  if (o.qps < 1 || o.qps > 1024) throw InputError("--qps must be 1 to 1024");
-  if (o.phase_chunks < 0) throw InputError("--phase-chunks must be 0 (automatic) or more");
+  if (o.in_place && (*coll == Collective::all_to_all || *coll == Collective::send_recv)) {
+    throw InputError("--inplace: " + std::string(to_string(*coll)) +
+                     " has no in-place form (every rank's output differs from its input, and "
+                     "the exchange reads blocks it would overwrite)");
+  }
+  // The trace file is opened before anything is simulated: a path that cannot be written
+  // is refused now, not after the whole run.
+  std::ofstream trace_out;
+  if (!o.trace.empty()) {
+    trace_out.open(o.trace, std::ios::binary);
+    if (!trace_out) throw InputError("--trace: cannot write " + o.trace);
+  }
 
-  Fabric fabric = build_fabric(o);
-  const std::size_t failed = o.fail_links > 0 ? fail_links(fabric, o.fail_links, o.seed) : 0;
-  const std::size_t ranks = o.gpus > 0 ? o.gpus : fabric.endpoint_count();
+  Fabric fabric = build_fabric(o, n);
+  const std::size_t failed = n.fail_links > 0 ? fail_links(fabric, n.fail_links, n.seed) : 0;
+  const std::size_t ranks = n.gpus > 0 ? n.gpus : fabric.endpoint_count();
   if (ranks > fabric.endpoint_count()) {
     throw InputError("--gpus " + std::to_string(ranks) + ": the fabric has only " +
                      std::to_string(fabric.endpoint_count()) + " GPUs");
   }
-  if (o.root < 0 || static_cast<std::size_t>(o.root) >= ranks)
-    throw InputError("--root " + std::to_string(o.root) + " is not a rank");
-  if (*coll == Collective::all_to_all && mode != SimMode::data && ranks > 8192) {
+  if (n.root >= ranks) throw InputError("--root " + std::to_string(n.root) + " is not a rank");
+  const int root = static_cast<int>(n.root);
+  // Timing and data modes schedule every operation, and the flow engine re-solves the
+  // rates of all active flows as each one ends: a bulk-synchronous step of p flows costs
+  // about p^2 (1 KiB all-reduce in data mode: 7 s at 8,192 ranks, 50 s at 16,384, 203 s
+  // at 32,768). Steps mode is the one for larger runs.
+  if (mode != SimMode::steps && ranks > max_per_operation_ranks) {
+    throw InputError("--mode " + mode_name + " over " + std::to_string(ranks) +
+                     " ranks: it simulates every operation, at a cost growing with the square "
+                     "of the ranks; railcc-sim takes up to " +
+                     std::to_string(max_per_operation_ranks) +
+                     " ranks in timing and data modes; use steps mode (the default)");
+  }
+  if (*coll == Collective::all_to_all && mode == SimMode::steps && ranks > 8192) {
     throw InputError("all_to_all over " + std::to_string(ranks) +
                      " ranks: the pairwise exchange is one flow per pair of ranks (" +
                      std::to_string(ranks * (ranks - 1)) +
@@ -204,17 +387,29 @@ int run(const Options& o) {
   }
   SimBackendConfig cfg;
   cfg.mode = mode;
-  cfg.qps_per_connection = static_cast<std::uint32_t>(o.qps);
+  cfg.qps_per_connection = static_cast<std::uint32_t>(n.qps);
   cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
-  cfg.sim.routing.seed = o.seed;
+  cfg.sim.routing.seed = n.seed;
   const CostModel model = CostModel::of(fabric, ranks, cfg.sim);
   const std::size_t elem = size_of(*type);
   const bool rooted = *coll == Collective::broadcast || *coll == Collective::reduce;
 
   std::vector<std::size_t> sizes;
   for (double s = static_cast<double>(min_bytes); s <= static_cast<double>(max_bytes) * 1.000001;
-       s *= o.factor) {
+       s *= n.factor) {
     sizes.push_back(static_cast<std::size_t>(s));
+  }
+  // Data mode holds every rank's buffers and a copy of the inputs: refuse a sweep whose
+  // largest size would not fit before simulating any of it.
+  if (mode == SimMode::data) {
+    const std::size_t count = count_for_size(*coll, sizes.back(), elem, ranks);
+    const std::size_t need = verified_call_bytes(*coll, count, elem, ranks, o.in_place);
+    if (need > cfg.max_data_bytes) {
+      throw InputError("data mode would need " + std::to_string(need) + " bytes of buffers at " +
+                       std::to_string(sizes.back()) + " B on " + std::to_string(ranks) +
+                       " ranks, over the " + std::to_string(cfg.max_data_bytes) +
+                       " allowed; use timing mode for this size");
+    }
   }
   std::vector<Row> rows;
   std::size_t total_wrong = 0;
@@ -238,7 +433,9 @@ int run(const Options& o) {
     std::fflush(stdout);
   }
   std::string trace_note;
+  Progress progress(sizes.size());
   for (std::size_t i = 0; i < sizes.size(); ++i) {
+    progress.start_size(i, sizes[i]);
     const std::size_t count = count_for_size(*coll, sizes[i], elem, ranks);
     if (count == 0) continue;  // smaller than one element per rank (nccl-tests skips it too)
     const auto [in_elems, out_elems] = buffer_elements(*coll, count, ranks);
@@ -262,17 +459,17 @@ int run(const Options& o) {
       call.inter_host = choice.inter_host;
       call.count = count;
       call.in_place = o.in_place;
-      call.channels = o.channels;
-      call.phase_chunks = o.phase_chunks;
-      call.root = o.root;
-      const auto v = run_verified(b, call, o.seed + i);
+      call.channels = n.channels;
+      call.phase_chunks = n.phase_chunks;
+      call.root = root;
+      const auto v = run_verified(b, call, n.seed + i);
       sim = v.sim;
       row.wrong = static_cast<long long>(v.wrong);
       total_wrong += v.wrong;
     } else {
       const auto buffers = allocate_buffers(b, *coll, count, elem, o.in_place);
-      CollectiveCall call{count, buffers.input, buffers.output, o.channels, o.root};
-      call.phase_chunks = o.phase_chunks;
+      CollectiveCall call{count, buffers.input, buffers.output, n.channels, root};
+      call.phase_chunks = n.phase_chunks;
       post_collective(b, *coll, call, choice.algorithm, choice.inter_host);
       sim = b.run();
     }
@@ -285,29 +482,32 @@ int run(const Options& o) {
     const double bound = model.bandwidth_bound(*coll, row.size).in_seconds();
     row.efficiency = seconds > 0 ? bound / seconds : 0;
     rows.push_back(row);
-    if (!o.trace.empty() && i + 1 == sizes.size()) {
-      std::ofstream out(o.trace);
-      if (!out) throw InputError("--trace: cannot write " + o.trace);
-      if (mode == SimMode::steps) {
-        write_step_trace(out, b.step_result());
-      } else {
-        write_chrome_trace(out, fabric, b.last_graph(), sim);
-      }
-      trace_note = o.trace + " (" + std::to_string(row.size) + " B)";
-    }
     if (!o.json) {
       char wrong[32];
       if (row.wrong < 0)
         std::snprintf(wrong, sizeof wrong, "N/A");
       else
         std::snprintf(wrong, sizeof wrong, "%lld", row.wrong);
-      std::printf("  %10zu %12zu %9s %6s %6d %11.2f %9.2f %9.2f %7s  %-26s %6.3f\n", row.size,
-                  row.count, std::string(to_string(*type)).c_str(),
-                  std::string(to_string(*op)).c_str(), rooted ? o.root : -1, row.time_us, row.algbw,
-                  row.busbw, wrong, row.algo.c_str(), row.efficiency);
-      std::fflush(stdout);
+      progress.above([&] {
+        std::printf("  %10zu %12zu %9s %6s %6d %11.2f %9.2f %9.2f %7s  %-26s %6.3f\n", row.size,
+                    row.count, std::string(to_string(*type)).c_str(),
+                    std::string(to_string(*op)).c_str(), rooted ? root : -1, row.time_us, row.algbw,
+                    row.busbw, wrong, row.algo.c_str(), row.efficiency);
+        std::fflush(stdout);
+      });
+    }
+    if (trace_out.is_open() && i + 1 == sizes.size()) {
+      if (mode == SimMode::steps) {
+        write_step_trace(trace_out, b.step_result());
+      } else {
+        write_chrome_trace(trace_out, fabric, b.last_graph(), sim);
+      }
+      trace_out.close();
+      if (!trace_out) throw InputError("--trace: cannot write " + o.trace);
+      trace_note = o.trace + " (" + std::to_string(row.size) + " B)";
     }
   }
+  progress.finish();
   double avg_busbw = 0;
   for (const auto& r : rows) avg_busbw += r.busbw;
   if (!rows.empty()) avg_busbw /= static_cast<double>(rows.size());
@@ -327,7 +527,7 @@ int run(const Options& o) {
     j["in_place"] = o.in_place;
     j["type"] = std::string(to_string(*type));
     j["redop"] = std::string(to_string(*op));
-    j["root"] = rooted ? o.root : -1;
+    j["root"] = rooted ? root : -1;
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) {
       nlohmann::json x{{"size", r.size},
@@ -362,7 +562,8 @@ int main(int argc, char** argv) {
   CLI::App app{"railcc-sim: collectives on a simulated fabric, reported like nccl-tests"};
   app.add_option("--fabric", o.fabric, "colossus, llama3, hpn, fat-tree, or FILE.json")
       ->capture_default_str();
-  app.add_option("--gpus", o.gpus, "GPUs (colossus is built for them; others use the first N)");
+  auto* gpus_option = app.add_option(
+      "--gpus", o.gpus, "GPUs, 1 to 4000000 (colossus is built for them; others use the first N)");
   app.add_option("--collective", o.collective,
                  "all_reduce, reduce_scatter, all_gather, broadcast, reduce, all_to_all, "
                  "send_recv")
@@ -396,7 +597,14 @@ int main(int argc, char** argv) {
   app.add_flag("--data", o.data, "data mode: real buffers, outputs checked (small fabrics)");
   app.add_option("--trace", o.trace, "Chrome/Perfetto trace of the largest size");
   app.add_flag("--json", o.json, "results as JSON (schema railcc.sim_results.v1)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own codes (104-114) would say nothing to a script; usage errors are 2 as
+    // every other bad input, and --help is 0.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  o.gpus_given = gpus_option->count() > 0;
   try {
     return run(o);
   } catch (const InputError& e) {

@@ -93,8 +93,50 @@ expect_error "data mode past its memory" "use timing mode for this size" --gpus 
 expect_error "a missing fabric file" "cannot open" --fabric /nonexistent/fabric.json
 expect_error "a root outside the ranks" "--root 9" --collective broadcast --gpus 8 -r 9
 expect_error "a bad failure fraction" "fraction in" --gpus 8 --fail-links 1.5
-expect_error "negative phase chunks" "--phase-chunks must be" --gpus 8 --phase-chunks -1
-expect_error "no QPs" "--qps must be 1 to 1024" --gpus 8 --qps 0
+expect_error "negative phase chunks" "--phase-chunks '-1' is not a whole number" --gpus 8 --phase-chunks -1
+expect_error "no QPs" "--qps 0 is out of range: use 1 to 1024" --gpus 8 --qps 0
+
+expect_error "--gpus 0" "--gpus 0 is out of range: use 1 to 4000000" --gpus 0
+expect_error "an empty --gpus" "--gpus '' is not a whole number" --gpus ""
+expect_error "a negative --gpus" "--gpus '-5' is not a whole number" --gpus -5
+expect_error "a fat tree for 5e18 GPUs (it looped forever)" "--gpus 5000000000000000000 is out of range" \
+  --fabric fat-tree --gpus 5000000000000000000
+expect_error "a negative size" "-e '-1' is not a number of bytes" --gpus 8 -e -1
+expect_error "a size over 1 TiB" "-e 2048G is more than the 1 TiB" --gpus 8 -e 2048G
+expect_error "an unknown option" "The following argument was not expected: --bogus" --gpus 8 --bogus
+expect_error "a bad --seed" "--seed 'x' is not a whole number" --gpus 8 --seed x
+expect_error "--inplace for all_to_all" "all_to_all has no in-place form" --gpus 8 --collective all_to_all --inplace
+expect_error "--inplace for send_recv" "send_recv has no in-place form" --gpus 8 --collective send_recv --inplace
+expect_error "data mode over 8,192 ranks" "railcc-sim takes up to 8192 ranks in timing and data modes" \
+  --gpus 65536 --data -b 1K -e 1K
+expect_error "a timing run past max_flows" "posts more than 2000000 flows" --gpus 8192 --algo ring --mode timing -b 1K -e 1K
+data=$(dirname "$0")/../data/bad-input
+expect_error "a JSON number too large for a double" "unreadable JSON" --fabric "$data/overflow_number_abort.json"
+expect_error "a link at 1e-300 Gb/s" "must be 1 Mb/s to 1 Pb/s" --fabric "$data/tinybw1_segv.json" --data --algo ring -b 1K -e 1K
+expect_error "50M GPUs in 123 bytes" "hosts: is 16777215" --fabric "$data/123byte_fabric_2.7GB.json"
+mkfifo "$tmp/pipe.json"
+expect_error "a FIFO as the fabric (it blocked)" "not a regular file" --fabric "$tmp/pipe.json"
+# A trace path that cannot be written is refused before any size is simulated.
+out=$(sim --gpus 8 -b 1K -e 4K --trace /nonexistent/dir/t.json 2>&1); rc=$?
+[ $rc -eq 2 ] && printf '%s\n' "$out" | grep -q "cannot write /nonexistent/dir/t.json" &&
+  ! printf '%s\n' "$out" | grep -q '^ ' && pass "an unwritable --trace, before any row" ||
+  fail "unwritable --trace: exit $rc: $out"
+# --help is not an error.
+sim --help >/dev/null 2>&1 && pass "--help exits 0" || fail "--help"
+# Products of 512 halves are checked as the correct IEEE results they are.
+out=$(sim --gpus 512 --data -d float16 -o prod -b 2K -e 2K --algo ring 2>&1); rc=$?
+[ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' &&
+  pass "float16 prod over 512 ranks" || fail "float16 prod over 512 ranks: exit $rc: $out"
+
+# Progress: on stderr when it is a terminal, nothing when it is not.
+sim --gpus 64 -b 1K -e 4K >/dev/null 2>"$tmp/err"
+[ ! -s "$tmp/err" ] && pass "no progress on a non-terminal stderr" || fail "stderr: $(cat "$tmp/err")"
+if command -v script >/dev/null 2>&1; then
+  script -qfec "$sim_binary --gpus 100000 -b 1M -e 4M -f 4 >/dev/null" "$tmp/tty" >/dev/null 2>&1
+  grep -q 'railcc-sim: size 1 of 2 (1048576 B), [0-9]* s elapsed' "$tmp/tty" &&
+    grep -q 'size 2 of 2 (4194304 B), [0-9]* s elapsed, about [0-9]* s left' "$tmp/tty" &&
+    pass "progress on a terminal" || fail "progress on a terminal: $(tr '\r' '\n' <"$tmp/tty" | tail -3)"
+fi
 
 echo "$fails failure(s)"
 [ $fails -eq 0 ]

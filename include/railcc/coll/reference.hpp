@@ -7,9 +7,11 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <span>
 #include <vector>
@@ -60,11 +62,48 @@ inline double element_as_double(DataType t, const std::byte* p) {
   return 0;
 }
 
-/// A random element: uniform in [-1, 1) for floats ([0.5, 1.5) for prod, so products stay
-/// finite), any bit pattern for integers.
-inline void random_element(DataType t, ReduceOp op, std::byte* p, std::mt19937_64& rng) {
-  const double x = op == ReduceOp::prod ? std::uniform_real_distribution<double>(0.5, 1.5)(rng)
-                                        : std::uniform_real_distribution<double>(-1.0, 1.0)(rng);
+/// Smallest normal and largest finite magnitude of a floating type.
+inline double min_normal_of(DataType t) {
+  switch (t) {
+    case DataType::float16: return 0x1p-14;
+    case DataType::bfloat16:
+    case DataType::float32: return 0x1p-126;
+    default: return 0x1p-1022;
+  }
+}
+inline double max_finite_of(DataType t) {
+  switch (t) {
+    case DataType::float16: return 65504.0;
+    case DataType::bfloat16: return 0x1.fep127;
+    case DataType::float32: return 0x1.fffffep127;
+    default: return 0x1.fffffffffffffp1023;
+  }
+}
+
+/// The range product inputs are drawn from for `ranks` ranks: within [0.5, 1.5), and
+/// narrow enough that a product of any subset, in any order, stays between twice the
+/// smallest normal and half the largest finite value. Then no partial product of any
+/// algorithm underflows or overflows, and the relative error bound of reduced_matches
+/// holds for every order.
+inline std::pair<double, double> product_input_range(DataType t, std::size_t ranks) {
+  if (!is_floating(t)) return {0.5, 1.5};
+  const double p = static_cast<double>(std::max<std::size_t>(ranks, 1));
+  const double lo = std::max(0.5, std::exp2(std::log2(2 * min_normal_of(t)) / p));
+  const double hi = std::min(1.5, std::exp2(std::log2(max_finite_of(t) / 2) / p));
+  return {lo, hi};
+}
+
+/// A random element: uniform in [-1, 1) for floats (in product_input_range for prod),
+/// any bit pattern for integers.
+inline void random_element(DataType t, ReduceOp op, std::byte* p, std::mt19937_64& rng,
+                           std::size_t ranks = 2) {
+  double x = 0;
+  if (op == ReduceOp::prod) {
+    const auto [lo, hi] = product_input_range(t, ranks);
+    x = std::uniform_real_distribution<double>(lo, hi)(rng);
+  } else {
+    x = std::uniform_real_distribution<double>(-1.0, 1.0)(rng);
+  }
   const std::uint64_t bits = rng();
   switch (t) {
     case DataType::uint8: *p = static_cast<std::byte>(bits); break;
@@ -108,38 +147,98 @@ inline double epsilon_of(DataType t) {
   }
 }
 
-/// The reduction over ranks of element `i` of each input, compared with `got`.
-inline bool reduced_matches(DataType t, ReduceOp op, const std::vector<const std::byte*>& inputs,
-                            const std::byte* got) {
+/// The largest absolute error one rounding to a subnormal result can add: half the
+/// smallest subnormal (IEEE 754's gradual underflow). 0 for integers.
+inline double underflow_error_of(DataType t) {
+  switch (t) {
+    case DataType::float16: return 0x1p-25;
+    case DataType::bfloat16: return 0x1p-134;
+    case DataType::float32: return 0x1p-150;
+    case DataType::float64: return 0x1p-1074;  // half of it is below what a double holds
+    default: return 0;
+  }
+}
+
+/// What one output element of a reduction must hold: bit for bit for integers, within
+/// `tolerance` of `value` for floats.
+struct ExpectedElement {
+  std::array<std::byte, 8> bits{};  ///< integers
+  double value = 0;                 ///< floats
+  double tolerance = 0;
+};
+
+/// The reduction over ranks of one element of each input. Float tolerance: (p + 1) unit
+/// roundoffs of the sum of magnitudes (the rounding a reduction over p ranks in any order
+/// can add), plus one subnormal rounding for the one operation that may end below the
+/// normal range (avg's division; sums are exact there, and products get inputs that keep
+/// every partial product normal: product_input_range).
+inline ExpectedElement expected_reduction(DataType t, ReduceOp op,
+                                          std::span<const std::byte* const> inputs) {
   const std::size_t e = size_of(t);
   const int p = static_cast<int>(inputs.size());
+  ExpectedElement x;
   if (!is_floating(t)) {
-    std::vector<std::byte> acc(inputs[0], inputs[0] + e);
+    std::memcpy(x.bits.data(), inputs[0], e);
     for (int r = 1; r < p; ++r)
-      reduce_into(t, op, acc.data(), inputs[static_cast<std::size_t>(r)], 1);
-    finish_reduction(t, op, acc.data(), 1, p);
-    return std::memcmp(acc.data(), got, e) == 0;
+      reduce_into(t, op, x.bits.data(), inputs[static_cast<std::size_t>(r)], 1);
+    finish_reduction(t, op, x.bits.data(), 1, p);
+    return x;
   }
   double ref = element_as_double(t, inputs[0]);
   double mag = std::abs(ref);
   for (int r = 1; r < p; ++r) {
-    const double x = element_as_double(t, inputs[static_cast<std::size_t>(r)]);
-    mag = op == ReduceOp::prod ? mag * std::abs(x) : mag + std::abs(x);
+    const double v = element_as_double(t, inputs[static_cast<std::size_t>(r)]);
+    mag = op == ReduceOp::prod ? mag * std::abs(v) : mag + std::abs(v);
     switch (op) {
       case ReduceOp::sum:
-      case ReduceOp::avg: ref += x; break;
-      case ReduceOp::prod: ref *= x; break;
-      case ReduceOp::min: ref = std::min(ref, x); break;
-      case ReduceOp::max: ref = std::max(ref, x); break;
+      case ReduceOp::avg: ref += v; break;
+      case ReduceOp::prod: ref *= v; break;
+      case ReduceOp::min: ref = std::min(ref, v); break;
+      case ReduceOp::max: ref = std::max(ref, v); break;
     }
   }
   if (op == ReduceOp::avg) {
     ref /= p;
     mag /= p;
   }
-  const double tol =
-      (op == ReduceOp::min || op == ReduceOp::max) ? 0.0 : (p + 1) * epsilon_of(t) * mag;
-  return std::abs(element_as_double(t, got) - ref) <= tol;
+  x.value = ref;
+  x.tolerance = (op == ReduceOp::min || op == ReduceOp::max)
+                    ? 0.0
+                    : (p + 1) * epsilon_of(t) * mag + underflow_error_of(t);
+  return x;
+}
+
+inline bool element_matches(DataType t, const ExpectedElement& x, const std::byte* got) {
+  if (!is_floating(t)) return std::memcmp(x.bits.data(), got, size_of(t)) == 0;
+  return std::abs(element_as_double(t, got) - x.value) <= x.tolerance;
+}
+
+/// The reduction over ranks of element `i` of each input, compared with `got`.
+inline bool reduced_matches(DataType t, ReduceOp op, const std::vector<const std::byte*>& inputs,
+                            const std::byte* got) {
+  return element_matches(t, expected_reduction(t, op, inputs), got);
+}
+
+/// Bytes a data-mode run of one collective holds over all ranks: the buffers
+/// allocate_buffers makes, and the copy of every rank's input run_verified keeps. Saturates
+/// at SIZE_MAX (so "more than allowed") instead of wrapping.
+inline std::size_t verified_call_bytes(Collective c, std::size_t count, std::size_t elem,
+                                       std::size_t ranks, bool in_place) {
+  constexpr std::size_t top = std::numeric_limits<std::size_t>::max();
+  auto mul = [](std::size_t a, std::size_t b) { return b != 0 && a > top / b ? top : a * b; };
+  auto add = [](std::size_t a, std::size_t b) { return a > top - b ? top : a + b; };
+  std::size_t in = 0;
+  std::size_t out = 0;
+  switch (c) {
+    case Collective::reduce_scatter: in = mul(count, ranks), out = count; break;
+    case Collective::all_gather: in = count, out = mul(count, ranks); break;
+    case Collective::all_to_all: in = out = mul(count, ranks); break;
+    default: in = out = count;
+  }
+  const bool one_buffer = in_place && c != Collective::all_to_all && c != Collective::send_recv;
+  const std::size_t per_rank =
+      add(one_buffer ? std::max(in, out) : add(in, out), in);  // buffers, then the input copy
+  return mul(mul(per_rank, elem), ranks);
 }
 
 /// One collective to run and check in data mode.
@@ -169,6 +268,13 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
   const ReduceOp op = b.reduction().op;
   const std::size_t e = size_of(type);
   const auto P = static_cast<std::size_t>(b.ranks());
+  const std::size_t need = verified_call_bytes(c.collective, c.count, e, P, c.in_place);
+  if (need > b.max_data_bytes()) {
+    // Checked before anything is allocated.
+    throw InputError("sim backend: data mode would need " + std::to_string(need) +
+                     " bytes of buffers, over the " + std::to_string(b.max_data_bytes()) +
+                     " allowed; use timing mode for this size");
+  }
   const auto [in_elems, out_elems] = buffer_elements(c.collective, c.count, P);
   const CollectiveBuffers buffers = allocate_buffers(b, c.collective, c.count, e, c.in_place);
   const bool in_place = buffers.in_place;
@@ -183,7 +289,7 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
     const std::size_t at =
         (in_place && c.collective == Collective::all_gather) ? r * c.count * e : 0;
     for (std::size_t i = 0; i < in_elems; ++i)
-      random_element(type, op, buf.data() + at + i * e, rng);
+      random_element(type, op, buf.data() + at + i * e, rng, P);
     inputs[r].assign(buf.begin() + static_cast<std::ptrdiff_t>(at),
                      buf.begin() + static_cast<std::ptrdiff_t>(at + in_elems * e));
     if (!in_place) {
@@ -195,25 +301,37 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
   post_collective(b, c.collective, call, c.algorithm, c.inter_host);
   VerifiedResult result;
   result.sim = b.run();
-  auto ptrs = [&](std::size_t offset_elems) {
-    std::vector<const std::byte*> v;
-    for (std::size_t r = 0; r < P; ++r) v.push_back(inputs[r].data() + offset_elems * e);
-    return v;
-  };
+  // The reduced value of every element is computed once, not once per rank that holds
+  // it: checking costs ranks x elements, never ranks^2.
+  std::vector<ExpectedElement> expected;
+  const bool reduces = c.collective == Collective::all_reduce ||
+                       c.collective == Collective::reduce_scatter ||
+                       c.collective == Collective::reduce;
+  if (reduces) {
+    const std::size_t n = c.collective == Collective::reduce_scatter ? c.count * P : c.count;
+    expected.reserve(n);
+    std::vector<const std::byte*> column(P);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t r = 0; r < P; ++r) column[r] = inputs[r].data() + i * e;
+      expected.push_back(expected_reduction(type, op, column));
+    }
+  }
   std::size_t wrong = 0;
   const auto ring = placement_ring(b);
+  std::vector<std::size_t> ring_position(P);
+  for (std::size_t j = 0; j < P; ++j) ring_position[static_cast<std::size_t>(ring[j])] = j;
   for (std::size_t r = 0; r < P; ++r) {
     const auto got = b.buffer(static_cast<int>(r), out);
     switch (c.collective) {
       case Collective::all_reduce:
         for (std::size_t i = 0; i < c.count; ++i)
-          wrong += reduced_matches(type, op, ptrs(i), got.data() + i * e) ? 0 : 1;
+          wrong += element_matches(type, expected[i], got.data() + i * e) ? 0 : 1;
         break;
       case Collective::reduce_scatter: {
         const std::size_t at = in_place ? r * c.count : 0;
         for (std::size_t i = 0; i < c.count; ++i) {
           wrong +=
-              reduced_matches(type, op, ptrs(r * c.count + i), got.data() + (at + i) * e) ? 0 : 1;
+              element_matches(type, expected[r * c.count + i], got.data() + (at + i) * e) ? 0 : 1;
         }
         break;
       }
@@ -232,7 +350,7 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
       case Collective::reduce:
         if (r != static_cast<std::size_t>(c.root)) break;
         for (std::size_t i = 0; i < c.count; ++i)
-          wrong += reduced_matches(type, op, ptrs(i), got.data() + i * e) ? 0 : 1;
+          wrong += element_matches(type, expected[i], got.data() + i * e) ? 0 : 1;
         break;
       case Collective::all_to_all:
         for (std::size_t k = 0; k < P; ++k) {
@@ -243,8 +361,7 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
         }
         break;
       case Collective::send_recv: {
-        const std::size_t j = static_cast<std::size_t>(
-            std::find(ring.begin(), ring.end(), static_cast<int>(r)) - ring.begin());
+        const std::size_t j = ring_position[r];
         const auto from = static_cast<std::size_t>(ring[(j + P - 1) % P]);
         wrong += std::memcmp(got.data(), inputs[from].data(), c.count * e) == 0 ? 0 : 1;
         break;

@@ -40,6 +40,16 @@ inline constexpr NodeIndex no_node = 0xffffffffu;
 inline constexpr double nccl_nvls_efficiency = 0.85;
 inline constexpr BlockIndex no_block = 0xffffffffu;
 
+/// The range of a link's rate railcc simulates. Below 1 Mb/s no fabric carries
+/// collectives (1 GiB would take 2.4 hours), and the floor keeps the transfer times of
+/// railcc-sim's sizes well inside the 106 days integer picoseconds hold; above 1 Pb/s is
+/// 600 times the fastest port announced (1.6 Tb/s): a unit mistake, not hardware.
+inline constexpr Bandwidth min_link_bandwidth = Bandwidth::mbps(1);
+inline constexpr Bandwidth max_link_bandwidth = Bandwidth::gbps(1e6);
+/// The most GPUs a fabric may have: four times the 1M-GPU plan railcc is built for, and a
+/// bound that keeps every per-GPU array of the simulator inside a few hundred MB.
+inline constexpr std::uint64_t max_fabric_endpoints = 4'000'000;
+
 enum class FabricNodeKind : std::uint8_t { endpoint, nvswitch, network_switch };
 
 /// One direction of a cable.
@@ -64,6 +74,10 @@ class Fabric {
     if (kind_.size() != endpoint_count_) {
       throw InputError("fabric: endpoints must be added before switches");
     }
+    if (endpoint_count_ >= max_fabric_endpoints) {
+      throw InputError("fabric: more than " + std::to_string(max_fabric_endpoints) +
+                       " GPUs is more than railcc simulates");
+    }
     ++endpoint_count_;
     return push(FabricNodeKind::endpoint, 0, host, local_rank, rail);
   }
@@ -85,6 +99,11 @@ class Fabric {
     if (!(capacity > Bandwidth{})) {
       throw InputError("fabric: link " + describe(lower) + " - " + describe(upper) +
                        " has no bandwidth");
+    }
+    if (!(capacity >= min_link_bandwidth && capacity <= max_link_bandwidth)) {
+      throw InputError("fabric: link " + describe(lower) + " - " + describe(upper) + " has " +
+                       std::to_string(capacity.in_gbps()) +
+                       " Gb/s, outside the 1 Mb/s to 1 Pb/s railcc simulates");
     }
     if (latency < Picoseconds{}) {
       throw InputError("fabric: link " + describe(lower) + " - " + describe(upper) +

@@ -62,7 +62,10 @@ struct ColossusParams {
 /// whole hosts.
 inline Fabric colossus(const ColossusParams& p = {}) {
   if (p.gpus == 0) throw InputError("colossus: gpus must be at least 1");
-  if (p.gpus > 4'000'000) throw InputError("colossus: more than 4M GPUs is outside this preset");
+  if (p.gpus > max_fabric_endpoints) {
+    throw InputError("colossus: more than " + std::to_string(max_fabric_endpoints) +
+                     " GPUs is outside this preset");
+  }
   ClosSpec s;
   const std::uint32_t per_host = p.node ? p.node->gpus : 8;
   s.hosts = static_cast<std::uint32_t>((p.gpus + per_host - 1) / per_host);

@@ -30,6 +30,7 @@
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric/fabric.hpp"
+#include "railcc/input_file.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -50,10 +51,51 @@ class Reader {
     if (schema != fabric_json_schema) {
       fail("schema", "is \"" + schema + "\", expected \"" + std::string(fabric_json_schema) + "\"");
     }
-    const auto hosts = uint_at(j, "hosts", "", 1, 1u << 24);
+    const auto hosts = uint_at(j, "hosts", "", 1, max_fabric_endpoints);
     const auto per_host = uint_at(j, "gpus_per_host", "", 1, 1024);
-    if (hosts * per_host >= (1u << 26))
-      fail("hosts", "times gpus_per_host is more GPUs than railcc simulates");
+    if (hosts * per_host > max_fabric_endpoints) {
+      fail("hosts", "times gpus_per_host is " + std::to_string(hosts * per_host) +
+                        " GPUs, more than the " + std::to_string(max_fabric_endpoints) +
+                        " railcc simulates");
+    }
+    // The switches and the number of cables are checked before anything is built: a
+    // short file must not make the reader allocate for millions of GPUs first.
+    if (!j.contains("switches")) fail("switches", "is missing");
+    const auto& switches = j.at("switches");
+    if (!switches.is_array()) fail("switches", "must be an array");
+    std::vector<std::pair<std::string, std::uint64_t>> switch_list;
+    std::set<std::string> switch_names;
+    for (std::size_t i = 0; i < switches.size(); ++i) {
+      const std::string at = "switches[" + std::to_string(i) + "]";
+      const auto& s = switches[i];
+      expect_object(s, at);
+      only(s, at, {"name", "tier"});
+      const auto name = string_at(s, "name", at);
+      if (name.empty()) fail(at + ".name", "is empty");
+      if (name.rfind("gpu", 0) == 0)
+        fail(at + ".name", "\"" + name + "\" starts with \"gpu\", which names GPUs");
+      const auto tier = uint_at(s, "tier", at, 1, 16);
+      if (!switch_names.insert(name).second) fail(at + ".name", "\"" + name + "\" is used twice");
+      switch_list.emplace_back(name, tier);
+    }
+    if (!j.contains("links")) fail("links", "is missing");
+    if (!j.at("links").is_array()) fail("links", "must be an array");
+    // Every GPU needs a link to a leaf, and a link has at most one GPU end: a file with
+    // fewer links than GPUs is refused before anything is built for it.
+    {
+      std::uint64_t cables = 0;
+      for (const auto& l : j.at("links")) {
+        const auto* count = l.is_object() && l.contains("count") ? &l.at("count") : nullptr;
+        cables += count && count->is_number_unsigned()
+                      ? std::min<std::uint64_t>(count->get<std::uint64_t>(), 4096)
+                      : 1;
+      }
+      if (cables < hosts * per_host) {
+        fail("links", "has " + std::to_string(cables) + " cable(s) for " +
+                          std::to_string(hosts * per_host) +
+                          " GPUs; every GPU needs a link to a tier-1 switch");
+      }
+    }
     const std::uint64_t radix = j.contains("radix") ? uint_at(j, "radix", "", 1, 1u << 20) : 0;
     Fabric f;
     for (std::uint64_t h = 0; h < hosts; ++h) {
@@ -80,23 +122,9 @@ class Reader {
         }
       }
     }
-    if (!j.contains("switches")) fail("switches", "is missing");
-    const auto& switches = j.at("switches");
-    if (!switches.is_array()) fail("switches", "must be an array");
     std::map<std::string, NodeIndex> by_name;
-    for (std::size_t i = 0; i < switches.size(); ++i) {
-      const std::string at = "switches[" + std::to_string(i) + "]";
-      const auto& s = switches[i];
-      expect_object(s, at);
-      only(s, at, {"name", "tier"});
-      const auto name = string_at(s, "name", at);
-      if (name.empty()) fail(at + ".name", "is empty");
-      if (name.rfind("gpu", 0) == 0)
-        fail(at + ".name", "\"" + name + "\" starts with \"gpu\", which names GPUs");
-      const auto tier = uint_at(s, "tier", at, 1, 16);
-      if (!by_name.emplace(name, f.add_switch(static_cast<std::uint8_t>(tier))).second) {
-        fail(at + ".name", "\"" + name + "\" is used twice");
-      }
+    for (const auto& [name, tier] : switch_list) {
+      by_name.emplace(name, f.add_switch(static_cast<std::uint8_t>(tier)));
     }
     if (!j.contains("links")) fail("links", "is missing");
     const auto& links = j.at("links");
@@ -189,9 +217,13 @@ class Reader {
     if (gb == GB) fail(at, "needs exactly one of \"gbps\" (Gb/s) and \"GBps\" (GB/s)");
     const char* key = gb ? "gbps" : "GBps";
     const double v = number_at(j, key, at);
-    if (!(v > 0) || v > 1e6)
-      fail(at + "." + key, "is " + j.at(key).dump() + ": a link's bandwidth must be positive");
-    return gb ? Bandwidth::gbps(v) : Bandwidth::GBps(v);
+    const Bandwidth bw = gb ? Bandwidth::gbps(v) : Bandwidth::GBps(v);
+    if (!(bw >= min_link_bandwidth && bw <= max_link_bandwidth)) {
+      fail(at + "." + key, "is " + j.at(key).dump() +
+                               ": a link's bandwidth must be 1 Mb/s to 1 Pb/s (0.001 to "
+                               "1e6 gbps)");
+    }
+    return bw;
   }
   Picoseconds latency(const json& j, const std::string& at) const {
     if (!j.contains("latency_ns")) return {};
@@ -233,16 +265,21 @@ inline Fabric parse_fabric_json(std::string_view text, std::string source = "<me
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(source + ": malformed JSON: " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    // out_of_range.406: a number too large for a double (1e400), and the like.
+    throw InputError(source + ": unreadable JSON: " + e.what());
   }
-  return detail::fabric_json::Reader(std::move(source)).read(j);
+  try {
+    return detail::fabric_json::Reader(source).read(j);
+  } catch (const nlohmann::json::exception& e) {
+    // The reader checks every value's type before reading it; this is the backstop that
+    // keeps a type it did not foresee an InputError rather than a crash.
+    throw InputError(source + ": " + e.what());
+  }
 }
 
 inline Fabric read_fabric_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open file");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return parse_fabric_json(buf.str(), path);
+  return parse_fabric_json(read_input_file(path), path);
 }
 
 /// Writes a fabric in the same schema (switches named t<tier>s<node>), for example to

@@ -19,6 +19,7 @@
 
 #include <pugixml.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -34,7 +35,9 @@
 
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
+#include "railcc/input_file.hpp"
 #include "railcc/topology/node_topology.hpp"
+#include "railcc/utf8.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -44,6 +47,9 @@ namespace detail::nccl_xml {
 /// announced (1.6T). A larger value is a unit mistake, not hardware.
 inline constexpr double max_port_mbps = 3.2e6;
 inline constexpr int max_nvlinks_per_bundle = 64;
+/// Deepest <pci> nesting read. Real PCIe trees are a few levels deep (root port, one or
+/// two switches); the bound keeps a hostile file from overflowing the reader's stack.
+inline constexpr int max_pci_depth = 64;
 
 class Reader {
  public:
@@ -113,34 +119,28 @@ class Reader {
   // NCCL writes ASCII; anything that is not even UTF-8 is a damaged file, and letting it
   // through would put bytes no JSON or XML writer can emit into names and notes.
   void check_utf8() const {
-    const auto* p = reinterpret_cast<const unsigned char*>(text_.data());
-    const std::size_t n = text_.size();
-    for (std::size_t i = 0; i < n;) {
-      const unsigned char c = p[i];
-      std::size_t len = c < 0x80           ? 1
-                        : (c >> 5) == 0x6  ? 2
-                        : (c >> 4) == 0xe  ? 3
-                        : (c >> 3) == 0x1e ? 4
-                                           : 0;
-      bool ok = len != 0 && i + len <= n;
-      for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
-      if (ok && len == 2) ok = c >= 0xc2;  // no overlong encodings
-      if (!ok) {
-        char byte[8];
-        std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned>(c));
-        throw InputError(source_ + ":" + std::to_string(line_of(static_cast<std::ptrdiff_t>(i))) +
-                         ": not UTF-8 text (byte " + byte + ")");
-      }
-      i += len;
+    if (const auto at = first_invalid_utf8(text_)) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x",
+                    static_cast<unsigned>(static_cast<unsigned char>(text_[*at])));
+      throw InputError(source_ + ":" + std::to_string(line_of(static_cast<std::ptrdiff_t>(*at))) +
+                       ": not UTF-8 text (byte " + byte + ")");
     }
   }
 
+  /// The 1-based line of a byte offset. The newlines are indexed once, on the first
+  /// call, so naming every device's line costs a binary search, not a rescan of the file.
   std::size_t line_of(std::ptrdiff_t offset) const {
     if (offset < 0) return 0;
+    if (!newlines_indexed_) {
+      for (std::size_t i = 0; i < text_.size(); ++i) {
+        if (text_[i] == '\n') newlines_.push_back(i);
+      }
+      newlines_indexed_ = true;
+    }
     const auto end = std::min(static_cast<std::size_t>(offset), text_.size());
-    std::size_t line = 1;
-    for (std::size_t i = 0; i < end; ++i) line += text_[i] == '\n' ? 1 : 0;
-    return line;
+    return 1 + static_cast<std::size_t>(std::lower_bound(newlines_.begin(), newlines_.end(), end) -
+                                        newlines_.begin());
   }
 
   static std::string describe(pugi::xml_node n) {
@@ -270,7 +270,7 @@ class Reader {
       if (c.type() != pugi::node_element) continue;
       const std::string_view name = c.name();
       if (name == "pci") {
-        read_pci(c, cpu);
+        read_pci(c, cpu, 1);
       } else if (name == "nic") {
         const DeviceId nic =
             topo_.add_device(DeviceKind::nic, cpu, std::nullopt, {}, {}, NicInfo{});
@@ -281,7 +281,11 @@ class Reader {
     }
   }
 
-  void read_pci(pugi::xml_node n, DeviceId parent) {
+  void read_pci(pugi::xml_node n, DeviceId parent, int depth) {
+    if (depth > max_pci_depth) {
+      fail(n, "<pci> nested more than " + std::to_string(max_pci_depth) +
+                  " deep; no PCIe hierarchy is that deep");
+    }
     check_attributes(n, {"busid", "class", "vendor", "device", "subsystem_vendor",
                          "subsystem_device", "link_speed", "link_width"});
     auto busid_attr = n.attribute("busid");
@@ -350,10 +354,13 @@ class Reader {
       fail(n, "a " + std::string(to_string(kind)) + " cannot contain <pci> children");
     }
     const DeviceId id = topo_.add_device(kind, parent, bus, link, pci);
+    by_bus_.emplace(*bus, id);
     if (gpu_el) read_gpu(gpu_el, id);
     if (nic_el) read_nic(nic_el, id);
     for (auto c : n.children()) {
-      if (c.type() == pugi::node_element && std::string_view(c.name()) == "pci") read_pci(c, id);
+      if (c.type() == pugi::node_element && std::string_view(c.name()) == "pci") {
+        read_pci(c, id, depth + 1);
+      }
     }
   }
 
@@ -468,10 +475,8 @@ class Reader {
   }
 
   DeviceId find_device(PciBusId bus) const {
-    for (const auto& d : topo_.devices()) {
-      if (d.bus_id == bus) return d.id;
-    }
-    return no_device;
+    const auto it = by_bus_.find(bus);
+    return it == by_bus_.end() ? no_device : it->second;
   }
 
   void summarize_notes() {
@@ -493,10 +498,13 @@ class Reader {
 
   std::string_view text_;
   std::string source_;
+  mutable std::vector<std::size_t> newlines_;
+  mutable bool newlines_indexed_ = false;
   NodeTopology topo_;
   std::vector<PendingNvLink> pending_;
   std::set<int> numa_ids_;
   std::map<PciBusId, std::size_t> bus_lines_;
+  std::map<PciBusId, DeviceId> by_bus_;
   std::set<std::string> ignored_attributes_;
   std::size_t zero_widths_ = 0;
   std::size_t unknown_speeds_ = 0;
@@ -648,11 +656,7 @@ inline NodeTopology parse_nccl_topology_xml(std::string_view xml, std::string so
 
 /// Reads an NCCL topology XML file.
 inline NodeTopology read_nccl_topology_xml(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open file");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return parse_nccl_topology_xml(buf.str(), path);
+  return parse_nccl_topology_xml(read_input_file(path), path);
 }
 
 /// Writes a topology in NCCL's format. What the format cannot hold is left out: host

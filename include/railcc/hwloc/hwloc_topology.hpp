@@ -14,24 +14,34 @@
 // Live discovery also reads port speeds from sysfs (/sys/class/infiniband/<dev>/ports/*/rate,
 // /sys/class/net/<dev>/speed), which hwloc does not report.
 //
-// Needs hwloc (target railcc::hwloc).
+// A file is checked and re-serialized before hwloc reads it (hwloc_xml_check.hpp), and
+// what hwloc returns is checked again here: PCI addresses PCI allows, unique NUMA node
+// numbers, and UTF-8 names (repaired for live discovery, whose strings come from the
+// firmware), so that every topology it returns can be written as NCCL XML and read back.
+//
+// Needs hwloc and pugixml (target railcc::hwloc).
 #pragma once
 
 #include <hwloc.h>
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
+#include "railcc/hwloc/hwloc_xml_check.hpp"
+#include "railcc/input_file.hpp"
 #include "railcc/topology/node_topology.hpp"
+#include "railcc/utf8.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -42,26 +52,27 @@ struct TopologyDeleter {
 };
 using TopologyPtr = std::unique_ptr<hwloc_topology, TopologyDeleter>;
 
-inline TopologyPtr load(const std::string* xml_path) {
+/// Loads the live topology (`xml` null), or the hwloc XML text `*xml` that
+/// checked_hwloc_xml returned, named `source` in messages.
+inline TopologyPtr load(const std::string* xml, const std::string& source) {
   hwloc_topology_t raw = nullptr;
   if (hwloc_topology_init(&raw) != 0) throw InputError("hwloc: hwloc_topology_init failed");
   TopologyPtr topo(raw);
   // Keep every PCI device and bridge: the switch structure is what path classes need.
   hwloc_topology_set_io_types_filter(raw, HWLOC_TYPE_FILTER_KEEP_ALL);
-  if (xml_path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(*xml_path, ec)) {
-      throw InputError(*xml_path + ": cannot open hwloc XML file (no such file)");
+  if (xml) {
+    // The size hwloc takes counts the terminating NUL.
+    if (xml->size() >= static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+      throw InputError(source + ": too large for hwloc's XML reader");
     }
-    if (hwloc_topology_set_xml(raw, xml_path->c_str()) != 0) {
-      throw InputError(*xml_path + ": hwloc cannot read this file as hwloc XML (" +
+    if (hwloc_topology_set_xmlbuffer(raw, xml->c_str(), static_cast<int>(xml->size() + 1)) != 0) {
+      throw InputError(source + ": hwloc cannot read this file as hwloc XML (" +
                        std::strerror(errno) + ")");
     }
   }
   if (hwloc_topology_load(raw) != 0) {
-    throw InputError((xml_path ? *xml_path : std::string("live hwloc discovery")) +
-                     ": hwloc could not load the topology (" + std::strerror(errno) +
-                     "); for a file, it is not valid hwloc XML");
+    throw InputError(source + ": hwloc could not load the topology (" + std::strerror(errno) + ")" +
+                     (xml ? "; it is well-formed XML but not a topology hwloc accepts" : ""));
   }
   return topo;
 }
@@ -144,10 +155,15 @@ class Converter {
       hwloc_obj_t pkg = hwloc_get_ancestor_obj_by_type(t_, HWLOC_OBJ_PACKAGE, numa);
       if (!pkg) pkg = package;
       CpuInfo c;
+      if (numa->os_index > 4095 || !numa_cpu_.emplace(numa->os_index, no_device).second) {
+        throw InputError(source_ + ": NUMA node os_index " + std::to_string(numa->os_index) +
+                         (numa->os_index > 4095 ? " is out of range (0 to 4095)"
+                                                : " appears twice; NUMA node numbers are unique"));
+      }
       c.numa_id = static_cast<int>(numa->os_index);
       c.affinity = to_cpu_set(numa->cpuset);
-      c.arch = info(root, "Architecture");
-      c.vendor = info(pkg, "CPUVendor");
+      c.arch = repair_utf8(info(root, "Architecture"));
+      c.vendor = repair_utf8(info(pkg, "CPUVendor"));
       if (auto f = info(pkg, "CPUFamilyNumber"); !f.empty()) c.family_id = std::atoi(f.c_str());
       if (auto m = info(pkg, "CPUModelNumber"); !m.empty()) c.model_id = std::atoi(m.c_str());
       numa_cpu_[numa->os_index] = topo_.add_cpu(std::move(c));
@@ -173,7 +189,14 @@ class Converter {
     return numa_cpu_.begin()->second;
   }
 
-  static PciBusId bus_of(const hwloc_obj_attr_u::hwloc_pcidev_attr_s& p) {
+  PciBusId bus_of(const hwloc_obj_attr_u::hwloc_pcidev_attr_s& p) const {
+    // hwloc reads a function as one hex digit and a device as two: check what PCI allows.
+    if (p.dev > 31 || p.func > 7) {
+      char bus[32];
+      std::snprintf(bus, sizeof bus, "%04x:%02x:%02x.%x", p.domain, p.bus, p.dev, p.func);
+      throw InputError(source_ + ": PCI address " + bus +
+                       " is not one (device 0 to 31, function 0 to 7)");
+    }
     return PciBusId{p.domain, p.bus, p.dev, p.func};
   }
   static PcieLink link_of(const hwloc_obj_attr_u::hwloc_pcidev_attr_s& p) {
@@ -241,7 +264,7 @@ class Converter {
         const auto t = os->attr->osdev.type;
         if (t != HWLOC_OBJ_OSDEV_OPENFABRICS && t != HWLOC_OBJ_OSDEV_NETWORK) continue;
         NicPort port;
-        port.name = os->name;
+        port.name = repair_utf8(os->name);
         if (live_) port.speed = sysfs_port_speed(port.name, t == HWLOC_OBJ_OSDEV_OPENFABRICS);
         // ibverbs names ("mlx5_0") are what NCCL and nvidia-smi show: list them first.
         if (t == HWLOC_OBJ_OSDEV_OPENFABRICS)
@@ -305,17 +328,24 @@ class Converter {
 
 }  // namespace detail::hwloc_import
 
+/// Parses hwloc XML held in memory (checked first: hwloc_xml_check.hpp); `source` names it
+/// in messages.
+inline NodeTopology parse_hwloc_xml(std::string_view xml, const std::string& source = "<memory>") {
+  const std::string checked = checked_hwloc_xml(xml, source);
+  auto t = detail::hwloc_import::load(&checked, source);
+  return detail::hwloc_import::Converter(t.get(), source, false).convert();
+}
+
 /// Discovers this machine's topology with hwloc. On a machine without NVIDIA GPUs the
 /// result has no GPUs: that is the correct answer, not an error.
 inline NodeTopology discover_node_topology() {
-  auto t = detail::hwloc_import::load(nullptr);
+  auto t = detail::hwloc_import::load(nullptr, "live hwloc discovery");
   return detail::hwloc_import::Converter(t.get(), "hwloc (this machine)", true).convert();
 }
 
 /// Reads an hwloc XML export (`lstopo --of xml`, hwloc 1.x or 2.x).
 inline NodeTopology read_hwloc_xml(const std::string& path) {
-  auto t = detail::hwloc_import::load(&path);
-  return detail::hwloc_import::Converter(t.get(), path, false).convert();
+  return parse_hwloc_xml(read_input_file(path), path);
 }
 
 RAILCC_NAMESPACE_END

@@ -308,6 +308,15 @@ inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
       rate[f] = x;
       by_rate.insert({x, f});
       const double ps = std::ceil(remaining[f] / rate[f] * 1e12 - 1e-6);
+      if (!(ps < static_cast<double>(Picoseconds::max().count() - now))) {
+        // Integer picoseconds hold 106 days; a flow that ends later has a link on its path
+        // far too slow for its size (or degraded to almost nothing).
+        throw InputError("simulation: flow " + std::to_string(f) + " (" +
+                         std::to_string(graph.flow(f).size.count()) + " bytes at " +
+                         std::to_string(rate[f]) +
+                         " B/s) would end more than 106 days into the simulation, past what "
+                         "integer picoseconds hold: a link on its path is too slow for this size");
+      }
       ++version[f];
       events.push({now + static_cast<std::int64_t>(std::max(0.0, ps)), f,
                    (kind_finish << 30) | (version[f] & 0x3fffffffu)});

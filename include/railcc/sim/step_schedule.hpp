@@ -200,6 +200,13 @@ class StepSchedule {
       }
       const std::uint64_t count = next - level;
       const Cached& c = it->second;
+      const std::int64_t room = Picoseconds::max().count() - result.makespan.count();
+      if (c.time.count() > 0 && count > static_cast<std::uint64_t>(room / c.time.count())) {
+        throw InputError("simulation: " + std::to_string(count) + " steps of " +
+                         std::to_string(c.time.in_us()) +
+                         " us would end more than 106 days into the simulation, past what "
+                         "integer picoseconds hold: a link is too slow for this size");
+      }
       result.makespan += c.time * static_cast<std::int64_t>(count);
       result.bytes_sent += c.bytes * static_cast<double>(count);
       if (!result.runs.empty() && result.runs.back().step_time == c.time &&

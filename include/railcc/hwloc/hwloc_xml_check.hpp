@@ -1,0 +1,155 @@
+// railcc/hwloc/hwloc_xml_check.hpp: what railcc checks in an hwloc XML file before hwloc
+// reads it.
+//
+// hwloc's XML import trusts its input. Without libxml2 (Debian's libhwloc-plugins, only a
+// recommended package) it parses with a minimal reader of its own that crashes on
+// malformed files, recurses once per nesting level, and stores enum fields unchecked;
+// with libxml2 it reads the same files more strictly. So railcc parses the file first with
+// pugixml, refuses what either reader could trip on, naming the line, and hands hwloc a
+// canonical re-serialization of the document pugixml read: one well-formed text, the
+// same for both of hwloc's readers, that no reader can take differently from railcc.
+//
+// Refused: text that is not UTF-8; malformed XML; a root element other than <topology>;
+// nesting deeper than max_depth; element names outside [a-z0-9_] and attribute names
+// outside [a-z_] (what hwloc's own reader accepts); and, in <object>, a bridge_type or
+// osdev_type outside hwloc 2's enums or a pci_busid that is not a PCI address.
+//
+// Needs pugixml (target railcc::hwloc links it).
+#pragma once
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+#include "railcc/utf8.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+namespace detail::hwloc_xml {
+
+/// Deepest element nesting passed to hwloc, whose reader recurses once per level. A real
+/// export nests about 20 deep (machine, package, caches, core, PU; bridges and PCI).
+inline constexpr int max_depth = 128;
+
+class Checker {
+ public:
+  Checker(std::string_view text, std::string source) : text_(text), source_(std::move(source)) {}
+
+  std::string canonical() {
+    if (const auto at = first_invalid_utf8(text_)) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x",
+                    static_cast<unsigned>(static_cast<unsigned char>(text_[*at])));
+      fail_at(static_cast<std::ptrdiff_t>(*at), std::string("not UTF-8 text (byte ") + byte + ")");
+    }
+    pugi::xml_document doc;
+    const auto result =
+        doc.load_buffer(text_.data(), text_.size(), pugi::parse_default, pugi::encoding_utf8);
+    if (!result) fail_at(result.offset, std::string("malformed XML: ") + result.description());
+    pugi::xml_node root;
+    for (auto n : doc.children()) {
+      if (n.type() != pugi::node_element) continue;
+      if (root) fail(n, "a second top-level element; an hwloc XML file has one <topology>");
+      root = n;
+    }
+    if (!root) throw InputError(source_ + ": no XML element; expected hwloc's <topology>");
+    if (std::string_view(root.name()) != "topology") {
+      fail(root, "root element <" + std::string(root.name()) +
+                     "> is not <topology>: this is not an hwloc XML file");
+    }
+    // Iterative walk: the check itself must not recurse once per level either.
+    std::vector<std::pair<pugi::xml_node, int>> stack{{root, 1}};
+    while (!stack.empty()) {
+      const auto [n, depth] = stack.back();
+      stack.pop_back();
+      if (depth > max_depth) {
+        fail(n, "elements nested more than " + std::to_string(max_depth) +
+                    " deep; no hwloc export is that deep");
+      }
+      check_element(n);
+      for (auto c : n.children()) {
+        if (c.type() == pugi::node_element) stack.emplace_back(c, depth + 1);
+      }
+    }
+    std::ostringstream out;
+    doc.save(out, "", pugi::format_raw | pugi::format_no_declaration, pugi::encoding_utf8);
+    return out.str();
+  }
+
+ private:
+  static bool only(std::string_view s, std::string_view allowed) {
+    return !s.empty() && s.find_first_not_of(allowed) == std::string_view::npos;
+  }
+
+  void check_element(pugi::xml_node n) const {
+    const std::string_view name = n.name();
+    if (!only(name, "abcdefghijklmnopqrstuvwxyz0123456789_")) {
+      fail(n, "element <" + std::string(name) + "> is not an hwloc XML element");
+    }
+    for (auto a : n.attributes()) {
+      if (!only(a.name(), "abcdefghijklmnopqrstuvwxyz_")) {
+        fail(n, "attribute '" + std::string(a.name()) + "' is not an hwloc XML attribute");
+      }
+    }
+    if (name != "object") return;
+    if (auto a = n.attribute("bridge_type")) {
+      // hwloc 2: 0 host, 1 PCI, for the upstream and the downstream side.
+      const std::string_view v = a.value();
+      if (v.size() != 3 || (v[0] != '0' && v[0] != '1') || v[1] != '-' ||
+          (v[2] != '0' && v[2] != '1')) {
+        fail(n, "bridge_type=\"" + std::string(v) +
+                    "\" is not an hwloc bridge type (0-1 or 1-1: host or PCI upstream, PCI "
+                    "downstream)");
+      }
+    }
+    if (auto a = n.attribute("osdev_type")) {
+      // hwloc 2: block, GPU, network, OpenFabrics, DMA, coprocessor.
+      const std::string_view v = a.value();
+      if (v.size() != 1 || v[0] < '0' || v[0] > '5') {
+        fail(n, "osdev_type=\"" + std::string(v) + "\" is not an hwloc OS device type (0 to 5)");
+      }
+    }
+    if (auto a = n.attribute("pci_busid")) {
+      unsigned domain = 0, bus = 0, dev = 0, func = 0;
+      char end = 0;
+      const std::string v = a.value();
+      if (std::sscanf(v.c_str(), "%4x:%2x:%2x.%1x%c", &domain, &bus, &dev, &func, &end) != 4 ||
+          dev > 31 || func > 7) {
+        fail(n, "pci_busid=\"" + v +
+                    "\" is not a PCI address (dddd:bb:dd.f, device 0 to 31, function 0 to 7)");
+      }
+    }
+  }
+
+  [[noreturn]] void fail(pugi::xml_node n, const std::string& what) const {
+    fail_at(n.offset_debug(), "<" + std::string(n.name()) + ">: " + what);
+  }
+  [[noreturn]] void fail_at(std::ptrdiff_t offset, const std::string& what) const {
+    std::size_t line = 1;
+    const auto end =
+        std::min(static_cast<std::size_t>(std::max<std::ptrdiff_t>(offset, 0)), text_.size());
+    line += static_cast<std::size_t>(
+        std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
+    throw InputError(source_ + ":" + std::to_string(line) + ": " + what);
+  }
+
+  std::string_view text_;
+  std::string source_;
+};
+
+}  // namespace detail::hwloc_xml
+
+/// The hwloc XML text `text` after railcc's checks (see above), re-serialized for hwloc;
+/// `source` names it in messages.
+inline std::string checked_hwloc_xml(std::string_view text, std::string source) {
+  return detail::hwloc_xml::Checker(text, std::move(source)).canonical();
+}
+
+RAILCC_NAMESPACE_END
