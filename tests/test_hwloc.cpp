@@ -149,27 +149,33 @@ TEST_CASE("Bad hwloc input is an InputError naming the file") {
   std::remove(path.c_str());
 }
 
-TEST_CASE("hwloc XML that crashed hwloc's own reader is refused before hwloc sees it") {
-  // Found by fuzzing: each of these segfaulted inside libhwloc 2.9's XML reader, or had
-  // railcc read an enum value hwloc never checked, or exported NCCL XML that railcc then
-  // refused (non-UTF-8 bytes, PCI function 9, a NUMA node twice).
+TEST_CASE("hwloc XML that once crashed a reader is refused by name, or reads and exports") {
+  // Found by fuzzing (tests/data/bad-input): files that segfaulted inside libhwloc 2.9's
+  // XML reader, had railcc read an enum value hwloc never checked, leaked inside hwloc, or
+  // read into topologies whose NCCL XML export railcc then refused (non-UTF-8 bytes, PCI
+  // function 9, a NUMA node twice, a switch port with a network class).
   const std::string dir = std::string(RAILCC_TEST_DATA_DIR) + "/bad-input";
-  std::size_t files = 0;
+  std::size_t refused = 0;
+  std::size_t read = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
     if (name.rfind("hwloc_", 0) != 0) continue;
-    ++files;
     CAPTURE(name);
-    std::string message = "(no error)";
+    NodeTopology t;
     try {
-      read_hwloc_xml(entry.path().string());
+      t = read_hwloc_xml(entry.path().string());
     } catch (const InputError& e) {
-      message = e.what();
+      // Named with its line: "<path>:<line>: ..." (or hwloc's own refusal, "<path>: hwloc").
+      CHECK(std::string(e.what()).rfind(entry.path().string() + ":", 0) == 0);
+      ++refused;
+      continue;
     }
-    // Named with its line: "<path>:<line>: ...".
-    CHECK(message.rfind(entry.path().string() + ":", 0) == 0);
+    ++read;
+    const auto once = parse_nccl_topology_xml(write_nccl_topology_xml(t), "export");
+    CHECK(parse_nccl_topology_xml(write_nccl_topology_xml(once), "export") == once);
   }
-  CHECK(files == 9);
+  CHECK(refused == 11);
+  CHECK(read == 1);
 }
 
 TEST_CASE("hwloc XML: values railcc or hwloc would misread are refused with their line") {
@@ -189,6 +195,14 @@ TEST_CASE("hwloc XML: values railcc or hwloc would misread are refused with thei
   CHECK(error_of(dgx2_with("<info name=\"CPUVendor\" value=\"GenuineIntel\"/>",
                            "<info name=\"CPUVendor\" value=\"Genuine\xffIntel\"/>")) ==
         "x.xml:14: not UTF-8 text (byte 0xff)");
+  CHECK(error_of(dgx2_with("<info name=\"NVIDIASerial\"", "`<info name=\"NVIDIASerial\"")) ==
+        "x.xml:58: <object>: text inside <object>, which holds none in hwloc XML");
+  CHECK(
+      error_of(dgx2_with(R"(complete_nodeset="0x00000001" gp_index="294")", R"(gp_index="294")")) ==
+      "x.xml:19: <object>: a NUMANode object needs cpuset, complete_cpuset, nodeset and "
+      "complete_nodeset");
+  CHECK(error_of(dgx2_with(R"(<object type="PCIDev")", R"(<object type="PCIDev" cpuset="0x1")"))
+            .find("a PCIDev object with a cpuset or nodeset") != std::string::npos);
   CHECK(error_of("<graphs/>") ==
         "x.xml:1: <graphs>: root element <graphs> is not <topology>: this is not an hwloc XML "
         "file");
@@ -200,7 +214,10 @@ TEST_CASE("hwloc XML nested deeper than any export is refused, not a stack overf
   std::string xml = R"(<topology version="2.0"><object type="Machine" os_index="0" )"
                     R"(cpuset="0x1" complete_cpuset="0x1" nodeset="0x1" complete_nodeset="0x1">)";
   const int depth = 20000;
-  for (int i = 0; i < depth; ++i) xml += R"(<object type="Group" cpuset="0x1">)";
+  for (int i = 0; i < depth; ++i) {
+    xml += R"(<object type="Group" cpuset="0x1" complete_cpuset="0x1" nodeset="0x1" )"
+           R"(complete_nodeset="0x1">)";
+  }
   for (int i = 0; i < depth; ++i) xml += "</object>";
   xml += "</object></topology>";
   CHECK(error_of(xml).find("elements nested more than 128 deep") != std::string::npos);
@@ -209,8 +226,9 @@ TEST_CASE("hwloc XML nested deeper than any export is refused, not a stack overf
 TEST_CASE("hwloc XML that is well-formed but no topology is hwloc's error, named") {
   // This reaches hwloc's own reader, which refuses it.
   const std::string message =
-      error_of(R"(<topology version="2.0"><object type="Bogus"/></topology>)");
-  CHECK(message.rfind("x.xml: hwloc", 0) == 0);
+      error_of(R"(<topology version="2.0"><object type="Bogus" cpuset="0x1" complete_cpuset="0x1" )"
+               R"(nodeset="0x1" complete_nodeset="0x1"/></topology>)");
+  CHECK_MESSAGE(message.rfind("x.xml: hwloc", 0) == 0, message);
 }
 
 TEST_CASE("Every hwloc import exports NCCL XML that reads back") {
@@ -219,4 +237,16 @@ TEST_CASE("Every hwloc import exports NCCL XML that reads back") {
   const auto twice = parse_nccl_topology_xml(write_nccl_topology_xml(once), "export");
   CHECK(once == twice);
   CHECK(once.gpus().size() == 16);
+  // A switch port whose function reports a network class is still written as a switch,
+  // and a non-NVIDIA display function (a BMC's VGA) as the plain device railcc keeps it as.
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{R"(pci_type="0604 [10b5:9781] [10b5:9781] b0")",
+                                            R"(pci_type="0200 [10b5:9781] [10b5:9781] b0")"},
+        {R"(pci_type="0680 [10de:1ac2] [0000:0000] a1")",
+         R"(pci_type="0300 [1a03:2000] [1a03:2000] 41")"}}) {
+    const auto odd = parse_hwloc_xml(dgx2_with(from, to), "odd.xml");
+    const auto exported = parse_nccl_topology_xml(write_nccl_topology_xml(odd), "export");
+    CHECK(exported.gpus().size() == 16);
+    CHECK(exported.nics().size() == odd.nics().size());
+  }
 }

@@ -600,8 +600,22 @@ class Writer {
       case DeviceKind::nic:
         return !c || pci_class::is_network(*c) ? c : std::optional(pci_class::ethernet);
       case DeviceKind::nvswitch: return pci_class::nvswitch;
+      case DeviceKind::pci_switch:
+        // A switch port whose own class reads as a GPU, NIC or NVSwitch (hwloc reports
+        // what the function says) is written as the bridge it is.
+        return c && reads_as_endpoint(*c) ? std::optional(pci_class::pci_bridge) : c;
+      case DeviceKind::pci_device:
+        // A plain function with such a class (a BMC's VGA, a non-NVIDIA display or network
+        // function hwloc keeps as a plain device) is written without one, so that it
+        // reads back as the plain device it is.
+        return c && reads_as_endpoint(*c) ? std::nullopt : c;
       default: return c;
     }
+  }
+
+  /// Whether the reader would take a function of class `c` for a GPU, NIC or NVSwitch.
+  static bool reads_as_endpoint(std::uint32_t c) {
+    return pci_class::is_display(c) || pci_class::is_network(c) || c == pci_class::nvswitch;
   }
 
   void write_gpu(pugi::xml_node parent, const Device& d) {
