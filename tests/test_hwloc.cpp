@@ -174,7 +174,7 @@ TEST_CASE("hwloc XML that once crashed a reader is refused by name, or reads and
     const auto once = parse_nccl_topology_xml(write_nccl_topology_xml(t), "export");
     CHECK(parse_nccl_topology_xml(write_nccl_topology_xml(once), "export") == once);
   }
-  CHECK(refused == 11);
+  CHECK(refused == 13);
   CHECK(read == 1);
 }
 
@@ -203,6 +203,18 @@ TEST_CASE("hwloc XML: values railcc or hwloc would misread are refused with thei
       "complete_nodeset");
   CHECK(error_of(dgx2_with(R"(<object type="PCIDev")", R"(<object type="PCIDev" cpuset="0x1")"))
             .find("a PCIDev object with a cpuset or nodeset") != std::string::npos);
+  CHECK(error_of(dgx2_with(R"(type="NUMANode" os_index="0")", R"(type="NU" os_index="0")")) ==
+        "x.xml:19: <object>: type=\"NU\" is not an hwloc object type (Machine, Package, Core, PU, "
+        "NUMANode, L1Cache, Group, Bridge, PCIDev, OSDev, ...)");
+  CHECK(error_of(dgx2_with(R"(nodeset="0x00000001")", R"(nodeset="0x0000000g")")) ==
+        "x.xml:13: <object>: nodeset=\"0x0000000g\" is not an hwloc bitmap (0x-prefixed hex "
+        "words, comma-separated)");
+  CHECK(error_of(dgx2_with(R"(gp_index="294")", R"(gp_index="294" gp_index="295")")) ==
+        "x.xml:19: <object>: attribute 'gp_index' given twice");
+  // hwloc abort()s the process on a topology without a NUMA node.
+  CHECK(error_of(R"(<topology version="2.0"><object type="Machine" cpuset="0x1" )"
+                 R"(complete_cpuset="0x1" nodeset="0x1" complete_nodeset="0x1"/></topology>)") ==
+        "x.xml:1: <topology>: no NUMANode object; hwloc needs at least one");
   CHECK(error_of("<graphs/>") ==
         "x.xml:1: <graphs>: root element <graphs> is not <topology>: this is not an hwloc XML "
         "file");
@@ -224,10 +236,15 @@ TEST_CASE("hwloc XML nested deeper than any export is refused, not a stack overf
 }
 
 TEST_CASE("hwloc XML that is well-formed but no topology is hwloc's error, named") {
-  // This reaches hwloc's own reader, which refuses it.
-  const std::string message =
-      error_of(R"(<topology version="2.0"><object type="Bogus" cpuset="0x1" complete_cpuset="0x1" )"
-               R"(nodeset="0x1" complete_nodeset="0x1"/></topology>)");
+  // This reaches hwloc's own reader, which refuses it: a distance matrix whose index
+  // list is shorter than its length says.
+  const std::string sets =
+      R"(cpuset="0x1" complete_cpuset="0x1" nodeset="0x1" complete_nodeset="0x1")";
+  const std::string message = error_of(
+      R"(<topology version="2.0"><object type="Machine" )" + sets + R"(><object type="NUMANode" )" +
+      R"(os_index="0" )" + sets + R"(/><object type="PU" os_index="0" )" + sets +
+      R"(/></object><distances2 type="PU" nbobjs="2" kind="5" indexing="os"><indexes length="9">)"
+      R"(0 1</indexes></distances2></topology>)");
   CHECK_MESSAGE(message.rfind("x.xml: hwloc", 0) == 0, message);
 }
 

@@ -67,9 +67,11 @@ class Checker {
     }
     // Iterative walk: the check itself must not recurse once per level either.
     std::vector<std::pair<pugi::xml_node, int>> stack{{root, 1}};
+    bool numa = false;
     while (!stack.empty()) {
       const auto [n, depth] = stack.back();
       stack.pop_back();
+      numa = numa || std::string_view(n.attribute("type").value()) == "NUMANode";
       if (depth > max_depth) {
         fail(n, "elements nested more than " + std::to_string(max_depth) +
                     " deep; no hwloc export is that deep");
@@ -79,6 +81,9 @@ class Checker {
         if (c.type() == pugi::node_element) stack.emplace_back(c, depth + 1);
       }
     }
+    // hwloc 2.9 calls abort() on a topology without one ("Topology does not contain any
+    // NUMA node, aborting!"); every real export has at least one.
+    if (!numa) fail(root, "no NUMANode object; hwloc needs at least one");
     std::ostringstream out;
     doc.save(out, "", pugi::format_raw | pugi::format_no_declaration, pugi::encoding_utf8);
     return out.str();
@@ -98,6 +103,13 @@ class Checker {
       if (!only(a.name(), "abcdefghijklmnopqrstuvwxyz_")) {
         fail(n, "attribute '" + std::string(a.name()) + "' is not an hwloc XML attribute");
       }
+      // XML forbids it and libxml2 refuses it; pugixml keeps both and hwloc's own reader
+      // would take them in turn.
+      for (auto b = a.next_attribute(); b; b = b.next_attribute()) {
+        if (std::string_view(a.name()) == b.name()) {
+          fail(n, "attribute '" + std::string(a.name()) + "' given twice");
+        }
+      }
     }
     // Text belongs only in distance matrices and user data; anywhere else hwloc's reader
     // fails partway through an object (and leaks it: see tests/lsan.supp).
@@ -109,10 +121,21 @@ class Checker {
       }
     }
     if (name != "object") return;
+    // Every object has a type, spelled in full: hwloc's reader also takes prefixes and
+    // aliases ("NU" for NUMANode), and crashed on some of them.
+    const std::string_view type = n.attribute("type").value();
+    if (!is_object_type(type)) {
+      fail(n, "type=\"" + std::string(type) +
+                  "\" is not an hwloc object type (Machine, Package, Core, PU, NUMANode, "
+                  "L1Cache, Group, Bridge, PCIDev, OSDev, ...)");
+    }
+    if (std::string_view(n.parent().name()) == "topology" && type != "Machine" &&
+        type != "System") {
+      fail(n, "the top-level object is a " + std::string(type) + ", not the Machine");
+    }
     // hwloc's exporter gives every CPU-side and memory object all four sets, and no I/O
     // or Misc object any; its reader then combines them without checking (a NUMA node
     // without its complete_nodeset is a null bitmap hwloc dereferences).
-    const std::string_view type = n.attribute("type").value();
     const bool io = type == "Bridge" || type == "PCIDev" || type == "OSDev" || type == "Misc";
     int sets = 0;
     for (const char* set : {"cpuset", "complete_cpuset", "nodeset", "complete_nodeset"}) {
@@ -123,9 +146,23 @@ class Checker {
                   " object with a cpuset or nodeset, which hwloc gives "
                   "only to CPU-side and memory objects");
     }
+    for (const char* set : {"cpuset", "complete_cpuset", "nodeset", "complete_nodeset",
+                            "allowed_cpuset", "allowed_nodeset"}) {
+      if (auto a = n.attribute(set); a && !is_bitmap(a.value())) {
+        fail(n, std::string(set) + "=\"" + a.value() +
+                    "\" is not an hwloc bitmap (0x-prefixed hex words, comma-separated)");
+      }
+    }
     if (!io && sets != 4) {
       fail(n, "a " + (type.empty() ? std::string("typeless") : std::string(type)) +
                   " object needs cpuset, complete_cpuset, nodeset and complete_nodeset");
+    }
+    // And a CPU-side or memory object sits under another one (or at the top): under an
+    // I/O object, which has no sets, hwloc writes into its parent's null nodeset.
+    if (!io && std::string_view(n.parent().name()) == "object" && !n.parent().attribute("cpuset")) {
+      fail(n, "a " + std::string(type) +
+                  " object under an I/O or Misc object; hwloc puts "
+                  "CPU-side and memory objects only under each other");
     }
     if (auto a = n.attribute("bridge_type")) {
       // hwloc 2: 0 host, 1 PCI, for the upstream and the downstream side.
@@ -154,6 +191,40 @@ class Checker {
                     "\" is not a PCI address (dddd:bb:dd.f, device 0 to 31, function 0 to 7)");
       }
     }
+  }
+
+  static bool is_object_type(std::string_view t) {
+    // hwloc 2's names, and the hwloc 1.x names its reader still takes.
+    for (std::string_view known :
+         {"Machine",  "Package", "Die",      "Core",     "PU",       "L1Cache",
+          "L2Cache",  "L3Cache", "L4Cache",  "L5Cache",  "L1iCache", "L2iCache",
+          "L3iCache", "Group",   "NUMANode", "MemCache", "Bridge",   "PCIDev",
+          "OSDev",    "Misc",    "System",   "Socket",   "Cache"}) {
+      if (t == known) return true;
+    }
+    return false;
+  }
+
+  /// hwloc_bitmap_snprintf's form: "0x0000000f", "0x00000001,0x00000000", and for an
+  /// infinite set a leading "0xf...f".
+  static bool is_bitmap(std::string_view v) {
+    if (v.empty()) return false;
+    std::size_t i = 0;
+    bool first = true;
+    while (i <= v.size()) {
+      const auto comma = v.find(',', i);
+      const std::string_view word =
+          v.substr(i, comma == std::string_view::npos ? v.npos : comma - i);
+      const bool infinite = first && word == "0xf...f";
+      if (!infinite && (word.size() < 3 || word.size() > 18 || word.substr(0, 2) != "0x" ||
+                        word.find_first_not_of("0123456789abcdefABCDEF", 2) != word.npos)) {
+        return false;
+      }
+      if (comma == std::string_view::npos) return true;
+      i = comma + 1;
+      first = false;
+    }
+    return false;
   }
 
   [[noreturn]] void fail(pugi::xml_node n, const std::string& what) const {
