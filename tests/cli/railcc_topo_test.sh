@@ -57,6 +57,23 @@ if [ "$have_hwloc" = "1" ] || [ "$have_hwloc" = "ON" ] || [ "$have_hwloc" = "TRU
   printf '%s\n' "$out" | grep -q $'^GPU15\tNV6' && pass "hwloc xml matrix" || fail "hwloc xml matrix"
   topo >/dev/null 2>&1; rc=$?
   [ $rc -eq 0 ] && pass "live discovery exits 0" || fail "live discovery exit status $rc"
+  # Every hwloc file that once crashed a reader or exported unreadable NCCL XML: refused
+  # with exit 2 and its name, or exported as NCCL XML that railcc-topo reads back.
+  for f in "$data"/bad-input/hwloc_*.xml; do
+    name=$(basename "$f")
+    err=$(topo --hwloc-xml "$f" --format nccl-xml -o "$tmp/export.xml" 2>&1 >/dev/null); rc=$?
+    if [ $rc -eq 2 ] && printf '%s' "$err" | grep -q "$name:"; then
+      pass "$name: refused by name"
+    elif [ $rc -eq 0 ] && topo --nccl-xml "$tmp/export.xml" >/dev/null 2>&1; then
+      pass "$name: its NCCL XML export reads back"
+    else
+      fail "$name: exit $rc: $err"
+    fi
+  done
+  mkfifo "$tmp/pipe.xml"
+  err=$(topo --hwloc-xml "$tmp/pipe.xml" 2>&1 >/dev/null); rc=$?
+  [ $rc -eq 2 ] && printf '%s' "$err" | grep -q 'not a regular file' && pass "a FIFO: refused" ||
+    fail "a FIFO: exit $rc: $err"
 fi
 rm -rf "$tmp"
 echo "railcc-topo: $fails failure(s)"
