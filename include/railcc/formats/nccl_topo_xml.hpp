@@ -46,7 +46,6 @@ namespace detail::nccl_xml {
 /// Upper bound on a NIC port speed read from a file: 3.2 Tb/s, twice the fastest port
 /// announced (1.6T). A larger value is a unit mistake, not hardware.
 inline constexpr double max_port_mbps = 3.2e6;
-inline constexpr int max_nvlinks_per_bundle = 64;
 /// Deepest <pci> nesting read. Real PCIe trees are a few levels deep (root port, one or
 /// two switches); the bound keeps a hostile file from overflowing the reader's stack.
 inline constexpr int max_pci_depth = 64;

@@ -297,11 +297,12 @@ class Converter {
         }
         const double links = Bandwidth::MBps(static_cast<double>(mbps)) / *per_link;
         const int count = static_cast<int>(std::lround(links));
-        if (count < 1 || std::abs(links - count) > 0.01) {
+        if (count < 1 || count > max_nvlinks_per_bundle || std::abs(links - count) > 0.01) {
           hwloc_distances_release(t_, dist);
           throw InputError(source_ + ": NVLinkBandwidth of " + std::to_string(mbps) +
                            " MB/s from " + topo_.label(a) + " to " + topo_.label(b) +
-                           " is not a whole number of NVLinks");
+                           " is not a whole number of NVLinks from 1 to " +
+                           std::to_string(max_nvlinks_per_bundle));
         }
         topo_.add_nvlink(a, b, count);
       }

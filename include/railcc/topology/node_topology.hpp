@@ -133,6 +133,10 @@ struct NvLinkBundle {
   bool operator==(const NvLinkBundle&) const = default;
 };
 
+/// Most NVLinks between one GPU and one peer that railcc (and NCCL's XML) takes, over
+/// three times the 18 of an H100, the most any GPU has.
+inline constexpr int max_nvlinks_per_bundle = 64;
+
 class NodeTopology {
  public:
   /// Links faster than this many times their parent's uplink mark it as suspect (see
@@ -180,6 +184,10 @@ class NodeTopology {
   void add_nvlink(DeviceId gpu, DeviceId peer, int count) {
     check_id(gpu, "NVLink GPU");
     check_id(peer, "NVLink peer");
+    if (count < 1 || count > max_nvlinks_per_bundle) {
+      throw InputError(label(gpu) + ": " + std::to_string(count) + " NVLinks to " + label(peer) +
+                       "; a bundle has 1 to " + std::to_string(max_nvlinks_per_bundle));
+    }
     nvlinks_.push_back({gpu, peer, count});
   }
 
