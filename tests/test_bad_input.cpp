@@ -13,23 +13,15 @@
 #include "railcc/formats/fabric_json.hpp"
 #include "railcc/formats/nccl_topo_xml.hpp"
 #include "railcc/input_file.hpp"
+#include "test_support.hpp"
 
 using namespace railcc;
+using railcc_test::error_of;
 
 namespace {
 
 std::string bad(const std::string& name) {
   return std::string(RAILCC_TEST_DATA_DIR) + "/bad-input/" + name;
-}
-
-template <class Read>
-std::string error_of(Read&& read) {
-  try {
-    read();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 /// A scratch path in the working directory, removed when the test ends.

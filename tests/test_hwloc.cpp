@@ -8,6 +8,7 @@
 #include "railcc/formats.hpp"
 #include "railcc/hwloc/hwloc_topology.hpp"
 #include "railcc/topology.hpp"
+#include "test_support.hpp"
 
 using namespace railcc;
 
@@ -28,12 +29,7 @@ std::string dgx2_with(const std::string& from, const std::string& to) {
 }
 
 std::string error_of(const std::string& xml) {
-  try {
-    parse_hwloc_xml(xml, "x.xml");
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return railcc_test::error_of([&] { parse_hwloc_xml(xml, "x.xml"); });
 }
 }  // namespace
 

@@ -225,8 +225,9 @@ struct Row {
 /// a second. Nothing at all when stderr is a file or a pipe, so logs and JSON stay clean.
 class Progress {
  public:
-  explicit Progress(std::size_t sizes) : sizes_(sizes), on_(isatty(STDERR_FILENO) != 0) {
-    if (on_) ticker_ = std::jthread([this](std::stop_token stop) { tick(stop); });
+  explicit Progress(std::size_t sizes) : sizes_(sizes) {
+    if (isatty(STDERR_FILENO) != 0)
+      ticker_ = std::jthread([this](std::stop_token stop) { tick(stop); });
   }
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -295,7 +296,6 @@ class Progress {
   }
 
   std::size_t sizes_;
-  bool on_;
   std::mutex mutex_;
   Clock::time_point start_ = Clock::now();
   Clock::time_point size_start_ = start_;

@@ -72,6 +72,10 @@ class Picoseconds {
   static constexpr Picoseconds max() {
     return Picoseconds(std::numeric_limits<std::int64_t>::max());
   }
+  /// Conversions from floating point saturate at this many picoseconds, just under 2^63:
+  /// a cost past 106 days is "too long" to every caller, and converting it unchecked
+  /// would be undefined.
+  static constexpr double saturation = 9.2e18;
 
   [[nodiscard]] constexpr std::int64_t count() const { return ps_; }
   [[nodiscard]] constexpr double in_ns() const { return static_cast<double>(ps_) / 1e3; }
@@ -97,12 +101,10 @@ class Picoseconds {
 
  private:
   constexpr explicit Picoseconds(std::int64_t v) : ps_(v) {}
-  /// Saturates at the ends of the range (and NaN at the top): a cost past 106 days is
-  /// "too long" to every caller, and converting it unchecked would be undefined.
+  /// Saturates at the ends of the range (and NaN at the top).
   static constexpr std::int64_t round(double v) {
-    constexpr double top = 9.2e18;  // just under 2^63
-    if (!(v < top)) return std::numeric_limits<std::int64_t>::max();
-    if (v <= -top) return std::numeric_limits<std::int64_t>::min();
+    if (!(v < saturation)) return std::numeric_limits<std::int64_t>::max();
+    if (v <= -saturation) return std::numeric_limits<std::int64_t>::min();
     return static_cast<std::int64_t>(v < 0 ? v - 0.5 : v + 0.5);
   }
   std::int64_t ps_ = 0;
@@ -137,7 +139,7 @@ inline Picoseconds transfer_time(Bytes size, Bandwidth rate) {
   const long double ps = static_cast<long double>(size.count()) * 1e12L /
                          static_cast<long double>(rate.in_bytes_per_second());
   // Saturates as Picoseconds' conversions do (a zero rate included).
-  if (!(ps < 9.2e18L)) return Picoseconds::max();
+  if (!(ps < Picoseconds::saturation)) return Picoseconds::max();
   return Picoseconds::ps(static_cast<std::int64_t>(std::ceil(ps - 1e-6L)));
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,14 @@ inline std::optional<std::size_t> first_invalid_utf8(std::string_view s) {
     i += len;
   }
   return std::nullopt;
+}
+
+/// "not UTF-8 text (byte 0xNN)" for the byte at `at`: how railcc's readers name it.
+inline std::string invalid_utf8_message(std::string_view s, std::size_t at) {
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02x",
+                static_cast<unsigned>(static_cast<unsigned char>(s[at])));
+  return std::string("not UTF-8 text (byte ") + byte + ")";
 }
 
 /// `s` with every byte that is not valid UTF-8 replaced by '?'.

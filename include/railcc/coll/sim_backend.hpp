@@ -96,17 +96,15 @@ class SimBackend {
   /// A symmetric buffer of `bytes` on every rank (zeroed in data mode).
   BufferId allocate(std::size_t bytes) {
     if (config_.mode == SimMode::data) {
-      const std::size_t room =
-          config_.max_data_bytes - std::min(allocated_, config_.max_data_bytes);
-      const bool fits = bytes <= room / endpoints_.size();  // no product that could wrap
-      const std::size_t total = fits ? allocated_ + bytes * endpoints_.size() : 0;
-      if (!fits) {
+      // Compared as room per rank: no product that could wrap.
+      const std::size_t room = config_.max_data_bytes - allocated_;
+      if (bytes > room / endpoints_.size()) {
         throw InputError("sim backend: data mode would need " + std::to_string(bytes) +
                          " more bytes on each of " + std::to_string(endpoints_.size()) +
                          " ranks, over the " + std::to_string(config_.max_data_bytes) +
                          " allowed in all; use timing mode for this size");
       }
-      allocated_ = total;
+      allocated_ += bytes * endpoints_.size();
       data_.emplace_back(endpoints_.size(), std::vector<std::byte>(bytes));
     }
     sizes_.push_back(bytes);

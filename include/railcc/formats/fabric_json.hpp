@@ -126,9 +126,7 @@ class Reader {
     for (const auto& [name, tier] : switch_list) {
       by_name.emplace(name, f.add_switch(static_cast<std::uint8_t>(tier)));
     }
-    if (!j.contains("links")) fail("links", "is missing");
-    const auto& links = j.at("links");
-    if (!links.is_array()) fail("links", "must be an array");
+    const auto& links = j.at("links");  // checked above
     std::vector<std::uint32_t> ports(f.node_count(), 0);
     for (std::size_t i = 0; i < links.size(); ++i) {
       const std::string at = "links[" + std::to_string(i) + "]";

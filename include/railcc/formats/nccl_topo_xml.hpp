@@ -119,11 +119,8 @@ class Reader {
   // through would put bytes no JSON or XML writer can emit into names and notes.
   void check_utf8() const {
     if (const auto at = first_invalid_utf8(text_)) {
-      char byte[8];
-      std::snprintf(byte, sizeof byte, "0x%02x",
-                    static_cast<unsigned>(static_cast<unsigned char>(text_[*at])));
       throw InputError(source_ + ":" + std::to_string(line_of(static_cast<std::ptrdiff_t>(*at))) +
-                       ": not UTF-8 text (byte " + byte + ")");
+                       ": " + invalid_utf8_message(text_, *at));
     }
   }
 
@@ -291,9 +288,11 @@ class Reader {
     if (!busid_attr) fail(n, "missing busid");
     const auto bus = PciBusId::parse(busid_attr.value());
     if (!bus) fail(n, "busid=\"" + std::string(busid_attr.value()) + "\" is not a PCI address");
-    if (auto [it, inserted] = bus_lines_.emplace(*bus, line_of(n.offset_debug())); !inserted) {
+    const auto [known, inserted] =
+        by_bus_.emplace(*bus, BusEntry{line_of(n.offset_debug()), no_device});
+    if (!inserted) {
       fail(n, "duplicate busid " + bus->to_string() + " (first at line " +
-                  std::to_string(it->second) + ")");
+                  std::to_string(known->second.line) + ")");
     }
     PciIdentity pci;
     pci.class_code = class_code(n);
@@ -353,7 +352,7 @@ class Reader {
       fail(n, "a " + std::string(to_string(kind)) + " cannot contain <pci> children");
     }
     const DeviceId id = topo_.add_device(kind, parent, bus, link, pci);
-    by_bus_.emplace(*bus, id);
+    known->second.device = id;
     if (gpu_el) read_gpu(gpu_el, id);
     if (nic_el) read_nic(nic_el, id);
     for (auto c : n.children()) {
@@ -475,7 +474,7 @@ class Reader {
 
   DeviceId find_device(PciBusId bus) const {
     const auto it = by_bus_.find(bus);
-    return it == by_bus_.end() ? no_device : it->second;
+    return it == by_bus_.end() ? no_device : it->second.device;
   }
 
   void summarize_notes() {
@@ -502,8 +501,12 @@ class Reader {
   NodeTopology topo_;
   std::vector<PendingNvLink> pending_;
   std::set<int> numa_ids_;
-  std::map<PciBusId, std::size_t> bus_lines_;
-  std::map<PciBusId, DeviceId> by_bus_;
+  /// Every <pci> read: its line (for the duplicate message) and its device (NVLink targets).
+  struct BusEntry {
+    std::size_t line;
+    DeviceId device;
+  };
+  std::map<PciBusId, BusEntry> by_bus_;
   std::set<std::string> ignored_attributes_;
   std::size_t zero_widths_ = 0;
   std::size_t unknown_speeds_ = 0;
