@@ -1,26 +1,23 @@
 // railcc/coll/backend.hpp: what a collective algorithm needs from a backend.
 //
-// Algorithms are written once against this concept and run unchanged on the simulated
-// backend (here) and, later, on the host/MPI and CUDA/NCCL backends. An algorithm posts
-// operations on symmetric buffers (the same buffer id names each rank's own copy) and
-// says, for each, which earlier operations it must wait for:
-//  - transfer(src, from, dst, to, action, deps): `from` on rank src goes to `to` on rank
-//    dst, which either takes it (copy) or reduces it into what it holds (reduce, with the
-//    collective's op and type);
+// Algorithms are written once against this concept and run unchanged on every backend:
+// the plan builder (plan.hpp, which records them), the simulated backend and the
+// in-process backend. An algorithm posts operations on symmetric buffers (the same buffer
+// id names each rank's own copy) and says, for each, which earlier operations it must
+// wait for:
+//  - transfer(src, from, dst, to, action, deps, channel): `from` on rank src goes to `to`
+//    on rank dst, which either takes it (copy) or reduces it into what it holds (reduce,
+//    with the collective's op and type); `channel` is the connection it travels on (the
+//    algorithm's parallel ring, tree or step), which also seeds its QP;
 //  - local(rank, to, from, action, deps): the same within one rank's memory;
 //  - finish(rank, region, deps): the reduction's last step on a fully reduced region (avg
 //    divides by the rank count; the other ops have none).
-//  - switch_reduce(group, from, dst, to, deps) and multicast(src, from, group, to, deps):
-//    NVLS, the host's NVSwitch reducing `from` over the group into dst's `to`, and copying
-//    src's `from` into `to` on the whole group; only where switch_reduces(rank).
-// Each returns an OpId. Algorithms are sequences of steps; a backend that times steps by
-// their shape (repeats_steps(), the simulator's steps mode for 100k+ ranks) lets an
-// algorithm post the first of a run of identical steps and call repeat_step(first op,
-// how many more) instead of posting the rest. Other backends return false and never see
-// repeat_step. Reads happen when an operation starts and writes when it ends, so
-// a missing dependency shows up as wrong data in the simulated backend's data mode,
+// Each returns an OpId. Reads happen when an operation starts and writes when it ends,
+// so a missing dependency shows up as wrong data in the simulated backend's data mode,
 // exactly as a race would on hardware. Placement tells algorithms where ranks sit
 // (host, local index, rail) so hierarchical and rail-aligned algorithms can use it.
+// What only some backends can do (in-switch reduction, evaluating a run of identical
+// steps once) is not here but in capabilities.hpp, so a backend never stubs it.
 #pragma once
 
 #include <concepts>
@@ -62,19 +59,20 @@ struct ReductionSpec {
 template <class B>
 concept CollectiveBackend = requires(B& b, const B& cb, int rank, Region r, RecvAction a,
                                      std::span<const OpId> deps, std::uint32_t channel) {
+  /// Ranks 0 .. ranks() - 1 take part.
   { cb.ranks() } -> std::convertible_to<int>;
+  /// Where a rank sits; ring orders and hierarchical phases are built from it.
   { cb.placement(rank) } -> std::same_as<RankPlacement>;
+  /// The element type and operator every reduce and finish of the call uses.
   { cb.reduction() } -> std::same_as<ReductionSpec>;
+  /// A transfer between ranks (or within one, where src == dst).
   { b.transfer(rank, r, rank, r, a, deps, channel) } -> std::same_as<OpId>;
+  /// A copy or reduction within one rank's memory.
   { b.local(rank, r, r, a, deps) } -> std::same_as<OpId>;
+  /// The reduction's last step on a fully reduced region.
   { b.finish(rank, r, deps) } -> std::same_as<OpId>;
   /// A symmetric scratch buffer (algorithms that must not touch the caller's input).
   { b.allocate(std::size_t{}) } -> std::same_as<BufferId>;
-  { cb.switch_reduces(rank) } -> std::same_as<bool>;
-  { b.switch_reduce(std::span<const int>{}, r, rank, r, deps) } -> std::same_as<OpId>;
-  { b.multicast(rank, r, std::span<const int>{}, r, deps) } -> std::same_as<OpId>;
-  { cb.repeats_steps() } -> std::same_as<bool>;
-  { b.repeat_step(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
 };
 
 /// A convenience for algorithms: the dependency list of one operation.

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "railcc/coll/backend.hpp"
+#include "railcc/coll/capabilities.hpp"
 #include "railcc/coll/phases.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
@@ -288,7 +289,7 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
   const bool nvls = algo == Algorithm::nvls;
   if (nvls) {
     for (int r = 0; r < b.ranks(); ++r) {
-      if (!b.switch_reduces(r)) {
+      if (!switch_reduces(b, r)) {
         throw InputError("all_reduce nvls: rank " + std::to_string(r) +
                          " is not on an NVSwitch that reduces in the switch (NVLS needs one, "
                          "as on H100 HGX nodes); use hierarchical");
@@ -311,17 +312,19 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
   for (std::size_t k = 0; k < K; ++k) {
     const auto [e0, e1] = part_range(call.count, K, k);
     const Span span{call.output, e0, e1 - e0};
-    const Span source{nvls ? call.input : call.output, e0, e1 - e0};
+    [[maybe_unused]] const Span source{nvls ? call.input : call.output, e0, e1 - e0};
     std::vector<Deps> state(p);
     for (std::size_t r = 0; r < p; ++r) state[r] = merged(ready[r], rs_prev[r]);
     // 1. Reduce-scatter inside each host: local index g ends with chunk g of the span.
     for (const auto& [h, rs] : hosts) {
       Group g(rs);
       const auto local = by_position(state, rs);
-      to_ranks(state,
-               nvls ? nvls_reduce_scatter_phase(b, g, source, span, local)
-                    : ring_reduce_scatter_phase(b, g, span, call.channels, local),
-               rs);
+      std::vector<Deps> reduced;
+      if constexpr (SwitchReduceBackend<B>) {
+        if (nvls) reduced = nvls_reduce_scatter_phase(b, g, source, span, local);
+      }
+      if (!nvls) reduced = ring_reduce_scatter_phase(b, g, span, call.channels, local);
+      to_ranks(state, reduced, rs);
     }
     rs_prev = state;
     // 2. All-reduce of share g across hosts, on rail g.
@@ -343,8 +346,11 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
     for (const auto& [h, rs] : hosts) {
       Group g(rs);
       const auto local = by_position(state, rs);
-      auto out = nvls ? nvls_all_gather_phase(b, g, span, local)
-                      : ring_all_gather_phase(b, g, span, call.channels, local);
+      std::vector<Deps> out;
+      if constexpr (SwitchReduceBackend<B>) {
+        if (nvls) out = nvls_all_gather_phase(b, g, span, local);
+      }
+      if (!nvls) out = ring_all_gather_phase(b, g, span, call.channels, local);
       for (std::size_t j = 0; j < rs.size(); ++j) {
         const auto r = static_cast<std::size_t>(rs[j]);
         done[r] = merged(done[r], out[j]);

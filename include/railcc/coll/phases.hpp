@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "railcc/coll/backend.hpp"
+#include "railcc/coll/capabilities.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 
@@ -73,9 +74,14 @@ inline Region whole(const Span& s, std::size_t elem) {
 /// q - 1 and the caller stops posting.
 template <CollectiveBackend B>
 bool repeat_rest(B& b, const std::vector<OpId>& step, std::size_t s, std::size_t q) {
-  if (s != 0 || !b.repeats_steps() || q < 3) return false;
-  b.repeat_step(*std::min_element(step.begin(), step.end()), static_cast<std::uint32_t>(q - 2));
-  return true;
+  if constexpr (StepRepeatingBackend<B>) {
+    if (s != 0 || !b.repeats_steps() || q < 3) return false;
+    b.repeat_step(*std::min_element(step.begin(), step.end()), static_cast<std::uint32_t>(q - 2));
+    return true;
+  } else {
+    (void)b, (void)step, (void)s, (void)q;
+    return false;
+  }
 }
 
 /// The q - 1 steps of a ring pass, on every channel: at step s position j sends chunk
@@ -159,7 +165,7 @@ std::vector<Deps> ring_all_gather_phase(B& b, const Group& g, const Span& span, 
 /// (not finished). All positions at once, after every position's `ready` (the switch
 /// reads everyone). Returns, per position, every operation of the phase: its chunk's
 /// write and the reads of its data.
-template <CollectiveBackend B>
+template <SwitchReduceBackend B>
 std::vector<Deps> nvls_reduce_scatter_phase(B& b, const Group& g, const Span& from, const Span& to,
                                             const std::vector<Deps>& ready) {
   using namespace detail::phase;
@@ -178,7 +184,7 @@ std::vector<Deps> nvls_reduce_scatter_phase(B& b, const Group& g, const Span& fr
 /// of the span to the whole group. Each multicast writes on every position, so it waits
 /// for every position's `ready` (which must cover the earlier readers of what it
 /// overwrites, as for the ring all-gather).
-template <CollectiveBackend B>
+template <SwitchReduceBackend B>
 std::vector<Deps> nvls_all_gather_phase(B& b, const Group& g, const Span& span,
                                         const std::vector<Deps>& ready) {
   using namespace detail::phase;

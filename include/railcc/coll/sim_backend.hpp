@@ -1,8 +1,10 @@
-// railcc/coll/sim_backend.hpp: the simulated backend.
+// railcc/coll/sim_backend.hpp: the simulated backend: executes a plan on a modelled fabric.
 //
-// Collectives posted on it become a FlowGraph on a Fabric: a transfer between ranks is a
-// flow (its QP is the algorithm's channel, for ECMP entropy), a transfer within a rank or
-// a local copy/reduction is a local task timed at HBM speed. `run()` simulates it.
+// A plan (plan.hpp) becomes a FlowGraph on a Fabric: a transfer between ranks is a flow
+// (on the operation's QP, for ECMP entropy), a transfer within a rank or a local
+// copy/reduction is a local task timed at HBM speed. `run(plan)` simulates it. The backend
+// is also a CollectiveBackend: what algorithms post on it is recorded by its PlanBuilder
+// and `run()` executes that plan.
 //  - Data mode: every rank owns real host buffers; after the simulation the operations'
 //    effects are applied in simulated-time order (reads at start, writes at end; at equal
 //    times writes first), so the data is what the schedule really produces, races included.
@@ -28,6 +30,8 @@
 #include <vector>
 
 #include "railcc/coll/backend.hpp"
+#include "railcc/coll/capabilities.hpp"
+#include "railcc/coll/plan.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric/fabric.hpp"
@@ -65,23 +69,12 @@ class SimBackend {
   /// Rank r runs on endpoint `endpoints[r]` (default: endpoint r).
   SimBackend(const Fabric& fabric, int ranks, SimBackendConfig config = {},
              std::vector<NodeIndex> endpoints = {})
-      : fabric_(fabric), config_(config), endpoints_(std::move(endpoints)) {
-    if (ranks < 1) throw InputError("sim backend: need at least one rank");
-    if (endpoints_.empty()) {
-      if (static_cast<std::size_t>(ranks) > fabric.endpoint_count()) {
-        throw InputError("sim backend: " + std::to_string(ranks) + " ranks but the fabric has " +
-                         std::to_string(fabric.endpoint_count()) + " GPUs");
-      }
-      for (int r = 0; r < ranks; ++r) endpoints_.push_back(static_cast<NodeIndex>(r));
-    }
-    if (endpoints_.size() != static_cast<std::size_t>(ranks)) {
-      throw InputError("sim backend: " + std::to_string(endpoints_.size()) + " endpoints for " +
-                       std::to_string(ranks) + " ranks");
-    }
-    for (NodeIndex e : endpoints_) {
-      if (e >= fabric.endpoint_count())
-        throw InputError("sim backend: endpoint " + std::to_string(e) + " does not exist");
-    }
+      : fabric_(fabric),
+        config_(config),
+        endpoints_(checked_endpoints(fabric, ranks, std::move(endpoints))),
+        steps_sink_(*this),
+        builder_(target_of(fabric, endpoints_, config_.mode == SimMode::steps), {},
+                 config_.mode == SimMode::steps ? &steps_sink_ : nullptr) {
     if (config_.qps_per_connection < 1 || config_.qps_per_connection > 1024) {
       throw InputError("sim backend: qps_per_connection must be 1 to 1024, not " +
                        std::to_string(config_.qps_per_connection));
@@ -90,6 +83,27 @@ class SimBackend {
       throw InputError("sim backend: nvls_efficiency must be in (0, 1], not " +
                        std::to_string(config_.nvls_efficiency));
     }
+  }
+  // The steps-mode sink points back at the backend.
+  SimBackend(const SimBackend&) = delete;
+  SimBackend& operator=(const SimBackend&) = delete;
+
+  /// What algorithms see of a fabric: each endpoint's placement and NVSwitch.
+  static PlanTarget target_of(const Fabric& fabric, std::span<const NodeIndex> endpoints,
+                              bool repeats_steps) {
+    PlanTarget t;
+    t.repeats_steps = repeats_steps;
+    t.placement.reserve(endpoints.size());
+    for (NodeIndex e : endpoints)
+      t.placement.push_back({fabric.host(e), fabric.local_rank(e), fabric.rail(e)});
+    if (fabric.nvswitch_reduction()) {
+      t.switch_domain.reserve(endpoints.size());
+      for (NodeIndex e : endpoints) {
+        const NodeIndex sw = fabric.nvswitch_of(e);
+        t.switch_domain.push_back(sw == no_node ? PlanTarget::no_switch : sw);
+      }
+    }
+    return t;
   }
 
   // ---- buffers ---------------------------------------------------------------------------
@@ -107,10 +121,9 @@ class SimBackend {
       allocated_ += bytes * endpoints_.size();
       data_.emplace_back(endpoints_.size(), std::vector<std::byte>(bytes));
     }
-    sizes_.push_back(bytes);
-    return static_cast<BufferId>(sizes_.size() - 1);
+    return builder_.allocate(bytes);
   }
-  [[nodiscard]] std::size_t buffer_bytes(BufferId b) const { return sizes_.at(b); }
+  [[nodiscard]] std::size_t buffer_bytes(BufferId b) const { return builder_.buffer_bytes(b); }
   [[nodiscard]] std::size_t max_data_bytes() const { return config_.max_data_bytes; }
   /// A rank's copy of a buffer (data mode only).
   [[nodiscard]] std::span<std::byte> buffer(int rank, BufferId b) {
@@ -118,332 +131,417 @@ class SimBackend {
     return data_.at(b).at(static_cast<std::size_t>(rank));
   }
 
-  // ---- the CollectiveBackend concept -----------------------------------------------------
+  // ---- CollectiveBackend, SwitchReduceBackend, StepRepeatingBackend ---------------------
   [[nodiscard]] int ranks() const { return static_cast<int>(endpoints_.size()); }
-  [[nodiscard]] RankPlacement placement(int rank) const {
-    const NodeIndex e = endpoints_.at(static_cast<std::size_t>(rank));
-    return {fabric_.host(e), fabric_.local_rank(e), fabric_.rail(e)};
-  }
-  [[nodiscard]] ReductionSpec reduction() const { return reduction_; }
-  void set_reduction(ReductionSpec r) { reduction_ = r; }
+  [[nodiscard]] RankPlacement placement(int rank) const { return builder_.placement(rank); }
+  [[nodiscard]] ReductionSpec reduction() const { return builder_.reduction(); }
+  void set_reduction(ReductionSpec r) { builder_.set_reduction(r); }
 
   OpId transfer(int src, Region from, int dst, Region to, RecvAction action,
                 std::span<const OpId> deps, std::uint32_t channel = 0) {
-    check(src, from, "source");
-    check(dst, to, "destination");
-    if (from.bytes != to.bytes) {
-      throw InputError("sim backend: transfer of " + std::to_string(from.bytes) +
-                       " bytes into a region of " + std::to_string(to.bytes));
-    }
-    const NodeIndex a = endpoints_[static_cast<std::size_t>(src)];
-    const NodeIndex b = endpoints_[static_cast<std::size_t>(dst)];
-    const std::uint32_t qps = config_.qps_per_connection;
-    if (qps > 1 && fabric_.host(a) != fabric_.host(b)) {
-      // One flow per QP, the bytes cut as evenly as whole bytes allow.
-      std::vector<FlowSpec> parts;
-      for (std::uint32_t i = 0; i < qps; ++i) {
-        const std::size_t b0 = from.bytes * i / qps;
-        const std::size_t b1 = from.bytes * (i + 1) / qps;
-        parts.push_back({a, b, Bytes::of(b1 - b0), channel * qps + i, {}});
-      }
-      return record_parts(parts, OpKind::transfer, {}, src, from, dst, to, action, deps);
-    }
-    const FlowSpec spec = a == b ? local_task(a, local_time(from.bytes, action))
-                                 : FlowSpec{a, b, Bytes::of(from.bytes), channel, {}};
-    return record(spec, src, from, dst, to, action, deps);
+    if (src >= 0 && src < ranks() && dst >= 0 && dst < ranks())
+      expect_flows(transfer_flows(endpoint(src), endpoint(dst)));
+    return builder_.transfer(src, from, dst, to, action, deps, channel);
   }
-
   OpId local(int rank, Region to, Region from, RecvAction action, std::span<const OpId> deps) {
-    check(rank, from, "source");
-    check(rank, to, "destination");
-    if (from.bytes != to.bytes)
-      throw InputError("sim backend: local operation with mismatched sizes");
-    return record(
-        local_task(endpoints_[static_cast<std::size_t>(rank)], local_time(from.bytes, action)),
-        rank, from, rank, to, action, deps);
+    expect_flows(1);
+    return builder_.local(rank, to, from, action, deps);
   }
-
+  OpId finish(int rank, Region region, std::span<const OpId> deps) {
+    expect_flows(1);
+    return builder_.finish(rank, region, deps);
+  }
   /// Whether the rank's GPU sits on an NVSwitch that reduces and multicasts (NVLS).
-  [[nodiscard]] bool switch_reduces(int rank) const {
-    check_rank(rank, "switch_reduces");
-    return fabric_.nvswitch_reduction() &&
-           fabric_.nvswitch_of(endpoints_[static_cast<std::size_t>(rank)]) != no_node;
-  }
-
+  [[nodiscard]] bool switch_reduces(int rank) const { return builder_.switch_reduces(rank); }
   /// In-switch reduction (NVLS multimem.ld_reduce): `from` on every rank of the group,
   /// reduced with the call's op, lands in `to` on `dst` (a member of the group).
   OpId switch_reduce(std::span<const int> group, Region from, int dst, Region to,
                      std::span<const OpId> deps) {
-    const NodeIndex sw = check_switch_group(group, from, dst, to, "switch_reduce");
-    if (from.offset % size_of(reduction_.type) != 0 || from.bytes % size_of(reduction_.type) != 0) {
-      throw InputError("sim backend: switch_reduce of a region that is not a whole number of " +
-                       std::string(to_string(reduction_.type)) + " elements");
-    }
-    std::vector<FlowSpec> parts;
-    for (int r : group) parts.push_back({endpoint(r), sw, nvls_bytes(from.bytes), 0, {}});
-    parts.push_back({sw, endpoint(dst), nvls_bytes(from.bytes), 0, {}});
-    return record_parts(parts, OpKind::switch_reduce, group, group.front(), from, dst, to,
-                        RecvAction::copy, deps);
+    expect_flows(group.size() + 2);
+    return builder_.switch_reduce(group, from, dst, to, deps);
   }
-
   /// Multicast through the switch (NVLS multimem.st): `from` on `src` (a member of the
   /// group) lands in `to` on every rank of the group, `src` included.
   OpId multicast(int src, Region from, std::span<const int> group, Region to,
                  std::span<const OpId> deps) {
-    const NodeIndex sw = check_switch_group(group, to, src, from, "multicast");
-    std::vector<FlowSpec> parts;
-    parts.push_back({endpoint(src), sw, nvls_bytes(from.bytes), 0, {}});
-    for (int r : group) parts.push_back({sw, endpoint(r), nvls_bytes(from.bytes), 0, {}});
-    return record_parts(parts, OpKind::multicast, group, src, from, src, to, RecvAction::copy,
-                        deps);
+    expect_flows(group.size() + 2);
+    return builder_.multicast(src, from, group, to, deps);
   }
-
-  OpId finish(int rank, Region region, std::span<const OpId> deps) {
-    check(rank, region, "finish");
-    // avg divides in place (read and write once); other ops have nothing to do.
-    const auto duration =
-        reduction_.op == ReduceOp::avg ? local_time(region.bytes, RecvAction::copy) : Picoseconds{};
-    return record(local_task(endpoints_[static_cast<std::size_t>(rank)], duration), rank, region,
-                  rank, region, RecvAction::copy, deps, true);
-  }
-
   /// Steps mode evaluates runs of identical steps once (see StepSchedule).
-  [[nodiscard]] bool repeats_steps() const { return config_.mode == SimMode::steps; }
+  [[nodiscard]] bool repeats_steps() const { return builder_.repeats_steps(); }
   /// Operations [first, last posted] are one step that `more` identical steps follow;
   /// what depends on them waits for the last. Only in steps mode.
-  void repeat_step(OpId first, std::uint32_t more) {
-    if (config_.mode != SimMode::steps)
-      throw InputError("sim backend: repeat_step outside steps mode");
-    steps_.repeat(first, more);
-  }
+  void repeat_step(OpId first, std::uint32_t more) { builder_.repeat_step(first, more); }
 
-  /// Simulates everything posted so far, applies the data (data mode), and returns the
-  /// simulation's result. Operations are then cleared; buffers stay.
+  // ---- running ---------------------------------------------------------------------------
+  /// Simulates everything posted since the last run() (the plan the builder recorded),
+  /// applies the data (data mode), and returns the simulation's result. Buffers stay.
   /// In steps mode the result has the makespan and totals but no per-flow times;
   /// step_result() has the steps.
   SimResult run() {
-    SimResult result;
     if (config_.mode == SimMode::steps) {
-      step_result_ = steps_.evaluate(fabric_, config_.sim);
+      builder_.take();
+      StepSchedule steps = std::move(steps_);
       steps_ = StepSchedule{};
-      result.makespan = step_result_.makespan;
-      result.bytes_sent = result.bytes_delivered = step_result_.bytes_sent;
-      result.rate_solves = step_result_.rate_solves;
-      result.flows_solved = step_result_.flows_evaluated;
-      return result;
+      step_items_.clear();
+      return evaluate_steps(steps);
     }
-    result = simulate(fabric_, graph_, config_.sim);
-    if (config_.mode == SimMode::data) apply(result);
-    last_graph_ = std::move(graph_);
-    graph_ = FlowGraph{};
-    ops_.clear();
-    group_ranks_.clear();
-    return result;
+    const Plan plan = builder_.take();
+    posted_flows_ = 0;
+    return execute(plan);
   }
+
+  /// Simulates a plan built elsewhere (a PlanBuilder on this backend's target, possibly
+  /// rewritten by schedule passes). Buffers the backend does not have yet are allocated;
+  /// those it has must be the plan's sizes. Plans that repeat steps run in steps mode only.
+  SimResult run(const Plan& plan) {
+    if (plan.ranks() != ranks())
+      throw InputError("sim backend: a plan over " + std::to_string(plan.ranks()) +
+                       " ranks on a backend of " + std::to_string(ranks()));
+    adopt_buffers(plan.buffers());
+    if (config_.mode == SimMode::steps) {
+      StepSchedule steps;
+      std::vector<StepSchedule::Index> items;
+      std::size_t next_repeat = 0;
+      const auto repeats = plan.repeats();
+      for (OpId id = 0; id < plan.size(); ++id) {
+        lower_into_steps(steps, items, plan.op(id), plan.deps(id), plan.group(id),
+                         plan.reduction());
+        // A repeat covers operations posted before it: apply it once they are all in.
+        while (next_repeat < repeats.size() && repeats[next_repeat].end == id + 1) {
+          repeat_in_steps(steps, items, repeats[next_repeat]);
+          ++next_repeat;
+        }
+      }
+      for (; next_repeat < repeats.size(); ++next_repeat)
+        repeat_in_steps(steps, items, repeats[next_repeat]);
+      return evaluate_steps(steps);
+    }
+    if (!plan.repeats().empty())
+      throw InputError(
+          "sim backend: the plan repeats steps (built for steps mode); timing and data modes "
+          "need every step posted");
+    return execute(plan);
+  }
+
   /// The flow graph the last run() simulated (timing and data modes), for traces.
   [[nodiscard]] const FlowGraph& last_graph() const { return last_graph_; }
   /// The steps of the last run() in steps mode.
   [[nodiscard]] const StepResult& step_result() const { return step_result_; }
   /// Operations posted since the last run().
-  [[nodiscard]] std::size_t posted() const {
-    return config_.mode == SimMode::steps ? steps_.size() : graph_.size();
-  }
-
-  [[nodiscard]] const FlowGraph& graph() const { return graph_; }
+  [[nodiscard]] std::size_t posted() const { return builder_.posted(); }
+  /// What has been posted since the last run() (empty of operations in steps mode, which
+  /// lowers each operation as it comes).
+  [[nodiscard]] const Plan& plan() const { return builder_.plan(); }
+  [[nodiscard]] const PlanTarget& target() const { return builder_.target(); }
   [[nodiscard]] const Fabric& fabric() const { return fabric_; }
   [[nodiscard]] SimMode mode() const { return config_.mode; }
 
  private:
-  enum class OpKind : std::uint8_t { transfer, finish, part, switch_reduce, multicast };
-  /// What an operation does to the data. An operation of several flows (a switch
-  /// operation, a transfer over several QPs): its `part`s do nothing themselves; the
-  /// operation reads when its first part starts (`read_at`) and writes when its last flow
-  /// (a join) is delivered.
-  struct Op {
-    OpKind kind;
+  /// Steps mode lowers each operation as it is posted: a million-rank plan is never held.
+  class StepsSink final : public PlanSink {
+   public:
+    explicit StepsSink(SimBackend& b) : b_(b) {}
+    void add(OpId, const PlanOp& op, std::span<const OpId> deps,
+             std::span<const int> group) override {
+      b_.lower_into_steps(b_.steps_, b_.step_items_, op, deps, group, b_.reduction());
+    }
+    void repeat(const StepRepeat& r) override { b_.repeat_in_steps(b_.steps_, b_.step_items_, r); }
+
+   private:
+    SimBackend& b_;
+  };
+
+  /// What an operation does to the data, per flow. An operation of several flows (a
+  /// switch operation, a transfer over several QPs): its `part`s do nothing themselves;
+  /// the operation reads when its first part starts (`read_at`) and writes when its last
+  /// flow (a join) is delivered.
+  enum class Effect : std::uint8_t { move, finish, part, switch_reduce, multicast };
+  struct DataEffect {
+    Effect kind;
     int src;
     Region from;
     int dst;
     Region to;
     RecvAction action;
     FlowId read_at;
-    std::uint32_t group_first = 0;  ///< into group_ranks_ (switch operations)
+    std::uint32_t group_first = 0;  ///< into group_ranks (switch operations)
     std::uint32_t group_size = 0;
   };
+  /// The flows an operation becomes: one, or several parts that start together and a
+  /// join (a local task that takes no time) on `join_at` once all are delivered.
+  struct Lowered {
+    std::vector<FlowSpec> parts;
+    bool join = false;
+    NodeIndex join_at = no_node;
+  };
+
+  static std::vector<NodeIndex> checked_endpoints(const Fabric& fabric, int ranks,
+                                                  std::vector<NodeIndex> endpoints) {
+    if (ranks < 1) throw InputError("sim backend: need at least one rank");
+    if (endpoints.empty()) {
+      if (static_cast<std::size_t>(ranks) > fabric.endpoint_count()) {
+        throw InputError("sim backend: " + std::to_string(ranks) + " ranks but the fabric has " +
+                         std::to_string(fabric.endpoint_count()) + " GPUs");
+      }
+      for (int r = 0; r < ranks; ++r) endpoints.push_back(static_cast<NodeIndex>(r));
+    }
+    if (endpoints.size() != static_cast<std::size_t>(ranks)) {
+      throw InputError("sim backend: " + std::to_string(endpoints.size()) + " endpoints for " +
+                       std::to_string(ranks) + " ranks");
+    }
+    for (NodeIndex e : endpoints) {
+      if (e >= fabric.endpoint_count())
+        throw InputError("sim backend: endpoint " + std::to_string(e) + " does not exist");
+    }
+    return endpoints;
+  }
 
   NodeIndex endpoint(int rank) const { return endpoints_[static_cast<std::size_t>(rank)]; }
   Bytes nvls_bytes(std::size_t bytes) const {
     return Bytes::of(
         static_cast<std::int64_t>(std::ceil(static_cast<double>(bytes) / config_.nvls_efficiency)));
   }
-
-  void check_rank(int rank, const char* what) const {
-    if (rank < 0 || rank >= ranks()) {
-      throw InputError(std::string("sim backend: ") + what + " rank " + std::to_string(rank) +
-                       " does not exist");
-    }
-  }
-
-  /// A switch operation's group: distinct ranks on one NVSwitch that reduces, `member`
-  /// among them, regions of one size. Returns the switch.
-  NodeIndex check_switch_group(std::span<const int> group, const Region& each, int member,
-                               const Region& own, const char* what) const {
-    const std::string op = std::string("sim backend: ") + what;
-    if (group.empty()) throw InputError(op + " over an empty group");
-    if (!fabric_.nvswitch_reduction())
-      throw InputError(op + ": the fabric's NVSwitches do not reduce in the switch (no NVLS)");
-    check(member, own, what);
-    if (own.bytes != each.bytes)
-      throw InputError(op + " with regions of " + std::to_string(each.bytes) + " and " +
-                       std::to_string(own.bytes) + " bytes");
-    const NodeIndex sw = fabric_.nvswitch_of(endpoint(member));
-    if (sw == no_node)
-      throw InputError(op + ": rank " + std::to_string(member) + " is on no NVSwitch");
-    bool has_member = false;
-    std::vector<int> sorted(group.begin(), group.end());
-    std::sort(sorted.begin(), sorted.end());
-    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
-      throw InputError(op + ": a rank appears twice in the group");
-    for (int r : group) {
-      check(r, each, what);
-      if (fabric_.nvswitch_of(endpoint(r)) != sw) {
-        throw InputError(op + ": ranks " + std::to_string(member) + " and " + std::to_string(r) +
-                         " are not on the same NVSwitch");
-      }
-      has_member = has_member || r == member;
-    }
-    if (!has_member)
-      throw InputError(op + ": rank " + std::to_string(member) + " is not in the group");
-    return sw;
-  }
-
-  void check(int rank, const Region& r, const char* what) const {
-    check_rank(rank, what);
-    if (r.buffer >= sizes_.size() || r.offset + r.bytes > sizes_[r.buffer] ||
-        r.offset + r.bytes < r.offset) {
-      throw InputError(std::string("sim backend: ") + what + " region [" +
-                       std::to_string(r.offset) + ", +" + std::to_string(r.bytes) +
-                       ") is outside buffer " + std::to_string(r.buffer));
-    }
-  }
-
   Picoseconds local_time(std::size_t bytes, RecvAction action) const {
     const std::size_t traffic = bytes * (action == RecvAction::reduce ? 3 : 2);
     return transfer_time(Bytes::of(traffic), config_.hbm);
   }
-
-  FlowId post(const FlowSpec& spec, std::span<const OpId> deps) {
-    if (graph_.size() >= config_.max_flows) {
-      throw InputError("sim backend: the collective posts more than " +
-                       std::to_string(config_.max_flows) + " flows, more than " +
-                       std::string(config_.mode == SimMode::data ? "data" : "timing") +
-                       " mode simulates one by one; use steps mode for this size of run");
-    }
-    const FlowId id = graph_.add(spec);
-    for (OpId d : deps) {
-      if (d >= id)
-        throw InputError("sim backend: dependency on operation " + std::to_string(d) +
-                         ", not posted yet");
-      graph_.depends_on(id, d);
-    }
-    return id;
+  /// A transfer between hosts over several QPs is a flow per QP and a join.
+  std::size_t transfer_flows(NodeIndex a, NodeIndex b) const {
+    return config_.qps_per_connection > 1 && fabric_.host(a) != fabric_.host(b)
+               ? config_.qps_per_connection + 1
+               : 1;
   }
 
-  OpId record(const FlowSpec& spec, int src, Region from, int dst, Region to, RecvAction action,
-              std::span<const OpId> deps, bool finishing = false) {
-    if (config_.mode == SimMode::steps) return steps_.add(spec, deps);
-    const FlowId id = post(spec, deps);
-    if (config_.mode == SimMode::data)
-      ops_.push_back(
-          {finishing ? OpKind::finish : OpKind::transfer, src, from, dst, to, action, id});
-    return static_cast<OpId>(id);
+  /// Timing and data modes hold every flow of a run: refuse a collective past max_flows
+  /// while it is posted, before the flows exist.
+  void expect_flows(std::size_t flows) {
+    if (config_.mode == SimMode::steps) return;
+    if (posted_flows_ + flows > config_.max_flows) throw too_many_flows();
+    posted_flows_ += flows;
+  }
+  InputError too_many_flows() const {
+    return InputError("sim backend: the collective posts more than " +
+                      std::to_string(config_.max_flows) + " flows, more than " +
+                      std::string(config_.mode == SimMode::data ? "data" : "timing") +
+                      " mode simulates one by one; use steps mode for this size of run");
   }
 
-  /// An operation of several flows that start together; a join on the asking rank (the
-  /// destination; the source of a multicast) completes when the last is delivered. In
-  /// steps mode the flows share one step and the last stands for the operation.
-  OpId record_parts(const std::vector<FlowSpec>& parts, OpKind kind, std::span<const int> group,
-                    int src, Region from, int dst, Region to, RecvAction action,
-                    std::span<const OpId> deps) {
-    if (config_.mode == SimMode::steps) {
-      OpId last = 0;
-      for (const FlowSpec& p : parts) last = steps_.add(p, deps);
-      return last;
+  /// The switch of a switch operation (plans built elsewhere are checked here too).
+  NodeIndex switch_of(int rank) const {
+    const NodeIndex sw =
+        fabric_.nvswitch_reduction() ? fabric_.nvswitch_of(endpoint(rank)) : no_node;
+    if (sw == no_node)
+      throw InputError("sim backend: a switch operation on rank " + std::to_string(rank) +
+                       ", which is on no NVSwitch that reduces in the switch");
+    return sw;
+  }
+
+  /// The flows of an operation, into `l` (reused: no allocation per operation).
+  void lower(const PlanOp& op, std::span<const int> group, ReductionSpec reduction,
+             Lowered& l) const {
+    l.parts.clear();
+    l.join = false;
+    l.join_at = no_node;
+    switch (op.kind) {
+      case OpKind::transfer: {
+        const NodeIndex a = endpoint(op.src);
+        const NodeIndex b = endpoint(op.dst);
+        const std::uint32_t qps = config_.qps_per_connection;
+        if (transfer_flows(a, b) > 1) {
+          // One flow per QP, the bytes cut as evenly as whole bytes allow.
+          for (std::uint32_t i = 0; i < qps; ++i) {
+            const std::size_t b0 = op.from.bytes * i / qps;
+            const std::size_t b1 = op.from.bytes * (i + 1) / qps;
+            l.parts.push_back({a, b, Bytes::of(b1 - b0), op.qp * qps + i, {}});
+          }
+          l.join = true;
+          l.join_at = b;
+        } else {
+          l.parts.push_back(a == b ? local_task(a, local_time(op.from.bytes, op.action))
+                                   : FlowSpec{a, b, Bytes::of(op.from.bytes), op.qp, {}});
+        }
+        break;
+      }
+      case OpKind::local:
+        l.parts.push_back(local_task(endpoint(op.src), local_time(op.from.bytes, op.action)));
+        break;
+      case OpKind::finish:
+        // avg divides in place (read and write once); other ops have nothing to do.
+        l.parts.push_back(
+            local_task(endpoint(op.src), reduction.op == ReduceOp::avg
+                                             ? local_time(op.to.bytes, RecvAction::copy)
+                                             : Picoseconds{}));
+        break;
+      case OpKind::switch_reduce: {
+        const NodeIndex sw = switch_of(op.dst);
+        for (int r : group) l.parts.push_back({endpoint(r), sw, nvls_bytes(op.from.bytes), 0, {}});
+        l.parts.push_back({sw, endpoint(op.dst), nvls_bytes(op.from.bytes), 0, {}});
+        l.join = true;
+        l.join_at = endpoint(op.dst);
+        break;
+      }
+      case OpKind::multicast: {
+        const NodeIndex sw = switch_of(op.src);
+        l.parts.push_back({endpoint(op.src), sw, nvls_bytes(op.from.bytes), 0, {}});
+        for (int r : group) l.parts.push_back({sw, endpoint(r), nvls_bytes(op.from.bytes), 0, {}});
+        l.join = true;
+        l.join_at = endpoint(op.src);
+        break;
+      }
     }
-    std::vector<OpId> posted;
-    for (const FlowSpec& p : parts) {
-      posted.push_back(post(p, deps));
-      if (config_.mode == SimMode::data)
-        ops_.push_back({OpKind::part, src, from, dst, to, RecvAction::copy, posted.back()});
+  }
+
+  /// Steps mode: the flows of an operation share one step; the last stands for it.
+  void lower_into_steps(StepSchedule& steps, std::vector<StepSchedule::Index>& items,
+                        const PlanOp& op, std::span<const OpId> deps, std::span<const int> group,
+                        ReductionSpec reduction) {
+    step_deps_.clear();
+    for (OpId d : deps) step_deps_.push_back(items[d]);
+    lower(op, group, reduction, lowered_);
+    StepSchedule::Index last = 0;
+    for (const FlowSpec& p : lowered_.parts) last = steps.add(p, step_deps_);
+    items.push_back(last);
+  }
+  /// Operations [first, end) repeat: from the first item of `first` to the last posted.
+  static void repeat_in_steps(StepSchedule& steps, const std::vector<StepSchedule::Index>& items,
+                              const StepRepeat& r) {
+    const StepSchedule::Index first_item = r.first == 0 ? 0 : items[r.first - 1] + 1;
+    steps.repeat(first_item, r.more);
+  }
+
+  SimResult evaluate_steps(const StepSchedule& steps) {
+    SimResult result;
+    step_result_ = steps.evaluate(fabric_, config_.sim);
+    result.makespan = step_result_.makespan;
+    result.bytes_sent = result.bytes_delivered = step_result_.bytes_sent;
+    result.rate_solves = step_result_.rate_solves;
+    result.flows_solved = step_result_.flows_evaluated;
+    return result;
+  }
+
+  void adopt_buffers(std::span<const std::size_t> sizes) {
+    for (std::size_t b = 0; b < sizes.size(); ++b) {
+      if (b < builder_.plan().buffers().size()) {
+        if (builder_.buffer_bytes(static_cast<BufferId>(b)) != sizes[b])
+          throw InputError("sim backend: the plan's buffer " + std::to_string(b) + " has " +
+                           std::to_string(sizes[b]) + " bytes, the backend's " +
+                           std::to_string(builder_.buffer_bytes(static_cast<BufferId>(b))));
+      } else {
+        allocate(sizes[b]);
+      }
     }
-    const FlowId join =
-        post(local_task(endpoint(kind == OpKind::multicast ? src : dst), {}), posted);
-    if (config_.mode == SimMode::data) {
-      ops_.push_back({kind, src, from, dst, to, action, posted.front(),
-                      static_cast<std::uint32_t>(group_ranks_.size()),
-                      static_cast<std::uint32_t>(group.size())});
-      group_ranks_.insert(group_ranks_.end(), group.begin(), group.end());
+  }
+
+  /// Timing and data modes: the whole plan as one flow graph, simulated, and in data mode
+  /// the operations' effects applied in simulated-time order.
+  SimResult execute(const Plan& plan) {
+    FlowGraph graph;
+    std::vector<FlowId> flow_of(plan.size());  // the flow whose delivery ends operation i
+    std::vector<DataEffect> effects;
+    std::vector<int> group_ranks;
+    const bool data = config_.mode == SimMode::data;
+    auto post = [&](const FlowSpec& spec, std::span<const FlowId> after) {
+      if (graph.size() >= config_.max_flows) throw too_many_flows();
+      const FlowId id = graph.add(spec);
+      for (FlowId d : after) graph.depends_on(id, d);
+      return id;
+    };
+    std::vector<FlowId> after;
+    std::vector<FlowId> parts;
+    for (OpId id = 0; id < plan.size(); ++id) {
+      const PlanOp& op = plan.op(id);
+      const auto group = plan.group(id);
+      after.clear();
+      for (OpId d : plan.deps(id)) after.push_back(flow_of[d]);
+      Lowered& l = lowered_;
+      lower(op, group, plan.reduction(), l);
+      const Effect kind = op.kind == OpKind::finish          ? Effect::finish
+                          : op.kind == OpKind::switch_reduce ? Effect::switch_reduce
+                          : op.kind == OpKind::multicast     ? Effect::multicast
+                                                             : Effect::move;
+      // A switch reduction reads the group in order, starting with its first rank.
+      const int reads = op.kind == OpKind::switch_reduce ? group.front() : op.src;
+      if (!l.join) {
+        flow_of[id] = post(l.parts.front(), after);
+        if (data) effects.push_back({kind, reads, op.from, op.dst, op.to, op.action, flow_of[id]});
+        continue;
+      }
+      parts.clear();
+      for (const FlowSpec& p : l.parts) {
+        parts.push_back(post(p, after));
+        if (data)
+          effects.push_back(
+              {Effect::part, reads, op.from, op.dst, op.to, RecvAction::copy, parts.back()});
+      }
+      flow_of[id] = post(local_task(l.join_at, {}), parts);
+      if (data) {
+        effects.push_back({kind, reads, op.from, op.dst, op.to, op.action, parts.front(),
+                           static_cast<std::uint32_t>(group_ranks.size()),
+                           static_cast<std::uint32_t>(group.size())});
+        group_ranks.insert(group_ranks.end(), group.begin(), group.end());
+      }
     }
-    return static_cast<OpId>(join);
+    SimResult result = simulate(fabric_, graph, config_.sim);
+    if (data) apply(result, effects, group_ranks, plan.reduction());
+    last_graph_ = std::move(graph);
+    return result;
   }
 
   /// Applies every operation's effect in simulated-time order: reads at start, writes at
   /// the end, writes first at equal times.
-  void apply(const SimResult& result) {
+  void apply(const SimResult& result, const std::vector<DataEffect>& effects,
+             const std::vector<int>& group_ranks, ReductionSpec reduction) {
     struct Event {
       std::int64_t time;
       bool write;
-      OpId op;
+      std::uint32_t effect;
     };
     std::vector<Event> events;
-    events.reserve(ops_.size() * 2);
-    for (OpId i = 0; i < ops_.size(); ++i) {
-      if (ops_[i].kind == OpKind::part) continue;
-      events.push_back({result.flows[ops_[i].read_at].start.count(), false, i});
+    events.reserve(effects.size() * 2);
+    for (std::uint32_t i = 0; i < effects.size(); ++i) {
+      if (effects[i].kind == Effect::part) continue;
+      events.push_back({result.flows[effects[i].read_at].start.count(), false, i});
       events.push_back({result.flows[i].delivered.count(), true, i});
     }
     std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
       if (a.time != b.time) return a.time < b.time;
       if (a.write != b.write) return a.write;  // writes first
-      return a.op < b.op;
+      return a.effect < b.effect;
     });
-    std::vector<std::vector<std::byte>> in_flight(ops_.size());
-    const std::size_t elem = size_of(reduction_.type);
+    std::vector<std::vector<std::byte>> in_flight(effects.size());
+    const std::size_t elem = size_of(reduction.type);
     for (const auto& e : events) {
-      const Op& op = ops_[e.op];
-      const std::span<const int> group{group_ranks_.data() + op.group_first, op.group_size};
+      const DataEffect& op = effects[e.effect];
+      const std::span<const int> group{group_ranks.data() + op.group_first, op.group_size};
       auto region_of = [&](int rank, const Region& r) {
         const auto& bytes = data_[r.buffer][static_cast<std::size_t>(rank)];
         return std::span<const std::byte>(bytes).subspan(r.offset, r.bytes);
       };
       if (!e.write) {
         const auto first = region_of(op.src, op.from);
-        in_flight[e.op].assign(first.begin(), first.end());
-        if (op.kind == OpKind::switch_reduce) {
+        in_flight[e.effect].assign(first.begin(), first.end());
+        if (op.kind == Effect::switch_reduce) {
           for (int r : group.subspan(1)) {
-            reduce_into(reduction_.type, reduction_.op, in_flight[e.op].data(),
+            reduce_into(reduction.type, reduction.op, in_flight[e.effect].data(),
                         region_of(r, op.from).data(), op.from.bytes / elem);
           }
         }
         continue;
       }
       auto& dst = data_[op.to.buffer][static_cast<std::size_t>(op.dst)];
-      auto& payload = in_flight[e.op];
-      if (op.kind == OpKind::multicast) {
+      auto& payload = in_flight[e.effect];
+      if (op.kind == Effect::multicast) {
         for (int r : group) {
           auto& to = data_[op.to.buffer][static_cast<std::size_t>(r)];
           std::copy(payload.begin(), payload.end(),
                     to.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
         }
-      } else if (op.kind == OpKind::switch_reduce) {
+      } else if (op.kind == Effect::switch_reduce) {
         std::copy(payload.begin(), payload.end(),
                   dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
-      } else if (op.kind == OpKind::finish) {
-        if (op.to.bytes % elem != 0 || op.to.offset % elem != 0) {
-          throw InputError("sim backend: a finished region is not a whole number of elements");
-        }
-        finish_reduction(reduction_.type, reduction_.op, payload.data(), op.to.bytes / elem,
-                         ranks());
+      } else if (op.kind == Effect::finish) {
+        finish_reduction(reduction.type, reduction.op, payload.data(), op.to.bytes / elem, ranks());
         std::copy(payload.begin(), payload.end(),
                   dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
       } else if (op.action == RecvAction::copy) {
@@ -452,9 +550,9 @@ class SimBackend {
       } else {
         if (op.to.bytes % elem != 0 || op.to.offset % elem != 0) {
           throw InputError("sim backend: a reduction region is not a whole number of " +
-                           std::string(to_string(reduction_.type)) + " elements");
+                           std::string(to_string(reduction.type)) + " elements");
         }
-        reduce_into(reduction_.type, reduction_.op, dst.data() + op.to.offset, payload.data(),
+        reduce_into(reduction.type, reduction.op, dst.data() + op.to.offset, payload.data(),
                     op.to.bytes / elem);
       }
       payload.clear();
@@ -465,18 +563,21 @@ class SimBackend {
   const Fabric& fabric_;
   SimBackendConfig config_;
   std::vector<NodeIndex> endpoints_;
-  ReductionSpec reduction_;
-  FlowGraph graph_;
+  StepsSink steps_sink_;
+  PlanBuilder builder_;
+  std::size_t posted_flows_ = 0;  // timing and data modes: flows the posted plan will have
+  StepSchedule steps_;            // steps mode: the posted operations, lowered
+  std::vector<StepSchedule::Index> step_items_;  // steps mode: operation -> its last item
+  Lowered lowered_;                              // scratch: one operation's flows
+  std::vector<StepSchedule::Index> step_deps_;   // scratch: one operation's dependencies
   FlowGraph last_graph_;
-  StepSchedule steps_;
   StepResult step_result_;
-  std::vector<Op> ops_;
-  std::vector<int> group_ranks_;  // the groups of switch operations, back to back
-  std::vector<std::size_t> sizes_;
   std::vector<std::vector<std::vector<std::byte>>> data_;  // [buffer][rank][byte]
   std::size_t allocated_ = 0;
 };
 
 static_assert(CollectiveBackend<SimBackend>);
+static_assert(SwitchReduceBackend<SimBackend>);
+static_assert(StepRepeatingBackend<SimBackend>);
 
 RAILCC_NAMESPACE_END

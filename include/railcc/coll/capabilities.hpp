@@ -1,0 +1,63 @@
+// railcc/coll/capabilities.hpp: what only some backends can do, each its own concept.
+//
+// Algorithms ask with `if constexpr`, so a backend that cannot do a thing does not
+// declare it at all, instead of declaring it and throwing (the way CuTe detects a copy
+// atom's optional traits):
+//  - SwitchReduceBackend: the NVSwitch reduces and multicasts (NVLS). switch_reduce(group,
+//    from, dst, to, deps) reduces `from` over the group, in group order, into dst's `to`;
+//    multicast(src, from, group, to, deps) copies src's `from` into `to` on the whole
+//    group. Only between ranks for which switch_reduces(rank) holds, on one switch.
+//  - StepRepeatingBackend: the backend times steps by their shape (the simulator's steps
+//    mode, for 100k+ ranks). An algorithm may post the first of a run of identical steps
+//    and call repeat_step(first op, how many more) instead of posting the rest, where
+//    repeats_steps() says so at run time.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+
+#include "railcc/coll/backend.hpp"
+#include "railcc/config.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+template <class B>
+concept SwitchReduceBackend = CollectiveBackend<B> &&
+    requires(B& b, const B& cb, int rank, Region r, std::span<const OpId> deps) {
+  { cb.switch_reduces(rank) } -> std::same_as<bool>;
+  { b.switch_reduce(std::span<const int>{}, r, rank, r, deps) } -> std::same_as<OpId>;
+  { b.multicast(rank, r, std::span<const int>{}, r, deps) } -> std::same_as<OpId>;
+};
+
+template <class B>
+concept StepRepeatingBackend = CollectiveBackend<B> && requires(B& b, const B& cb) {
+  { cb.repeats_steps() } -> std::same_as<bool>;
+  { b.repeat_step(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
+};
+
+/// Whether rank `rank` of `b` sits on an NVSwitch that reduces (false on a backend that
+/// has no in-switch reduction at all).
+template <CollectiveBackend B>
+bool switch_reduces(const B& b, int rank) {
+  if constexpr (SwitchReduceBackend<B>) {
+    return b.switch_reduces(rank);
+  } else {
+    (void)b;
+    (void)rank;
+    return false;
+  }
+}
+
+/// Whether `b` evaluates a run of identical steps once (repeat_step may be called).
+template <CollectiveBackend B>
+bool repeats_steps(const B& b) {
+  if constexpr (StepRepeatingBackend<B>) {
+    return b.repeats_steps();
+  } else {
+    (void)b;
+    return false;
+  }
+}
+
+RAILCC_NAMESPACE_END
