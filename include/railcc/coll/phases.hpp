@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <numeric>
 #include <vector>
 
@@ -69,6 +70,11 @@ inline Region whole(const Span& s, std::size_t elem) {
   return {s.buffer, s.first * elem, s.count * elem};
 }
 
+/// Chunks a ring connection holds at once: NCCL's NCCL_STEPS, 8 slots per connection
+/// buffer (src/include/device.h) [pub]. A sender may run this many chunks ahead of the
+/// receiver, and no more.
+inline constexpr std::size_t connection_slots = 8;
+
 /// After step s of a ring's q - 1 steps (all of one shape: each position sends one chunk
 /// to the next): on a backend that repeats steps, the step just posted stands for all
 /// q - 1 and the caller stops posting.
@@ -88,7 +94,8 @@ bool repeat_rest(B& b, const std::vector<OpId>& step, std::size_t s, std::size_t
 /// chunk_of[j - s - 1] (reduce-scatter, `reduce`) or chunk_of[j - s] (all-gather) to
 /// j + 1, which reduces it in or copies it. A reduction waits at every step for the
 /// destination's `ready` (its data is in place before it is reduced into); a copy only
-/// at the first. Returns, per position, the last operation that wrote to it.
+/// at the first. Returns, per position, the operations after which every write into it
+/// (and, for an all-gather, every read of it) is done.
 template <CollectiveBackend B>
 std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels,
                             const std::vector<Deps>& ready, bool reduce) {
@@ -99,6 +106,9 @@ std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels
   std::vector<Deps> done(q);
   for (std::size_t ch = 0; ch < C; ++ch) {
     std::vector<OpId> prev(q);
+    // Per position: its last connection_slots transfers to the next, by step mod slots.
+    std::vector<std::array<OpId, connection_slots>> in_flight(q);
+    std::size_t posted_steps = 0;
     for (std::size_t s = 0; s + 1 < q; ++s) {
       std::vector<OpId> cur(q);
       for (std::size_t j = 0; j < q; ++j) {
@@ -120,16 +130,34 @@ std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels
         } else {
           deps = {arrived};
         }
+        // A connection has connection_slots slots: the chunk of step s waits for the
+        // chunk of step s - slots to be delivered. So the last `slots` writes into a
+        // position (returned below) stand for every write into it.
+        if (s >= connection_slots) deps.push_back(in_flight[j][s % connection_slots]);
         const Region r = slice(span, elem, q, chunk, C, ch);
         cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r,
                             reduce ? RecvAction::reduce : RecvAction::copy, deps,
                             static_cast<std::uint32_t>(ch));
       }
+      for (std::size_t j = 0; j < q; ++j) in_flight[j][s % connection_slots] = cur[j];
+      ++posted_steps;
       prev = cur;
       if (repeat_rest(b, cur, s, q)) break;
     }
-    for (std::size_t j = 0; j < q; ++j)
-      done[j].push_back(prev[mod(static_cast<long long>(j) - 1, q)]);
+    // Every write into j: the last slots' worth of transfers from j - 1. An all-gather
+    // also returns every read of j (its own last transfers to j + 1): the phase after it
+    // may overwrite what j sent. A reduce-scatter's reads of j are of chunks the
+    // all-gather that follows rewrites only after j + 1 has them (they are writes into
+    // j + 1, which its `done` covers).
+    const std::size_t last = std::min(posted_steps, connection_slots);
+    for (std::size_t j = 0; j < q; ++j) {
+      const auto& from_prev = in_flight[mod(static_cast<long long>(j) - 1, q)];
+      for (std::size_t k = 0; k < last; ++k)
+        done[j].push_back(from_prev[(posted_steps - 1 - k) % connection_slots]);
+      if (reduce) continue;
+      for (std::size_t k = 0; k < last; ++k)
+        done[j].push_back(in_flight[j][(posted_steps - 1 - k) % connection_slots]);
+    }
   }
   return done;
 }

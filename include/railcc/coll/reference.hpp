@@ -259,11 +259,18 @@ struct VerifiedResult {
   SimResult sim;
 };
 
-/// Allocates the buffers on a data-mode backend, fills every rank's input with random
-/// elements from `seed` and poisons the outputs (so an unwritten element fails), runs the
-/// collective and counts what differs from the reference.
-inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::uint64_t seed) {
-  if (b.mode() != SimMode::data) throw InputError("run_verified: needs a data-mode backend");
+/// A verified call's buffers and every rank's input as it was written.
+struct VerifiedInputs {
+  CollectiveBuffers buffers;
+  std::vector<std::vector<std::byte>> inputs;  ///< per rank
+};
+
+/// Allocates the call's buffers on a backend with data (the simulated backend's data mode,
+/// the in-process backend), fills every rank's input with random elements from `seed` and
+/// poisons the outputs, so an unwritten element fails. The same seed gives the same
+/// inputs on any backend.
+template <CollectiveBackend B>
+VerifiedInputs fill_verified(B& b, const VerifiedCall& c, std::uint64_t seed) {
   const DataType type = b.reduction().type;
   const ReduceOp op = b.reduction().op;
   const std::size_t e = size_of(type);
@@ -271,36 +278,49 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
   const std::size_t need = verified_call_bytes(c.collective, c.count, e, P, c.in_place);
   if (need > b.max_data_bytes()) {
     // Checked before anything is allocated.
-    throw InputError("sim backend: data mode would need " + std::to_string(need) +
+    throw InputError("data mode would need " + std::to_string(need) +
                      " bytes of buffers, over the " + std::to_string(b.max_data_bytes()) +
                      " allowed; use timing mode for this size");
   }
-  const auto [in_elems, out_elems] = buffer_elements(c.collective, c.count, P);
-  const CollectiveBuffers buffers = allocate_buffers(b, c.collective, c.count, e, c.in_place);
-  const bool in_place = buffers.in_place;
-  const BufferId in = buffers.input;
-  const BufferId out = buffers.output;
+  const std::size_t in_elems = buffer_elements(c.collective, c.count, P).first;
+  VerifiedInputs v;
+  v.buffers = allocate_buffers(b, c.collective, c.count, e, c.in_place);
   std::mt19937_64 rng(seed);
-  std::vector<std::vector<std::byte>> inputs(P);
+  v.inputs.resize(P);
   for (std::size_t r = 0; r < P; ++r) {
-    auto buf = b.buffer(static_cast<int>(r), in);
+    auto buf = b.buffer(static_cast<int>(r), v.buffers.input);
     std::fill(buf.begin(), buf.end(), std::byte{0xa5});  // poison
     // In-place all-gather: the rank's input sits at its chunk of the output.
     const std::size_t at =
-        (in_place && c.collective == Collective::all_gather) ? r * c.count * e : 0;
+        (v.buffers.in_place && c.collective == Collective::all_gather) ? r * c.count * e : 0;
     for (std::size_t i = 0; i < in_elems; ++i)
       random_element(type, op, buf.data() + at + i * e, rng, P);
-    inputs[r].assign(buf.begin() + static_cast<std::ptrdiff_t>(at),
-                     buf.begin() + static_cast<std::ptrdiff_t>(at + in_elems * e));
-    if (!in_place) {
-      auto o = b.buffer(static_cast<int>(r), out);
+    v.inputs[r].assign(buf.begin() + static_cast<std::ptrdiff_t>(at),
+                       buf.begin() + static_cast<std::ptrdiff_t>(at + in_elems * e));
+    if (!v.buffers.in_place) {
+      auto o = b.buffer(static_cast<int>(r), v.buffers.output);
       std::fill(o.begin(), o.end(), std::byte{0x5a});
     }
   }
-  CollectiveCall call{c.count, in, out, c.channels, c.root, c.pipeline_chunks, c.phase_chunks};
-  post_collective(b, c.collective, call, c.algorithm, c.inter_host);
-  VerifiedResult result;
-  result.sim = b.run();
+  return v;
+}
+
+/// The arguments a verified call posts with.
+inline CollectiveCall verified_collective_call(const VerifiedCall& c, const CollectiveBuffers& b) {
+  return CollectiveCall{c.count, b.input,           b.output,      c.channels,
+                        c.root,  c.pipeline_chunks, c.phase_chunks};
+}
+
+/// Output elements (blocks, for copies) that differ from the reference, after the call
+/// ran on `b` with the inputs `v`.
+template <CollectiveBackend B>
+std::size_t count_wrong(B& b, const VerifiedCall& c, const VerifiedInputs& v) {
+  const DataType type = b.reduction().type;
+  const ReduceOp op = b.reduction().op;
+  const std::size_t e = size_of(type);
+  const auto P = static_cast<std::size_t>(b.ranks());
+  const bool in_place = v.buffers.in_place;
+  const auto& inputs = v.inputs;
   // The reduced value of every element is computed once, not once per rank that holds
   // it: checking costs ranks x elements, never ranks^2.
   std::vector<ExpectedElement> expected;
@@ -321,7 +341,7 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
   std::vector<std::size_t> ring_position(P);
   for (std::size_t j = 0; j < P; ++j) ring_position[static_cast<std::size_t>(ring[j])] = j;
   for (std::size_t r = 0; r < P; ++r) {
-    const auto got = b.buffer(static_cast<int>(r), out);
+    const auto got = b.buffer(static_cast<int>(r), v.buffers.output);
     switch (c.collective) {
       case Collective::all_reduce:
         for (std::size_t i = 0; i < c.count; ++i)
@@ -368,7 +388,19 @@ inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::ui
       }
     }
   }
-  result.wrong = wrong;
+  return wrong;
+}
+
+/// Fills the inputs on a data-mode simulated backend, posts and runs the collective and
+/// counts what differs from the reference.
+inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::uint64_t seed) {
+  if (b.mode() != SimMode::data) throw InputError("run_verified: needs a data-mode backend");
+  const VerifiedInputs v = fill_verified(b, c, seed);
+  post_collective(b, c.collective, verified_collective_call(c, v.buffers), c.algorithm,
+                  c.inter_host);
+  VerifiedResult result;
+  result.sim = b.run();
+  result.wrong = count_wrong(b, c, v);
   return result;
 }
 

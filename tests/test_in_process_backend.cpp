@@ -1,0 +1,218 @@
+// backend/in_process_backend.hpp: ranks as threads, each running only its projection of
+// the plan. The whole correctness matrix of the simulated data mode gives the same bytes
+// here; a broken program is reported as a deadlock, never a hang.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "check_contains.hpp"
+#include "plan_races.hpp"
+#include "railcc/backend/in_process_backend.hpp"
+#include "railcc/coll/collective_kind.hpp"
+#include "railcc/coll/collectives.hpp"
+#include "railcc/coll/reference.hpp"
+#include "railcc/coll/sim_backend.hpp"
+#include "railcc/fabric/presets.hpp"
+#include "test_support.hpp"
+
+using namespace railcc;
+using railcc_test::error_of;
+
+namespace {
+
+const Fabric& fabric64() {
+  static const Fabric f = [] {
+    ColossusParams params;
+    params.gpus = 64;
+    return colossus(params);
+  }();
+  return f;
+}
+
+struct Case {
+  Collective coll;
+  Algorithm algo;
+  Algorithm inter;
+  int p;
+  DataType type;
+  ReduceOp op;
+  std::size_t count;
+  bool in_place;
+  int channels;
+  int root;
+  int phase_chunks;
+};
+
+struct Compared {
+  std::size_t differ = 0;  ///< output bytes that differ between the two backends
+  std::size_t wrong = 0;   ///< elements the reference finds wrong on the in-process backend
+  std::string race;        ///< the plan's first race, or ""
+};
+
+/// One plan, built on the fabric's target, run in the simulator's data mode and on the
+/// in-process backend from the same inputs.
+Compared compare(const Case& c, std::uint64_t seed) {
+  SimBackend sim(fabric64(), c.p);
+  sim.set_reduction({c.type, c.op});
+  InProcessBackend threads(sim.target());
+  threads.set_reduction({c.type, c.op});
+  const VerifiedCall call{c.coll,     c.algo, c.inter, c.count,       c.in_place,
+                          c.channels, c.root, 3,       c.phase_chunks};
+  const VerifiedInputs in_sim = fill_verified(sim, call, seed);
+  const VerifiedInputs in_threads = fill_verified(threads, call, seed);
+  PlanBuilder builder(sim.target(), {c.type, c.op});
+  const CollectiveBuffers buffers =
+      allocate_buffers(builder, c.coll, c.count, size_of(c.type), c.in_place);
+  const auto done =
+      post_collective(builder, c.coll, verified_collective_call(call, buffers), c.algo, c.inter);
+  const Plan plan = builder.finish(done);
+  sim.run(plan);
+  threads.run(plan);
+  Compared out;
+  for (int r = 0; r < c.p; ++r) {
+    const auto a = sim.buffer(r, buffers.output);
+    const auto b = threads.buffer(r, buffers.output);
+    for (std::size_t i = 0; i < a.size(); ++i) out.differ += a[i] != b[i] ? 1 : 0;
+  }
+  out.wrong = count_wrong(threads, call, in_threads);
+  // Every read and write the plan makes on one rank is ordered by its dependencies: the
+  // simulator's lockstep timing cannot hide a race that threads (or GPUs) would lose.
+  out.race = railcc_test::first_race(plan);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("In-process ranks give the simulated data mode's bytes on the whole matrix") {
+  std::uint64_t seed = 17;
+  std::size_t cases = 0;
+  const int rank_counts[] = {1, 2, 3, 5, 8, 16, 24, 64};
+  struct Row {
+    Collective coll;
+    Algorithm algo;
+    Algorithm inter;
+    bool reduces;
+  };
+  const Row rows[] = {
+      {Collective::all_reduce, Algorithm::ring, Algorithm::ring, true},
+      {Collective::all_reduce, Algorithm::rabenseifner, Algorithm::ring, true},
+      {Collective::all_reduce, Algorithm::tree, Algorithm::ring, true},
+      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::ring, true},
+      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::rabenseifner, true},
+      {Collective::all_reduce, Algorithm::nvls, Algorithm::ring, true},
+      {Collective::all_reduce, Algorithm::nvls, Algorithm::rabenseifner, true},
+      {Collective::reduce_scatter, Algorithm::ring, Algorithm::ring, true},
+      {Collective::reduce_scatter, Algorithm::bruck, Algorithm::ring, true},
+      {Collective::reduce, Algorithm::chain, Algorithm::ring, true},
+      {Collective::all_gather, Algorithm::ring, Algorithm::ring, false},
+      {Collective::all_gather, Algorithm::bruck, Algorithm::ring, false},
+      {Collective::broadcast, Algorithm::chain, Algorithm::ring, false},
+      {Collective::all_to_all, Algorithm::pairwise, Algorithm::ring, false},
+      {Collective::send_recv, Algorithm::pairwise, Algorithm::ring, false},
+  };
+  for (const auto& row : rows) {
+    for (int p : rank_counts) {
+      for (DataType t : all_data_types) {
+        for (ReduceOp op : all_reduce_ops) {
+          if (!row.reduces && op != ReduceOp::sum) continue;
+          if (p >= 16 && (static_cast<int>(t) * 5 + static_cast<int>(op) + p) % 6 != 0) continue;
+          ++seed;
+          const Case c{row.coll,
+                       row.algo,
+                       row.inter,
+                       p,
+                       t,
+                       op,
+                       p <= 8 ? std::size_t{13} + seed % 7 : std::size_t{29},
+                       seed % 2 == 0 && row.coll != Collective::all_to_all &&
+                           row.coll != Collective::send_recv,
+                       1 + static_cast<int>(seed % 3),
+                       static_cast<int>(seed % static_cast<std::uint64_t>(p)),
+                       static_cast<int>(seed % 3)};
+          CAPTURE(to_string(c.coll));
+          CAPTURE(to_string(c.algo));
+          CAPTURE(to_string(c.inter));
+          CAPTURE(p);
+          CAPTURE(to_string(t));
+          CAPTURE(to_string(op));
+          CAPTURE(c.count);
+          CAPTURE(c.in_place);
+          CAPTURE(c.channels);
+          CAPTURE(c.root);
+          CAPTURE(c.phase_chunks);
+          const Compared got = compare(c, seed);
+          CHECK(got.differ == 0);
+          CHECK(got.wrong == 0);
+          CHECK(got.race == "");
+          ++cases;
+        }
+      }
+    }
+  }
+  MESSAGE(cases << " cases");
+  CHECK(cases > 1000);
+}
+
+TEST_CASE("The in-process backend is a CollectiveBackend users post on directly") {
+  InProcessBackend b(16, 8);
+  b.set_reduction({DataType::int32, ReduceOp::sum});
+  CHECK(b.placement(9).host == 1);
+  CHECK(b.placement(9).local == 1);
+  VerifiedCall c;
+  c.collective = Collective::all_reduce;
+  c.algorithm = Algorithm::hierarchical;
+  c.count = 1000;
+  const VerifiedInputs v = fill_verified(b, c, 5);
+  post_collective(b, c.collective, verified_collective_call(c, v.buffers), c.algorithm,
+                  c.inter_host);
+  const InProcessResult result = b.run();
+  CHECK(count_wrong(b, c, v) == 0);
+  CHECK(result.messages > 0);
+  // Every transfer is acknowledged: twice as many messages as transfers between ranks.
+  CHECK(result.messages % 2 == 0);
+  // NVLS is not offered to algorithms: a host backend has no switch to reduce in.
+  CHECK_CONTAINS(
+      error_of([&] {
+        all_reduce(b, CollectiveCall{16, v.buffers.input, v.buffers.output}, Algorithm::nvls);
+      }),
+      "is not on an NVSwitch that reduces in the switch");
+}
+
+TEST_CASE("A program that never sends what another waits for is a reported deadlock") {
+  PlanBuilder builder(PlanTarget::hosts(3, 3), {DataType::int32, ReduceOp::sum});
+  const BufferId buf = builder.allocate(16);
+  const OpId t = builder.transfer(0, {buf, 0, 16}, 1, {buf, 0, 16}, RecvAction::copy, {});
+  builder.transfer(1, {buf, 0, 16}, 2, {buf, 0, 16}, RecvAction::copy, std::vector<OpId>{t});
+  const Plan plan = builder.take();
+  std::vector<RankProgram> programs;
+  for (int r = 0; r < 3; ++r) programs.push_back(project(plan, r));
+  programs[0] = RankProgram(0, plan);  // rank 0 lost its send
+  InProcessBackend b(3);
+  b.allocate(16);
+  std::string why;
+  try {
+    b.run(programs);
+  } catch (const LogicError& e) {
+    why = e.what();
+  }
+  CHECK_CONTAINS(why, "no rank can go on (a deadlock)");
+  CHECK_CONTAINS(why, "waits for piece 0 of operation");
+  // The intact programs run.
+  for (int r = 0; r < 3; ++r) programs[static_cast<std::size_t>(r)] = project(plan, r);
+  CHECK_NOTHROW(b.run(programs));
+}
+
+TEST_CASE("The race check finds writes no dependency orders") {
+  PlanBuilder b(PlanTarget::hosts(3, 3));
+  const BufferId buf = b.allocate(16);
+  const OpId a = b.transfer(0, {buf, 0, 8}, 1, {buf, 0, 8}, RecvAction::copy, {});
+  b.transfer(2, {buf, 0, 8}, 1, {buf, 4, 8}, RecvAction::copy, {});
+  CHECK(railcc_test::first_race(b.plan()) ==
+        "operations 0 and 1 touch rank 1's buffer 0 at bytes 4 unordered");
+  b.take();
+  const OpId first = b.transfer(0, {buf, 0, 8}, 1, {buf, 0, 8}, RecvAction::copy, {});
+  b.transfer(2, {buf, 0, 8}, 1, {buf, 4, 8}, RecvAction::copy, std::vector<OpId>{first});
+  CHECK(railcc_test::first_race(b.plan()) == "");
+  (void)a;
+}
