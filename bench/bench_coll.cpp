@@ -4,6 +4,9 @@
 //     reduce across hosts on every rail (0: ring, 1: Rabenseifner), NVLink ring all-gather.
 //   FlatRing/<gpus>: 1 GiB bf16 ring all-reduce over every GPU in placement order: the
 //     latency cliff of docs/facts.md section 4.
+//   ProjectOneRank/<gpus>: rank gpus / 2's projection of the same hierarchical all-reduce
+//     (Rabenseifner across hosts, every step posted, as a real backend runs it), built
+//     straight from the algorithm without the whole plan (project_posted).
 // Counters: wall_s (fabric build + posting + evaluation), peak_rss_MB (process high-water
 // mark: one case per process, as bench/coll_scaling.sh runs them), sim_ms (simulated
 // time), busbw_GBps (nccl-tests' bus bandwidth), steps, evaluations (distinct steps
@@ -12,11 +15,15 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "bench_support.hpp"
+#include "railcc/backend/sim_backend.hpp"
 #include "railcc/coll/collectives.hpp"
-#include "railcc/coll/sim_backend.hpp"
+#include "railcc/coll/post.hpp"
+#include "railcc/coll/projection.hpp"
 #include "railcc/fabric/presets.hpp"
 
 namespace {
@@ -57,12 +64,51 @@ void run(benchmark::State& state, Algorithm algo) {
 }
 
 void Hierarchical(benchmark::State& state) { run(state, Algorithm::hierarchical); }
+
+void ProjectOneRank(benchmark::State& state) {
+  const auto gpus = static_cast<std::uint64_t>(state.range(0));
+  const std::size_t bytes = std::size_t{1} << 30;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ColossusParams p;
+    p.gpus = gpus;
+    const Fabric f = colossus(p);
+    std::vector<NodeIndex> endpoints(gpus);
+    std::iota(endpoints.begin(), endpoints.end(), NodeIndex{0});
+    const PlanTarget target = SimBackend::target_of(f, endpoints, false);
+    const auto t1 = std::chrono::steady_clock::now();
+    std::size_t posted = 0;
+    const RankProgram program =
+        project_posted(target, {DataType::bfloat16, ReduceOp::sum}, static_cast<int>(gpus / 2),
+                       [&](PlanBuilder& b) {
+                         const BufferId buf = b.allocate(bytes);
+                         auto done = all_reduce(b, CollectiveCall{bytes / 2, buf, buf},
+                                                Algorithm::hierarchical, Algorithm::rabenseifner);
+                         posted = b.posted();
+                         return done;
+                       });
+    const auto t2 = std::chrono::steady_clock::now();
+    state.SetIterationTime(std::chrono::duration<double>(t2 - t1).count());
+    state.counters["project_s"] = std::chrono::duration<double>(t2 - t1).count();
+    state.counters["wall_s"] = std::chrono::duration<double>(t2 - t0).count();
+    state.counters["peak_rss_MB"] = peak_rss_mb();
+    state.counters["program_KB"] = static_cast<double>(program.memory_bytes()) / 1024;
+    state.counters["rank_steps"] = static_cast<double>(program.steps().size());
+    state.counters["plan_ops"] = static_cast<double>(posted);
+  }
+}
 void FlatRing(benchmark::State& state) { run(state, Algorithm::ring); }
 
 }  // namespace
 
 BENCHMARK(Hierarchical)
     ->ArgsProduct({{8192, 100'000, 200'000, 1'000'000}, {0, 1}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(ProjectOneRank)
+    ->Arg(8192)
+    ->Arg(100'000)
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "check_contains.hpp"
+#include "railcc/backend/sim_verified.hpp"
 #include "railcc/coll/collectives.hpp"
 #include "railcc/coll/reference.hpp"
-#include "railcc/coll/sim_backend.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "test_support.hpp"
 

@@ -9,10 +9,10 @@
 #include "check_contains.hpp"
 #include "plan_races.hpp"
 #include "railcc/backend/in_process_backend.hpp"
-#include "railcc/coll/collective_kind.hpp"
+#include "railcc/backend/sim_backend.hpp"
 #include "railcc/coll/collectives.hpp"
+#include "railcc/coll/post.hpp"
 #include "railcc/coll/reference.hpp"
-#include "railcc/coll/sim_backend.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "test_support.hpp"
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "check_contains.hpp"
-#include "railcc/coll/collective_kind.hpp"
 #include "railcc/coll/plan.hpp"
+#include "railcc/coll/post.hpp"
 #include "railcc/coll/projection.hpp"
 #include "test_support.hpp"
 
@@ -318,4 +318,83 @@ TEST_CASE("Randomized: projections match a brute-force reference on random plans
   // Both outcomes happen: the test exercises the refusal and the projection.
   CHECK(refused > 50);
   CHECK(projected > 300);
+}
+
+namespace {
+
+PlanTarget three_hosts_of_eight() {
+  PlanTarget t = PlanTarget::hosts(24, 8);
+  for (const auto& p : t.placement) t.switch_domain.push_back(p.host);
+  return t;
+}
+
+void check_same(const RankProgram& a, const RankProgram& b) {
+  REQUIRE(a.steps().size() == b.steps().size());
+  for (std::size_t i = 0; i < a.steps().size(); ++i) {
+    CHECK(a.step(i).op == b.step(i).op);
+    CHECK(a.step(i).kind == b.step(i).kind);
+    CHECK(a.step(i).peer == b.step(i).peer);
+    CHECK(a.step(i).to.offset == b.step(i).to.offset);
+    CHECK(std::vector<std::uint32_t>(a.waits(i).begin(), a.waits(i).end()) ==
+          std::vector<std::uint32_t>(b.waits(i).begin(), b.waits(i).end()));
+  }
+  CHECK(std::vector<std::uint32_t>(a.completion().begin(), a.completion().end()) ==
+        std::vector<std::uint32_t>(b.completion().begin(), b.completion().end()));
+  CHECK(std::vector<std::size_t>(a.buffers().begin(), a.buffers().end()) ==
+        std::vector<std::size_t>(b.buffers().begin(), b.buffers().end()));
+}
+
+}  // namespace
+
+TEST_CASE("Projecting straight from the algorithm gives the plan's projection") {
+  const PlanTarget target = three_hosts_of_eight();
+  const ReductionSpec red{DataType::float32, ReduceOp::avg};
+  struct Row {
+    Collective coll;
+    Algorithm algo;
+    Algorithm inter;
+  };
+  const Row rows[] = {{Collective::all_reduce, Algorithm::ring, Algorithm::ring},
+                      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::rabenseifner},
+                      {Collective::all_reduce, Algorithm::nvls, Algorithm::ring},
+                      {Collective::all_reduce, Algorithm::tree, Algorithm::ring},
+                      {Collective::reduce_scatter, Algorithm::bruck, Algorithm::ring},
+                      {Collective::all_gather, Algorithm::ring, Algorithm::ring},
+                      {Collective::reduce, Algorithm::chain, Algorithm::ring},
+                      {Collective::all_to_all, Algorithm::pairwise, Algorithm::ring}};
+  for (const Row& row : rows) {
+    CAPTURE(to_string(row.coll));
+    CAPTURE(to_string(row.algo));
+    auto post = [&](PlanBuilder& b) {
+      const auto bufs = allocate_buffers(b, row.coll, 37, 4, false);
+      CollectiveCall call;
+      call.count = 37;
+      call.input = bufs.input;
+      call.output = bufs.output;
+      call.channels = 2;
+      call.root = 5;
+      return post_collective(b, row.coll, call, row.algo, row.inter);
+    };
+    PlanBuilder whole(target, red);
+    const Plan plan = whole.finish(post(whole));
+    const PlanIndex index(plan);
+    for (int r : {0, 5, 13, 23}) {
+      CAPTURE(r);
+      check_same(project_posted(target, red, r, post), project(plan, index, r));
+    }
+  }
+}
+
+TEST_CASE("Projecting from the algorithm refuses a dependency no message carries") {
+  auto post = [](PlanBuilder& b) {
+    const BufferId buf = b.allocate(16);
+    const Region r{buf, 0, 16};
+    const OpId t01 = b.transfer(0, r, 1, r, RecvAction::copy, {});
+    const OpId t23 = b.transfer(2, r, 3, r, RecvAction::copy, std::vector<OpId>{t01});
+    return std::vector<Deps>{{t01}, {t01}, {t23}, {t23}};
+  };
+  const PlanTarget target = PlanTarget::hosts(4, 4);
+  CHECK_CONTAINS(logic_error_of([&] { (void)project_posted(target, {}, 2, post); }),
+                 "operation 1 (transfer 2 -> 3) depends on operation 0, which involves none");
+  CHECK(project_posted(target, {}, 0, post).steps().size() == 1);
 }

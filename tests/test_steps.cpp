@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "check_contains.hpp"
+#include "railcc/backend/sim_backend.hpp"
 #include "railcc/coll/collectives.hpp"
-#include "railcc/coll/sim_backend.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/sim/step_schedule.hpp"
 #include "test_support.hpp"

@@ -38,10 +38,12 @@
 #include <thread>
 #include <vector>
 
+#include "railcc/backend.hpp"
 #include "railcc/coll.hpp"
 #include "railcc/fabric.hpp"
 #include "railcc/formats/fabric_json.hpp"
 #include "railcc/sim/trace.hpp"
+#include "railcc/tune.hpp"
 
 namespace {
 

@@ -45,6 +45,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "railcc/coll/backend.hpp"
@@ -117,11 +118,11 @@ struct PieceTags {
 class RankProgram {
  public:
   RankProgram() = default;
-  RankProgram(int rank, const Plan& plan)
-      : rank_(rank),
-        ranks_(plan.ranks()),
-        reduction_(plan.reduction()),
-        buffers_(plan.buffers().begin(), plan.buffers().end()) {}
+  RankProgram(int rank, int ranks, ReductionSpec reduction)
+      : rank_(rank), ranks_(ranks), reduction_(reduction) {}
+  RankProgram(int rank, const Plan& plan) : RankProgram(rank, plan.ranks(), plan.reduction()) {
+    set_buffers(plan.buffers());
+  }
 
   [[nodiscard]] int rank() const { return rank_; }
   [[nodiscard]] int ranks() const { return ranks_; }
@@ -166,6 +167,9 @@ class RankProgram {
     steps_.push_back(s);
   }
   void add_completion(std::uint32_t step) { completion_.push_back(step); }
+  void set_buffers(std::span<const std::size_t> bytes) {
+    buffers_.assign(bytes.begin(), bytes.end());
+  }
 
  private:
   int rank_ = 0;
@@ -215,20 +219,6 @@ class PlanIndex {
 
 namespace detail::projection {
 
-inline std::string describe(const Plan& plan, OpId id) {
-  const PlanOp& o = plan.op(id);
-  std::string s = "operation " + std::to_string(id) + " (" + std::string(to_string(o.kind));
-  if (o.kind == OpKind::transfer) {
-    s += " " + std::to_string(o.src) + " -> " + std::to_string(o.dst);
-  } else if (o.kind == OpKind::local || o.kind == OpKind::finish) {
-    s += " on rank " + std::to_string(o.src);
-  } else {
-    s += " over ranks";
-    for (int r : plan.group(id)) s += " " + std::to_string(r);
-  }
-  return s + ")";
-}
-
 /// Whether some rank of operation `id` is involved in operation `dep`.
 inline bool shares_a_rank(const Plan& plan, OpId id, OpId dep) {
   const PlanOp& o = plan.op(id);
@@ -241,72 +231,103 @@ inline bool shares_a_rank(const Plan& plan, OpId id, OpId dep) {
 
 }  // namespace detail::projection
 
-/// Rank `rank`'s program (rules above), reading only the operations `index` lists for it.
-inline RankProgram project(const Plan& plan, const PlanIndex& index, int rank) {
-  using namespace detail::projection;
-  if (rank < 0 || rank >= plan.ranks())
+namespace detail::projection {
+
+/// Rank `rank`'s step of operation `id` (rule 1), waiting for `waits`.
+inline void add_step(RankProgram& program, int rank, OpId id, const PlanOp& o,
+                     std::span<const int> group, std::vector<std::uint32_t>& waits) {
+  std::sort(waits.begin(), waits.end());
+  waits.erase(std::unique(waits.begin(), waits.end()), waits.end());
+  RankStep step;
+  step.op = id;
+  step.op_kind = o.kind;
+  step.action = o.action;
+  step.channel = o.channel;
+  step.qp = o.qp;
+  step.from = o.from;
+  step.to = o.to;
+  std::span<const int> step_group;
+  switch (o.kind) {
+    case OpKind::local:
+    case OpKind::finish: step.kind = StepKind::local; break;
+    case OpKind::transfer:
+      if (o.src == o.dst) {
+        step.kind = StepKind::local;
+      } else if (o.src == rank) {
+        step.kind = StepKind::send;
+        step.peer = o.dst;
+      } else {
+        step.kind = StepKind::recv;
+        step.peer = o.src;
+      }
+      break;
+    case OpKind::switch_reduce:
+    case OpKind::multicast: {
+      const auto at = std::find(group.begin(), group.end(), rank);
+      step.position = static_cast<std::uint32_t>(at - group.begin());
+      step.peer = o.kind == OpKind::switch_reduce ? o.dst : o.src;
+      step_group = group;
+      if (o.kind == OpKind::switch_reduce)
+        step.kind = rank == o.dst ? StepKind::combine : StepKind::send;
+      else
+        step.kind = rank == o.src ? StepKind::multicast_root : StepKind::multicast_member;
+      break;
+    }
+  }
+  program.add(step, waits, step_group);
+}
+
+inline void check_projectable(int rank, int ranks, bool repeats) {
+  if (rank < 0 || rank >= ranks)
     throw InputError("projection: rank " + std::to_string(rank) + " is not in a plan of " +
-                     std::to_string(plan.ranks()) + " ranks");
-  if (!plan.repeats().empty())
+                     std::to_string(ranks) + " ranks");
+  if (repeats)
     throw InputError(
         "projection: the plan repeats steps (it was built for the simulator's steps mode); "
         "build it with every step posted to run it on ranks");
+}
+
+inline std::string describe(const PlanOp& o, OpId id, std::span<const int> group) {
+  std::string s = "operation " + std::to_string(id) + " (" + std::string(to_string(o.kind));
+  if (o.kind == OpKind::transfer) {
+    s += " " + std::to_string(o.src) + " -> " + std::to_string(o.dst);
+  } else if (o.kind == OpKind::local || o.kind == OpKind::finish) {
+    s += " on rank " + std::to_string(o.src);
+  } else {
+    s += " over ranks";
+    for (int r : group) s += " " + std::to_string(r);
+  }
+  return s + ")";
+}
+
+inline std::string describe(const Plan& plan, OpId id) {
+  return describe(plan.op(id), id, plan.group(id));
+}
+
+inline LogicError not_carried(const std::string& op, const std::string& dep) {
+  return LogicError("projection: " + op + " depends on " + dep +
+                    ", which involves none of its ranks: no message carries that dependency");
+}
+
+}  // namespace detail::projection
+
+/// Rank `rank`'s program (rules above), reading only the operations `index` lists for it.
+inline RankProgram project(const Plan& plan, const PlanIndex& index, int rank) {
+  using namespace detail::projection;
+  check_projectable(rank, plan.ranks(), !plan.repeats().empty());
   RankProgram program(rank, plan);
   std::vector<std::uint32_t> waits;
   for (OpId id : index.ops_of(rank)) {
-    const PlanOp& o = plan.op(id);
-    const auto group = plan.group(id);
     waits.clear();
     for (OpId dep : plan.deps(id)) {
       const std::uint32_t s = program.step_of(dep);
       if (s != RankProgram::none) {
         waits.push_back(s);
       } else if (!shares_a_rank(plan, id, dep)) {
-        throw LogicError("projection: " + describe(plan, id) + " depends on " +
-                         describe(plan, dep) +
-                         ", which involves none of its ranks: no message carries that "
-                         "dependency");
+        throw not_carried(describe(plan, id), describe(plan, dep));
       }
     }
-    std::sort(waits.begin(), waits.end());
-    waits.erase(std::unique(waits.begin(), waits.end()), waits.end());
-    RankStep step;
-    step.op = id;
-    step.op_kind = o.kind;
-    step.action = o.action;
-    step.channel = o.channel;
-    step.qp = o.qp;
-    step.from = o.from;
-    step.to = o.to;
-    std::span<const int> step_group;
-    switch (o.kind) {
-      case OpKind::local:
-      case OpKind::finish: step.kind = StepKind::local; break;
-      case OpKind::transfer:
-        if (o.src == o.dst) {
-          step.kind = StepKind::local;
-        } else if (o.src == rank) {
-          step.kind = StepKind::send;
-          step.peer = o.dst;
-        } else {
-          step.kind = StepKind::recv;
-          step.peer = o.src;
-        }
-        break;
-      case OpKind::switch_reduce:
-      case OpKind::multicast: {
-        const auto at = std::find(group.begin(), group.end(), rank);
-        step.position = static_cast<std::uint32_t>(at - group.begin());
-        step.peer = o.kind == OpKind::switch_reduce ? o.dst : o.src;
-        step_group = group;
-        if (o.kind == OpKind::switch_reduce)
-          step.kind = rank == o.dst ? StepKind::combine : StepKind::send;
-        else
-          step.kind = rank == o.src ? StepKind::multicast_root : StepKind::multicast_member;
-        break;
-      }
-    }
-    program.add(step, waits, step_group);
+    add_step(program, rank, id, plan.op(id), plan.group(id), waits);
   }
   for (OpId id : plan.completion(rank)) {
     const std::uint32_t s = program.step_of(id);
@@ -318,10 +339,128 @@ inline RankProgram project(const Plan& plan, const PlanIndex& index, int rank) {
   return program;
 }
 
-/// Rank `rank`'s program, scanning the whole plan for its operations: for one-off use;
-/// projecting many ranks of one plan, build a PlanIndex once.
+/// Rank `rank`'s program; builds a PlanIndex first. To project many ranks of one plan,
+/// build the index once.
 inline RankProgram project(const Plan& plan, int rank) {
   return project(plan, PlanIndex(plan), rank);
+}
+
+/// Rank `rank`'s program straight from the algorithm, without the plan ever existing:
+/// `post(builder)` allocates the call's buffers, posts it on the builder and returns what
+/// the algorithm returned (every rank's completion). It runs twice: once to learn the
+/// rank's peers (the ranks it shares an operation with), once to keep the rank's steps
+/// and, to check rule 3, which of its peers each other operation involves. Memory grows
+/// with the rank's operations and its peers' (not with ranks times steps); time with
+/// the operations the algorithm posts, since algorithms enumerate every rank's share.
+template <class Post>
+RankProgram project_posted(const PlanTarget& target, ReductionSpec reduction, int rank,
+                           Post&& post) {
+  using namespace detail::projection;
+  check_projectable(rank, static_cast<int>(target.placement.size()), false);
+  PlanTarget each = target;
+  each.repeats_steps = false;  // every step posted
+
+  // Pass 1: the ranks this rank shares an operation with.
+  class PeerFinder final : public PlanSink {
+   public:
+    explicit PeerFinder(int me) : me_(me) {}
+    void add(OpId, const PlanOp& o, std::span<const OpId>, std::span<const int> group) override {
+      if (!(o.src == me_ || o.dst == me_ ||
+            std::find(group.begin(), group.end(), me_) != group.end()))
+        return;
+      peers.push_back(o.src);
+      peers.push_back(o.dst);
+      peers.insert(peers.end(), group.begin(), group.end());
+      if (peers.size() > 4096) tidy();
+    }
+    void repeat(const StepRepeat&) override {}
+    void tidy() {
+      std::sort(peers.begin(), peers.end());
+      peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+    }
+    std::vector<int> peers;
+
+   private:
+    int me_;
+  };
+  PeerFinder finder(rank);
+  {
+    PlanBuilder builder(each, reduction, &finder);
+    post(builder);
+  }
+  finder.tidy();
+
+  // Pass 2: the rank's steps; for other operations, which of the peers they involve.
+  class SliceRecorder final : public PlanSink {
+   public:
+    SliceRecorder(int me, std::vector<int> peers, RankProgram& program)
+        : me_(me), peers_(std::move(peers)), program_(program) {}
+    void add(OpId id, const PlanOp& o, std::span<const OpId> deps,
+             std::span<const int> group) override {
+      auto is_peer = [&](int r) { return std::binary_search(peers_.begin(), peers_.end(), r); };
+      const bool mine =
+          o.src == me_ || o.dst == me_ || std::find(group.begin(), group.end(), me_) != group.end();
+      if (!mine) {
+        std::vector<int> seen;
+        auto note = [&](int r) {
+          if (is_peer(r) && std::find(seen.begin(), seen.end(), r) == seen.end()) seen.push_back(r);
+        };
+        note(o.src);
+        note(o.dst);
+        for (int r : group) note(r);
+        if (!seen.empty()) others_.emplace(id, std::move(seen));
+        return;
+      }
+      waits_.clear();
+      for (OpId dep : deps) {
+        const std::uint32_t s = program_.step_of(dep);
+        if (s != RankProgram::none) {
+          waits_.push_back(s);
+          continue;
+        }
+        const auto it = others_.find(dep);
+        bool carried = false;
+        if (it != others_.end()) {
+          for (int r : it->second) {
+            carried = carried || r == o.src || r == o.dst ||
+                      std::find(group.begin(), group.end(), r) != group.end();
+          }
+        }
+        if (!carried) throw not_carried(describe(o, id, group), "operation " + std::to_string(dep));
+      }
+      add_step(program_, me_, id, o, group, waits_);
+    }
+    void repeat(const StepRepeat&) override {}
+    [[nodiscard]] std::size_t memory_bytes() const {
+      std::size_t bytes = peers_.capacity() * sizeof(int);
+      for (const auto& [id, rs] : others_) bytes += sizeof(id) + rs.capacity() * sizeof(int) + 32;
+      return bytes;
+    }
+
+   private:
+    int me_;
+    std::vector<int> peers_;
+    RankProgram& program_;
+    std::unordered_map<OpId, std::vector<int>> others_;
+    std::vector<std::uint32_t> waits_;
+  };
+  RankProgram program(rank, static_cast<int>(each.placement.size()), reduction);
+  SliceRecorder recorder(rank, std::move(finder.peers), program);
+  PlanBuilder streaming(each, reduction, &recorder);
+  const std::vector<Deps> done = post(streaming);
+  program.set_buffers(streaming.plan().buffers());
+  if (done.size() != each.placement.size())
+    throw LogicError("projection: the algorithm returned completion for " +
+                     std::to_string(done.size()) + " ranks of " +
+                     std::to_string(each.placement.size()));
+  for (OpId id : done[static_cast<std::size_t>(rank)]) {
+    const std::uint32_t s = program.step_of(id);
+    if (s == RankProgram::none)
+      throw LogicError("projection: rank " + std::to_string(rank) + " completes after operation " +
+                       std::to_string(id) + ", which does not involve it");
+    program.add_completion(s);
+  }
+  return program;
 }
 
 RAILCC_NAMESPACE_END

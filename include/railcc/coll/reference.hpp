@@ -1,9 +1,9 @@
 // railcc/coll/reference.hpp: a straightforward reference for what a collective's outputs
-// must hold, to check an algorithm's data (the simulated backend's data mode, tests,
-// railcc-sim --data). Integers must match bit for bit (wrapping arithmetic is associative
-// and commutative); floats must be within (p + 1) unit roundoffs of the sum of magnitudes
-// of a float64 reference, the rounding a reduction over p ranks in any order can add;
-// min and max exactly.
+// must hold, to check an algorithm's data on any backend with data (the simulated
+// backend's data mode, the in-process backend; tests, railcc-sim --data). Integers must match bit
+// for bit (wrapping arithmetic is associative and commutative); floats must be within (p + 1) unit
+// roundoffs of the sum of magnitudes of a float64 reference, the rounding a reduction over p ranks
+// in any order can add; min and max exactly.
 #pragma once
 
 #include <algorithm>
@@ -16,11 +16,13 @@
 #include <span>
 #include <vector>
 
-#include "railcc/coll/collective_kind.hpp"
+#include "railcc/coll/collective.hpp"
 #include "railcc/coll/data_type.hpp"
+#include "railcc/coll/order.hpp"
+#include "railcc/coll/post.hpp"
 #include "railcc/coll/reduce_op.hpp"
-#include "railcc/coll/sim_backend.hpp"
 #include "railcc/config.hpp"
+#include "railcc/error.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -254,11 +256,6 @@ struct VerifiedCall {
   int phase_chunks = 0;
 };
 
-struct VerifiedResult {
-  std::size_t wrong = 0;  ///< output elements (blocks, for copies) that differ from the reference
-  SimResult sim;
-};
-
 /// A verified call's buffers and every rank's input as it was written.
 struct VerifiedInputs {
   CollectiveBuffers buffers;
@@ -389,19 +386,6 @@ std::size_t count_wrong(B& b, const VerifiedCall& c, const VerifiedInputs& v) {
     }
   }
   return wrong;
-}
-
-/// Fills the inputs on a data-mode simulated backend, posts and runs the collective and
-/// counts what differs from the reference.
-inline VerifiedResult run_verified(SimBackend& b, const VerifiedCall& c, std::uint64_t seed) {
-  if (b.mode() != SimMode::data) throw InputError("run_verified: needs a data-mode backend");
-  const VerifiedInputs v = fill_verified(b, c, seed);
-  post_collective(b, c.collective, verified_collective_call(c, v.buffers), c.algorithm,
-                  c.inter_host);
-  VerifiedResult result;
-  result.sim = b.run();
-  result.wrong = count_wrong(b, c, v);
-  return result;
 }
 
 RAILCC_NAMESPACE_END

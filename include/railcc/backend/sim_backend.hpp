@@ -1,4 +1,4 @@
-// railcc/coll/sim_backend.hpp: the simulated backend: executes a plan on a modelled fabric.
+// railcc/backend/sim_backend.hpp: the simulated backend: executes a plan on a modelled fabric.
 //
 // A plan (plan.hpp) becomes a FlowGraph on a Fabric: a transfer between ranks is a flow
 // (on the operation's QP, for ECMP entropy), a transfer within a rank or a local

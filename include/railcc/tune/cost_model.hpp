@@ -1,4 +1,4 @@
-// railcc/coll/cost_model.hpp: which algorithm a collective should use, by predicted cost.
+// railcc/tune/cost_model.hpp: which algorithm a collective should use, by predicted cost.
 //
 // The alpha-beta model of docs/facts.md section 4 with the fabric's own numbers: per-step
 // latency alpha (start-up plus path latency, NVLink or network) and the bottleneck rate
@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
-#include "railcc/coll/collective_kind.hpp"
-#include "railcc/coll/collectives.hpp"
+#include "railcc/coll/algorithms/all_reduce.hpp"
+#include "railcc/coll/collective.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric/fabric.hpp"

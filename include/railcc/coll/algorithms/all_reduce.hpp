@@ -1,0 +1,293 @@
+// railcc/coll/algorithms/all_reduce.hpp: all-reduce: ring, Rabenseifner, double binary tree,
+// hierarchical and NVLS (with the NVLS chunk policy).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "railcc/coll/capabilities.hpp"
+
+#include "railcc/coll/algorithms/common.hpp"
+#include "railcc/coll/backend.hpp"
+#include "railcc/coll/call.hpp"
+#include "railcc/coll/collective.hpp"
+#include "railcc/coll/order.hpp"
+#include "railcc/coll/phases.hpp"
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+/// NCCL's NVLS chunk: 128 KiB (NCCL_NVLS_CHUNKSIZE's default, src/transport/nvls.cc) [pub].
+inline constexpr std::size_t nvls_chunk_bytes = std::size_t{128} << 10;
+/// At most this many chunks by default: the pipeline's fill and drain then cost under
+/// 1/64 of the bandwidth term, and the simulation's cost stays bounded.
+inline constexpr std::size_t max_default_phase_chunks = 64;
+
+/// Chunks hierarchical or nvls all-reduce pipelines `bytes` in over hosts of `gpus_per_host`
+/// GPUs when the call leaves it to the algorithm. NVLS on one host pipelines as NCCL does
+/// (a chunk per 128 KiB per GPU, up to 64): its reduce-scatter and all-gather overlap only
+/// so. Across hosts the phases run one after another (1), because the steps mode's cost
+/// grows with the chunks in flight; set CollectiveCall::phase_chunks to pipeline them.
+inline std::size_t hierarchical_phase_chunks(Algorithm algo, std::size_t bytes, std::size_t hosts,
+                                             std::size_t gpus_per_host) {
+  if (algo != Algorithm::nvls || hosts > 1) return 1;
+  const std::size_t per_chunk = nvls_chunk_bytes * std::max<std::size_t>(1, gpus_per_host);
+  return std::clamp<std::size_t>((bytes + per_chunk - 1) / per_chunk, 1, max_default_phase_chunks);
+}
+
+namespace detail::coll {
+
+/// An in-order binary tree over positions [0, q): the root of [lo, hi) is its middle.
+/// parent[v] is v's parent (q for the root); children[v] its 0-2 children.
+struct BinaryTree {
+  std::vector<std::size_t> parent;
+  std::vector<std::vector<std::size_t>> children;
+  std::size_t root = 0;
+  explicit BinaryTree(std::size_t q) : parent(q, q), children(q) {
+    if (q > 0) root = build(0, q, q);
+  }
+
+ private:
+  std::size_t build(std::size_t lo, std::size_t hi, std::size_t up) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    parent[mid] = up;
+    if (lo < mid) children[mid].push_back(build(lo, mid, mid));
+    if (mid + 1 < hi) children[mid].push_back(build(mid + 1, hi, mid));
+    return mid;
+  }
+};
+
+/// Hierarchical all-reduce (algorithm hierarchical or nvls): reduce-scatter inside each
+/// host (a ring over NVLink, or NVLS in the switch), all-reduce of each GPU's share across
+/// hosts on its rail (ring or rabenseifner), all-gather inside the host (ring, or NVLS
+/// multicast). With K phase chunks each phase runs chunk after chunk, so chunk k's
+/// network phase overlaps the NVLink phases of its neighbours.
+template <CollectiveBackend B>
+std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algorithm algo,
+                                          Algorithm inter_host) {
+  const char* what = algo == Algorithm::nvls ? "all_reduce nvls" : "all_reduce hierarchical";
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  const auto ring = placement_ring(b);
+  // Hosts in order, each with its ranks in local order; every host must have as many.
+  std::map<std::uint32_t, std::vector<int>> hosts;
+  for (int r : ring) hosts[b.placement(r).host].push_back(r);
+  const std::size_t G = hosts.begin()->second.size();
+  for (const auto& [h, rs] : hosts) {
+    if (rs.size() != G) {
+      throw InputError(std::string(what) + ": host " + std::to_string(h) + " has " +
+                       std::to_string(rs.size()) + " ranks, host " +
+                       std::to_string(hosts.begin()->first) + " has " + std::to_string(G) +
+                       "; every host needs the same number");
+    }
+  }
+  if (inter_host != Algorithm::ring && inter_host != Algorithm::rabenseifner) {
+    throw InputError(std::string(what) + ": the inter-host algorithm must be ring or rabenseifner");
+  }
+  const bool nvls = algo == Algorithm::nvls;
+  if (nvls) {
+    for (int r = 0; r < b.ranks(); ++r) {
+      if (!switch_reduces(b, r)) {
+        throw InputError("all_reduce nvls: rank " + std::to_string(r) +
+                         " is not on an NVSwitch that reduces in the switch (NVLS needs one, "
+                         "as on H100 HGX nodes); use hierarchical");
+      }
+    }
+  }
+  const std::size_t K = call.phase_chunks > 0
+                            ? static_cast<std::size_t>(call.phase_chunks)
+                            : hierarchical_phase_chunks(algo, call.count * elem, hosts.size(), G);
+  // The ring phases work in place on the output; NVLS reads the input directly.
+  std::vector<Deps> ready(p);
+  if (!nvls && call.input != call.output)
+    ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, false, 0);
+  std::vector<Deps> rs_prev(p), inter_prev(p), ag_prev(p), done(p);
+  auto merged = [](const Deps& a, const Deps& c) {
+    Deps d = a;
+    d.insert(d.end(), c.begin(), c.end());
+    return d;
+  };
+  for (std::size_t k = 0; k < K; ++k) {
+    const auto [e0, e1] = part_range(call.count, K, k);
+    const Span span{call.output, e0, e1 - e0};
+    [[maybe_unused]] const Span source{nvls ? call.input : call.output, e0, e1 - e0};
+    std::vector<Deps> state(p);
+    for (std::size_t r = 0; r < p; ++r) state[r] = merged(ready[r], rs_prev[r]);
+    // 1. Reduce-scatter inside each host: local index g ends with chunk g of the span.
+    for (const auto& [h, rs] : hosts) {
+      Group g(rs);
+      const auto local = by_position(state, rs);
+      std::vector<Deps> reduced;
+      if constexpr (SwitchReduceBackend<B>) {
+        if (nvls) reduced = nvls_reduce_scatter_phase(b, g, source, span, local);
+      }
+      if (!nvls) reduced = ring_reduce_scatter_phase(b, g, span, call.channels, local);
+      to_ranks(state, reduced, rs);
+    }
+    rs_prev = state;
+    // 2. All-reduce of share g across hosts, on rail g.
+    for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], inter_prev[r]);
+    for (std::size_t gi = 0; gi < G; ++gi) {
+      std::vector<int> rail;
+      for (const auto& [h, rs] : hosts) rail.push_back(rs[gi]);
+      const auto [c0, c1] = part_range(span.count, G, gi);
+      const Span share{call.output, span.first + c0, c1 - c0};
+      const auto rail_done =
+          inter_host == Algorithm::ring
+              ? ring_all_reduce_group(b, rail, share, call.channels, by_position(state, rail))
+              : rabenseifner_all_reduce_phase(b, rail, share, by_position(state, rail));
+      to_ranks(state, rail_done, rail);
+    }
+    inter_prev = state;
+    // 3. All-gather inside each host.
+    for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], ag_prev[r]);
+    for (const auto& [h, rs] : hosts) {
+      Group g(rs);
+      const auto local = by_position(state, rs);
+      std::vector<Deps> out;
+      if constexpr (SwitchReduceBackend<B>) {
+        if (nvls) out = nvls_all_gather_phase(b, g, span, local);
+      }
+      if (!nvls) out = ring_all_gather_phase(b, g, span, call.channels, local);
+      for (std::size_t j = 0; j < rs.size(); ++j) {
+        const auto r = static_cast<std::size_t>(rs[j]);
+        done[r] = merged(done[r], out[j]);
+        // The next chunk's all-gather waits for this one's operations only (the phase
+        // returns them followed by `local[j]`): chaining the whole lists would grow them
+        // with every chunk.
+        if (out[j].size() >= local[j].size() &&
+            std::equal(local[j].begin(), local[j].end(),
+                       out[j].end() - static_cast<std::ptrdiff_t>(local[j].size()))) {
+          out[j].resize(out[j].size() - local[j].size());
+        }
+        ag_prev[r] = std::move(out[j]);
+      }
+    }
+  }
+  return done;
+}
+
+}  // namespace detail::coll
+
+template <CollectiveBackend B>
+std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = Algorithm::ring,
+                             Algorithm inter_host = Algorithm::rabenseifner) {
+  using namespace detail::coll;
+  check_call(b, call, "all_reduce");
+  check_applies(Collective::all_reduce, algo);
+  // These copy the input themselves, or not at all (NVLS reads it directly).
+  if (algo == Algorithm::hierarchical || algo == Algorithm::nvls)
+    return hierarchical_all_reduce(b, call, algo, inter_host);
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  std::vector<Deps> ready(p);
+  if (call.input != call.output)
+    ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, false, 0);
+  const Span span{call.output, 0, call.count};
+  const auto ring = placement_ring(b);
+  std::vector<Deps> done(p);
+  switch (algo) {
+    case Algorithm::ring: {
+      const auto rail_ring = rail_aligned_ring(b);
+      to_ranks(
+          done,
+          ring_all_reduce_group(b, rail_ring, span, call.channels, by_position(ready, rail_ring)),
+          rail_ring);
+      return done;
+    }
+    case Algorithm::rabenseifner:
+      to_ranks(done, rabenseifner_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
+      return done;
+    case Algorithm::tree: {
+      // Double binary tree (NCCL's Tree): two in-order binary trees over the ring order,
+      // the second shifted by one position, so the leaves of one (most positions) are
+      // internal in the other and no rank forwards for both. Tree t reduces half t of the
+      // data up to its root and broadcasts it back down, in `pipeline_chunks` chunks. A
+      // node's second child sends into scratch and the node adds it locally, so both
+      // children send at once.
+      const BufferId scratch = b.allocate(call.count * elem);
+      const auto K = static_cast<std::size_t>(call.pipeline_chunks);
+      // Chunks and trees touch disjoint regions: each depends only on the initial state,
+      // so they pipeline; `state` collects what each rank's completion waits for.
+      const std::vector<Deps> initial = by_position(ready, ring);
+      std::vector<Deps> state = initial;
+      for (std::size_t t = 0; t < 2; ++t) {
+        const BinaryTree tree(p);
+        auto pos = [&](std::size_t v) { return (v + t) % p; };  // tree node -> ring position
+        const auto [h0, h1] = part_range(call.count, 2, t);
+        for (std::size_t k = 0; k < K; ++k) {
+          const auto [c0, c1] = part_range(h1 - h0, K, k);
+          const Region r{call.output, (h0 + c0) * elem, (c1 - c0) * elem};
+          const Region tmp{scratch, (h0 + c0) * elem, (c1 - c0) * elem};
+          // Up: post-order, so children are posted before their parent.
+          std::vector<std::size_t> order;
+          std::vector<std::pair<std::size_t, bool>> stack{{tree.root, false}};
+          while (!stack.empty()) {
+            auto [v, seen] = stack.back();
+            stack.pop_back();
+            if (seen) {
+              order.push_back(v);
+              continue;
+            }
+            stack.push_back({v, true});
+            for (std::size_t c : tree.children[v]) stack.push_back({c, false});
+          }
+          // ready_up[v]: after these, node v's chunk holds the sum over its subtree.
+          std::vector<Deps> ready_up(p);
+          std::vector<Deps> sent(p);  // node v's up-send: the read of its chunk
+          for (std::size_t v : order) {
+            const auto& kids = tree.children[v];
+            if (kids.empty()) {
+              ready_up[v] = initial[pos(v)];
+              continue;
+            }
+            Deps arrived;
+            for (std::size_t i = 0; i < kids.size(); ++i) {
+              const std::size_t c = kids[i];
+              Deps deps = ready_up[c];
+              deps.insert(deps.end(), initial[pos(v)].begin(), initial[pos(v)].end());
+              // First child reduces straight in; the second lands in scratch.
+              const OpId op = b.transfer(ring[pos(c)], r, ring[pos(v)], i == 0 ? r : tmp,
+                                         i == 0 ? RecvAction::reduce : RecvAction::copy, deps,
+                                         static_cast<std::uint32_t>(t));
+              sent[c].push_back(op);
+              arrived.push_back(op);
+            }
+            ready_up[v] = kids.size() == 2
+                              ? Deps{b.local(ring[pos(v)], r, tmp, RecvAction::reduce, arrived)}
+                              : arrived;
+          }
+          // Root: finish, then broadcast down in pre-order.
+          const std::size_t root = tree.root;
+          const OpId fin = b.finish(ring[pos(root)], r, ready_up[root]);
+          std::vector<OpId> down(p);
+          down[root] = fin;
+          std::vector<std::size_t> pre{root};
+          while (!pre.empty()) {
+            const std::size_t v = pre.back();
+            pre.pop_back();
+            for (std::size_t c : tree.children[v]) {
+              Deps deps{down[v]};
+              deps.insert(deps.end(), sent[c].begin(), sent[c].end());  // c's chunk was read
+              down[c] = b.transfer(ring[pos(v)], r, ring[pos(c)], r, RecvAction::copy, deps,
+                                   static_cast<std::uint32_t>(t));
+              pre.push_back(c);
+            }
+          }
+          for (std::size_t v = 0; v < p; ++v) state[pos(v)].push_back(down[v]);
+        }
+      }
+      to_ranks(done, state, ring);
+      return done;
+    }
+    default:
+      throw LogicError("all_reduce: algorithm " + std::string(to_string(algo)) +
+                       " is in the applicability table but has no case here");
+  }
+}
+
+RAILCC_NAMESPACE_END

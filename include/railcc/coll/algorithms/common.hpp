@@ -1,0 +1,92 @@
+// railcc/coll/algorithms/common.hpp: what several algorithm families share: argument checks,
+// the input copy, moving per-rank lists to ring positions and back, a ring all-reduce over a
+// group, and runs of rank-indexed blocks.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "railcc/coll/backend.hpp"
+#include "railcc/coll/call.hpp"
+#include "railcc/coll/phases.hpp"
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+namespace detail::coll {
+
+template <CollectiveBackend B>
+void check_call(const B& b, const CollectiveCall& c, const char* what) {
+  if (c.channels < 1) throw InputError(std::string(what) + ": channels must be at least 1");
+  if (c.pipeline_chunks < 1)
+    throw InputError(std::string(what) + ": pipeline_chunks must be at least 1");
+  if (c.phase_chunks < 0)
+    throw InputError(std::string(what) + ": phase_chunks must be 0 (automatic) or more");
+  if (c.root < 0 || c.root >= b.ranks()) {
+    throw InputError(std::string(what) + ": root " + std::to_string(c.root) + " is not a rank");
+  }
+}
+
+/// Per rank: out-of-place copy of `bytes` from input to output (at the given offsets).
+template <CollectiveBackend B>
+std::vector<Deps> copy_in(B& b, BufferId from, std::size_t from_offset, BufferId to,
+                          std::size_t to_offset, std::size_t bytes, bool per_rank_offset,
+                          std::size_t stride) {
+  std::vector<Deps> ready(static_cast<std::size_t>(b.ranks()));
+  for (int r = 0; r < b.ranks(); ++r) {
+    const std::size_t shift = per_rank_offset ? static_cast<std::size_t>(r) * stride : 0;
+    ready[static_cast<std::size_t>(r)] = {b.local(r, Region{to, to_offset + shift, bytes},
+                                                  Region{from, from_offset, bytes},
+                                                  RecvAction::copy, {})};
+  }
+  return ready;
+}
+
+template <class T>
+std::vector<T> by_position(const std::vector<T>& per_rank, const std::vector<int>& order) {
+  std::vector<T> out;
+  out.reserve(order.size());
+  for (int r : order) out.push_back(per_rank[static_cast<std::size_t>(r)]);
+  return out;
+}
+
+template <class T>
+void to_ranks(std::vector<T>& per_rank, const std::vector<T>& per_position,
+              const std::vector<int>& order) {
+  for (std::size_t j = 0; j < order.size(); ++j)
+    per_rank[static_cast<std::size_t>(order[j])] = per_position[j];
+}
+
+/// Ring all-reduce of a span over a group: reduce-scatter, finish, all-gather.
+template <CollectiveBackend B>
+std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, const Span& span,
+                                        int channels, const std::vector<Deps>& ready) {
+  Group g(ranks);
+  if (g.size() == 1) return finish_phase(b, g, span, ready);
+  auto rs = ring_reduce_scatter_phase(b, g, span, channels, ready);
+  auto fin = finish_phase(b, g, span, rs);
+  return ring_all_gather_phase(b, g, span, channels, fin);
+}
+
+/// Calls fn(region) for the blocks of positions first, first + 1, ..., first + count - 1
+/// (mod p) of a buffer whose blocks are indexed by rank (`block` bytes each), one region
+/// per run of consecutive ranks: Bruck's steps move runs as single transfers.
+template <class Fn>
+void for_each_block_run(const std::vector<int>& ring, std::size_t first, std::size_t count,
+                        BufferId buffer, std::size_t block, Fn fn) {
+  const std::size_t p = ring.size();
+  std::size_t k = 0;
+  while (k < count) {
+    const std::size_t at = (first + k) % p;
+    std::size_t run = 1;
+    while (k + run < count && ring[(at + run) % p] == ring[at] + static_cast<int>(run)) ++run;
+    fn(Region{buffer, static_cast<std::size_t>(ring[at]) * block, run * block});
+    k += run;
+  }
+}
+
+}  // namespace detail::coll
+
+RAILCC_NAMESPACE_END

@@ -1,0 +1,85 @@
+// railcc/coll/call.hpp: the arguments of one collective call, and the algorithms by name.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "railcc/coll/backend.hpp"
+#include "railcc/config.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+/// Arguments of one collective call on symmetric buffers.
+struct CollectiveCall {
+  std::size_t count = 0;  ///< elements (see the semantics above)
+  BufferId input = 0;
+  BufferId output = 0;      ///< == input: in place
+  int channels = 1;         ///< parallel rings (ring-based algorithms)
+  int root = 0;             ///< broadcast and reduce
+  int pipeline_chunks = 8;  ///< chunks a chain or tree pipelines (broadcast, reduce, tree)
+  /// Chunks the phases of hierarchical and nvls all-reduce are pipelined in: chunk k's
+  /// inter-host phase overlaps chunk k + 1's intra-host reduce-scatter and chunk k - 1's
+  /// all-gather. 0: the algorithm's default (hierarchical_phase_chunks).
+  int phase_chunks = 0;
+};
+
+/// The algorithms, with their cost in the alpha-beta model (p ranks, n bytes per rank,
+/// alpha a step's latency, beta seconds per byte at the bottleneck; docs/facts.md
+/// section 4 has the forms and their sources) and where each wins.
+enum class Algorithm : std::uint8_t {
+  /// Ring over every rank (rail-aligned), `channels` rings side by side: 2 (p - 1) steps of
+  /// n / p; 2 (p - 1) alpha + 2 (p - 1) / p n beta. Wins on bandwidth at large sizes within
+  /// a host or over few hosts; its latency term grows with p.
+  ring,
+  /// Recursive halving-doubling (Rabenseifner), any p: 2 log2 p steps (+2 when p is not a
+  /// power of two), 2 (p - 1) / p n beta. Wins at small and medium sizes over many ranks.
+  rabenseifner,
+  /// Ring reduce-scatter over NVLink in each host, all-reduce of each GPU's 1/G share
+  /// across hosts on its rail (ring or Rabenseifner), ring all-gather over NVLink: the
+  /// network carries 2 (H - 1) / H n / G per NIC. Wins at scale whenever hosts have
+  /// several GPUs: it is the rail-optimised fabric's algorithm.
+  hierarchical,
+  /// Pipelined chain along the ring (broadcast, reduce): p - 1 + K - 1 steps of n / K for
+  /// K pipeline chunks. The only rooted algorithm railcc has.
+  chain,
+  /// Every pair at once (all-to-all, send/recv): one step, (p - 1) / p n beta, limited by
+  /// the fabric's bisection and ECMP collisions.
+  pairwise,
+  /// Bruck (all-gather, reduce-scatter): ceil(log2 p) steps carrying (p - 1) / p n in all.
+  /// Wins at small sizes over many ranks, where the ring's p - 1 latencies dominate.
+  bruck,
+  /// Double binary tree (NCCL's Tree), pipelined in K chunks: about 2 log2 p alpha plus
+  /// ~2 n beta. Wins at small sizes over many ranks, loses to the ring at large ones.
+  tree,
+  /// Hierarchical with the host's phases in the NVSwitch (NVLS: the switch reduces and
+  /// multicasts, each byte crosses a GPU's NVLink once each way). Wins inside H100/H200
+  /// hosts whose NVSwitches reduce; needs a SwitchReduceBackend.
+  nvls
+};
+
+constexpr std::string_view to_string(Algorithm a) {
+  switch (a) {
+    case Algorithm::ring: return "ring";
+    case Algorithm::rabenseifner: return "rabenseifner";
+    case Algorithm::hierarchical: return "hierarchical";
+    case Algorithm::chain: return "chain";
+    case Algorithm::pairwise: return "pairwise";
+    case Algorithm::bruck: return "bruck";
+    case Algorithm::tree: return "tree";
+    case Algorithm::nvls: return "nvls";
+  }
+  return "?";
+}
+
+inline std::optional<Algorithm> parse_algorithm(std::string_view s) {
+  for (auto a :
+       {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical, Algorithm::chain,
+        Algorithm::pairwise, Algorithm::bruck, Algorithm::tree, Algorithm::nvls}) {
+    if (s == to_string(a)) return a;
+  }
+  return std::nullopt;
+}
+
+RAILCC_NAMESPACE_END

@@ -1,0 +1,4 @@
+// railcc/tune.hpp: costing plans and choosing among algorithms.
+#pragma once
+
+#include "railcc/tune/cost_model.hpp"
