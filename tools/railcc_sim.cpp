@@ -14,7 +14,8 @@
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
 //   --trace FILE  --json
 //
-// Exit status: 0 success, 1 wrong data in --data mode, 2 bad input or usage.
+// Exit status: 0 success, 1 wrong data in --data mode, 2 bad input or usage, 3 a bug in
+// railcc (an internal rule broken; the input may be fine).
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -220,6 +221,7 @@ struct Row {
   std::string algo;
   double efficiency = 0;
   double predicted_us = 0;
+  SimResult sim;  // until the row is printed and traced
 };
 
 /// Progress on stderr while the sweep runs, when stderr is a terminal: which size of how
@@ -307,52 +309,274 @@ class Progress {
   std::jthread ticker_;  // last: started after, and joined before, the state it reads
 };
 
-int run(const Options& o) {
-  const auto wall0 = std::chrono::steady_clock::now();
-  const Settings n = check_numbers(o);
+/// What to simulate, after every option is parsed and checked against every other.
+struct Request {
+  Settings n;
+  Collective coll = Collective::all_reduce;
+  DataType type = DataType::bfloat16;
+  ReduceOp op = ReduceOp::sum;
+  Algorithm inter = Algorithm::rabenseifner;
+  std::optional<Algorithm> fixed;  // none: chosen by the cost model per size
+  SimMode mode = SimMode::steps;
+  std::string mode_name;
+  std::size_t min_bytes = 0;
+  std::size_t max_bytes = 0;
+};
+
+Request parse_request(const Options& o) {
+  Request q;
+  q.n = check_numbers(o);
   const auto coll = parse_collective(o.collective);
   if (!coll) {
     throw InputError("--collective '" + o.collective +
                      "': use all_reduce, reduce_scatter, all_gather, broadcast, reduce, "
                      "all_to_all or send_recv");
   }
+  q.coll = *coll;
   const auto type = parse_data_type(o.type);
   if (!type) throw InputError("--type '" + o.type + "' is not a type railcc reduces");
+  q.type = *type;
   const auto op = parse_reduce_op(o.op);
   if (!op) throw InputError("--op '" + o.op + "': use sum, prod, min, max or avg");
+  q.op = *op;
   const auto inter = parse_algorithm(o.inter);
   if (!inter || (*inter != Algorithm::ring && *inter != Algorithm::rabenseifner))
     throw InputError("--inter '" + o.inter + "': use ring or rabenseifner");
-  std::optional<Algorithm> fixed;
+  q.inter = *inter;
   if (o.algo != "auto") {
-    fixed = parse_algorithm(o.algo);
-    const auto have = algorithms_for(*coll);
-    if (!fixed || std::find(have.begin(), have.end(), *fixed) == have.end()) {
+    q.fixed = parse_algorithm(o.algo);
+    if (!q.fixed || !applies(q.coll, *q.fixed)) {
       std::string names;
-      for (auto a : have) names += (names.empty() ? "" : ", ") + std::string(to_string(a));
+      for (auto a : algorithms_for(q.coll))
+        names += (names.empty() ? "" : ", ") + std::string(to_string(a));
       throw InputError("--algo '" + o.algo + "' does not apply to " +
-                       std::string(to_string(*coll)) + "; use auto or one of: " + names);
+                       std::string(to_string(q.coll)) + "; use auto or one of: " + names);
     }
   }
-  const std::string mode_name = o.data ? "data" : o.mode;
-  SimMode mode = SimMode::steps;
-  if (mode_name == "timing")
-    mode = SimMode::timing;
-  else if (mode_name == "data")
-    mode = SimMode::data;
-  else if (mode_name != "steps")
+  q.mode_name = o.data ? "data" : o.mode;
+  if (q.mode_name == "timing")
+    q.mode = SimMode::timing;
+  else if (q.mode_name == "data")
+    q.mode = SimMode::data;
+  else if (q.mode_name != "steps")
     throw InputError("--mode '" + o.mode + "': use steps, timing or data");
   if (o.routing != "ecmp" && o.routing != "spray")
     throw InputError("--routing '" + o.routing + "': use ecmp or spray");
-  const std::size_t min_bytes = parse_size("-b", o.min_bytes);
-  const std::size_t max_bytes = parse_size("-e", o.max_bytes);
-  if (min_bytes == 0 || max_bytes < min_bytes)
+  q.min_bytes = parse_size("-b", o.min_bytes);
+  q.max_bytes = parse_size("-e", o.max_bytes);
+  if (q.min_bytes == 0 || q.max_bytes < q.min_bytes)
     throw InputError("sizes: need 0 < -b <= -e (got " + o.min_bytes + " and " + o.max_bytes + ")");
-  if (o.in_place && (*coll == Collective::all_to_all || *coll == Collective::send_recv)) {
-    throw InputError("--inplace: " + std::string(to_string(*coll)) +
+  if (o.in_place && (q.coll == Collective::all_to_all || q.coll == Collective::send_recv)) {
+    throw InputError("--inplace: " + std::string(to_string(q.coll)) +
                      " has no in-place form (every rank's output differs from its input, and "
                      "the exchange reads blocks it would overwrite)");
   }
+  return q;
+}
+
+/// The fabric and everything fixed for the whole sweep.
+struct Sweep {
+  Fabric fabric;
+  std::size_t failed = 0;  // cables failed on purpose
+  std::size_t ranks = 0;
+  int root = 0;
+  SimBackendConfig cfg;
+  CostModel model;
+  std::vector<std::size_t> sizes;
+};
+
+Sweep set_up(const Options& o, const Request& q) {
+  Sweep w;
+  w.fabric = build_fabric(o, q.n);
+  w.failed = q.n.fail_links > 0 ? fail_links(w.fabric, q.n.fail_links, q.n.seed) : 0;
+  w.ranks = q.n.gpus > 0 ? q.n.gpus : w.fabric.endpoint_count();
+  if (w.ranks > w.fabric.endpoint_count()) {
+    throw InputError("--gpus " + std::to_string(w.ranks) + ": the fabric has only " +
+                     std::to_string(w.fabric.endpoint_count()) + " GPUs");
+  }
+  if (q.n.root >= w.ranks)
+    throw InputError("--root " + std::to_string(q.n.root) + " is not a rank");
+  w.root = static_cast<int>(q.n.root);
+  // Timing and data modes schedule every operation, and the flow engine re-solves the
+  // rates of all active flows as each one ends: a bulk-synchronous step of p flows costs
+  // about p^2 (1 KiB all-reduce in data mode: 7 s at 8,192 ranks, 50 s at 16,384, 203 s
+  // at 32,768). Steps mode is the one for larger runs.
+  if (q.mode != SimMode::steps && w.ranks > max_per_operation_ranks) {
+    throw InputError("--mode " + q.mode_name + " over " + std::to_string(w.ranks) +
+                     " ranks: it simulates every operation, at a cost growing with the square "
+                     "of the ranks; railcc-sim takes up to " +
+                     std::to_string(max_per_operation_ranks) +
+                     " ranks in timing and data modes; use steps mode (the default)");
+  }
+  if (q.coll == Collective::all_to_all && q.mode == SimMode::steps && w.ranks > 8192) {
+    throw InputError("all_to_all over " + std::to_string(w.ranks) +
+                     " ranks: the pairwise exchange is one flow per pair of ranks (" +
+                     std::to_string(w.ranks * (w.ranks - 1)) +
+                     "); railcc-sim takes up to 8,192 ranks for it");
+  }
+  w.cfg.mode = q.mode;
+  w.cfg.qps_per_connection = static_cast<std::uint32_t>(q.n.qps);
+  w.cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
+  w.cfg.sim.routing.seed = q.n.seed;
+  w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
+  for (double s = static_cast<double>(q.min_bytes);
+       s <= static_cast<double>(q.max_bytes) * 1.000001; s *= q.n.factor) {
+    w.sizes.push_back(static_cast<std::size_t>(s));
+  }
+  // Data mode holds every rank's buffers and a copy of the inputs: refuse a sweep whose
+  // largest size would not fit before simulating any of it.
+  if (q.mode == SimMode::data) {
+    const std::size_t elem = size_of(q.type);
+    const std::size_t count = count_for_size(q.coll, w.sizes.back(), elem, w.ranks);
+    const std::size_t need = verified_call_bytes(q.coll, count, elem, w.ranks, o.in_place);
+    if (need > w.cfg.max_data_bytes) {
+      throw InputError("data mode would need " + std::to_string(need) + " bytes of buffers at " +
+                       std::to_string(w.sizes.back()) + " B on " + std::to_string(w.ranks) +
+                       " ranks, over the " + std::to_string(w.cfg.max_data_bytes) +
+                       " allowed; use timing mode for this size");
+    }
+  }
+  return w;
+}
+
+/// One size of the sweep, simulated; `b` keeps what a trace needs.
+Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_t i,
+                  SimBackend& b) {
+  const std::size_t elem = size_of(q.type);
+  const std::size_t count = count_for_size(q.coll, w.sizes[i], elem, w.ranks);
+  const auto [in_elems, out_elems] = buffer_elements(q.coll, count, w.ranks);
+  Row row;
+  row.count = count;
+  row.size = (q.coll == Collective::reduce_scatter ? in_elems : out_elems) * elem;
+  AlgorithmChoice choice = w.model.choose(q.coll, row.size);
+  if (q.fixed) {
+    choice.algorithm = *q.fixed;
+    choice.inter_host = q.inter;
+    choice.predicted = w.model.predict(q.coll, *q.fixed, q.inter, row.size);
+    choice.across_hosts = w.model.hosts > 1;
+  }
+  b.set_reduction({q.type, q.op});
+  SimResult sim;
+  if (q.mode == SimMode::data) {
+    VerifiedCall call;
+    call.collective = q.coll;
+    call.algorithm = choice.algorithm;
+    call.inter_host = choice.inter_host;
+    call.count = count;
+    call.in_place = o.in_place;
+    call.channels = q.n.channels;
+    call.phase_chunks = q.n.phase_chunks;
+    call.root = w.root;
+    const auto v = run_verified(b, call, q.n.seed + i);
+    sim = v.sim;
+    row.wrong = static_cast<long long>(v.wrong);
+  } else {
+    const auto buffers = allocate_buffers(b, q.coll, count, elem, o.in_place);
+    CollectiveCall call{count, buffers.input, buffers.output, q.n.channels, w.root};
+    call.phase_chunks = q.n.phase_chunks;
+    post_collective(b, q.coll, call, choice.algorithm, choice.inter_host);
+    sim = b.run();
+  }
+  const double seconds = sim.makespan.in_seconds();
+  row.time_us = sim.makespan.in_us();
+  row.algbw = seconds > 0 ? static_cast<double>(row.size) / seconds / 1e9 : 0;
+  row.busbw = row.algbw * bus_factor(q.coll, w.ranks);
+  row.algo = to_string(choice);
+  row.predicted_us = choice.predicted.in_us();
+  const double bound = w.model.bandwidth_bound(q.coll, row.size).in_seconds();
+  row.efficiency = seconds > 0 ? bound / seconds : 0;
+  row.sim = std::move(sim);
+  return row;
+}
+
+bool rooted(Collective c) { return c == Collective::broadcast || c == Collective::reduce; }
+
+void print_header(const Options& o, const Request& q, const Sweep& w) {
+  const std::string fabric_line =
+      o.fabric + ", " + std::to_string(w.ranks) + " of " +
+      std::to_string(w.fabric.endpoint_count()) + " GPUs (" + std::to_string(w.model.hosts) +
+      " hosts x " + std::to_string(w.model.per_host) + "), " + std::to_string(w.fabric.tiers()) +
+      " switch tiers, " + std::to_string(switch_count(w.fabric)) + " switches, " +
+      std::to_string(w.fabric.link_count() / 2) + " cables" +
+      (w.failed > 0 ? " (" + std::to_string(w.failed) + " failed)" : "");
+  std::printf("# railcc-sim: %s on %s\n", std::string(to_string(q.coll)).c_str(),
+              fabric_line.c_str());
+  std::printf("# %s routing, %s mode, %s, algorithm %s\n#\n", o.routing.c_str(),
+              q.mode_name.c_str(), o.in_place ? "in place" : "out of place",
+              q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)");
+  std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s  %-26s %6s\n", "size", "count", "type",
+              "redop", "root", "time", "algbw", "busbw", "#wrong", "algo", "eff");
+  std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s\n", "(B)", "(elements)", "", "", "", "(us)",
+              "(GB/s)", "(GB/s)", "");
+  std::fflush(stdout);
+}
+
+void print_row(const Request& q, const Sweep& w, const Row& row) {
+  char wrong[32];
+  if (row.wrong < 0)
+    std::snprintf(wrong, sizeof wrong, "N/A");
+  else
+    std::snprintf(wrong, sizeof wrong, "%lld", row.wrong);
+  std::printf("  %10zu %12zu %9s %6s %6d %11.2f %9.2f %9.2f %7s  %-26s %6.3f\n", row.size,
+              row.count, std::string(to_string(q.type)).c_str(),
+              std::string(to_string(q.op)).c_str(), rooted(q.coll) ? w.root : -1, row.time_us,
+              row.algbw, row.busbw, wrong, row.algo.c_str(), row.efficiency);
+  std::fflush(stdout);
+}
+
+struct Summary {
+  double avg_busbw = 0;
+  std::size_t wrong = 0;
+  double wall_seconds = 0;
+  std::string trace_note;
+};
+
+void print_json(const Options& o, const Request& q, const Sweep& w, const std::vector<Row>& rows,
+                const Summary& sum) {
+  nlohmann::json j;
+  j["schema"] = "railcc.sim_results.v1";
+  j["collective"] = std::string(to_string(q.coll));
+  j["fabric"] = o.fabric;
+  j["gpus"] = w.ranks;
+  j["hosts"] = w.model.hosts;
+  j["gpus_per_host"] = w.model.per_host;
+  j["failed_cables"] = w.failed;
+  j["routing"] = o.routing;
+  j["mode"] = q.mode_name;
+  j["in_place"] = o.in_place;
+  j["type"] = std::string(to_string(q.type));
+  j["redop"] = std::string(to_string(q.op));
+  j["root"] = rooted(q.coll) ? w.root : -1;
+  j["rows"] = nlohmann::json::array();
+  for (const auto& r : rows) {
+    nlohmann::json x{{"size", r.size},
+                     {"count", r.count},
+                     {"time_us", r.time_us},
+                     {"algbw", r.algbw},
+                     {"busbw", r.busbw},
+                     {"algo", r.algo},
+                     {"efficiency", r.efficiency},
+                     {"predicted_us", r.predicted_us}};
+    x["wrong"] = r.wrong < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.wrong);
+    j["rows"].push_back(x);
+  }
+  j["avg_busbw"] = sum.avg_busbw;
+  j["wall_seconds"] = sum.wall_seconds;
+  std::cout << j.dump(2) << "\n";
+}
+
+void print_summary(const Request& q, const std::vector<Row>& rows, const Summary& sum) {
+  std::printf("# Out of bounds values : %s\n",
+              q.mode == SimMode::data ? (sum.wrong == 0 ? "0 OK" : "FAILED") : "N/A (no data)");
+  std::printf("# Avg bus bandwidth    : %.3f GB/s\n", sum.avg_busbw);
+  std::printf("# eff: the bandwidth bound (each GPU's bytes over NVLink or its NICs) / time\n");
+  if (!sum.trace_note.empty()) std::printf("# trace: %s\n", sum.trace_note.c_str());
+  std::printf("# %zu sizes simulated in %.1f s\n", rows.size(), sum.wall_seconds);
+}
+
+int run(const Options& o) {
+  const auto wall0 = std::chrono::steady_clock::now();
+  const Request q = parse_request(o);
   // The trace file is opened before anything is simulated: a path that cannot be written
   // is refused now, not after the whole run.
   std::ofstream trace_out;
@@ -360,201 +584,41 @@ int run(const Options& o) {
     trace_out.open(o.trace, std::ios::binary);
     if (!trace_out) throw InputError("--trace: cannot write " + o.trace);
   }
-
-  Fabric fabric = build_fabric(o, n);
-  const std::size_t failed = n.fail_links > 0 ? fail_links(fabric, n.fail_links, n.seed) : 0;
-  const std::size_t ranks = n.gpus > 0 ? n.gpus : fabric.endpoint_count();
-  if (ranks > fabric.endpoint_count()) {
-    throw InputError("--gpus " + std::to_string(ranks) + ": the fabric has only " +
-                     std::to_string(fabric.endpoint_count()) + " GPUs");
-  }
-  if (n.root >= ranks) throw InputError("--root " + std::to_string(n.root) + " is not a rank");
-  const int root = static_cast<int>(n.root);
-  // Timing and data modes schedule every operation, and the flow engine re-solves the
-  // rates of all active flows as each one ends: a bulk-synchronous step of p flows costs
-  // about p^2 (1 KiB all-reduce in data mode: 7 s at 8,192 ranks, 50 s at 16,384, 203 s
-  // at 32,768). Steps mode is the one for larger runs.
-  if (mode != SimMode::steps && ranks > max_per_operation_ranks) {
-    throw InputError("--mode " + mode_name + " over " + std::to_string(ranks) +
-                     " ranks: it simulates every operation, at a cost growing with the square "
-                     "of the ranks; railcc-sim takes up to " +
-                     std::to_string(max_per_operation_ranks) +
-                     " ranks in timing and data modes; use steps mode (the default)");
-  }
-  if (*coll == Collective::all_to_all && mode == SimMode::steps && ranks > 8192) {
-    throw InputError("all_to_all over " + std::to_string(ranks) +
-                     " ranks: the pairwise exchange is one flow per pair of ranks (" +
-                     std::to_string(ranks * (ranks - 1)) +
-                     "); railcc-sim takes up to 8,192 ranks for it");
-  }
-  SimBackendConfig cfg;
-  cfg.mode = mode;
-  cfg.qps_per_connection = static_cast<std::uint32_t>(n.qps);
-  cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
-  cfg.sim.routing.seed = n.seed;
-  const CostModel model = CostModel::of(fabric, ranks, cfg.sim);
-  const std::size_t elem = size_of(*type);
-  const bool rooted = *coll == Collective::broadcast || *coll == Collective::reduce;
-
-  std::vector<std::size_t> sizes;
-  for (double s = static_cast<double>(min_bytes); s <= static_cast<double>(max_bytes) * 1.000001;
-       s *= n.factor) {
-    sizes.push_back(static_cast<std::size_t>(s));
-  }
-  // Data mode holds every rank's buffers and a copy of the inputs: refuse a sweep whose
-  // largest size would not fit before simulating any of it.
-  if (mode == SimMode::data) {
-    const std::size_t count = count_for_size(*coll, sizes.back(), elem, ranks);
-    const std::size_t need = verified_call_bytes(*coll, count, elem, ranks, o.in_place);
-    if (need > cfg.max_data_bytes) {
-      throw InputError("data mode would need " + std::to_string(need) + " bytes of buffers at " +
-                       std::to_string(sizes.back()) + " B on " + std::to_string(ranks) +
-                       " ranks, over the " + std::to_string(cfg.max_data_bytes) +
-                       " allowed; use timing mode for this size");
-    }
-  }
+  const Sweep w = set_up(o, q);
+  if (!o.json) print_header(o, q, w);
   std::vector<Row> rows;
-  std::size_t total_wrong = 0;
-  const std::string fabric_line =
-      o.fabric + ", " + std::to_string(ranks) + " of " + std::to_string(fabric.endpoint_count()) +
-      " GPUs (" + std::to_string(model.hosts) + " hosts x " + std::to_string(model.per_host) +
-      "), " + std::to_string(fabric.tiers()) + " switch tiers, " +
-      std::to_string(switch_count(fabric)) + " switches, " +
-      std::to_string(fabric.link_count() / 2) + " cables" +
-      (failed > 0 ? " (" + std::to_string(failed) + " failed)" : "");
-  if (!o.json) {
-    std::printf("# railcc-sim: %s on %s\n", std::string(to_string(*coll)).c_str(),
-                fabric_line.c_str());
-    std::printf("# %s routing, %s mode, %s, algorithm %s\n#\n", o.routing.c_str(),
-                mode_name.c_str(), o.in_place ? "in place" : "out of place",
-                fixed ? std::string(to_string(*fixed)).c_str() : "auto (alpha-beta cost model)");
-    std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s  %-26s %6s\n", "size", "count", "type",
-                "redop", "root", "time", "algbw", "busbw", "#wrong", "algo", "eff");
-    std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s\n", "(B)", "(elements)", "", "", "",
-                "(us)", "(GB/s)", "(GB/s)", "");
-    std::fflush(stdout);
-  }
-  std::string trace_note;
-  Progress progress(sizes.size());
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    progress.start_size(i, sizes[i]);
-    const std::size_t count = count_for_size(*coll, sizes[i], elem, ranks);
-    if (count == 0) continue;  // smaller than one element per rank (nccl-tests skips it too)
-    const auto [in_elems, out_elems] = buffer_elements(*coll, count, ranks);
-    Row row;
-    row.count = count;
-    row.size = (*coll == Collective::reduce_scatter ? in_elems : out_elems) * elem;
-    AlgorithmChoice choice = model.choose(*coll, row.size);
-    if (fixed) {
-      choice.algorithm = *fixed;
-      choice.inter_host = *inter;
-      choice.predicted = model.predict(*coll, *fixed, *inter, row.size);
-      choice.across_hosts = model.hosts > 1;
-    }
-    SimBackend b(fabric, static_cast<int>(ranks), cfg);
-    b.set_reduction({*type, *op});
-    SimResult sim;
-    if (mode == SimMode::data) {
-      VerifiedCall call;
-      call.collective = *coll;
-      call.algorithm = choice.algorithm;
-      call.inter_host = choice.inter_host;
-      call.count = count;
-      call.in_place = o.in_place;
-      call.channels = n.channels;
-      call.phase_chunks = n.phase_chunks;
-      call.root = root;
-      const auto v = run_verified(b, call, n.seed + i);
-      sim = v.sim;
-      row.wrong = static_cast<long long>(v.wrong);
-      total_wrong += v.wrong;
-    } else {
-      const auto buffers = allocate_buffers(b, *coll, count, elem, o.in_place);
-      CollectiveCall call{count, buffers.input, buffers.output, n.channels, root};
-      call.phase_chunks = n.phase_chunks;
-      post_collective(b, *coll, call, choice.algorithm, choice.inter_host);
-      sim = b.run();
-    }
-    const double seconds = sim.makespan.in_seconds();
-    row.time_us = sim.makespan.in_us();
-    row.algbw = seconds > 0 ? static_cast<double>(row.size) / seconds / 1e9 : 0;
-    row.busbw = row.algbw * bus_factor(*coll, ranks);
-    row.algo = to_string(choice);
-    row.predicted_us = choice.predicted.in_us();
-    const double bound = model.bandwidth_bound(*coll, row.size).in_seconds();
-    row.efficiency = seconds > 0 ? bound / seconds : 0;
-    rows.push_back(row);
-    if (!o.json) {
-      char wrong[32];
-      if (row.wrong < 0)
-        std::snprintf(wrong, sizeof wrong, "N/A");
-      else
-        std::snprintf(wrong, sizeof wrong, "%lld", row.wrong);
-      progress.above([&] {
-        std::printf("  %10zu %12zu %9s %6s %6d %11.2f %9.2f %9.2f %7s  %-26s %6.3f\n", row.size,
-                    row.count, std::string(to_string(*type)).c_str(),
-                    std::string(to_string(*op)).c_str(), rooted ? root : -1, row.time_us, row.algbw,
-                    row.busbw, wrong, row.algo.c_str(), row.efficiency);
-        std::fflush(stdout);
-      });
-    }
-    if (trace_out.is_open() && i + 1 == sizes.size()) {
-      if (mode == SimMode::steps) {
+  Summary sum;
+  Progress progress(w.sizes.size());
+  for (std::size_t i = 0; i < w.sizes.size(); ++i) {
+    progress.start_size(i, w.sizes[i]);
+    // Smaller than one element per rank: nccl-tests skips it too.
+    if (count_for_size(q.coll, w.sizes[i], size_of(q.type), w.ranks) == 0) continue;
+    SimBackend b(w.fabric, static_cast<int>(w.ranks), w.cfg);
+    Row row = simulate_size(o, q, w, i, b);
+    if (row.wrong > 0) sum.wrong += static_cast<std::size_t>(row.wrong);
+    if (!o.json) progress.above([&] { print_row(q, w, row); });
+    if (trace_out.is_open() && i + 1 == w.sizes.size()) {
+      if (q.mode == SimMode::steps)
         write_step_trace(trace_out, b.step_result());
-      } else {
-        write_chrome_trace(trace_out, fabric, b.last_graph(), sim);
-      }
+      else
+        write_chrome_trace(trace_out, w.fabric, b.last_graph(), row.sim);
       trace_out.close();
       if (!trace_out) throw InputError("--trace: cannot write " + o.trace);
-      trace_note = o.trace + " (" + std::to_string(row.size) + " B)";
+      sum.trace_note = o.trace + " (" + std::to_string(row.size) + " B)";
     }
+    row.sim = SimResult{};  // the per-flow times are large; the row keeps its figures
+    rows.push_back(std::move(row));
   }
   progress.finish();
-  double avg_busbw = 0;
-  for (const auto& r : rows) avg_busbw += r.busbw;
-  if (!rows.empty()) avg_busbw /= static_cast<double>(rows.size());
-  const double wall =
+  for (const auto& r : rows) sum.avg_busbw += r.busbw;
+  if (!rows.empty()) sum.avg_busbw /= static_cast<double>(rows.size());
+  sum.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  if (o.json) {
-    nlohmann::json j;
-    j["schema"] = "railcc.sim_results.v1";
-    j["collective"] = std::string(to_string(*coll));
-    j["fabric"] = o.fabric;
-    j["gpus"] = ranks;
-    j["hosts"] = model.hosts;
-    j["gpus_per_host"] = model.per_host;
-    j["failed_cables"] = failed;
-    j["routing"] = o.routing;
-    j["mode"] = mode_name;
-    j["in_place"] = o.in_place;
-    j["type"] = std::string(to_string(*type));
-    j["redop"] = std::string(to_string(*op));
-    j["root"] = rooted ? root : -1;
-    j["rows"] = nlohmann::json::array();
-    for (const auto& r : rows) {
-      nlohmann::json x{{"size", r.size},
-                       {"count", r.count},
-                       {"time_us", r.time_us},
-                       {"algbw", r.algbw},
-                       {"busbw", r.busbw},
-                       {"algo", r.algo},
-                       {"efficiency", r.efficiency},
-                       {"predicted_us", r.predicted_us}};
-      x["wrong"] = r.wrong < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.wrong);
-      j["rows"].push_back(x);
-    }
-    j["avg_busbw"] = avg_busbw;
-    j["wall_seconds"] = wall;
-    std::cout << j.dump(2) << "\n";
-  } else {
-    std::printf("# Out of bounds values : %s\n",
-                mode == SimMode::data ? (total_wrong == 0 ? "0 OK" : "FAILED") : "N/A (no data)");
-    std::printf("# Avg bus bandwidth    : %.3f GB/s\n", avg_busbw);
-    std::printf("# eff: the bandwidth bound (each GPU's bytes over NVLink or its NICs) / time\n");
-    if (!trace_note.empty()) std::printf("# trace: %s\n", trace_note.c_str());
-    std::printf("# %zu sizes simulated in %.1f s\n", rows.size(), wall);
-  }
-  return total_wrong == 0 ? 0 : 1;
+  if (o.json)
+    print_json(o, q, w, rows, sum);
+  else
+    print_summary(q, rows, sum);
+  return sum.wrong == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -612,6 +676,11 @@ int main(int argc, char** argv) {
   } catch (const InputError& e) {
     std::cerr << "railcc-sim: " << e.what() << "\n";
     return 2;
+  } catch (const LogicError& e) {
+    // railcc broke its own rules: the input may be fine.
+    std::cerr << "railcc-sim: internal error (a bug in railcc, not in your input): " << e.what()
+              << "\n";
+    return 3;
   } catch (const std::bad_alloc&) {
     std::cerr << "railcc-sim: out of memory; use fewer GPUs or steps mode\n";
     return 2;

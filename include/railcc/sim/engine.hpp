@@ -1,4 +1,6 @@
-// railcc/sim/engine.hpp: the flow-level discrete-event simulator.
+// railcc/sim/engine.hpp: the flow-level discrete-event simulator: the event loop.
+// Its parts: routes built up front (route_table.hpp, pinned paths accepted), the max-min
+// rates kept incrementally (rate_state.hpp), and what the links carried (link_stats.hpp).
 //
 // Flows share links by max-min fairness, recomputed whenever a flow starts or ends
 // (every event at the same picosecond is handled as one batch, so a collective step whose
@@ -26,7 +28,9 @@
 #include "railcc/fabric/fabric.hpp"
 #include "railcc/fabric/routing.hpp"
 #include "railcc/sim/flow_graph.hpp"
-#include "railcc/sim/max_min.hpp"
+#include "railcc/sim/link_stats.hpp"
+#include "railcc/sim/rate_state.hpp"
+#include "railcc/sim/route_table.hpp"
 #include "railcc/units.hpp"
 
 RAILCC_NAMESPACE_BEGIN
@@ -54,18 +58,6 @@ struct FlowTiming {
   Picoseconds delivered;  ///< last byte arrived
 };
 
-/// Link statistics of one class of links (a tier and a direction).
-struct LinkClassSummary {
-  int level = 0;    ///< 0 NVLink, 1 NIC-leaf, 2 leaf-spine, 3 spine-core, ...
-  bool up = false;  ///< towards the higher tier
-  std::size_t links = 0;
-  std::size_t used_links = 0;  ///< links that carried any byte
-  double bytes = 0;
-  double mean_utilization = 0;  ///< bytes / (capacity x makespan), over all links of the class
-  double max_utilization = 0;
-  std::vector<LinkIndex> hottest;  ///< up to 5, most loaded first
-};
-
 struct SimResult {
   Picoseconds makespan;  ///< last delivery
   std::vector<FlowTiming> flows;
@@ -85,19 +77,144 @@ struct SimResult {
   std::vector<double> class_capacity;
 };
 
+/// What happens to a flow at an event. At equal times starts come first, then finishes,
+/// then deliveries (the order their numbers give).
+enum class EventKind : std::uint32_t { start = 0, finish = 1, deliver = 2 };
+
+/// One event of the loop. A finish carries the version of the rate it was computed from:
+/// a later rate change makes it stale.
+struct SimEvent {
+  std::int64_t time;
+  FlowId flow;
+  std::uint32_t key;  // kind in the top 2 bits, finish version below: one comparison
+
+  static SimEvent of(std::int64_t time, FlowId flow, EventKind kind, std::uint32_t version = 0) {
+    return {time, flow,
+            static_cast<std::uint32_t>(kind) << 30 | (version & RateState::version_mask)};
+  }
+  [[nodiscard]] EventKind kind() const { return static_cast<EventKind>(key >> 30); }
+  [[nodiscard]] std::uint32_t version() const { return key & RateState::version_mask; }
+  bool operator>(const SimEvent& o) const { return time != o.time ? time > o.time : key > o.key; }
+};
+
 namespace detail::sim {
 
-constexpr std::uint32_t kind_start = 0;
-constexpr std::uint32_t kind_finish = 1;
-constexpr std::uint32_t kind_deliver = 2;
-
-struct Event {
-  std::int64_t time;
-  std::uint32_t flow;
-  std::uint32_t kind_version;  // kind in the top 2 bits, finish version below
-  bool operator>(const Event& o) const {
-    return time != o.time ? time > o.time : kind_version > o.kind_version;
+/// The event loop of one simulation: flows become ready when their dependencies are
+/// delivered, start after their start-up overhead, share links at max-min rates while
+/// active, and are delivered their path latency after their last byte left.
+class EventLoop {
+ public:
+  EventLoop(const Fabric& fabric, const FlowGraph& graph, const SimConfig& config)
+      : fabric_(fabric),
+        graph_(graph),
+        config_(config),
+        adj_(graph.adjacency()),  // validates the DAG
+        routes_(fabric, graph, config.routing, config.switch_hop),
+        rates_(routes_, graph.size(), resource_classes(fabric, routes_), link_class_count(fabric)),
+        pending_(adj_.predecessors),
+        resource_bytes_(routes_.resource_count(), 0.0) {
+    result_.flows.assign(graph.size(), {});
   }
+
+  SimResult run() {
+    for (FlowId f = 0; f < graph_.size(); ++f) {
+      if (pending_[f] == 0) ready(f, Picoseconds{});
+    }
+    while (!events_.empty()) {
+      const std::int64_t now = events_.top().time;
+      bool changed = false;
+      while (!events_.empty() && events_.top().time == now) {
+        const SimEvent e = events_.top();
+        events_.pop();
+        ++result_.events;
+        switch (e.kind()) {
+          case EventKind::start:
+            on_start(e.flow, now);
+            changed = true;
+            break;
+          case EventKind::finish: changed = on_finish(e, now) || changed; break;
+          case EventKind::deliver: on_deliver(e.flow, now); break;
+        }
+      }
+      if (!changed || rates_.active_count() == 0) {
+        rates_.idle(changed);
+        if (changed) sample(now);
+        continue;
+      }
+      ++result_.rate_solves;
+      result_.flows_solved += rates_.resolve(
+          now, config_.exact_rate_solves, graph_, [&](FlowId f, std::int64_t in, std::uint32_t v) {
+            events_.push(SimEvent::of(now + in, f, EventKind::finish, v));
+          });
+      sample(now);
+    }
+    result_.link_bytes = link_bytes_of(fabric_, routes_, resource_bytes_);
+    LinkClassStats stats = summarize_link_classes(fabric_, result_.link_bytes, result_.makespan);
+    result_.link_classes = std::move(stats.classes);
+    result_.class_capacity = std::move(stats.capacity);
+    return std::move(result_);
+  }
+
+ private:
+  /// Flow f's dependencies were delivered at `at`.
+  void ready(FlowId f, Picoseconds at) {
+    if (graph_.is_task(f)) {
+      // Local work: it starts when ready and is done `delay` later.
+      result_.flows[f].ready = at;
+      result_.flows[f].start = at;
+      events_.push(SimEvent::of((at + graph_.flow(f).delay).count(), f, EventKind::deliver));
+      return;
+    }
+    const Picoseconds r = at + graph_.flow(f).delay;
+    result_.flows[f].ready = r;
+    const Picoseconds overhead =
+        routes_.on_nvlink(f) ? config_.nvlink_message_overhead : config_.message_overhead;
+    events_.push(SimEvent::of((r + overhead).count(), f, EventKind::start));
+  }
+
+  void on_start(FlowId f, std::int64_t now) {
+    result_.flows[f].start = Picoseconds::ps(now);
+    const auto bytes = static_cast<double>(graph_.flow(f).size.count());
+    result_.bytes_sent += bytes;
+    rates_.start(f, now, bytes);
+  }
+
+  /// Returns whether the event still stood (a stale finish changes nothing).
+  bool on_finish(const SimEvent& e, std::int64_t now) {
+    const FlowId f = e.flow;
+    if (!rates_.current(f, e.version())) return false;
+    rates_.finish(f, static_cast<double>(graph_.flow(f).size.count()), resource_bytes_);
+    events_.push(SimEvent::of(now + routes_.latency(f).count(), f, EventKind::deliver));
+    return true;
+  }
+
+  void on_deliver(FlowId f, std::int64_t now) {
+    result_.flows[f].delivered = Picoseconds::ps(now);
+    result_.bytes_delivered += static_cast<double>(graph_.flow(f).size.count());
+    result_.makespan = std::max(result_.makespan, Picoseconds::ps(now));
+    for (std::uint32_t i = adj_.offsets[f]; i < adj_.offsets[f + 1]; ++i) {
+      const FlowId s = adj_.successors[i];
+      if (--pending_[s] == 0) ready(s, Picoseconds::ps(now));
+    }
+  }
+
+  void sample(std::int64_t now) {
+    if (!config_.record_timeline) return;
+    result_.timeline_times.push_back(Picoseconds::ps(now));
+    for (double v : rates_.class_load())
+      result_.timeline_bytes_per_second.push_back(std::max(0.0, v));
+  }
+
+  const Fabric& fabric_;
+  const FlowGraph& graph_;
+  const SimConfig& config_;
+  const FlowGraph::Adjacency adj_;
+  RouteTable routes_;
+  RateState rates_;
+  std::vector<std::uint32_t> pending_;  // dependencies not delivered yet
+  std::vector<double> resource_bytes_;
+  std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>> events_;
+  SimResult result_;
 };
 
 }  // namespace detail::sim
@@ -106,280 +223,7 @@ struct Event {
 /// flow names a missing endpoint, has no live path, or the dependencies have a cycle.
 inline SimResult simulate(const Fabric& fabric, const FlowGraph& graph,
                           const SimConfig& config = {}) {
-  using namespace detail::sim;
-  const std::size_t n = graph.size();
-  const auto adj = graph.adjacency();  // validates the DAG
-  Router router(fabric, config.routing);
-
-  // Route every flow up front: a missing path is an error before time starts.
-  std::vector<std::uint32_t> path_offsets(n + 1, 0);
-  std::vector<ResourceIndex> paths;
-  std::vector<Picoseconds> latency(n);
-  std::vector<std::uint8_t> on_nvlink(n, 0);
-  for (FlowId f = 0; f < n; ++f) {
-    const auto& spec = graph.flow(f);
-    if (graph.is_task(f)) {
-      if (spec.src >= fabric.endpoint_count()) {
-        throw InputError("task " + std::to_string(f) + " runs on endpoint " +
-                         std::to_string(spec.src) + ", but the fabric has " +
-                         std::to_string(fabric.endpoint_count()));
-      }
-      path_offsets[f + 1] = static_cast<std::uint32_t>(paths.size());
-      continue;
-    }
-    const FlowKey key{spec.src, spec.dst, spec.qp};
-    const auto pinned = graph.pinned_path(f);
-    const PathInfo info =
-        pinned.empty() ? router.route(key, paths) : router.pinned(key, pinned, paths);
-    path_offsets[f + 1] = static_cast<std::uint32_t>(paths.size());
-    latency[f] =
-        info.link_latency + config.switch_hop * static_cast<std::int64_t>(info.switch_hops);
-    on_nvlink[f] = info.nvlink ? 1 : 0;
-  }
-
-  SimResult result;
-  result.flows.assign(n, {});
-  std::vector<double> resource_bytes(router.resource_count(), 0.0);
-  std::vector<std::uint32_t> pending = adj.predecessors;
-  std::vector<double> remaining(n, 0.0);
-  std::vector<double> rate(n, 0.0);
-  std::vector<std::uint32_t> version(n, 0);
-  std::vector<std::uint8_t> is_active(n, 0);
-  std::size_t active_count = 0;
-
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
-  auto ready = [&](FlowId f, Picoseconds at) {
-    if (graph.is_task(f)) {
-      // Local work: it starts when ready and is done `delay` later.
-      result.flows[f].ready = at;
-      result.flows[f].start = at;
-      events.push({(at + graph.flow(f).delay).count(), f, kind_deliver << 30});
-      return;
-    }
-    const Picoseconds r = at + graph.flow(f).delay;
-    result.flows[f].ready = r;
-    const Picoseconds overhead =
-        on_nvlink[f] ? config.nvlink_message_overhead : config.message_overhead;
-    events.push({(r + overhead).count(), f, kind_start << 30});
-  };
-  for (FlowId f = 0; f < n; ++f) {
-    if (pending[f] == 0) ready(f, Picoseconds{});
-  }
-
-  MaxMinSolver solver;
-  constexpr double inf = std::numeric_limits<double>::infinity();
-  // Incremental state: each resource's load from the active flows' current rates, the
-  // active flows ordered by rate, and the flows that have no rate yet.
-  std::vector<double> load(router.resource_count(), 0.0);
-  std::vector<std::uint32_t> flows_on(router.resource_count(), 0);
-  std::set<std::pair<double, FlowId>> by_rate;
-  std::vector<FlowId> fresh;
-  double keep_below = inf;
-  std::vector<FlowId> solve_set;
-  std::vector<std::uint32_t> solve_offsets;
-  std::vector<std::uint32_t> solve_resources;
-  std::vector<double> solve_rates;
-
-  // A flow's progress is brought up to date only when its rate changes: between changes
-  // it moves linearly, and its finish event already says when it ends.
-  std::vector<std::int64_t> since(n, 0);
-  auto progress = [&](FlowId f, std::int64_t now) {
-    remaining[f] =
-        std::max(0.0, remaining[f] - rate[f] * static_cast<double>(now - since[f]) * 1e-12);
-    since[f] = now;
-  };
-  // Link class of every resource (a pool's links share one), for the timeline.
-  const auto classes = static_cast<std::size_t>(fabric.tiers() + 1) * 2;
-  std::vector<std::uint8_t> class_of(router.resource_count());
-  for (ResourceIndex r = 0; r < router.resource_count(); ++r) {
-    const auto& k = fabric.link(router.is_pool(r) ? router.pool_links(r).front() : r);
-    class_of[r] = static_cast<std::uint8_t>(k.level * 2 + (k.up ? 1 : 0));
-  }
-  std::vector<double> class_load(classes, 0.0);
-  auto add_load = [&](FlowId f, double x) {
-    for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
-      load[paths[i]] += x;
-      class_load[class_of[paths[i]]] += x;
-    }
-  };
-  auto sample = [&](std::int64_t now) {
-    if (!config.record_timeline) return;
-    result.timeline_times.push_back(Picoseconds::ps(now));
-    for (double v : class_load) result.timeline_bytes_per_second.push_back(std::max(0.0, v));
-  };
-
-  while (!events.empty()) {
-    const std::int64_t now = events.top().time;
-    bool changed = false;
-    while (!events.empty() && events.top().time == now) {
-      const Event e = events.top();
-      events.pop();
-      ++result.events;
-      const std::uint32_t kind = e.kind_version >> 30;
-      const FlowId f = e.flow;
-      if (kind == kind_start) {
-        result.flows[f].start = Picoseconds::ps(now);
-        remaining[f] = static_cast<double>(graph.flow(f).size.count());
-        rate[f] = 0;
-        since[f] = now;
-        result.bytes_sent += remaining[f];
-        is_active[f] = 1;
-        fresh.push_back(f);
-        ++active_count;
-        for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
-          const ResourceIndex r = paths[i];
-          keep_below = std::min(keep_below, router.capacity(r) / ++flows_on[r]);
-        }
-        changed = true;
-      } else if (kind == kind_finish) {
-        if ((e.kind_version & 0x3fffffffu) != (version[f] & 0x3fffffffu) || !is_active[f]) continue;
-        // Every byte crossed every resource of the path (the finish time was rounded up).
-        const auto bytes = static_cast<double>(graph.flow(f).size.count());
-        for (std::uint32_t i = path_offsets[f]; i < path_offsets[f + 1]; ++i) {
-          resource_bytes[paths[i]] += bytes;
-          --flows_on[paths[i]];
-        }
-        remaining[f] = 0;
-        keep_below = std::min(keep_below, rate[f]);
-        by_rate.erase({rate[f], f});
-        add_load(f, -rate[f]);
-        is_active[f] = 0;
-        --active_count;
-        events.push({now + latency[f].count(), f, kind_deliver << 30});
-        changed = true;
-      } else {
-        result.flows[f].delivered = Picoseconds::ps(now);
-        result.bytes_delivered += static_cast<double>(graph.flow(f).size.count());
-        result.makespan = std::max(result.makespan, Picoseconds::ps(now));
-        for (std::uint32_t i = adj.offsets[f]; i < adj.offsets[f + 1]; ++i) {
-          const FlowId s = adj.successors[i];
-          if (--pending[s] == 0) ready(s, Picoseconds::ps(now));
-        }
-      }
-    }
-    if (!changed || active_count == 0) {
-      keep_below = inf;
-      if (changed) {
-        std::fill(class_load.begin(), class_load.end(), 0.0);  // idle: no rounding residue
-        sample(now);
-      }
-      continue;
-    }
-    // Max-min rates. Flows frozen below `keep_below` in the last solution keep their
-    // rates: departures only free capacity at levels at or above the departed flows'
-    // rates, and a new flow cannot fill any resource on its path below capacity /
-    // flows-on-it, so nothing below both can change. The others are re-solved against the
-    // capacity the kept flows leave, so a solve costs what it re-solves, not the whole
-    // active set.
-    if (config.exact_rate_solves) keep_below = 0;
-    solve_set.assign(fresh.begin(), fresh.end());
-    fresh.clear();
-    for (auto it = by_rate.lower_bound({keep_below, 0}); it != by_rate.end(); ++it) {
-      solve_set.push_back(it->second);
-    }
-    keep_below = inf;
-    solve_offsets.assign(1, 0);
-    solve_resources.clear();
-    for (FlowId f : solve_set) {
-      if (rate[f] > 0) add_load(f, -rate[f]);
-      solve_resources.insert(solve_resources.end(), paths.begin() + path_offsets[f],
-                             paths.begin() + path_offsets[f + 1]);
-      solve_offsets.push_back(static_cast<std::uint32_t>(solve_resources.size()));
-    }
-    solve_rates.assign(solve_set.size(), 0.0);
-    const bool exact = config.exact_rate_solves;
-    solver.solve(
-        router.resource_count(), solve_offsets, solve_resources,
-        [&](std::uint32_t r) { return exact ? router.capacity(r) : router.capacity(r) - load[r]; },
-        solve_rates);
-    ++result.rate_solves;
-    result.flows_solved += solve_set.size();
-    for (std::size_t i = 0; i < solve_set.size(); ++i) {
-      const FlowId f = solve_set[i];
-      const double x = solve_rates[i];
-      add_load(f, x);
-      if (x == rate[f]) continue;  // its finish event still holds
-      if (!(x > 0)) {
-        throw InputError("simulation: flow " + std::to_string(f) +
-                         " got no bandwidth (a link on its path has none)");
-      }
-      progress(f, now);
-      if (rate[f] > 0) by_rate.erase({rate[f], f});
-      rate[f] = x;
-      by_rate.insert({x, f});
-      const double ps = std::ceil(remaining[f] / rate[f] * 1e12 - 1e-6);
-      if (!(ps < static_cast<double>(Picoseconds::max().count() - now))) {
-        // Integer picoseconds hold 106 days; a flow that ends later has a link on its path
-        // far too slow for its size (or degraded to almost nothing).
-        throw InputError("simulation: flow " + std::to_string(f) + " (" +
-                         std::to_string(graph.flow(f).size.count()) + " bytes at " +
-                         std::to_string(rate[f]) +
-                         " B/s) would end more than 106 days into the simulation, past what "
-                         "integer picoseconds hold: a link on its path is too slow for this size");
-      }
-      ++version[f];
-      events.push({now + static_cast<std::int64_t>(std::max(0.0, ps)), f,
-                   (kind_finish << 30) | (version[f] & 0x3fffffffu)});
-    }
-    sample(now);
-  }
-
-  // Per-link bytes: pools hand their bytes to their links in proportion to capacity.
-  result.link_bytes.assign(fabric.link_count(), 0.0);
-  for (ResourceIndex r = 0; r < router.resource_count(); ++r) {
-    if (resource_bytes[r] == 0) continue;
-    if (!router.is_pool(r)) {
-      result.link_bytes[r] += resource_bytes[r];
-      continue;
-    }
-    const double cap = router.capacity(r);
-    for (LinkIndex l : router.pool_links(r)) {
-      result.link_bytes[l] +=
-          resource_bytes[r] * fabric.link(l).usable().in_bytes_per_second() / cap;
-    }
-  }
-
-  // Summaries per (level, direction).
-  const double seconds = result.makespan.in_seconds();
-  const int levels = fabric.tiers() + 1;
-  result.link_classes.resize(static_cast<std::size_t>(levels) * 2);
-  for (int lv = 0; lv < levels; ++lv) {
-    for (int up = 0; up < 2; ++up) {
-      auto& c = result.link_classes[static_cast<std::size_t>(lv * 2 + up)];
-      c.level = lv;
-      c.up = up == 1;
-    }
-  }
-  std::vector<std::vector<std::pair<double, LinkIndex>>> top(result.link_classes.size());
-  result.class_capacity.assign(result.link_classes.size(), 0.0);
-  for (LinkIndex l = 0; l < fabric.link_count(); ++l) {
-    const auto& k = fabric.link(l);
-    result.class_capacity[static_cast<std::size_t>(k.level * 2 + (k.up ? 1 : 0))] +=
-        k.usable().in_bytes_per_second();
-    auto& c = result.link_classes[static_cast<std::size_t>(k.level * 2 + (k.up ? 1 : 0))];
-    const double util =
-        seconds > 0 ? result.link_bytes[l] / (k.capacity.in_bytes_per_second() * seconds) : 0;
-    ++c.links;
-    c.bytes += result.link_bytes[l];
-    c.mean_utilization += util;
-    c.max_utilization = std::max(c.max_utilization, util);
-    if (result.link_bytes[l] > 0) ++c.used_links;
-    auto& t = top[static_cast<std::size_t>(k.level * 2 + (k.up ? 1 : 0))];
-    t.emplace_back(util, l);
-    if (t.size() > 64) {
-      std::nth_element(t.begin(), t.begin() + 5, t.end(), std::greater<>());
-      t.resize(5);
-    }
-  }
-  for (std::size_t i = 0; i < result.link_classes.size(); ++i) {
-    auto& c = result.link_classes[i];
-    if (c.links > 0) c.mean_utilization /= static_cast<double>(c.links);
-    std::sort(top[i].begin(), top[i].end(), std::greater<>());
-    for (std::size_t k = 0; k < top[i].size() && k < 5; ++k) {
-      if (top[i][k].first > 0) c.hottest.push_back(top[i][k].second);
-    }
-  }
-  return result;
+  return detail::sim::EventLoop(fabric, graph, config).run();
 }
 
 RAILCC_NAMESPACE_END

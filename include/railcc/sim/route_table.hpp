@@ -1,0 +1,79 @@
+// railcc/sim/route_table.hpp: every flow's path, built before time starts.
+//
+// A flow with a pinned path (FlowGraph::add_pinned: a schedule pass chose its links) takes
+// it; the others are routed by the Router (ECMP hash on (src, dst, QP), or spraying). A
+// missing endpoint or a flow with no live path is an InputError here, before anything is
+// simulated. Local tasks have an empty path.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+#include "railcc/fabric/fabric.hpp"
+#include "railcc/fabric/routing.hpp"
+#include "railcc/sim/flow_graph.hpp"
+#include "railcc/units.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+class RouteTable {
+ public:
+  /// Routes every flow of `graph`; a path's latency is its links' plus one `switch_hop`
+  /// per network switch it crosses.
+  RouteTable(const Fabric& fabric, const FlowGraph& graph, const RoutingOptions& routing,
+             Picoseconds switch_hop)
+      : router_(fabric, routing),
+        offsets_(graph.size() + 1, 0),
+        latency_(graph.size()),
+        on_nvlink_(graph.size(), 0) {
+    for (FlowId f = 0; f < graph.size(); ++f) {
+      const auto& spec = graph.flow(f);
+      if (graph.is_task(f)) {
+        if (spec.src >= fabric.endpoint_count()) {
+          throw InputError("task " + std::to_string(f) + " runs on endpoint " +
+                           std::to_string(spec.src) + ", but the fabric has " +
+                           std::to_string(fabric.endpoint_count()));
+        }
+        offsets_[f + 1] = static_cast<std::uint32_t>(resources_.size());
+        continue;
+      }
+      const FlowKey key{spec.src, spec.dst, spec.qp};
+      const auto pinned = graph.pinned_path(f);
+      const PathInfo info =
+          pinned.empty() ? router_.route(key, resources_) : router_.pinned(key, pinned, resources_);
+      offsets_[f + 1] = static_cast<std::uint32_t>(resources_.size());
+      latency_[f] = info.link_latency + switch_hop * static_cast<std::int64_t>(info.switch_hops);
+      on_nvlink_[f] = info.nvlink ? 1 : 0;
+    }
+  }
+
+  /// The resources (links, or pools of parallel links) flow f crosses.
+  [[nodiscard]] std::span<const ResourceIndex> path(FlowId f) const {
+    return {resources_.data() + offsets_[f], resources_.data() + offsets_[f + 1]};
+  }
+  /// From its last byte leaving to its delivery.
+  [[nodiscard]] Picoseconds latency(FlowId f) const { return latency_[f]; }
+  /// The flow stays inside one host's NVLink domain (its start-up is NVLink's).
+  [[nodiscard]] bool on_nvlink(FlowId f) const { return on_nvlink_[f] != 0; }
+  [[nodiscard]] std::size_t resource_count() const { return router_.resource_count(); }
+  /// Bytes per second a resource carries.
+  [[nodiscard]] double capacity(ResourceIndex r) const { return router_.capacity(r); }
+  [[nodiscard]] bool is_pool(ResourceIndex r) const { return router_.is_pool(r); }
+  [[nodiscard]] std::span<const LinkIndex> pool_links(ResourceIndex r) const {
+    return router_.pool_links(r);
+  }
+
+ private:
+  Router router_;
+  std::vector<std::uint32_t>
+      offsets_;  // CSR: flow f crosses resources_[offsets_[f], offsets_[f+1])
+  std::vector<ResourceIndex> resources_;
+  std::vector<Picoseconds> latency_;
+  std::vector<std::uint8_t> on_nvlink_;
+};
+
+RAILCC_NAMESPACE_END
