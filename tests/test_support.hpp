@@ -22,6 +22,17 @@ std::string error_of(Fn&& fn) {
   return "(no error)";
 }
 
+/// The LogicError message `fn` throws, or "(no error)".
+template <class Fn>
+std::string logic_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const railcc::LogicError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 /// `hosts` single-GPU hosts on one 400G leaf, cables of the given latency: the
 /// uncontended fabric closed forms are checked on.
 inline railcc::Fabric one_leaf(std::uint32_t hosts, railcc::Picoseconds cable) {

@@ -45,7 +45,7 @@ enum class SimMode : std::uint8_t { data, timing, steps };
 
 struct SimBackendConfig {
   SimMode mode = SimMode::data;
-  SimConfig sim;
+  SimConfig sim{};
   /// Memory bandwidth for local copies and reductions: H100 SXM HBM3, 3.35 TB/s [pub].
   /// A reduction reads two operands and writes one, a copy reads one and writes one.
   Bandwidth hbm = Bandwidth::GBps(3350);

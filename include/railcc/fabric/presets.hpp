@@ -47,14 +47,14 @@ struct ColossusParams {
   /// achieves (h100_nvlink_usable) to compare with measurements.
   Bandwidth nvlink = h100_nvlink;
   /// Down:up ratio per tier below the top (index 0: leaves). Empty: 1:1 everywhere.
-  std::vector<double> oversubscription;
+  std::vector<double> oversubscription{};
   /// Hosts per rail leaf: 8 racks x 8 hosts = a 512-GPU array under 8 rail leaves [calc].
   std::uint32_t hosts_per_array = 64;
   /// Leaves per tier-2 block (pod): 8 arrays x 8 rails [calc].
   std::uint32_t leaves_per_pod = 64;
   /// Hosts shaped like a discovered node (GPUs per host = rails, NVLink, NIC speed)
   /// instead of an HGX H100; see node_shape.hpp.
-  std::optional<NodeShape> node;
+  std::optional<NodeShape> node{};
 };
 
 /// Colossus-class rail-optimized Clos. Three tiers up to 524,288 GPUs (k^3/4 at k = 128),

@@ -36,7 +36,7 @@
 RAILCC_NAMESPACE_BEGIN
 
 struct SimConfig {
-  RoutingOptions routing;
+  RoutingOptions routing{};
   /// Start-up of an RDMA message: a 32 B RDMA write takes ~0.8 us one way back to back
   /// (perftest, docs/facts.md section 3) [pub].
   Picoseconds message_overhead = Picoseconds::ns(800);

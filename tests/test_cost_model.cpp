@@ -1,0 +1,147 @@
+// tune/cost_model.hpp: the alpha-beta model reads the fabric's own numbers, predicts the
+// closed forms, agrees with the simulator where the closed form is exact, chooses the
+// cheapest applicable algorithm and never predicts below the bandwidth bound.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "check_contains.hpp"
+#include "railcc/backend/sim_backend.hpp"
+#include "railcc/coll/post.hpp"
+#include "railcc/fabric/presets.hpp"
+#include "railcc/tune/cost_model.hpp"
+#include "test_support.hpp"
+
+using namespace railcc;
+using railcc_test::error_of;
+using railcc_test::one_leaf;
+
+namespace {
+
+const Fabric& colossus_2048() {
+  static const Fabric f = [] {
+    ColossusParams p;
+    p.gpus = 2048;
+    return colossus(p);
+  }();
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("The model reads hosts, rates and latencies from the fabric") {
+  const auto fabric = one_leaf(16, Picoseconds::ns(100));
+  const SimConfig sim;
+  const CostModel m = CostModel::of(fabric, 16, sim);
+  CHECK(m.ranks == 16);
+  CHECK(m.hosts == 16);
+  CHECK(m.per_host == 1);
+  CHECK(m.nic_Bps == doctest::Approx(Bandwidth::gbps(400).in_bytes_per_second() *
+                                     fabric.link(0).usable().in_bytes_per_second() /
+                                     fabric.link(0).capacity.in_bytes_per_second()));
+  // GPU -> leaf -> GPU: two cables and one switch.
+  CHECK(m.alpha_near == sim.message_overhead + Picoseconds::ns(200) + sim.switch_hop);
+  // The leaf is the top tier: the far path is the near one.
+  CHECK(m.alpha_far == m.alpha_near);
+  CHECK_FALSE(m.switch_reduction);
+
+  const CostModel c = CostModel::of(colossus_2048(), 2048, sim);
+  CHECK(c.hosts == 256);
+  CHECK(c.per_host == 8);
+  CHECK(c.switch_reduction);
+  CHECK(c.alpha_far > c.alpha_near);  // up to the spine and back
+  CHECK(c.nvlink_Bps > c.nic_Bps);
+
+  CHECK_CONTAINS(error_of([&] { (void)CostModel::of(fabric, 17, sim); }),
+                 "17 ranks on a fabric of 16 GPUs");
+  CHECK_CONTAINS(error_of([&] { (void)CostModel::of(fabric, 0, sim); }), "0 ranks");
+}
+
+TEST_CASE("Ring all-reduce: the model's closed form is the simulated time on one leaf") {
+  const auto fabric = one_leaf(8, Picoseconds::ns(100));
+  const CostModel m = CostModel::of(fabric, 8);
+  const std::size_t bytes = std::size_t{1} << 24;
+  const Picoseconds predicted =
+      m.predict(Collective::all_reduce, Algorithm::ring, Algorithm::rabenseifner, bytes);
+  const Picoseconds closed =
+      (m.alpha_near + Picoseconds::seconds(static_cast<double>(bytes) / 8 / m.nic_Bps)) * 14;
+  CHECK(predicted == closed);
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::timing;
+  SimBackend b(fabric, 8, cfg);
+  b.set_reduction({DataType::float32, ReduceOp::sum});
+  const BufferId buf = b.allocate(bytes);
+  all_reduce(b, CollectiveCall{bytes / 4, buf, buf}, Algorithm::ring);
+  const Picoseconds simulated = b.run().makespan;
+  // The same 14 steps; each step's bytes round to a picosecond in both.
+  CHECK(std::llabs(simulated.count() - predicted.count()) <= 14);
+}
+
+TEST_CASE("Randomized: choose() is the cheapest applicable prediction, never below the bound") {
+  std::mt19937_64 rng(7);
+  const SimConfig sim;
+  const CostModel models[] = {CostModel::of(one_leaf(24, Picoseconds::ns(300)), 24, sim),
+                              CostModel::of(colossus_2048(), 2048, sim),
+                              CostModel::of(colossus_2048(), 8, sim),
+                              CostModel::of(colossus_2048(), 64, sim)};
+  const Collective collectives[] = {Collective::all_reduce, Collective::reduce_scatter,
+                                    Collective::all_gather, Collective::broadcast,
+                                    Collective::all_to_all};
+  int checked = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const CostModel& m = models[rng() % 4];
+    const Collective c = collectives[rng() % 5];
+    const std::size_t bytes = std::size_t{1} << (10 + rng() % 21);  // 1 KiB .. 1 GiB
+    CAPTURE(m.ranks);
+    CAPTURE(to_string(c));
+    CAPTURE(bytes);
+    // The reference: every applicable algorithm (and inter-host algorithm) by brute force.
+    Picoseconds best = Picoseconds::max();
+    for (Algorithm a : algorithms_for(c)) {
+      const bool hier = a == Algorithm::hierarchical || a == Algorithm::nvls;
+      const bool whole_hosts = m.ranks == m.hosts * m.per_host && m.per_host > 1;
+      if (a == Algorithm::hierarchical && (m.hosts < 2 || !whole_hosts)) continue;
+      if (a == Algorithm::nvls && (!m.switch_reduction || !whole_hosts)) continue;
+      for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
+        if (!hier && inter == Algorithm::ring) continue;
+        const Picoseconds t = m.predict(c, a, inter, bytes);
+        best = std::min(best, t);
+        // No prediction beats the bytes each GPU must move over its bottleneck.
+        CHECK(t >= m.bandwidth_bound(c, bytes));
+      }
+    }
+    const AlgorithmChoice choice = m.choose(c, bytes);
+    CHECK(choice.predicted == best);
+    CHECK(applies(c, choice.algorithm));
+    ++checked;
+  }
+  CHECK(checked == 400);
+}
+
+TEST_CASE("Where each algorithm wins: logarithmic ones small, hierarchical large") {
+  const CostModel m = CostModel::of(colossus_2048(), 2048);
+  const AlgorithmChoice small = m.choose(Collective::all_reduce, 1024);
+  const AlgorithmChoice large = m.choose(Collective::all_reduce, std::size_t{1} << 30);
+  CHECK(small.algorithm != Algorithm::ring);  // 4,094 ring steps of latency
+  CHECK((large.algorithm == Algorithm::hierarchical || large.algorithm == Algorithm::nvls));
+  CHECK(large.across_hosts);
+  CHECK(to_string(large).find('+') != std::string::npos);  // names the inter-host algorithm
+}
+
+TEST_CASE("The bandwidth bound: NVLS halves the NVLink bytes of an all-reduce in one host") {
+  const CostModel m = CostModel::of(colossus_2048(), 8);
+  REQUIRE(m.hosts == 1);
+  const std::size_t n = std::size_t{1} << 30;
+  const double with_nvls = m.bandwidth_bound(Collective::all_reduce, n).in_seconds();
+  CHECK(with_nvls == doctest::Approx(static_cast<double>(n) / m.nvlink_Bps).epsilon(1e-9));
+  CostModel without = m;
+  without.switch_reduction = false;
+  CHECK(without.bandwidth_bound(Collective::all_reduce, n).in_seconds() ==
+        doctest::Approx(2.0 * 7 / 8 * static_cast<double>(n) / m.nvlink_Bps).epsilon(1e-9));
+  const CostModel across = CostModel::of(colossus_2048(), 2048);
+  CHECK(
+      across.bandwidth_bound(Collective::all_reduce, n).in_seconds() ==
+      doctest::Approx(2.0 * 255 / 256 * static_cast<double>(n) / 8 / across.nic_Bps).epsilon(1e-9));
+}
