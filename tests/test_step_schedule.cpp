@@ -27,11 +27,12 @@ struct BothWays {
 
 /// Runs `post` on a timing-mode and a steps-mode backend over the same fabric and ranks.
 BothWays both_ways(const Fabric& fabric, int ranks, ReductionSpec reduction,
-                   const std::function<void(SimBackend&)>& post) {
+                   const std::function<void(SimBackend&)>& post, std::uint32_t qps = 1) {
   BothWays out;
   for (SimMode mode : {SimMode::timing, SimMode::steps}) {
     SimBackendConfig cfg;
     cfg.mode = mode;
+    cfg.qps_per_connection = qps;
     SimBackend b(fabric, ranks, cfg);
     b.set_reduction(reduction);
     post(b);
@@ -199,4 +200,21 @@ TEST_CASE("Steps mode evaluates a 2,048-GPU hierarchical all-reduce in a handful
   const double rail_bound = 2.0 * 255 / 256 * static_cast<double>(count * 2) / 8 /
                             Bandwidth::gbps(400).in_bytes_per_second();
   CHECK(r.makespan.in_seconds() > rail_bound);
+}
+
+TEST_CASE("Steps mode repeats every QP of a transfer, not only the last") {
+  // Eight single-GPU hosts on one leaf: a ring step over 4 QPs per connection takes as
+  // long as over 1 (the QPs share each cable), in both modes. A repeated step must carry
+  // all four QPs' bytes: repeating only the last would make steps mode 4x too fast.
+  const auto fabric = railcc_test::one_leaf(8, Picoseconds::ns(100));
+  const std::size_t count = std::size_t{1} << 20;
+  const ReductionSpec f32{DataType::float32, ReduceOp::sum};
+  auto ring = [&](SimBackend& b) {
+    all_reduce_of(b, count, Algorithm::ring, Algorithm::ring, true);
+  };
+  const auto one = both_ways(fabric, 8, f32, ring, 1);
+  const auto four = both_ways(fabric, 8, f32, ring, 4);
+  CHECK(four.steps == four.per_operation);
+  CHECK(std::llabs(four.steps.count() - one.steps.count()) <= 14 * 4);  // byte rounding per QP
+  CHECK(four.step_result.bytes_sent == doctest::Approx(one.step_result.bytes_sent));
 }

@@ -345,6 +345,90 @@ inline RankProgram project(const Plan& plan, int rank) {
   return project(plan, PlanIndex(plan), rank);
 }
 
+namespace detail::projection {
+
+inline bool names(const PlanOp& o, std::span<const int> group, int rank) {
+  return o.src == rank || o.dst == rank ||
+         std::find(group.begin(), group.end(), rank) != group.end();
+}
+
+/// project_posted's first pass: the ranks `me` shares an operation with.
+class PeerFinder final : public PlanSink {
+ public:
+  explicit PeerFinder(int me) : me_(me) {}
+  void add(OpId, const PlanOp& o, std::span<const OpId>, std::span<const int> group) override {
+    if (!names(o, group, me_)) return;
+    peers_.push_back(o.src);
+    peers_.push_back(o.dst);
+    peers_.insert(peers_.end(), group.begin(), group.end());
+    if (peers_.size() > 4096) tidy();
+  }
+  void repeat(const StepRepeat&) override {}
+  /// The peers, sorted (me among them).
+  std::vector<int> take() {
+    tidy();
+    return std::move(peers_);
+  }
+
+ private:
+  void tidy() {
+    std::sort(peers_.begin(), peers_.end());
+    peers_.erase(std::unique(peers_.begin(), peers_.end()), peers_.end());
+  }
+  int me_;
+  std::vector<int> peers_;
+};
+
+/// project_posted's second pass: `me`'s steps; for the other operations, which of the
+/// peers they involve, which is all rule 3 needs to know of them.
+class SliceRecorder final : public PlanSink {
+ public:
+  SliceRecorder(int me, std::vector<int> peers, RankProgram& program)
+      : me_(me), peers_(std::move(peers)), program_(program) {}
+
+  void add(OpId id, const PlanOp& o, std::span<const OpId> deps,
+           std::span<const int> group) override {
+    if (!names(o, group, me_)) {
+      std::vector<int> seen;
+      auto note = [&](int r) {
+        if (std::binary_search(peers_.begin(), peers_.end(), r) &&
+            std::find(seen.begin(), seen.end(), r) == seen.end())
+          seen.push_back(r);
+      };
+      note(o.src);
+      note(o.dst);
+      for (int r : group) note(r);
+      if (!seen.empty()) others_.emplace(id, std::move(seen));
+      return;
+    }
+    waits_.clear();
+    for (OpId dep : deps) {
+      const std::uint32_t s = program_.step_of(dep);
+      if (s != RankProgram::none) {
+        waits_.push_back(s);
+        continue;
+      }
+      const auto it = others_.find(dep);
+      bool carried = false;
+      if (it != others_.end()) {
+        for (int r : it->second) carried = carried || names(o, group, r);
+      }
+      if (!carried) throw not_carried(describe(o, id, group), "operation " + std::to_string(dep));
+    }
+    add_step(program_, me_, id, o, group, waits_);
+  }
+  void repeat(const StepRepeat&) override {}
+
+ private:
+  int me_;
+  std::vector<int> peers_;
+  RankProgram& program_;
+  std::unordered_map<OpId, std::vector<int>> others_;
+  std::vector<std::uint32_t> waits_;
+};
+
+}  // namespace detail::projection
+
 /// Rank `rank`'s program straight from the algorithm, without the plan ever existing:
 /// `post(builder)` allocates the call's buffers, posts it on the builder and returns what
 /// the algorithm returned (every rank's completion). It runs twice: once to learn the
@@ -359,93 +443,13 @@ RankProgram project_posted(const PlanTarget& target, ReductionSpec reduction, in
   check_projectable(rank, static_cast<int>(target.placement.size()), false);
   PlanTarget each = target;
   each.repeats_steps = false;  // every step posted
-
-  // Pass 1: the ranks this rank shares an operation with.
-  class PeerFinder final : public PlanSink {
-   public:
-    explicit PeerFinder(int me) : me_(me) {}
-    void add(OpId, const PlanOp& o, std::span<const OpId>, std::span<const int> group) override {
-      if (!(o.src == me_ || o.dst == me_ ||
-            std::find(group.begin(), group.end(), me_) != group.end()))
-        return;
-      peers.push_back(o.src);
-      peers.push_back(o.dst);
-      peers.insert(peers.end(), group.begin(), group.end());
-      if (peers.size() > 4096) tidy();
-    }
-    void repeat(const StepRepeat&) override {}
-    void tidy() {
-      std::sort(peers.begin(), peers.end());
-      peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
-    }
-    std::vector<int> peers;
-
-   private:
-    int me_;
-  };
   PeerFinder finder(rank);
   {
     PlanBuilder builder(each, reduction, &finder);
     post(builder);
   }
-  finder.tidy();
-
-  // Pass 2: the rank's steps; for other operations, which of the peers they involve.
-  class SliceRecorder final : public PlanSink {
-   public:
-    SliceRecorder(int me, std::vector<int> peers, RankProgram& program)
-        : me_(me), peers_(std::move(peers)), program_(program) {}
-    void add(OpId id, const PlanOp& o, std::span<const OpId> deps,
-             std::span<const int> group) override {
-      auto is_peer = [&](int r) { return std::binary_search(peers_.begin(), peers_.end(), r); };
-      const bool mine =
-          o.src == me_ || o.dst == me_ || std::find(group.begin(), group.end(), me_) != group.end();
-      if (!mine) {
-        std::vector<int> seen;
-        auto note = [&](int r) {
-          if (is_peer(r) && std::find(seen.begin(), seen.end(), r) == seen.end()) seen.push_back(r);
-        };
-        note(o.src);
-        note(o.dst);
-        for (int r : group) note(r);
-        if (!seen.empty()) others_.emplace(id, std::move(seen));
-        return;
-      }
-      waits_.clear();
-      for (OpId dep : deps) {
-        const std::uint32_t s = program_.step_of(dep);
-        if (s != RankProgram::none) {
-          waits_.push_back(s);
-          continue;
-        }
-        const auto it = others_.find(dep);
-        bool carried = false;
-        if (it != others_.end()) {
-          for (int r : it->second) {
-            carried = carried || r == o.src || r == o.dst ||
-                      std::find(group.begin(), group.end(), r) != group.end();
-          }
-        }
-        if (!carried) throw not_carried(describe(o, id, group), "operation " + std::to_string(dep));
-      }
-      add_step(program_, me_, id, o, group, waits_);
-    }
-    void repeat(const StepRepeat&) override {}
-    [[nodiscard]] std::size_t memory_bytes() const {
-      std::size_t bytes = peers_.capacity() * sizeof(int);
-      for (const auto& [id, rs] : others_) bytes += sizeof(id) + rs.capacity() * sizeof(int) + 32;
-      return bytes;
-    }
-
-   private:
-    int me_;
-    std::vector<int> peers_;
-    RankProgram& program_;
-    std::unordered_map<OpId, std::vector<int>> others_;
-    std::vector<std::uint32_t> waits_;
-  };
   RankProgram program(rank, static_cast<int>(each.placement.size()), reduction);
-  SliceRecorder recorder(rank, std::move(finder.peers), program);
+  SliceRecorder recorder(rank, finder.take(), program);
   PlanBuilder streaming(each, reduction, &recorder);
   const std::vector<Deps> done = post(streaming);
   program.set_buffers(streaming.plan().buffers());

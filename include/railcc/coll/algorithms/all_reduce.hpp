@@ -171,6 +171,95 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
   return done;
 }
 
+/// Double binary tree all-reduce (NCCL's Tree) over the ring order, after `ready`.
+template <CollectiveBackend B>
+std::vector<Deps> tree_all_reduce(B& b, const CollectiveCall& call, const std::vector<int>& ring,
+                                  const std::vector<Deps>& ready) {
+  const std::size_t elem = size_of(b.reduction().type);
+  const std::size_t p = ring.size();
+  // Double binary tree (NCCL's Tree): two in-order binary trees over the ring order,
+  // the second shifted by one position, so the leaves of one (most positions) are
+  // internal in the other and no rank forwards for both. Tree t reduces half t of the
+  // data up to its root and broadcasts it back down, in `pipeline_chunks` chunks. A
+  // node's second child sends into scratch and the node adds it locally, so both
+  // children send at once.
+  const BufferId scratch = b.allocate(call.count * elem);
+  const auto K = static_cast<std::size_t>(call.pipeline_chunks);
+  // Chunks and trees touch disjoint regions: each depends only on the initial state,
+  // so they pipeline; `state` collects what each rank's completion waits for.
+  const std::vector<Deps> initial = by_position(ready, ring);
+  std::vector<Deps> state = initial;
+  for (std::size_t t = 0; t < 2; ++t) {
+    const BinaryTree tree(p);
+    auto pos = [&](std::size_t v) { return (v + t) % p; };  // tree node -> ring position
+    const auto [h0, h1] = part_range(call.count, 2, t);
+    for (std::size_t k = 0; k < K; ++k) {
+      const auto [c0, c1] = part_range(h1 - h0, K, k);
+      const Region r{call.output, (h0 + c0) * elem, (c1 - c0) * elem};
+      const Region tmp{scratch, (h0 + c0) * elem, (c1 - c0) * elem};
+      // Up: post-order, so children are posted before their parent.
+      std::vector<std::size_t> order;
+      std::vector<std::pair<std::size_t, bool>> stack{{tree.root, false}};
+      while (!stack.empty()) {
+        auto [v, seen] = stack.back();
+        stack.pop_back();
+        if (seen) {
+          order.push_back(v);
+          continue;
+        }
+        stack.push_back({v, true});
+        for (std::size_t c : tree.children[v]) stack.push_back({c, false});
+      }
+      // ready_up[v]: after these, node v's chunk holds the sum over its subtree.
+      std::vector<Deps> ready_up(p);
+      std::vector<Deps> sent(p);  // node v's up-send: the read of its chunk
+      for (std::size_t v : order) {
+        const auto& kids = tree.children[v];
+        if (kids.empty()) {
+          ready_up[v] = initial[pos(v)];
+          continue;
+        }
+        Deps arrived;
+        for (std::size_t i = 0; i < kids.size(); ++i) {
+          const std::size_t c = kids[i];
+          Deps deps = ready_up[c];
+          deps.insert(deps.end(), initial[pos(v)].begin(), initial[pos(v)].end());
+          // First child reduces straight in; the second lands in scratch.
+          const OpId op = b.transfer(ring[pos(c)], r, ring[pos(v)], i == 0 ? r : tmp,
+                                     i == 0 ? RecvAction::reduce : RecvAction::copy, deps,
+                                     static_cast<std::uint32_t>(t));
+          sent[c].push_back(op);
+          arrived.push_back(op);
+        }
+        ready_up[v] = kids.size() == 2
+                          ? Deps{b.local(ring[pos(v)], r, tmp, RecvAction::reduce, arrived)}
+                          : arrived;
+      }
+      // Root: finish, then broadcast down in pre-order.
+      const std::size_t root = tree.root;
+      const OpId fin = b.finish(ring[pos(root)], r, ready_up[root]);
+      std::vector<OpId> down(p);
+      down[root] = fin;
+      std::vector<std::size_t> pre{root};
+      while (!pre.empty()) {
+        const std::size_t v = pre.back();
+        pre.pop_back();
+        for (std::size_t c : tree.children[v]) {
+          Deps deps{down[v]};
+          deps.insert(deps.end(), sent[c].begin(), sent[c].end());  // c's chunk was read
+          down[c] = b.transfer(ring[pos(v)], r, ring[pos(c)], r, RecvAction::copy, deps,
+                               static_cast<std::uint32_t>(t));
+          pre.push_back(c);
+        }
+      }
+      for (std::size_t v = 0; v < p; ++v) state[pos(v)].push_back(down[v]);
+    }
+  }
+  std::vector<Deps> done(p);
+  to_ranks(done, state, ring);
+  return done;
+}
+
 }  // namespace detail::coll
 
 template <CollectiveBackend B>
@@ -202,88 +291,7 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
     case Algorithm::rabenseifner:
       to_ranks(done, rabenseifner_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
       return done;
-    case Algorithm::tree: {
-      // Double binary tree (NCCL's Tree): two in-order binary trees over the ring order,
-      // the second shifted by one position, so the leaves of one (most positions) are
-      // internal in the other and no rank forwards for both. Tree t reduces half t of the
-      // data up to its root and broadcasts it back down, in `pipeline_chunks` chunks. A
-      // node's second child sends into scratch and the node adds it locally, so both
-      // children send at once.
-      const BufferId scratch = b.allocate(call.count * elem);
-      const auto K = static_cast<std::size_t>(call.pipeline_chunks);
-      // Chunks and trees touch disjoint regions: each depends only on the initial state,
-      // so they pipeline; `state` collects what each rank's completion waits for.
-      const std::vector<Deps> initial = by_position(ready, ring);
-      std::vector<Deps> state = initial;
-      for (std::size_t t = 0; t < 2; ++t) {
-        const BinaryTree tree(p);
-        auto pos = [&](std::size_t v) { return (v + t) % p; };  // tree node -> ring position
-        const auto [h0, h1] = part_range(call.count, 2, t);
-        for (std::size_t k = 0; k < K; ++k) {
-          const auto [c0, c1] = part_range(h1 - h0, K, k);
-          const Region r{call.output, (h0 + c0) * elem, (c1 - c0) * elem};
-          const Region tmp{scratch, (h0 + c0) * elem, (c1 - c0) * elem};
-          // Up: post-order, so children are posted before their parent.
-          std::vector<std::size_t> order;
-          std::vector<std::pair<std::size_t, bool>> stack{{tree.root, false}};
-          while (!stack.empty()) {
-            auto [v, seen] = stack.back();
-            stack.pop_back();
-            if (seen) {
-              order.push_back(v);
-              continue;
-            }
-            stack.push_back({v, true});
-            for (std::size_t c : tree.children[v]) stack.push_back({c, false});
-          }
-          // ready_up[v]: after these, node v's chunk holds the sum over its subtree.
-          std::vector<Deps> ready_up(p);
-          std::vector<Deps> sent(p);  // node v's up-send: the read of its chunk
-          for (std::size_t v : order) {
-            const auto& kids = tree.children[v];
-            if (kids.empty()) {
-              ready_up[v] = initial[pos(v)];
-              continue;
-            }
-            Deps arrived;
-            for (std::size_t i = 0; i < kids.size(); ++i) {
-              const std::size_t c = kids[i];
-              Deps deps = ready_up[c];
-              deps.insert(deps.end(), initial[pos(v)].begin(), initial[pos(v)].end());
-              // First child reduces straight in; the second lands in scratch.
-              const OpId op = b.transfer(ring[pos(c)], r, ring[pos(v)], i == 0 ? r : tmp,
-                                         i == 0 ? RecvAction::reduce : RecvAction::copy, deps,
-                                         static_cast<std::uint32_t>(t));
-              sent[c].push_back(op);
-              arrived.push_back(op);
-            }
-            ready_up[v] = kids.size() == 2
-                              ? Deps{b.local(ring[pos(v)], r, tmp, RecvAction::reduce, arrived)}
-                              : arrived;
-          }
-          // Root: finish, then broadcast down in pre-order.
-          const std::size_t root = tree.root;
-          const OpId fin = b.finish(ring[pos(root)], r, ready_up[root]);
-          std::vector<OpId> down(p);
-          down[root] = fin;
-          std::vector<std::size_t> pre{root};
-          while (!pre.empty()) {
-            const std::size_t v = pre.back();
-            pre.pop_back();
-            for (std::size_t c : tree.children[v]) {
-              Deps deps{down[v]};
-              deps.insert(deps.end(), sent[c].begin(), sent[c].end());  // c's chunk was read
-              down[c] = b.transfer(ring[pos(v)], r, ring[pos(c)], r, RecvAction::copy, deps,
-                                   static_cast<std::uint32_t>(t));
-              pre.push_back(c);
-            }
-          }
-          for (std::size_t v = 0; v < p; ++v) state[pos(v)].push_back(down[v]);
-        }
-      }
-      to_ranks(done, state, ring);
-      return done;
-    }
+    case Algorithm::tree: return tree_all_reduce(b, call, ring, ready);
     default:
       throw LogicError("all_reduce: algorithm " + std::string(to_string(algo)) +
                        " is in the applicability table but has no case here");
