@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "check_contains.hpp"
+#include "correctness_matrix.hpp"
 #include "railcc/backend/sim_verified.hpp"
 #include "railcc/coll/collectives.hpp"
 #include "railcc/coll/reference.hpp"
@@ -14,6 +15,7 @@
 
 using namespace railcc;
 using railcc_test::error_of;
+using railcc_test::fabric64;
 
 namespace {
 
@@ -32,15 +34,6 @@ struct Case {
   std::uint32_t qps = 1;  ///< QPs per connection between hosts
 };
 
-const Fabric& fabric64() {
-  static const Fabric f = [] {
-    ColossusParams params;
-    params.gpus = 64;
-    return colossus(params);
-  }();
-  return f;
-}
-
 /// Runs one case and returns the number of wrong elements.
 int run_case(const Case& c, std::uint64_t seed) {
   SimBackendConfig cfg;
@@ -55,71 +48,11 @@ int run_case(const Case& c, std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE("The correctness matrix: collectives x algorithms x types x ops x rank counts") {
-  std::uint64_t seed = 17;
-  std::size_t cases = 0;
-  const int rank_counts[] = {1, 2, 3, 5, 8, 16, 24, 64};
-  struct Plan {
-    Collective coll;
-    Algorithm algo;
-    Algorithm inter;
-    bool reduces;
-  };
-  const Plan plans[] = {
-      {Collective::all_reduce, Algorithm::ring, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::rabenseifner, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::tree, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::rabenseifner, true},
-      {Collective::all_reduce, Algorithm::nvls, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::nvls, Algorithm::rabenseifner, true},
-      {Collective::reduce_scatter, Algorithm::ring, Algorithm::ring, true},
-      {Collective::reduce_scatter, Algorithm::bruck, Algorithm::ring, true},
-      {Collective::reduce, Algorithm::chain, Algorithm::ring, true},
-      {Collective::all_gather, Algorithm::ring, Algorithm::ring, false},
-      {Collective::all_gather, Algorithm::bruck, Algorithm::ring, false},
-      {Collective::broadcast, Algorithm::chain, Algorithm::ring, false},
-      {Collective::all_to_all, Algorithm::pairwise, Algorithm::ring, false},
-      {Collective::send_recv, Algorithm::pairwise, Algorithm::ring, false},
-  };
-  for (const auto& plan : plans) {
-    for (int p : rank_counts) {
-      for (DataType t : all_data_types) {
-        for (ReduceOp op : all_reduce_ops) {
-          if (!plan.reduces && op != ReduceOp::sum) continue;
-          // All pairs for small groups; a rotating sample of type/op pairs for 16+ ranks.
-          if (p >= 16 && (static_cast<int>(t) * 5 + static_cast<int>(op) + p) % 6 != 0) continue;
-          ++seed;
-          const Case c{
-              plan.coll,
-              plan.algo,
-              plan.inter,
-              p,
-              t,
-              op,
-              p <= 8 ? std::size_t{13} + seed % 7 : std::size_t{29},  // rarely a multiple of p
-              seed % 2 == 0,
-              1 + static_cast<int>(seed % 3),
-              static_cast<int>(seed % static_cast<std::uint64_t>(p)),
-              static_cast<int>(seed % 3),  // phases in 1 or 2 chunks, or the default
-              seed % 5 == 0 ? 3u : 1u};    // transfers between hosts over 3 QPs
-          CAPTURE(to_string(c.coll));
-          CAPTURE(to_string(c.algo));
-          CAPTURE(to_string(c.inter));
-          CAPTURE(p);
-          CAPTURE(to_string(t));
-          CAPTURE(to_string(op));
-          CAPTURE(c.count);
-          CAPTURE(c.in_place);
-          CAPTURE(c.channels);
-          CAPTURE(c.root);
-          CAPTURE(c.phase_chunks);
-          CAPTURE(c.qps);
-          CHECK(run_case(c, seed) == 0);
-          ++cases;
-        }
-      }
-    }
-  }
+  const std::size_t cases = railcc_test::for_each_matrix_case([](const railcc_test::MatrixCase& m) {
+    const Case c{m.coll,  m.algo,     m.inter,    m.p,    m.type,         m.op,
+                 m.count, m.in_place, m.channels, m.root, m.phase_chunks, m.qps};
+    CHECK(run_case(c, m.seed) == 0);
+  });
   MESSAGE(cases << " cases");
   CHECK(cases > 1000);
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "check_contains.hpp"
+#include "correctness_matrix.hpp"
 #include "plan_races.hpp"
 #include "railcc/backend/in_process_backend.hpp"
 #include "railcc/backend/sim_backend.hpp"
@@ -18,31 +19,9 @@
 
 using namespace railcc;
 using railcc_test::error_of;
+using railcc_test::fabric64;
 
 namespace {
-
-const Fabric& fabric64() {
-  static const Fabric f = [] {
-    ColossusParams params;
-    params.gpus = 64;
-    return colossus(params);
-  }();
-  return f;
-}
-
-struct Case {
-  Collective coll;
-  Algorithm algo;
-  Algorithm inter;
-  int p;
-  DataType type;
-  ReduceOp op;
-  std::size_t count;
-  bool in_place;
-  int channels;
-  int root;
-  int phase_chunks;
-};
 
 struct Compared {
   std::size_t differ = 0;  ///< output bytes that differ between the two backends
@@ -52,15 +31,17 @@ struct Compared {
 
 /// One plan, built on the fabric's target, run in the simulator's data mode and on the
 /// in-process backend from the same inputs.
-Compared compare(const Case& c, std::uint64_t seed) {
-  SimBackend sim(fabric64(), c.p);
+Compared compare(const railcc_test::MatrixCase& c) {
+  SimBackendConfig cfg;
+  cfg.qps_per_connection = c.qps;
+  SimBackend sim(fabric64(), c.p, cfg);
   sim.set_reduction({c.type, c.op});
   InProcessBackend threads(sim.target());
   threads.set_reduction({c.type, c.op});
   const VerifiedCall call{c.coll,     c.algo, c.inter, c.count,       c.in_place,
                           c.channels, c.root, 3,       c.phase_chunks};
-  const VerifiedInputs in_sim = fill_verified(sim, call, seed);
-  const VerifiedInputs in_threads = fill_verified(threads, call, seed);
+  const VerifiedInputs in_sim = fill_verified(sim, call, c.seed);
+  const VerifiedInputs in_threads = fill_verified(threads, call, c.seed);
   PlanBuilder builder(sim.target(), {c.type, c.op});
   const CollectiveBuffers buffers =
       allocate_buffers(builder, c.coll, c.count, size_of(c.type), c.in_place);
@@ -85,71 +66,12 @@ Compared compare(const Case& c, std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE("In-process ranks give the simulated data mode's bytes on the whole matrix") {
-  std::uint64_t seed = 17;
-  std::size_t cases = 0;
-  const int rank_counts[] = {1, 2, 3, 5, 8, 16, 24, 64};
-  struct Row {
-    Collective coll;
-    Algorithm algo;
-    Algorithm inter;
-    bool reduces;
-  };
-  const Row rows[] = {
-      {Collective::all_reduce, Algorithm::ring, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::rabenseifner, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::tree, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::rabenseifner, true},
-      {Collective::all_reduce, Algorithm::nvls, Algorithm::ring, true},
-      {Collective::all_reduce, Algorithm::nvls, Algorithm::rabenseifner, true},
-      {Collective::reduce_scatter, Algorithm::ring, Algorithm::ring, true},
-      {Collective::reduce_scatter, Algorithm::bruck, Algorithm::ring, true},
-      {Collective::reduce, Algorithm::chain, Algorithm::ring, true},
-      {Collective::all_gather, Algorithm::ring, Algorithm::ring, false},
-      {Collective::all_gather, Algorithm::bruck, Algorithm::ring, false},
-      {Collective::broadcast, Algorithm::chain, Algorithm::ring, false},
-      {Collective::all_to_all, Algorithm::pairwise, Algorithm::ring, false},
-      {Collective::send_recv, Algorithm::pairwise, Algorithm::ring, false},
-  };
-  for (const auto& row : rows) {
-    for (int p : rank_counts) {
-      for (DataType t : all_data_types) {
-        for (ReduceOp op : all_reduce_ops) {
-          if (!row.reduces && op != ReduceOp::sum) continue;
-          if (p >= 16 && (static_cast<int>(t) * 5 + static_cast<int>(op) + p) % 6 != 0) continue;
-          ++seed;
-          const Case c{row.coll,
-                       row.algo,
-                       row.inter,
-                       p,
-                       t,
-                       op,
-                       p <= 8 ? std::size_t{13} + seed % 7 : std::size_t{29},
-                       seed % 2 == 0 && row.coll != Collective::all_to_all &&
-                           row.coll != Collective::send_recv,
-                       1 + static_cast<int>(seed % 3),
-                       static_cast<int>(seed % static_cast<std::uint64_t>(p)),
-                       static_cast<int>(seed % 3)};
-          CAPTURE(to_string(c.coll));
-          CAPTURE(to_string(c.algo));
-          CAPTURE(to_string(c.inter));
-          CAPTURE(p);
-          CAPTURE(to_string(t));
-          CAPTURE(to_string(op));
-          CAPTURE(c.count);
-          CAPTURE(c.in_place);
-          CAPTURE(c.channels);
-          CAPTURE(c.root);
-          CAPTURE(c.phase_chunks);
-          const Compared got = compare(c, seed);
-          CHECK(got.differ == 0);
-          CHECK(got.wrong == 0);
-          CHECK(got.race == "");
-          ++cases;
-        }
-      }
-    }
-  }
+  const std::size_t cases = railcc_test::for_each_matrix_case([](const railcc_test::MatrixCase& c) {
+    const Compared got = compare(c);
+    CHECK(got.differ == 0);
+    CHECK(got.wrong == 0);
+    CHECK(got.race == "");
+  });
   MESSAGE(cases << " cases");
   CHECK(cases > 1000);
 }
