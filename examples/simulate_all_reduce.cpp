@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       const railcc::BufferId output = builder.allocate(count * sizeof(float));
       const auto done = railcc::all_reduce(builder, railcc::CollectiveCall{count, input, output},
                                            algo, railcc::Algorithm::rabenseifner);
-      const railcc::Plan plan = builder.finish(done);
+      const railcc::Plan plan = builder.build(done);
 
       // 2. Its time on the modelled fabric.
       const railcc::SimResult timed = simulator.run(plan);

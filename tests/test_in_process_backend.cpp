@@ -47,7 +47,7 @@ Compared compare(const railcc_test::MatrixCase& c) {
       allocate_buffers(builder, c.coll, c.count, size_of(c.type), c.in_place);
   const auto done =
       post_collective(builder, c.coll, verified_collective_call(call, buffers), c.algo, c.inter);
-  const Plan plan = builder.finish(done);
+  const Plan plan = builder.build(done);
   sim.run(plan);
   threads.run(plan);
   Compared out;

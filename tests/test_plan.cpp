@@ -23,7 +23,7 @@ TEST_CASE("A plan records operations, dependencies, groups, channels and QP hint
   const int pair[] = {0, 1};
   const OpId s = b.switch_reduce(pair, r, 1, Region{buf, 32, 16}, std::vector<OpId>{t});
   const OpId f = b.finish(1, Region{buf, 32, 16}, std::vector<OpId>{s});
-  const Plan plan = b.finish(std::vector<Deps>{{t}, {f}, {l}, {}});
+  const Plan plan = b.build(std::vector<Deps>{{t}, {f}, {l}, {}});
   REQUIRE(plan.size() == 4);
   CHECK(plan.op(t).kind == OpKind::transfer);
   CHECK(plan.op(t).channel == 3);

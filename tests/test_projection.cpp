@@ -28,7 +28,7 @@ TEST_CASE("Projection: a transfer is a send and a receive; waits are the rank's 
   // dependency involves rank 2, the transfer's sender.
   const OpId copy2 = b.local(2, hi, lo, RecvAction::copy, {});
   const OpId t21 = b.transfer(2, hi, 1, hi, RecvAction::copy, std::vector<OpId>{copy2, t01});
-  const Plan plan = b.finish(std::vector<Deps>{{t01}, {t01, t21}, {t21}});
+  const Plan plan = b.build(std::vector<Deps>{{t01}, {t01, t21}, {t21}});
 
   const RankProgram p0 = project(plan, 0);
   REQUIRE(p0.steps().size() == 2);
@@ -311,7 +311,7 @@ TEST_CASE("Projecting straight from the algorithm gives the plan's projection") 
       return post_collective(b, row.coll, call, row.algo, row.inter);
     };
     PlanBuilder whole(target, red);
-    const Plan plan = whole.finish(post(whole));
+    const Plan plan = whole.build(post(whole));
     const PlanIndex index(plan);
     for (int r : {0, 5, 13, 23}) {
       CAPTURE(r);

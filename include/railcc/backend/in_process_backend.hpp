@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -232,10 +233,6 @@ class InProcessBackend {
       const std::lock_guard lock(mutex_);
       --running_;
       wake_.notify_all();  // the waiters re-check whether anyone can still send
-    }
-    [[nodiscard]] bool failed() {
-      const std::lock_guard lock(mutex_);
-      return static_cast<bool>(error_);
     }
     void rethrow() {
       if (error_) std::rethrow_exception(error_);

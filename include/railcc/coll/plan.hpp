@@ -297,7 +297,7 @@ class PlanBuilder {
   [[nodiscard]] const Plan& plan() const { return plan_; }
   /// Ends the plan: `done` (what the algorithm returned) becomes each rank's completion.
   /// The builder is left with the same target and buffers and no operations.
-  Plan finish(const std::vector<Deps>& done) {
+  Plan build(const std::vector<Deps>& done) {
     plan_.set_completion(done);
     return take();
   }
