@@ -1,6 +1,6 @@
 // railcc/backend/sim_backend.hpp: the simulated backend: executes a plan on a modelled fabric.
 //
-// A plan (plan.hpp) becomes a FlowGraph on a Fabric: a transfer between ranks is a flow
+// A plan (coll/plan.hpp) becomes a FlowGraph on a Fabric: a transfer between ranks is a flow
 // (on the operation's QP, for ECMP entropy), a transfer within a rank or a local
 // copy/reduction is a local task timed at HBM speed. `run(plan)` simulates it. The backend
 // is also a CollectiveBackend: what algorithms post on it is recorded by its PlanBuilder
