@@ -38,9 +38,7 @@ void run(benchmark::State& state, Algorithm algo) {
   const std::size_t bytes = std::size_t{1} << 30;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
-    ColossusParams p;
-    p.gpus = gpus;
-    const Fabric f = colossus(p);
+    const Fabric f = colossus({.gpus = gpus});
     SimBackendConfig cfg;
     cfg.mode = SimMode::steps;
     SimBackend b(f, static_cast<int>(gpus), cfg);
@@ -70,9 +68,7 @@ void ProjectOneRank(benchmark::State& state) {
   const std::size_t bytes = std::size_t{1} << 30;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
-    ColossusParams p;
-    p.gpus = gpus;
-    const Fabric f = colossus(p);
+    const Fabric f = colossus({.gpus = gpus});
     std::vector<NodeIndex> endpoints(gpus);
     std::iota(endpoints.begin(), endpoints.end(), NodeIndex{0});
     const PlanTarget target = SimBackend::target_of(f, endpoints, false);

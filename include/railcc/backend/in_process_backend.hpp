@@ -101,20 +101,7 @@ class InProcessBackend {
   /// Runs a plan built elsewhere. Buffers the backend does not have yet are allocated;
   /// those it has must be the plan's sizes.
   InProcessResult run(const Plan& plan) {
-    if (plan.ranks() != ranks())
-      throw InputError("in-process backend: a plan over " + std::to_string(plan.ranks()) +
-                       " ranks on a backend of " + std::to_string(ranks()));
-    const auto sizes = plan.buffers();
-    for (std::size_t b = 0; b < sizes.size(); ++b) {
-      if (b < data_.size()) {
-        if (buffer_bytes(static_cast<BufferId>(b)) != sizes[b])
-          throw InputError("in-process backend: the plan's buffer " + std::to_string(b) + " has " +
-                           std::to_string(sizes[b]) + " bytes, the backend's " +
-                           std::to_string(buffer_bytes(static_cast<BufferId>(b))));
-      } else {
-        allocate(sizes[b]);
-      }
-    }
+    adopt_plan_buffers(*this, data_.size(), plan, "in-process backend");
     const PlanIndex index(plan);
     std::vector<RankProgram> programs;
     programs.reserve(static_cast<std::size_t>(ranks()));

@@ -139,17 +139,16 @@ class SimBackend {
 
   OpId transfer(int src, Region from, int dst, Region to, RecvAction action,
                 std::span<const OpId> deps, std::uint32_t channel = 0) {
-    if (src >= 0 && src < ranks() && dst >= 0 && dst < ranks())
-      expect_flows(transfer_flows(endpoint(src), endpoint(dst)));
-    return builder_.transfer(src, from, dst, to, action, deps, channel);
+    const bool known = src >= 0 && src < ranks() && dst >= 0 && dst < ranks();
+    const std::size_t flows = known ? transfer_flows(endpoint(src), endpoint(dst)) : 0;
+    return counted(flows,
+                   [&] { return builder_.transfer(src, from, dst, to, action, deps, channel); });
   }
   OpId local(int rank, Region to, Region from, RecvAction action, std::span<const OpId> deps) {
-    expect_flows(1);
-    return builder_.local(rank, to, from, action, deps);
+    return counted(1, [&] { return builder_.local(rank, to, from, action, deps); });
   }
   OpId finish(int rank, Region region, std::span<const OpId> deps) {
-    expect_flows(1);
-    return builder_.finish(rank, region, deps);
+    return counted(1, [&] { return builder_.finish(rank, region, deps); });
   }
   /// Whether the rank's GPU sits on an NVSwitch that reduces and multicasts (NVLS).
   [[nodiscard]] bool switch_reduces(int rank) const { return builder_.switch_reduces(rank); }
@@ -157,15 +156,15 @@ class SimBackend {
   /// reduced with the call's op, lands in `to` on `dst` (a member of the group).
   OpId switch_reduce(std::span<const int> group, Region from, int dst, Region to,
                      std::span<const OpId> deps) {
-    expect_flows(group.size() + 2);
-    return builder_.switch_reduce(group, from, dst, to, deps);
+    return counted(group.size() + 2,
+                   [&] { return builder_.switch_reduce(group, from, dst, to, deps); });
   }
   /// Multicast through the switch (NVLS multimem.st): `from` on `src` (a member of the
   /// group) lands in `to` on every rank of the group, `src` included.
   OpId multicast(int src, Region from, std::span<const int> group, Region to,
                  std::span<const OpId> deps) {
-    expect_flows(group.size() + 2);
-    return builder_.multicast(src, from, group, to, deps);
+    return counted(group.size() + 2,
+                   [&] { return builder_.multicast(src, from, group, to, deps); });
   }
   /// Steps mode evaluates runs of identical steps once (see StepSchedule).
   [[nodiscard]] bool repeats_steps() const { return builder_.repeats_steps(); }
@@ -195,10 +194,7 @@ class SimBackend {
   /// rewritten by schedule passes). Buffers the backend does not have yet are allocated;
   /// those it has must be the plan's sizes. Plans that repeat steps run in steps mode only.
   SimResult run(const Plan& plan) {
-    if (plan.ranks() != ranks())
-      throw InputError("sim backend: a plan over " + std::to_string(plan.ranks()) +
-                       " ranks on a backend of " + std::to_string(ranks()));
-    adopt_buffers(plan.buffers());
+    adopt_plan_buffers(*this, builder_.plan().buffers().size(), plan, "sim backend");
     if (config_.mode == SimMode::steps) {
       StepSchedule steps;
       std::vector<StepSchedule::Index> items;
@@ -314,11 +310,15 @@ class SimBackend {
   }
 
   /// Timing and data modes hold every flow of a run: refuse a collective past max_flows
-  /// while it is posted, before the flows exist.
-  void expect_flows(std::size_t flows) {
-    if (config_.mode == SimMode::steps) return;
-    if (posted_flows_ + flows > config_.max_flows) throw too_many_flows();
-    posted_flows_ += flows;
+  /// while it is posted, before the flows exist. An operation the builder refuses counts
+  /// nothing.
+  template <class Post>
+  OpId counted(std::size_t flows, Post&& post) {
+    const bool counts = config_.mode != SimMode::steps;
+    if (counts && posted_flows_ + flows > config_.max_flows) throw too_many_flows();
+    const OpId id = post();
+    if (counts) posted_flows_ += flows;
+    return id;
   }
   InputError too_many_flows() const {
     return InputError("sim backend: the collective posts more than " +
@@ -418,19 +418,6 @@ class SimBackend {
     result.rate_solves = step_result_.rate_solves;
     result.flows_solved = step_result_.flows_evaluated;
     return result;
-  }
-
-  void adopt_buffers(std::span<const std::size_t> sizes) {
-    for (std::size_t b = 0; b < sizes.size(); ++b) {
-      if (b < builder_.plan().buffers().size()) {
-        if (builder_.buffer_bytes(static_cast<BufferId>(b)) != sizes[b])
-          throw InputError("sim backend: the plan's buffer " + std::to_string(b) + " has " +
-                           std::to_string(sizes[b]) + " bytes, the backend's " +
-                           std::to_string(builder_.buffer_bytes(static_cast<BufferId>(b))));
-      } else {
-        allocate(sizes[b]);
-      }
-    }
   }
 
   /// Timing and data modes: the whole plan as one flow graph, simulated, and in data mode

@@ -17,7 +17,8 @@
 // exactly as a race would on hardware. Placement tells algorithms where ranks sit
 // (host, local index, rail) so hierarchical and rail-aligned algorithms can use it.
 // What only some backends can do (in-switch reduction, evaluating a run of identical
-// steps once) is not here but in capabilities.hpp, so a backend never stubs it.
+// steps once) is not here but in capabilities.hpp: a backend that cannot do it declares
+// nothing, and algorithms ask with `if constexpr`.
 #pragma once
 
 #include <concepts>

@@ -161,6 +161,27 @@ class Plan {
   std::vector<OpId> completion_;
 };
 
+/// For a backend about to execute `plan`: the plan must be over the backend's ranks, a
+/// buffer the backend has (the first `have`) must be the plan's size, and the buffers it
+/// lacks are allocated. `who` names the backend in errors.
+template <class B>
+void adopt_plan_buffers(B& backend, std::size_t have, const Plan& plan, const std::string& who) {
+  if (plan.ranks() != backend.ranks())
+    throw InputError(who + ": a plan over " + std::to_string(plan.ranks()) +
+                     " ranks on a backend of " + std::to_string(backend.ranks()));
+  const auto sizes = plan.buffers();
+  for (std::size_t b = 0; b < sizes.size(); ++b) {
+    if (b >= have) {
+      backend.allocate(sizes[b]);
+      continue;
+    }
+    const std::size_t mine = backend.buffer_bytes(static_cast<BufferId>(b));
+    if (mine != sizes[b])
+      throw InputError(who + ": the plan's buffer " + std::to_string(b) + " has " +
+                       std::to_string(sizes[b]) + " bytes, the backend's " + std::to_string(mine));
+  }
+}
+
 /// What an algorithm may know of where it runs: each rank's placement, which ranks share
 /// an NVSwitch that reduces in the switch (NVLS), and whether steps may be repeated.
 struct PlanTarget {
