@@ -234,8 +234,8 @@ TEST_CASE("Dependencies: a flow starts after its predecessors are delivered, plu
   g.depends_on(c, b);
   SimConfig cfg;
   const auto r = simulate(f, g, cfg);
-  CHECK(r.flows[b].ready == r.flows[a].delivered + Picoseconds::us(2));
-  CHECK(r.flows[b].start == r.flows[b].ready + cfg.message_overhead);
+  CHECK(r.flows[b].ready == r.flows[a].delivered);
+  CHECK(r.flows[b].start == r.flows[b].ready + Picoseconds::us(2) + cfg.message_overhead);
   CHECK(r.flows[c].start == r.flows[b].delivered + cfg.message_overhead);
   const Picoseconds one = cfg.message_overhead + transfer_time(Bytes::KiB(64), gbps400) +
                           Picoseconds::ns(20) + cfg.switch_hop;
@@ -328,6 +328,15 @@ TEST_CASE("Local tasks take their duration and move no bytes") {
   const auto r = simulate(f, g, cfg);
   CHECK(r.flows[reduce].delivered == Picoseconds::us(3));
   CHECK(r.flows[send].start == Picoseconds::us(3) + cfg.message_overhead);
+  // `ready` means the same for a task as for a flow: its last dependency delivered.
+  const auto after = g.add(local_task(1, Picoseconds::us(5)));
+  g.depends_on(after, send);
+  const auto r2 = simulate(f, g, cfg);
+  CHECK(r2.flows[reduce].ready == Picoseconds{});
+  CHECK(r2.flows[send].ready == r2.flows[reduce].delivered);
+  CHECK(r2.flows[after].ready == r2.flows[send].delivered);
+  CHECK(r2.flows[after].start == r2.flows[after].ready);
+  CHECK(r2.flows[after].delivered == r2.flows[after].ready + Picoseconds::us(5));
   CHECK(r.bytes_delivered == 65536.0);
   FlowGraph bad;
   bad.add(local_task(9, Picoseconds::us(1)));
@@ -406,4 +415,50 @@ TEST_CASE("Time conversions saturate instead of overflowing") {
   CHECK(Picoseconds::seconds(-1e300).count() == std::numeric_limits<std::int64_t>::min());
   CHECK(Picoseconds::us(1.5).count() == 1'500'000);
   CHECK(transfer_time(Bytes::of(std::uint64_t{1} << 62), Bandwidth::mbps(1)) == Picoseconds::max());
+}
+
+TEST_CASE("Pinned paths: a loop is refused; over NVLink and out a NIC starts as RDMA (PXN)") {
+  ColossusParams params;
+  params.gpus = 16;  // two hosts of 8
+  const auto fabric = colossus(params);
+  const NodeIndex nvs0 = fabric.nvswitch_of(0);
+  auto link_to = [&](NodeIndex from, auto&& wanted) {
+    for (LinkIndex l : fabric.up_links(from)) {
+      if (wanted(fabric.link(l).to)) return l;
+    }
+    FAIL("no such link");
+    return LinkIndex{};
+  };
+  auto is_nvswitch = [&](NodeIndex n) { return n == nvs0; };
+  const LinkIndex gpu0_nvlink = link_to(0, is_nvswitch);
+  const LinkIndex gpu1_nvlink = link_to(1, is_nvswitch);
+  const LinkIndex gpu1_nic =
+      link_to(1, [&](NodeIndex n) { return fabric.kind(n) == FabricNodeKind::network_switch; });
+  const NodeIndex leaf = fabric.link(gpu1_nic).to;
+  const LinkIndex gpu9_nic = link_to(9, [&](NodeIndex n) { return n == leaf; });  // same rail
+  const Bytes size = Bytes::KiB(256);
+  const SimConfig cfg;
+
+  // GPU 0 -> NVSwitch -> GPU 1 -> rail 1's leaf -> GPU 9: data that changes rails over
+  // NVLink first. Its start-up is an RDMA message's, not NVLink's.
+  FlowGraph pxn;
+  const LinkIndex pxn_path[] = {gpu0_nvlink, Fabric::reverse(gpu1_nvlink), gpu1_nic,
+                                Fabric::reverse(gpu9_nic)};
+  pxn.add_pinned({0, 9, size, 0, {}}, pxn_path);
+  const auto r = simulate(fabric, pxn, cfg);
+  CHECK(r.flows[0].start == cfg.message_overhead);
+  // GPU 0 -> NVSwitch -> GPU 1 stays on NVLink: NVLink's start-up.
+  FlowGraph local;
+  const LinkIndex nvlink_path[] = {gpu0_nvlink, Fabric::reverse(gpu1_nvlink)};
+  local.add_pinned({0, 1, size, 0, {}}, nvlink_path);
+  CHECK(simulate(fabric, local, cfg).flows[0].start == cfg.nvlink_message_overhead);
+
+  // Up to the leaf, back down to GPU 1, and over the same cable again: charged twice
+  // before; refused now, naming the link.
+  FlowGraph loop;
+  const LinkIndex loop_path[] = {gpu1_nic, Fabric::reverse(gpu1_nic), gpu1_nic,
+                                 Fabric::reverse(gpu9_nic)};
+  loop.add_pinned({1, 9, size, 0, {}}, loop_path);
+  CHECK_CONTAINS(error_of([&] { simulate(fabric, loop); }),
+                 "pinned path crosses link " + std::to_string(gpu1_nic) + " twice");
 }

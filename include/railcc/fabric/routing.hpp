@@ -181,6 +181,9 @@ class Router {
     if (links.empty()) throw InputError("flow " + name(key) + ": pinned path is empty");
     PathInfo info;
     NodeIndex at = key.src;
+    // Its start-up is NVLink's only when it never leaves the NVLink domain: a path over
+    // NVLink to another GPU and out of that GPU's NIC (PXN) starts as an RDMA message.
+    bool only_nvlink = true;
     for (LinkIndex l : links) {
       if (l >= f_.link_count())
         throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) +
@@ -194,9 +197,20 @@ class Router {
         throw InputError("flow " + name(key) + ": pinned link " + std::to_string(l) + " is down");
       info.link_latency += k.latency;
       if (f_.kind(k.to) == FabricNodeKind::network_switch) ++info.switch_hops;
-      info.nvlink = info.nvlink || f_.kind(k.to) == FabricNodeKind::nvswitch;
+      only_nvlink = only_nvlink && (f_.kind(k.to) == FabricNodeKind::nvswitch ||
+                                    f_.kind(k.from) == FabricNodeKind::nvswitch);
       at = k.to;
       out.push_back(l);
+    }
+    info.nvlink = only_nvlink;
+    // A link used twice would be charged twice for bytes that cross it once: a path that
+    // loops is a mistake in whatever chose it.
+    scratch_links_.assign(links.begin(), links.end());
+    std::sort(scratch_links_.begin(), scratch_links_.end());
+    const auto twice = std::adjacent_find(scratch_links_.begin(), scratch_links_.end());
+    if (twice != scratch_links_.end()) {
+      throw InputError("flow " + name(key) + ": pinned path crosses link " +
+                       std::to_string(*twice) + " twice");
     }
     if (at != key.dst)
       throw InputError("flow " + name(key) + ": pinned path ends at " + f_.describe(at));
@@ -387,6 +401,7 @@ class Router {
   const Fabric& f_;
   RoutingOptions opt_;
   std::vector<std::pair<LinkIndex, LinkIndex>> port_pairs_;
+  std::vector<LinkIndex> scratch_links_;  // pinned(): the path, sorted
   std::unordered_map<std::uint64_t, ResourceIndex> pool_index_;
   std::vector<double> pool_capacity_;
   std::vector<std::uint32_t> pool_offsets_;

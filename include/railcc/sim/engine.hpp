@@ -52,10 +52,13 @@ struct SimConfig {
   bool record_timeline = false;
 };
 
+/// The same three instants for a flow and a local task: `ready` is always when the last
+/// dependency was delivered, before any delay.
 struct FlowTiming {
-  Picoseconds ready;      ///< dependencies delivered (+ delay)
-  Picoseconds start;      ///< first byte leaves (ready + overhead)
-  Picoseconds delivered;  ///< last byte arrived
+  Picoseconds ready;  ///< its last dependency delivered (0 with none)
+  Picoseconds
+      start;  ///< a flow's first byte leaves (ready + delay + start-up); a task starts (ready)
+  Picoseconds delivered;  ///< a flow's last byte arrived; a task is done (ready + delay)
 };
 
 struct SimResult {
@@ -165,11 +168,10 @@ class EventLoop {
       events_.push(SimEvent::of((at + graph_.flow(f).delay).count(), f, EventKind::deliver));
       return;
     }
-    const Picoseconds r = at + graph_.flow(f).delay;
-    result_.flows[f].ready = r;
+    result_.flows[f].ready = at;
     const Picoseconds overhead =
         routes_.on_nvlink(f) ? config_.nvlink_message_overhead : config_.message_overhead;
-    events_.push(SimEvent::of((r + overhead).count(), f, EventKind::start));
+    events_.push(SimEvent::of((at + graph_.flow(f).delay + overhead).count(), f, EventKind::start));
   }
 
   void on_start(FlowId f, std::int64_t now) {

@@ -8,6 +8,14 @@
 // are re-solved against the capacity the kept flows leave (SimConfig::exact_rate_solves
 // re-solves everything, the reference this is tested against). A flow's remaining bytes
 // are brought up to date only when its rate changes: between changes it moves linearly.
+//
+// The argument holds in exact arithmetic; rates are doubles. Two flows whose fair shares
+// are mathematically equal (the same bottleneck's share) can be computed an ulp apart, and
+// a strict comparison against the departing flow's rate would keep the lower one at a
+// stale rate for the rest of its life. So the bound is lowered by `same_level`, a relative
+// margin far above rounding error and far below any real difference between levels:
+// re-solving a few more flows is always correct (any lower set of the last solution may be
+// kept), keeping one too many is not.
 #pragma once
 
 #include <algorithm>
@@ -54,7 +62,7 @@ class RateState {
     fresh_.push_back(f);
     ++active_count_;
     for (ResourceIndex r : routes_.path(f))
-      keep_below_ = std::min(keep_below_, routes_.capacity(r) / ++flows_on_[r]);
+      keep_below_ = std::min(keep_below_, below(routes_.capacity(r) / ++flows_on_[r]));
   }
 
   /// Flow f's last byte has left: it frees its share. Every byte crossed every resource
@@ -65,7 +73,7 @@ class RateState {
       --flows_on_[r];
     }
     remaining_[f] = 0;
-    keep_below_ = std::min(keep_below_, rate_[f]);
+    keep_below_ = std::min(keep_below_, below(rate_[f]));
     by_rate_.erase({rate_[f], f});
     add_load(f, -rate_[f]);
     active_[f] = 0;
@@ -147,6 +155,9 @@ class RateState {
 
  private:
   static constexpr double inf = std::numeric_limits<double>::infinity();
+  /// Rates within this relative distance are treated as one level (see the top).
+  static constexpr double same_level = 1e-9;
+  static double below(double level) { return level * (1 - same_level); }
 
   void progress(FlowId f, std::int64_t now) {
     remaining_[f] =
