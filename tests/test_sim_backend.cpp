@@ -2,7 +2,10 @@
 // setups it refuses. Data correctness of every algorithm is in test_algorithms.cpp.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
+#include <set>
 #include <vector>
 
 #include "check_contains.hpp"
@@ -481,5 +484,91 @@ TEST_CASE("Ring algorithms cross between hosts on one rail; logarithmic ones kee
     CHECK(cross_rail == (gpus / 8 % 2 == 0 ? 0u : 1u));
     CHECK(placement_ring(b)[8] == 8);  // host 1 from its first GPU
     CHECK(ring[8] == 15);              // host 1 from its last GPU, on the rail ring[7] left by
+  }
+}
+
+TEST_CASE("Each channel's ring leaves and enters hosts on its own rail; all rails are used") {
+  std::mt19937_64 rng(41);
+  for (int trial = 0; trial < 40; ++trial) {
+    const auto hosts = 1 + static_cast<std::uint32_t>(rng() % 9);
+    ColossusParams params;
+    params.gpus = hosts * 8;
+    const auto fabric = colossus(params);
+    SimBackend b(fabric, static_cast<int>(params.gpus));
+    const auto channels = 1 + static_cast<std::size_t>(rng() % 16);
+    CAPTURE(hosts);
+    CAPTURE(channels);
+    // Per host, the rails its rings leave by.
+    std::vector<std::set<std::uint16_t>> leaves_by(hosts);
+    for (std::size_t c = 0; c < channels; ++c) {
+      const auto ring = rail_aligned_ring(b, channel_rotation(c, channels, 8));
+      std::vector<int> sorted = ring;
+      std::sort(sorted.begin(), sorted.end());
+      for (std::size_t r = 0; r < sorted.size(); ++r) REQUIRE(sorted[r] == static_cast<int>(r));
+      std::size_t cross_rail = 0;
+      for (std::size_t j = 0; j < ring.size(); ++j) {
+        const auto a = b.placement(ring[j]);
+        const auto next = b.placement(ring[(j + 1) % ring.size()]);
+        if (a.host == next.host) continue;
+        leaves_by[a.host].insert(a.rail);
+        if (a.rail != next.rail) ++cross_rail;
+      }
+      // Only the hop closing a ring over an odd number of hosts changes rails.
+      CHECK(cross_rail == (hosts > 1 && hosts % 2 == 1 ? 1u : 0u));
+    }
+    if (hosts < 2) continue;
+    // min(channels, 8) channels leave every host by as many different rails.
+    for (std::uint32_t h = 0; h < hosts; ++h)
+      CHECK(leaves_by[h].size() == std::min<std::size_t>(channels, 8));
+  }
+}
+
+TEST_CASE("16 hosts: a ring per rail reaches 0.85 of the NIC bound; one ring, one NIC's worth") {
+  ColossusParams params;
+  params.gpus = 128;
+  const auto fabric = colossus(params);
+  const std::size_t count = std::size_t{1} << 28;  // 1 GiB of float32
+  const double bytes = static_cast<double>(count * 4);
+  // Each GPU must send 2 (H - 1) / H of its data over its host's 8 NICs at least.
+  const double nic_bound = 2.0 * 15 / 16 * bytes / 8 / Bandwidth::gbps(400).in_bytes_per_second();
+  for (const SimMode mode : {SimMode::timing, SimMode::steps}) {
+    auto run = [&](int channels, Algorithm algo) {
+      SimBackendConfig cfg;
+      cfg.mode = mode;
+      cfg.sim.routing.mode = RoutingMode::spray;
+      SimBackend b(fabric, 128, cfg);
+      const BufferId buf = b.allocate(count * 4);
+      CollectiveCall call{count, buf, buf, channels};
+      all_reduce(b, call, algo);
+      return b.run();
+    };
+    const SimResult one = run(1, Algorithm::ring);
+    const SimResult eight = run(8, Algorithm::ring);
+    const double share = nic_bound / eight.makespan.in_seconds();
+    MESSAGE(std::string(mode == SimMode::timing ? "timing" : "steps")
+            << ": 1 GiB ring over 16 hosts: 1 "
+               "channel "
+            << one.makespan.in_us() << " us, 8 channels " << eight.makespan.in_us() << " us, "
+            << share << " of the NIC bound");
+    CHECK(share >= 0.85);
+    CHECK(share <= 1.0);
+    // One ring crosses each host through one NIC of eight.
+    CHECK(nic_bound / one.makespan.in_seconds() <= 1.0 / 8 + 1e-9);
+    if (mode != SimMode::timing) continue;
+    // Every NIC carries ring traffic, and none crosses a rail (nothing above the leaves).
+    for (const auto& c : eight.link_classes) {
+      if (c.level == 1) CHECK(c.used_links == c.links);
+      if (c.level >= 2) CHECK(c.bytes == 0);
+    }
+    // The tree in NCCL's shape: a chain in each host, trees over the hosts' heads, one
+    // head per channel: with 8 channels every NIC carries it, on its rail.
+    const SimResult tree = run(8, Algorithm::tree);
+    for (const auto& c : tree.link_classes) {
+      if (c.level == 1) CHECK(c.used_links == c.links);
+      if (c.level >= 2) CHECK(c.bytes == 0);
+    }
+    MESSAGE("tree, 8 channels: " << tree.makespan.in_us() << " us, "
+                                 << nic_bound / tree.makespan.in_seconds() << " of the NIC bound");
+    CHECK(tree.makespan.in_seconds() >= nic_bound);
   }
 }

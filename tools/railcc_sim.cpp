@@ -8,8 +8,11 @@
 //   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner (hierarchical's inter-host)
 //   -b/-e/-f                             min and max size (bytes, K/M/G suffixes), factor
 //   --type --op --root --channels        as nccl-tests (-d, -o, -r) and NCCL's channels
+//                                        (default: one per GPU of a host, one per rail;
+//                                        1 in data mode)
 //   --qps N            QPs per connection between hosts (NCCL_IB_QPS_PER_CONNECTION)
 //   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: default)
+//   --pipeline-chunks N  chunks a chain or tree pipelines (broadcast, reduce, tree)
 //   --routing ecmp|spray  --fail-links FRACTION --seed S (switch-to-switch cables)
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
 //   --trace FILE  --json
@@ -125,9 +128,10 @@ struct Options {
   std::string type = "bfloat16";
   std::string op = "sum";
   std::string root = "0";
-  std::string channels = "1";
+  std::string channels = "auto";
   std::string qps = "1";
   std::string phase_chunks = "0";
+  std::string pipeline_chunks = "8";
   bool in_place = false;
   std::string fail_links = "0";
   std::string seed = "1";
@@ -142,9 +146,10 @@ struct Settings {
   std::uint64_t gpus = 0;  // 0: the fabric's own
   double factor = 4;
   std::uint64_t root = 0;
-  int channels = 1;
+  int channels = 0;  // 0: one per GPU of a host (rail), resolved in set_up
   int qps = 1;
   int phase_chunks = 0;
+  int pipeline_chunks = 8;
   double fail_links = 0;
   std::uint64_t seed = 1;
 };
@@ -159,9 +164,12 @@ Settings check_numbers(const Options& o) {
     throw InputError("-f must be more than 1 (up to 2^20)");
   n.root = parse_whole("--root", o.root, 0, max_fabric_endpoints);
   // NCCL's MAXCHANNELS is 64.
-  n.channels = static_cast<int>(parse_whole("--channels", o.channels, 1, 64));
+  n.channels =
+      o.channels == "auto" ? 0 : static_cast<int>(parse_whole("--channels", o.channels, 1, 64));
   n.qps = static_cast<int>(parse_whole("--qps", o.qps, 1, 1024));
   n.phase_chunks = static_cast<int>(parse_whole("--phase-chunks", o.phase_chunks, 0, 4096));
+  n.pipeline_chunks =
+      static_cast<int>(parse_whole("--pipeline-chunks", o.pipeline_chunks, 1, 4096));
   n.fail_links = parse_real("--fail-links", o.fail_links);
   n.seed = parse_whole("--seed", o.seed, 0, std::numeric_limits<std::uint64_t>::max());
   return n;
@@ -380,6 +388,7 @@ struct Sweep {
   std::size_t failed = 0;  // cables failed on purpose
   std::size_t ranks = 0;
   int root = 0;
+  int channels = 1;
   SimBackendConfig cfg;
   CostModel model;
   std::vector<std::size_t> sizes;
@@ -419,6 +428,16 @@ Sweep set_up(const Options& o, const Request& q) {
   w.cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
   w.cfg.sim.routing.seed = q.n.seed;
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
+  // By default as many channels as a host has GPUs (rails): the rings and trees then
+  // cross hosts on every NIC, as NCCL's channels do. NCCL's MAXCHANNELS is 64. Data mode,
+  // which is for checking results, keeps one: channels change no result, and each
+  // multiplies the operations it simulates one by one.
+  const bool one_channel = q.mode == SimMode::data;
+  w.channels = q.n.channels > 0 ? q.n.channels
+               : one_channel    ? 1
+                             : static_cast<int>(std::clamp<std::size_t>(w.model.per_host, 1, 64));
+  w.model.channels = w.channels;
+  w.model.pipeline_chunks = q.n.pipeline_chunks;
   for (double s = static_cast<double>(q.min_bytes);
        s <= static_cast<double>(q.max_bytes) * 1.000001; s *= q.n.factor) {
     w.sizes.push_back(static_cast<std::size_t>(s));
@@ -464,16 +483,18 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
     call.inter_host = choice.inter_host;
     call.count = count;
     call.in_place = o.in_place;
-    call.channels = q.n.channels;
+    call.channels = w.channels;
     call.phase_chunks = q.n.phase_chunks;
+    call.pipeline_chunks = q.n.pipeline_chunks;
     call.root = w.root;
     const auto v = run_verified(b, call, q.n.seed + i);
     sim = v.sim;
     row.wrong = static_cast<long long>(v.wrong);
   } else {
     const auto buffers = allocate_buffers(b, q.coll, count, elem, o.in_place);
-    CollectiveCall call{count, buffers.input, buffers.output, q.n.channels, w.root};
+    CollectiveCall call{count, buffers.input, buffers.output, w.channels, w.root};
     call.phase_chunks = q.n.phase_chunks;
+    call.pipeline_chunks = q.n.pipeline_chunks;
     post_collective(b, q.coll, call, choice.algorithm, choice.inter_host);
     sim = b.run();
   }
@@ -501,9 +522,10 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
       (w.failed > 0 ? " (" + std::to_string(w.failed) + " failed)" : "");
   std::printf("# railcc-sim: %s on %s\n", std::string(to_string(q.coll)).c_str(),
               fabric_line.c_str());
-  std::printf("# %s routing, %s mode, %s, algorithm %s\n#\n", o.routing.c_str(),
+  std::printf("# %s routing, %s mode, %s, algorithm %s, %d channels\n#\n", o.routing.c_str(),
               q.mode_name.c_str(), o.in_place ? "in place" : "out of place",
-              q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)");
+              q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)",
+              w.channels);
   std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s  %-26s %6s\n", "size", "count", "type",
               "redop", "root", "time", "algbw", "busbw", "#wrong", "algo", "eff");
   std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s\n", "(B)", "(elements)", "", "", "", "(us)",
@@ -542,6 +564,7 @@ void print_json(const Options& o, const Request& q, const Sweep& w, const std::v
   j["gpus_per_host"] = w.model.per_host;
   j["failed_cables"] = w.failed;
   j["routing"] = o.routing;
+  j["channels"] = w.channels;
   j["mode"] = q.mode_name;
   j["in_place"] = o.in_place;
   j["type"] = std::string(to_string(q.type));
@@ -650,9 +673,14 @@ int main(int argc, char** argv) {
   app.add_option("--phase-chunks", o.phase_chunks,
                  "chunks hierarchical and nvls pipeline their phases in (0: the algorithm's "
                  "default)");
+  app.add_option("--pipeline-chunks", o.pipeline_chunks,
+                 "chunks a chain or tree pipelines (broadcast, reduce, tree)")
+      ->capture_default_str();
   app.add_option("--qps", o.qps, "QPs per connection between hosts, each hashed on its own by ECMP")
       ->capture_default_str();
-  app.add_option("--channels", o.channels, "parallel rings (ring algorithms)")
+  app.add_option("--channels", o.channels,
+                 "channels: rings or tree pairs side by side, each crossing hosts on its own "
+                 "NIC (1-64; auto: one per GPU of a host, 1 in data mode)")
       ->capture_default_str();
   app.add_flag("--inplace", o.in_place, "in place instead of out of place");
   app.add_option("--fail-links", o.fail_links, "fraction of switch-to-switch cables to fail");

@@ -35,8 +35,12 @@ std::vector<int> placement_ring(const B& b) {
 /// node to node the same way (NCCL_CROSS_NIC=0). With an odd number of hosts the hop that
 /// closes the ring crosses rails. Logarithmic algorithms keep the placement ring: their
 /// partners at a distance of one host must stay on their rail.
+///
+/// `rotation` starts every host at local index `rotation` (mod its size): the ring then
+/// leaves the first host on rail rotation - 1 and enters the next on it, and leaves that
+/// one on rail `rotation`. Rings of different rotations cross hosts on different NICs.
 template <CollectiveBackend B>
-std::vector<int> rail_aligned_ring(const B& b) {
+std::vector<int> rail_aligned_ring(const B& b, std::size_t rotation = 0) {
   std::vector<int> ring = placement_ring(b);
   std::size_t begin = 0;
   bool reverse = false;
@@ -44,13 +48,38 @@ std::vector<int> rail_aligned_ring(const B& b) {
     const std::uint32_t host = b.placement(ring[begin]).host;
     std::size_t end = begin;
     while (end < ring.size() && b.placement(ring[end]).host == host) ++end;
-    if (reverse)
-      std::reverse(ring.begin() + static_cast<std::ptrdiff_t>(begin),
-                   ring.begin() + static_cast<std::ptrdiff_t>(end));
+    const auto first = ring.begin() + static_cast<std::ptrdiff_t>(begin);
+    const auto last = ring.begin() + static_cast<std::ptrdiff_t>(end);
+    std::rotate(first, first + static_cast<std::ptrdiff_t>(rotation % (end - begin)), last);
+    if (reverse) std::reverse(first, last);
     reverse = !reverse;
     begin = end;
   }
   return ring;
+}
+
+/// The rotation of channel `channel` of `channels` on hosts of `per_host` GPUs: spread
+/// evenly over the local indices, so `channels` >= `per_host` channels enter and leave
+/// every host through every NIC, as NCCL's channels do (each channel's ring or tree
+/// crosses nodes on a different NIC).
+inline std::size_t channel_rotation(std::size_t channel, std::size_t channels,
+                                    std::size_t per_host) {
+  if (per_host == 0 || channels == 0) return 0;
+  return channels >= per_host ? channel % per_host : channel * per_host / channels;
+}
+
+/// The GPUs of the largest host (the rotation base for channel_rotation).
+template <CollectiveBackend B>
+std::size_t largest_host(const B& b) {
+  std::vector<int> ring = placement_ring(b);
+  std::size_t best = 0;
+  for (std::size_t begin = 0; begin < ring.size();) {
+    std::size_t end = begin;
+    while (end < ring.size() && b.placement(ring[end]).host == b.placement(ring[begin]).host) ++end;
+    best = std::max(best, end - begin);
+    begin = end;
+  }
+  return best;
 }
 
 RAILCC_NAMESPACE_END

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "railcc/coll/backend.hpp"
@@ -37,6 +38,11 @@ struct Span {
 struct Group {
   std::vector<int> ranks;             ///< position -> rank
   std::vector<std::size_t> chunk_of;  ///< position -> the chunk it owns (default: its position)
+  /// The ring each channel of a ring pass runs, as positions in ring order: channel c
+  /// runs channel_rings[c % size]. Empty: every channel runs positions 0, 1, ..., q - 1.
+  /// Every channel's ring holds every position once; a chunk is owned by the same
+  /// position on every channel, so what a phase returns per position means the same.
+  std::vector<std::vector<std::uint32_t>> channel_rings;
 
   explicit Group(std::vector<int> r) : ranks(std::move(r)), chunk_of(ranks.size()) {
     std::iota(chunk_of.begin(), chunk_of.end(), std::size_t{0});
@@ -90,9 +96,10 @@ bool repeat_rest(B& b, const std::vector<OpId>& step, std::size_t s, std::size_t
   }
 }
 
-/// The q - 1 steps of a ring pass, on every channel: at step s position j sends chunk
-/// chunk_of[j - s - 1] (reduce-scatter, `reduce`) or chunk_of[j - s] (all-gather) to
-/// j + 1, which reduces it in or copies it. A reduction waits at every step for the
+/// The q - 1 steps of a ring pass, on every channel: at step s ring position j sends
+/// chunk chunk_of[j - s - 1] (reduce-scatter, `reduce`) or chunk_of[j - s] (all-gather) to
+/// j + 1, which reduces it in or copies it (ring positions are the channel's ring, see
+/// Group::channel_rings). A reduction waits at every step for the
 /// destination's `ready` (its data is in place before it is reduced into); a copy only
 /// at the first. Returns, per position, the operations after which every write into it
 /// (and, for an all-gather, every read of it) is done.
@@ -104,7 +111,17 @@ std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels
   const auto C = static_cast<std::size_t>(channels);
   const long long shift = reduce ? 1 : 0;
   std::vector<Deps> done(q);
+  std::vector<std::uint32_t> identity(q);
+  std::iota(identity.begin(), identity.end(), std::uint32_t{0});
   for (std::size_t ch = 0; ch < C; ++ch) {
+    // Ring position i is group position at[i]; `ready`, `done` and chunk_of stay indexed
+    // by group position.
+    const auto& at =
+        g.channel_rings.empty() ? identity : g.channel_rings[ch % g.channel_rings.size()];
+    if (at.size() != q) {
+      throw LogicError("ring pass: channel " + std::to_string(ch) + "'s ring has " +
+                       std::to_string(at.size()) + " positions, the group " + std::to_string(q));
+    }
     std::vector<OpId> prev(q);
     // Per position: its last connection_slots transfers to the next, by step mod slots.
     std::vector<std::array<OpId, connection_slots>> in_flight(q);
@@ -112,20 +129,21 @@ std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels
     for (std::size_t s = 0; s + 1 < q; ++s) {
       std::vector<OpId> cur(q);
       for (std::size_t j = 0; j < q; ++j) {
-        const std::size_t next = (j + 1) % q;
+        const std::size_t here = at[j];
+        const std::size_t next = at[(j + 1) % q];
         const std::size_t chunk =
-            g.chunk_of[mod(static_cast<long long>(j) - static_cast<long long>(s) - shift, q)];
+            g.chunk_of[at[mod(static_cast<long long>(j) - static_cast<long long>(s) - shift, q)]];
         const OpId arrived = prev[mod(static_cast<long long>(j) - 1, q)];  // the chunk at j
         Deps deps;
         if (reduce) {
           deps = ready[next];
           if (s == 0) {
-            deps.insert(deps.end(), ready[j].begin(), ready[j].end());
+            deps.insert(deps.end(), ready[here].begin(), ready[here].end());
           } else {
             deps.push_back(arrived);
           }
         } else if (s == 0) {
-          deps = ready[j];
+          deps = ready[here];
           deps.insert(deps.end(), ready[next].begin(), ready[next].end());
         } else {
           deps = {arrived};
@@ -135,7 +153,7 @@ std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels
         // position (returned below) stand for every write into it.
         if (s >= connection_slots) deps.push_back(in_flight[j][s % connection_slots]);
         const Region r = slice(span, elem, q, chunk, C, ch);
-        cur[j] = b.transfer(g.ranks[j], r, g.ranks[next], r,
+        cur[j] = b.transfer(g.ranks[here], r, g.ranks[next], r,
                             reduce ? RecvAction::reduce : RecvAction::copy, deps,
                             static_cast<std::uint32_t>(ch));
       }
@@ -153,10 +171,10 @@ std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels
     for (std::size_t j = 0; j < q; ++j) {
       const auto& from_prev = in_flight[mod(static_cast<long long>(j) - 1, q)];
       for (std::size_t k = 0; k < last; ++k)
-        done[j].push_back(from_prev[(posted_steps - 1 - k) % connection_slots]);
+        done[at[j]].push_back(from_prev[(posted_steps - 1 - k) % connection_slots]);
       if (reduce) continue;
       for (std::size_t k = 0; k < last; ++k)
-        done[j].push_back(in_flight[j][(posted_steps - 1 - k) % connection_slots]);
+        done[at[j]].push_back(in_flight[j][(posted_steps - 1 - k) % connection_slots]);
     }
   }
   return done;

@@ -56,6 +56,9 @@ struct CostModel {
   Picoseconds alpha_near;  ///< network step through one leaf
   Picoseconds alpha_far;   ///< network step through the top tier
   int pipeline_chunks = 8;
+  /// Channels of the ring and tree algorithms: across hosts each crosses on its own NIC
+  /// (channel_rotation), so min(channels, per_host) NICs of every host carry them.
+  int channels = 1;
   bool switch_reduction = false;  ///< the hosts' NVSwitches reduce (NVLS)
   double nvls_efficiency = nccl_nvls_efficiency;
 
@@ -138,22 +141,33 @@ struct CostModel {
       return t;
     };
     const double K = pipeline_chunks;
+    const auto G = static_cast<double>(per_host);
+    // Across hosts, the channels' rings and trees cross on min(channels, G) NICs of each
+    // host; a ring's GPU then sends (G - 1) / G of its bytes over NVLink.
+    const double nics = std::min(static_cast<double>(std::max(1, channels)), G);
+    const double ring_Bps =
+        multi ? std::min(nic_Bps * nics, G > 1 ? nvlink_Bps * G / (G - 1) : nic_Bps * nics)
+              : nvlink_Bps;
     switch (c) {
       case Collective::all_reduce:
         switch (a) {
           case Algorithm::ring:
-            return (near + secs(n / p / B)) * static_cast<std::int64_t>(2 * (ranks - 1));
+            return (near + secs(n / p / ring_Bps)) * static_cast<std::int64_t>(2 * (ranks - 1));
           case Algorithm::rabenseifner: return rab(p, n, static_cast<double>(per_host));
           case Algorithm::tree: {
-            // ~2 n beta (docs/facts.md section 4): each rank receives its half from two
-            // children in the tree where it is inner, and both halves from its parents;
-            // the K-chunk pipeline over `depth` levels stretches it by (depth + K - 1) / K.
-            const double depth = log2c(p + 1);
-            return (far + secs(n / K / B)) * static_cast<std::int64_t>(2 * (depth + K - 1));
+            // NCCL's shape: a chain of G GPUs in each host, a double binary tree over the
+            // H hosts' heads, up and back down: 2 (G - 1) + 2 ceil(log2(H + 1)) stages a
+            // chunk passes through. Per chunk a head's NIC sends (and receives) 2 n / K
+            // over the two trees (~2 n beta, docs/facts.md section 4), spread over the
+            // channels' NICs; inside a host each GPU sends a chunk up and one down the
+            // chain. The K-chunk pipeline costs (stages + K - 1) stage times.
+            const double stages =
+                2 * (G - 1) + (multi ? 2 * log2c(static_cast<double>(hosts) + 1) : 0);
+            const double per_chunk = multi ? 2 * n / K / (nic_Bps * nics) : 2 * n / K / nvlink_Bps;
+            return (far + secs(per_chunk)) * static_cast<std::int64_t>(stages + K - 1);
           }
           case Algorithm::hierarchical:
           case Algorithm::nvls: {
-            const auto G = static_cast<double>(per_host);
             const auto H = static_cast<double>(hosts);
             Picoseconds nv = G > 1 ? (alpha_nvlink + secs(n / G / nvlink_Bps)) *
                                          static_cast<std::int64_t>(2 * (per_host - 1))
@@ -186,7 +200,7 @@ struct CostModel {
             t += far + secs(std::min(have, p - have) * n / p / B);
           return t;
         }
-        return (near + secs(n / p / B)) * static_cast<std::int64_t>(ranks - 1);
+        return (near + secs(n / p / ring_Bps)) * static_cast<std::int64_t>(ranks - 1);
       case Collective::broadcast:
       case Collective::reduce:
         return (near + secs(n / K / B)) * static_cast<std::int64_t>(p - 1 + K - 1);

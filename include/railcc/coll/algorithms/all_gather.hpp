@@ -55,8 +55,8 @@ std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = 
     to_ranks(done, state, ring);
     return done;
   }
-  const auto ring = rail_aligned_ring(b);
-  Group g(ring);
+  Group g = rail_ring_group(b, call.channels);
+  const auto& ring = g.ranks;
   for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
   // Chunks of p n elements cut in p parts are exactly the n-element blocks.
   const Span span{call.output, 0, call.count * p};

@@ -171,92 +171,166 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
   return done;
 }
 
-/// Double binary tree all-reduce (NCCL's Tree) over the ring order, after `ready`.
+/// Tree all-reduce in NCCL's shape (ncclTopoPostset's trees): inside each host a chain of
+/// its GPUs, and between hosts a double binary tree over the chains' heads. Channel c's
+/// chains start at local index channel_rotation(c): its head, which talks to the other
+/// hosts, so the channels cross hosts on different NICs, and each host's head sits on the
+/// same rail (the tree between hosts stays under one leaf per channel). Each channel's
+/// part of the data is cut in two halves, one per binary tree of the pair; tree 1 is tree
+/// 0 over the hosts shifted by one, so a host that is inner in one is mostly a leaf in the
+/// other. Each half runs `pipeline_chunks` chunks: up the chain to the head, up the tree
+/// (a second child's data lands in scratch and is added locally, so both children send
+/// at once), finished at the root, broadcast down the tree and down each chain.
 template <CollectiveBackend B>
-std::vector<Deps> tree_all_reduce(B& b, const CollectiveCall& call, const std::vector<int>& ring,
+std::vector<Deps> tree_all_reduce(B& b, const CollectiveCall& call,
                                   const std::vector<Deps>& ready) {
   const std::size_t elem = size_of(b.reduction().type);
-  const std::size_t p = ring.size();
-  // Double binary tree (NCCL's Tree): two in-order binary trees over the ring order,
-  // the second shifted by one position, so the leaves of one (most positions) are
-  // internal in the other and no rank forwards for both. Tree t reduces half t of the
-  // data up to its root and broadcasts it back down, in `pipeline_chunks` chunks. A
-  // node's second child sends into scratch and the node adds it locally, so both
-  // children send at once.
+  const std::size_t p = static_cast<std::size_t>(b.ranks());
+  constexpr OpId no_op = ~OpId{0};
+  // Hosts in placement order, each with its GPUs in local order.
+  std::vector<std::vector<int>> hosts;
+  for (int r : placement_ring(b)) {
+    if (hosts.empty() || b.placement(hosts.back().front()).host != b.placement(r).host)
+      hosts.emplace_back();
+    hosts.back().push_back(r);
+  }
+  const std::size_t H = hosts.size();
+  const std::size_t per_host = largest_host(b);
   const BufferId scratch = b.allocate(call.count * elem);
+  const auto C = static_cast<std::size_t>(call.channels);
   const auto K = static_cast<std::size_t>(call.pipeline_chunks);
-  // Chunks and trees touch disjoint regions: each depends only on the initial state,
-  // so they pipeline; `state` collects what each rank's completion waits for.
-  const std::vector<Deps> initial = by_position(ready, ring);
-  std::vector<Deps> state = initial;
-  for (std::size_t t = 0; t < 2; ++t) {
-    const BinaryTree tree(p);
-    auto pos = [&](std::size_t v) { return (v + t) % p; };  // tree node -> ring position
-    const auto [h0, h1] = part_range(call.count, 2, t);
-    for (std::size_t k = 0; k < K; ++k) {
-      const auto [c0, c1] = part_range(h1 - h0, K, k);
-      const Region r{call.output, (h0 + c0) * elem, (c1 - c0) * elem};
-      const Region tmp{scratch, (h0 + c0) * elem, (c1 - c0) * elem};
-      // Up: post-order, so children are posted before their parent.
-      std::vector<std::size_t> order;
-      std::vector<std::pair<std::size_t, bool>> stack{{tree.root, false}};
-      while (!stack.empty()) {
-        auto [v, seen] = stack.back();
-        stack.pop_back();
-        if (seen) {
-          order.push_back(v);
-          continue;
+  std::vector<Deps> done = ready;  // what each rank's completion waits for
+  auto add = [](Deps& to, const Deps& from) { to.insert(to.end(), from.begin(), from.end()); };
+  auto at = [](const std::vector<Deps>& per_rank, int r) -> const Deps& {
+    return per_rank[static_cast<std::size_t>(r)];
+  };
+  for (std::size_t c = 0; c < C; ++c) {
+    const std::size_t rotation = channel_rotation(c, C, per_host);
+    // chain[h]: host h's GPUs from the head (local index `rotation`) onwards.
+    std::vector<std::vector<int>> chain = hosts;
+    for (auto& ch : chain)
+      std::rotate(ch.begin(), ch.begin() + static_cast<std::ptrdiff_t>(rotation % ch.size()),
+                  ch.end());
+    const auto [p0, p1] = part_range(call.count, C, c);
+    for (std::size_t t = 0; t < 2; ++t) {
+      const BinaryTree tree(H);
+      auto host_of = [&](std::size_t v) { return (v + t) % H; };  // tree node -> host
+      const auto [h0, h1] = part_range(p1 - p0, 2, t);
+      const auto channel = static_cast<std::uint32_t>(2 * c + t);
+      // A connection carries its chunks in order, one after the other (NCCL's FIFO of
+      // slots): chunk k on an edge waits for chunk k - 1 on it, which is what pipelines
+      // the chunks instead of running them all at once. Every rank has one edge of each
+      // kind in a tree, so each kind's last transfer is kept by its sending (up) or
+      // receiving (down) rank.
+      std::vector<OpId> last_up(p, no_op), last_down(p, no_op);
+      auto after_last = [&](Deps deps, const std::vector<OpId>& last, int r) {
+        const OpId l = last[static_cast<std::size_t>(r)];
+        if (l != no_op) deps.push_back(l);
+        return deps;
+      };
+      for (std::size_t k = 0; k < K; ++k) {
+        const auto [c0, c1] = part_range(h1 - h0, K, k);
+        const std::size_t first = (p0 + h0 + c0) * elem;
+        const std::size_t bytes = (c1 - c0) * elem;
+        if (bytes == 0) continue;
+        const Region r{call.output, first, bytes};
+        const Region tmp{scratch, first, bytes};
+        // 1. Up each chain, tail to head: after head_sum[h], host h's head holds its
+        // host's sum; up_sent[h][i] read GPU i's chunk.
+        std::vector<Deps> head_sum(H);
+        std::vector<std::vector<OpId>> up_sent(H);
+        for (std::size_t h = 0; h < H; ++h) {
+          const auto& ch = chain[h];
+          up_sent[h].assign(ch.size(), 0);
+          Deps carried = at(ready, ch.back());
+          for (std::size_t i = ch.size() - 1; i > 0; --i) {
+            Deps deps = carried;
+            add(deps, at(ready, ch[i - 1]));
+            const OpId op = b.transfer(ch[i], r, ch[i - 1], r, RecvAction::reduce,
+                                       after_last(deps, last_up, ch[i]), channel);
+            last_up[static_cast<std::size_t>(ch[i])] = op;
+            up_sent[h][i] = op;
+            carried = {op};
+          }
+          head_sum[h] = carried;
         }
-        stack.push_back({v, true});
-        for (std::size_t c : tree.children[v]) stack.push_back({c, false});
+        // 2. Up the tree between heads, children before parents (post-order).
+        std::vector<std::size_t> order;
+        std::vector<std::pair<std::size_t, bool>> stack{{tree.root, false}};
+        while (H > 0 && !stack.empty()) {
+          auto [v, seen] = stack.back();
+          stack.pop_back();
+          if (seen) {
+            order.push_back(v);
+            continue;
+          }
+          stack.push_back({v, true});
+          for (std::size_t kid : tree.children[v]) stack.push_back({kid, false});
+        }
+        std::vector<Deps> subtree_sum(H);  // by tree node: its head holds its subtree's sum
+        std::vector<Deps> tree_sent(H);    // by tree node: its up-send (the read of its chunk)
+        for (std::size_t v : order) {
+          const int head = chain[host_of(v)].front();
+          const auto& kids = tree.children[v];
+          if (kids.empty()) {
+            subtree_sum[v] = head_sum[host_of(v)];
+            continue;
+          }
+          Deps arrived;
+          for (std::size_t i = 0; i < kids.size(); ++i) {
+            Deps deps = subtree_sum[kids[i]];
+            if (i == 0) add(deps, head_sum[host_of(v)]);  // reduced into what the chain left
+            const int kid_head = chain[host_of(kids[i])].front();
+            const OpId op = b.transfer(kid_head, r, head, i == 0 ? r : tmp,
+                                       i == 0 ? RecvAction::reduce : RecvAction::copy,
+                                       after_last(deps, last_up, kid_head), channel);
+            last_up[static_cast<std::size_t>(kid_head)] = op;
+            tree_sent[kids[i]].push_back(op);
+            arrived.push_back(op);
+          }
+          if (kids.size() == 2) {
+            subtree_sum[v] = {b.local(head, r, tmp, RecvAction::reduce, arrived)};
+          } else {
+            subtree_sum[v] = arrived;
+          }
+        }
+        // 3. Finish at the root; down the tree (pre-order), then down each chain.
+        std::vector<OpId> final_at(H);  // by tree node: its head's chunk is final
+        final_at[tree.root] =
+            b.finish(chain[host_of(tree.root)].front(), r, subtree_sum[tree.root]);
+        std::vector<std::size_t> pre{tree.root};
+        while (!pre.empty()) {
+          const std::size_t v = pre.back();
+          pre.pop_back();
+          const int head = chain[host_of(v)].front();
+          for (std::size_t kid : tree.children[v]) {
+            Deps deps{final_at[v]};
+            add(deps, tree_sent[kid]);  // the child's chunk was read before it is overwritten
+            const int kid_head = chain[host_of(kid)].front();
+            final_at[kid] = b.transfer(head, r, kid_head, r, RecvAction::copy,
+                                       after_last(deps, last_down, kid_head), channel);
+            last_down[static_cast<std::size_t>(kid_head)] = final_at[kid];
+            done[static_cast<std::size_t>(head)].push_back(final_at[kid]);  // a read of head's
+            pre.push_back(kid);
+          }
+        }
+        for (std::size_t v = 0; v < H; ++v) {
+          const auto& ch = chain[host_of(v)];
+          OpId prev = final_at[v];
+          done[static_cast<std::size_t>(ch.front())].push_back(prev);
+          for (std::size_t i = 1; i < ch.size(); ++i) {
+            const Deps deps{prev, up_sent[host_of(v)][i]};
+            const OpId op = b.transfer(ch[i - 1], r, ch[i], r, RecvAction::copy,
+                                       after_last(deps, last_down, ch[i]), channel);
+            last_down[static_cast<std::size_t>(ch[i])] = op;
+            done[static_cast<std::size_t>(ch[i - 1])].push_back(op);  // read
+            done[static_cast<std::size_t>(ch[i])].push_back(op);      // written
+            prev = op;
+          }
+        }
       }
-      // ready_up[v]: after these, node v's chunk holds the sum over its subtree.
-      std::vector<Deps> ready_up(p);
-      std::vector<Deps> sent(p);  // node v's up-send: the read of its chunk
-      for (std::size_t v : order) {
-        const auto& kids = tree.children[v];
-        if (kids.empty()) {
-          ready_up[v] = initial[pos(v)];
-          continue;
-        }
-        Deps arrived;
-        for (std::size_t i = 0; i < kids.size(); ++i) {
-          const std::size_t c = kids[i];
-          Deps deps = ready_up[c];
-          deps.insert(deps.end(), initial[pos(v)].begin(), initial[pos(v)].end());
-          // First child reduces straight in; the second lands in scratch.
-          const OpId op = b.transfer(ring[pos(c)], r, ring[pos(v)], i == 0 ? r : tmp,
-                                     i == 0 ? RecvAction::reduce : RecvAction::copy, deps,
-                                     static_cast<std::uint32_t>(t));
-          sent[c].push_back(op);
-          arrived.push_back(op);
-        }
-        ready_up[v] = kids.size() == 2
-                          ? Deps{b.local(ring[pos(v)], r, tmp, RecvAction::reduce, arrived)}
-                          : arrived;
-      }
-      // Root: finish, then broadcast down in pre-order.
-      const std::size_t root = tree.root;
-      const OpId fin = b.finish(ring[pos(root)], r, ready_up[root]);
-      std::vector<OpId> down(p);
-      down[root] = fin;
-      std::vector<std::size_t> pre{root};
-      while (!pre.empty()) {
-        const std::size_t v = pre.back();
-        pre.pop_back();
-        for (std::size_t c : tree.children[v]) {
-          Deps deps{down[v]};
-          deps.insert(deps.end(), sent[c].begin(), sent[c].end());  // c's chunk was read
-          down[c] = b.transfer(ring[pos(v)], r, ring[pos(c)], r, RecvAction::copy, deps,
-                               static_cast<std::uint32_t>(t));
-          pre.push_back(c);
-        }
-      }
-      for (std::size_t v = 0; v < p; ++v) state[pos(v)].push_back(down[v]);
     }
   }
-  std::vector<Deps> done(p);
-  to_ranks(done, state, ring);
   return done;
 }
 
@@ -281,17 +355,15 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
   std::vector<Deps> done(p);
   switch (algo) {
     case Algorithm::ring: {
-      const auto rail_ring = rail_aligned_ring(b);
-      to_ranks(
-          done,
-          ring_all_reduce_group(b, rail_ring, span, call.channels, by_position(ready, rail_ring)),
-          rail_ring);
+      const Group g = rail_ring_group(b, call.channels);
+      to_ranks(done, ring_all_reduce_group(b, g, span, call.channels, by_position(ready, g.ranks)),
+               g.ranks);
       return done;
     }
     case Algorithm::rabenseifner:
       to_ranks(done, rabenseifner_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
       return done;
-    case Algorithm::tree: return tree_all_reduce(b, call, ring, ready);
+    case Algorithm::tree: return tree_all_reduce(b, call, ready);
     default:
       throw LogicError("all_reduce: algorithm " + std::string(to_string(algo)) +
                        " is in the applicability table but has no case here");

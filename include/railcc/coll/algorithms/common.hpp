@@ -1,14 +1,17 @@
 // railcc/coll/algorithms/common.hpp: what several algorithm families share: argument checks,
-// the input copy, moving per-rank lists to ring positions and back, a ring all-reduce over a
-// group, and runs of rank-indexed blocks.
+// the input copy, moving per-rank lists to ring positions and back, the rings of the channels,
+// a ring all-reduce over a group, and runs of rank-indexed blocks.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "railcc/coll/backend.hpp"
 #include "railcc/coll/call.hpp"
+#include "railcc/coll/order.hpp"
 #include "railcc/coll/phases.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
@@ -59,15 +62,44 @@ void to_ranks(std::vector<T>& per_rank, const std::vector<T>& per_position,
     per_rank[static_cast<std::size_t>(order[j])] = per_position[j];
 }
 
-/// Ring all-reduce of a span over a group: reduce-scatter, finish, all-gather.
+/// The group the ring algorithms run on over every rank: channel 0's rail-aligned ring
+/// gives the positions, and each channel runs the ring of its own rotation
+/// (channel_rotation), so `channels` channels leave and enter every host through
+/// min(channels, GPUs per host) NICs. Only distinct rings are stored.
 template <CollectiveBackend B>
-std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, const Span& span,
-                                        int channels, const std::vector<Deps>& ready) {
-  Group g(ranks);
+Group rail_ring_group(const B& b, int channels) {
+  Group g(rail_aligned_ring(b));
+  const std::size_t p = g.size();
+  std::vector<std::uint32_t> position(p);
+  for (std::size_t j = 0; j < p; ++j)
+    position[static_cast<std::size_t>(g.ranks[j])] = static_cast<std::uint32_t>(j);
+  const auto C = static_cast<std::size_t>(std::max(1, channels));
+  const std::size_t per_host = largest_host(b);
+  const std::size_t distinct = std::min(C, std::max<std::size_t>(1, per_host));
+  if (distinct == 1) return g;
+  for (std::size_t c = 0; c < distinct; ++c) {
+    const auto ring = rail_aligned_ring(b, channel_rotation(c, C, per_host));
+    auto& at = g.channel_rings.emplace_back(p);
+    for (std::size_t i = 0; i < p; ++i) at[i] = position[static_cast<std::size_t>(ring[i])];
+  }
+  return g;
+}
+
+/// Ring all-reduce of a group's span: reduce-scatter, finish, all-gather.
+template <CollectiveBackend B>
+std::vector<Deps> ring_all_reduce_group(B& b, const Group& g, const Span& span, int channels,
+                                        const std::vector<Deps>& ready) {
   if (g.size() == 1) return finish_phase(b, g, span, ready);
   auto rs = ring_reduce_scatter_phase(b, g, span, channels, ready);
   auto fin = finish_phase(b, g, span, rs);
   return ring_all_gather_phase(b, g, span, channels, fin);
+}
+
+/// Ring all-reduce of a span over a group: reduce-scatter, finish, all-gather.
+template <CollectiveBackend B>
+std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, const Span& span,
+                                        int channels, const std::vector<Deps>& ready) {
+  return ring_all_reduce_group(b, Group(ranks), span, channels, ready);
 }
 
 /// Calls fn(region) for the blocks of positions first, first + 1, ..., first + count - 1

@@ -70,8 +70,8 @@ std::vector<Deps> reduce_scatter(B& b, const CollectiveCall& call,
   // Work on a copy: the input stays as it was (out of place) and chunk r ends on rank r.
   const BufferId work = b.allocate(total * elem);
   const auto ready = copy_in(b, call.input, 0, work, 0, total * elem, false, 0);
-  const auto ring = algo == Algorithm::bruck ? placement_ring(b) : rail_aligned_ring(b);
-  Group g(ring);
+  Group g = algo == Algorithm::bruck ? Group(placement_ring(b)) : rail_ring_group(b, call.channels);
+  const auto& ring = g.ranks;
   for (std::size_t j = 0; j < p; ++j) g.chunk_of[j] = static_cast<std::size_t>(ring[j]);
   const Span span{work, 0, total};
   const auto rs =
