@@ -8,8 +8,8 @@
 //   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner (hierarchical's inter-host)
 //   -b/-e/-f                             min and max size (bytes, K/M/G suffixes), factor
 //   --type --op --root --channels        as nccl-tests (-d, -o, -r) and NCCL's channels
-//                                        (default: one per GPU of a host, one per rail;
-//                                        1 in data mode)
+//                                        (default: one per GPU of a host for ring and
+//                                        tree, 1 otherwise and in data mode)
 //   --qps N            QPs per connection between hosts (NCCL_IB_QPS_PER_CONNECTION)
 //   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: default)
 //   --pipeline-chunks N  chunks a chain or tree pipelines (broadcast, reduce, tree)
@@ -388,11 +388,17 @@ struct Sweep {
   std::size_t failed = 0;  // cables failed on purpose
   std::size_t ranks = 0;
   int root = 0;
-  int channels = 1;
+  int channels = 1;  // rings and trees (all algorithms when explicit_channels)
+  bool explicit_channels = false;
   SimBackendConfig cfg;
   CostModel model;
   std::vector<std::size_t> sizes;
 };
+
+/// The channels a call of `algo` gets (see set_up).
+int channels_for(const Sweep& w, Algorithm algo) {
+  return w.explicit_channels || algo == Algorithm::ring || algo == Algorithm::tree ? w.channels : 1;
+}
 
 Sweep set_up(const Options& o, const Request& q) {
   Sweep w;
@@ -428,14 +434,16 @@ Sweep set_up(const Options& o, const Request& q) {
   w.cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
   w.cfg.sim.routing.seed = q.n.seed;
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
-  // By default as many channels as a host has GPUs (rails): the rings and trees then
-  // cross hosts on every NIC, as NCCL's channels do. NCCL's MAXCHANNELS is 64. Data mode,
-  // which is for checking results, keeps one: channels change no result, and each
-  // multiplies the operations it simulates one by one.
+  // By default the rings and trees get as many channels as a host has GPUs (rails), so
+  // they cross hosts on every NIC, as NCCL's channels do (NCCL's MAXCHANNELS is 64).
+  // The other algorithms get one: their steps between hosts already stay on each GPU's
+  // own rail, so more channels would only multiply what is simulated. Data mode, which is
+  // for checking results, keeps one: channels change no result.
   const bool one_channel = q.mode == SimMode::data;
   w.channels = q.n.channels > 0 ? q.n.channels
                : one_channel    ? 1
                              : static_cast<int>(std::clamp<std::size_t>(w.model.per_host, 1, 64));
+  w.explicit_channels = q.n.channels > 0;
   w.model.channels = w.channels;
   w.model.pipeline_chunks = q.n.pipeline_chunks;
   for (double s = static_cast<double>(q.min_bytes);
@@ -483,7 +491,7 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
     call.inter_host = choice.inter_host;
     call.count = count;
     call.in_place = o.in_place;
-    call.channels = w.channels;
+    call.channels = channels_for(w, choice.algorithm);
     call.phase_chunks = q.n.phase_chunks;
     call.pipeline_chunks = q.n.pipeline_chunks;
     call.root = w.root;
@@ -492,7 +500,8 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
     row.wrong = static_cast<long long>(v.wrong);
   } else {
     const auto buffers = allocate_buffers(b, q.coll, count, elem, o.in_place);
-    CollectiveCall call{count, buffers.input, buffers.output, w.channels, w.root};
+    CollectiveCall call{count, buffers.input, buffers.output, channels_for(w, choice.algorithm),
+                        w.root};
     call.phase_chunks = q.n.phase_chunks;
     call.pipeline_chunks = q.n.pipeline_chunks;
     post_collective(b, q.coll, call, choice.algorithm, choice.inter_host);
@@ -522,10 +531,12 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
       (w.failed > 0 ? " (" + std::to_string(w.failed) + " failed)" : "");
   std::printf("# railcc-sim: %s on %s\n", std::string(to_string(q.coll)).c_str(),
               fabric_line.c_str());
-  std::printf("# %s routing, %s mode, %s, algorithm %s, %d channels\n#\n", o.routing.c_str(),
+  const std::string channels =
+      std::to_string(w.channels) + (w.explicit_channels ? " channels" : " channels (ring, tree)");
+  std::printf("# %s routing, %s mode, %s, algorithm %s, %s\n#\n", o.routing.c_str(),
               q.mode_name.c_str(), o.in_place ? "in place" : "out of place",
               q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)",
-              w.channels);
+              channels.c_str());
   std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s  %-26s %6s\n", "size", "count", "type",
               "redop", "root", "time", "algbw", "busbw", "#wrong", "algo", "eff");
   std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s\n", "(B)", "(elements)", "", "", "", "(us)",
@@ -680,7 +691,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--channels", o.channels,
                  "channels: rings or tree pairs side by side, each crossing hosts on its own "
-                 "NIC (1-64; auto: one per GPU of a host, 1 in data mode)")
+                 "NIC (1-64; auto: one per GPU of a host for ring and tree, 1 otherwise "
+                 "and in data mode)")
       ->capture_default_str();
   app.add_flag("--inplace", o.in_place, "in place instead of out of place");
   app.add_option("--fail-links", o.fail_links, "fraction of switch-to-switch cables to fail");

@@ -49,6 +49,19 @@ set -- $row
 awk -v a="$7" -v b="$8" 'BEGIN { exit !(b > a * 2 * 63 / 64 - 0.02 && b < a * 2 * 63 / 64 + 0.02) }' &&
   pass "busbw = algbw x 2(n-1)/n" || fail "busbw $8 vs algbw $7"
 
+# By default a ring gets a channel per rail, so it crosses hosts on every NIC: over 16 hosts
+# at least 6 times one channel's bus bandwidth (8 NICs against 1).
+row8=$(sim --gpus 128 -b 1G -e 1G --algo ring 2>/dev/null | grep -v '^#')
+row1=$(sim --gpus 128 -b 1G -e 1G --algo ring --channels 1 2>/dev/null | grep -v '^#')
+head8=$(sim --gpus 128 -b 1G -e 1G --algo ring 2>/dev/null | grep '^# ecmp routing')
+set -- $row8
+bw8=$8
+set -- $row1
+case "$head8" in *"8 channels (ring, tree)"*) ok_head=1 ;; *) ok_head=0 ;; esac
+[ $ok_head = 1 ] && awk -v a="$bw8" -v b="$8" 'BEGIN { exit !(a > 6 * b) }' &&
+  pass "a channel per rail by default ($bw8 vs $8 GB/s with one)" ||
+  fail "default channels: $head8 / $row8 / $row1"
+
 # Steps mode (default) and the per-operation schedule agree on a lockstep algorithm.
 t_steps=$(sim --gpus 64 -b 16M -e 16M --algo hierarchical --inter rabenseifner 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
 t_ops=$(sim --gpus 64 -b 16M -e 16M --algo hierarchical --inter rabenseifner --mode timing 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
