@@ -65,7 +65,9 @@ TEST_CASE("Ring all-reduce: the model's closed form is the simulated time on one
   const std::size_t bytes = std::size_t{1} << 24;
   const Picoseconds predicted =
       m.predict(Collective::all_reduce, Algorithm::ring, Algorithm::rabenseifner, bytes);
+  // The collective's base latency once, then 14 steps.
   const Picoseconds closed =
+      m.collective_base +
       (m.alpha_near + Picoseconds::seconds(static_cast<double>(bytes) / 8 / m.nic_Bps)) * 14;
   CHECK(predicted == closed);
   SimBackendConfig cfg;

@@ -361,7 +361,7 @@ TEST_CASE("Flows into and out of an NVSwitch take the GPU's NVLink; others are r
   const SimConfig cfg;
   const auto r = simulate(fabric, g, cfg);
   CHECK(r.makespan ==
-        cfg.nvlink_message_overhead + nvlink_latency + transfer_time(size, h100_nvlink));
+        cfg.nvls_message_overhead + nvlink_latency + transfer_time(size, h100_nvlink_usable));
   // Into another host's switch, or switch to switch: a clear error before simulating.
   FlowGraph other;
   other.add({0, nvs1, size, 0, {}});
@@ -399,7 +399,8 @@ TEST_CASE("Simulated time past what integer picoseconds hold is an InputError, n
   FlowGraph ok;
   ok.add({0, 1, Bytes::GiB(1), 0, {}});
   SimConfig exact;
-  exact.message_overhead = exact.nvlink_message_overhead = exact.switch_hop = Picoseconds{};
+  exact.message_overhead = exact.nvlink_message_overhead = exact.nvls_message_overhead =
+      exact.switch_hop = Picoseconds{};
   CHECK(simulate(slow, ok, exact).makespan == Picoseconds::ps(8'589'934'592'000'000));
   // A cable degraded to almost nothing is the same error.
   Fabric degraded = one_leaf(2, Picoseconds{});

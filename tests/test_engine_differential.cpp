@@ -52,8 +52,7 @@ std::vector<long double> reference_deliveries(const Fabric& fabric, const FlowGr
       arrivals.emplace_back(delivered[f], f);
       return;
     }
-    const auto overhead = static_cast<long double>(
-        (routes.on_nvlink(f) ? config.nvlink_message_overhead : config.message_overhead).count());
+    const auto overhead = static_cast<long double>(start_up_of(routes.start_up(f), config).count());
     ready[f] = at + delay + overhead;
     left[f] = static_cast<long double>(spec.size.count());
   };
@@ -159,7 +158,8 @@ Fabric three_hosts_10_20_20() {
 
 SimConfig no_fixed_costs() {
   SimConfig c;
-  c.message_overhead = c.nvlink_message_overhead = c.switch_hop = Picoseconds{};
+  c.message_overhead = c.nvlink_message_overhead = c.nvls_message_overhead = c.switch_hop =
+      Picoseconds{};
   return c;
 }
 

@@ -89,9 +89,9 @@ TEST_CASE("Colossus at 100k: rail-optimized 3-tier Clos of 128-port switches") {
     for (LinkIndex l : f.up_links(e)) {
       if (f.kind(f.link(l).to) == FabricNodeKind::network_switch) leaf = f.link(l).to;
       if (f.kind(f.link(l).to) == FabricNodeKind::nvswitch) {
-        CHECK(f.link(l).capacity == Bandwidth::GBps(450));
+        CHECK(f.link(l).capacity == h100_nvlink_usable);  // NCCL's 18 x 20.6 GB/s
       } else {
-        CHECK(f.link(l).capacity == Bandwidth::gbps(400));
+        CHECK(f.link(l).capacity == nic_400g_usable);  // 48 GB/s of the port's 50
       }
     }
     REQUIRE(leaf != no_node);
@@ -139,7 +139,7 @@ TEST_CASE("Llama 3 and HPN presets have their published shapes") {
     for (LinkIndex k : h.up_links(e)) {
       if (h.kind(h.link(k).to) == FabricNodeKind::network_switch) {
         planes.insert(h.plane_of(h.link(k).to));
-        CHECK(h.link(k).capacity == Bandwidth::gbps(200));
+        CHECK(h.link(k).capacity == nic_400g_usable * 0.5);  // half the NIC on each plane
       }
     }
     CHECK(planes.size() == 2);  // one 200G port in each plane

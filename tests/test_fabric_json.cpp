@@ -207,3 +207,36 @@ TEST_CASE("The Chrome trace is valid JSON with flow slices and link counters") {
   CHECK(write_chrome_trace(small, f, g, r, {5}) == 5);
   CHECK(nlohmann::json::parse(small.str())["otherData"]["gpus_in_trace"] == 5);
 }
+
+TEST_CASE("A fabric file's fixed costs: read in microseconds, checked, optional") {
+  const std::string link = R"({"a": "gpu1", "b": "leaf", "gbps": 400})";
+  FixedCosts costs;
+  parse_fabric_json(small(link), "fab.json", &costs);
+  CHECK(!costs.message_overhead);
+  CHECK(!costs.collective_base);
+  parse_fabric_json(small(link, R"("costs": {"message_overhead_us": 25, "switch_hop_us": 1.5,
+                                             "collective_base_us": 0, "nvls_overhead_us": 3.4,
+                                             "nvlink_overhead_us": 0.6}, )"),
+                    "fab.json", &costs);
+  CHECK(costs.message_overhead == Picoseconds::us(25));
+  CHECK(costs.switch_hop == Picoseconds::ns(1500));
+  CHECK(costs.collective_base == Picoseconds{});
+  CHECK(costs.nvls_overhead == Picoseconds::ns(3400));
+  CHECK(costs.nvlink_overhead == Picoseconds::ns(600));
+  CHECK_CONTAINS(error_of(small(link, R"("costs": {"message_overhead_us": -1}, )")),
+                 "costs.message_overhead_us: is -1: must be 0 to 1e6 us");
+  CHECK_CONTAINS(error_of(small(link, R"("costs": {"launch_us": 5}, )")),
+                 "costs.launch_us: unknown field");
+  CHECK_CONTAINS(error_of(small(link, R"("costs": 5, )")), "costs");
+  // The costs reach the simulation: a one-flow run over the file's fabric pays them.
+  const Fabric f = parse_fabric_json(
+      small(link, R"("costs": {"message_overhead_us": 25, "switch_hop_us": 2}, )"), "fab.json",
+      &costs);
+  SimConfig cfg;
+  cfg.message_overhead = *costs.message_overhead;
+  cfg.switch_hop = *costs.switch_hop;
+  FlowGraph g;
+  g.add({0, 1, Bytes::of(0), 0, {}});
+  CHECK(simulate(f, g, cfg).makespan ==
+        Picoseconds::us(25) + Picoseconds::us(2) + Picoseconds::ns(15));
+}

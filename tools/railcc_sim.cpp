@@ -14,6 +14,8 @@
 //   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: default)
 //   --pipeline-chunks N  chunks a chain or tree pipelines (broadcast, reduce, tree)
 //   --routing ecmp|spray  --fail-links FRACTION --seed S (switch-to-switch cables)
+//   --transport rdma|tcp   --message-overhead-us --nvlink-overhead-us --nvls-overhead-us
+//   --switch-hop-us --base-us   fixed costs (the profile, then the fabric file, then these)
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
 //   --trace FILE  --json
 //
@@ -132,6 +134,8 @@ struct Options {
   std::string qps = "1";
   std::string phase_chunks = "0";
   std::string pipeline_chunks = "8";
+  std::string transport = "rdma";
+  std::string message_overhead_us, nvlink_overhead_us, nvls_overhead_us, switch_hop_us, base_us;
   bool in_place = false;
   std::string fail_links = "0";
   std::string seed = "1";
@@ -150,6 +154,8 @@ struct Settings {
   int qps = 1;
   int phase_chunks = 0;
   int pipeline_chunks = 8;
+  FixedCosts costs;  // the options given (each replaces the profile's and the file's)
+  bool tcp = false;
   double fail_links = 0;
   std::uint64_t seed = 1;
 };
@@ -170,12 +176,27 @@ Settings check_numbers(const Options& o) {
   n.phase_chunks = static_cast<int>(parse_whole("--phase-chunks", o.phase_chunks, 0, 4096));
   n.pipeline_chunks =
       static_cast<int>(parse_whole("--pipeline-chunks", o.pipeline_chunks, 1, 4096));
+  if (o.transport != "rdma" && o.transport != "tcp")
+    throw InputError("--transport '" + o.transport + "': rdma or tcp");
+  n.tcp = o.transport == "tcp";
+  auto us = [](const char* name, const std::string& text, std::optional<Picoseconds>& to) {
+    if (text.empty()) return;
+    const double v = parse_real(name, text);
+    if (!(v >= 0) || v > 1e6)
+      throw InputError(std::string(name) + " " + text + " is out of range: use 0 to 1e6 us");
+    to = Picoseconds::us(v);
+  };
+  us("--message-overhead-us", o.message_overhead_us, n.costs.message_overhead);
+  us("--nvlink-overhead-us", o.nvlink_overhead_us, n.costs.nvlink_overhead);
+  us("--nvls-overhead-us", o.nvls_overhead_us, n.costs.nvls_overhead);
+  us("--switch-hop-us", o.switch_hop_us, n.costs.switch_hop);
+  us("--base-us", o.base_us, n.costs.collective_base);
   n.fail_links = parse_real("--fail-links", o.fail_links);
   n.seed = parse_whole("--seed", o.seed, 0, std::numeric_limits<std::uint64_t>::max());
   return n;
 }
 
-Fabric build_fabric(const Options& o, const Settings& n) {
+Fabric build_fabric(const Options& o, const Settings& n, FixedCosts& file_costs) {
   const std::string& f = o.fabric;
   if (f == "colossus") {
     ColossusParams p;
@@ -192,7 +213,7 @@ Fabric build_fabric(const Options& o, const Settings& n) {
     if (n.gpus == 0) k = 16;
     return fat_tree(k);
   }
-  if (f.size() > 5 && f.substr(f.size() - 5) == ".json") return read_fabric_json(f);
+  if (f.size() > 5 && f.substr(f.size() - 5) == ".json") return read_fabric_json(f, &file_costs);
   throw InputError("--fabric '" + f +
                    "': not a preset (colossus, llama3, hpn, fat-tree) nor a .json fabric file");
 }
@@ -395,6 +416,25 @@ struct Sweep {
   std::vector<std::size_t> sizes;
 };
 
+/// A message's start-up over TCP-based GPU networking (the kernel's socket path on both
+/// ends, instead of an RDMA NIC's): tens of microseconds [guess], to be set from a
+/// measurement with --message-overhead-us.
+constexpr Picoseconds tcp_message_overhead = Picoseconds::us(25);
+
+/// The fixed costs: the transport's profile (rdma: the simulator's defaults; tcp: a
+/// message start-up of tcp_message_overhead), then the fabric file's "costs", then the
+/// options given, each replacing what came before.
+void apply_costs(const Settings& n, const FixedCosts& file, SimBackendConfig& cfg) {
+  if (n.tcp) cfg.sim.message_overhead = tcp_message_overhead;
+  for (const FixedCosts* c : {&file, &n.costs}) {
+    if (c->message_overhead) cfg.sim.message_overhead = *c->message_overhead;
+    if (c->nvlink_overhead) cfg.sim.nvlink_message_overhead = *c->nvlink_overhead;
+    if (c->nvls_overhead) cfg.sim.nvls_message_overhead = *c->nvls_overhead;
+    if (c->switch_hop) cfg.sim.switch_hop = *c->switch_hop;
+    if (c->collective_base) cfg.collective_base = *c->collective_base;
+  }
+}
+
 /// The channels a call of `algo` gets (see set_up).
 int channels_for(const Sweep& w, Algorithm algo) {
   return w.explicit_channels || algo == Algorithm::ring || algo == Algorithm::tree ? w.channels : 1;
@@ -402,7 +442,8 @@ int channels_for(const Sweep& w, Algorithm algo) {
 
 Sweep set_up(const Options& o, const Request& q) {
   Sweep w;
-  w.fabric = build_fabric(o, q.n);
+  FixedCosts file_costs;
+  w.fabric = build_fabric(o, q.n, file_costs);
   w.failed = q.n.fail_links > 0 ? fail_links(w.fabric, q.n.fail_links, q.n.seed) : 0;
   w.ranks = q.n.gpus > 0 ? q.n.gpus : w.fabric.endpoint_count();
   if (w.ranks > w.fabric.endpoint_count()) {
@@ -433,7 +474,9 @@ Sweep set_up(const Options& o, const Request& q) {
   w.cfg.qps_per_connection = static_cast<std::uint32_t>(q.n.qps);
   w.cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
   w.cfg.sim.routing.seed = q.n.seed;
+  apply_costs(q.n, file_costs, w.cfg);
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
+  w.model.collective_base = w.cfg.collective_base;
   // By default the rings and trees get as many channels as a host has GPUs (rails), so
   // they cross hosts on every NIC, as NCCL's channels do (NCCL's MAXCHANNELS is 64).
   // The other algorithms get one: their steps between hosts already stay on each GPU's
@@ -533,10 +576,16 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
               fabric_line.c_str());
   const std::string channels =
       std::to_string(w.channels) + (w.explicit_channels ? " channels" : " channels (ring, tree)");
-  std::printf("# %s routing, %s mode, %s, algorithm %s, %s\n#\n", o.routing.c_str(),
+  std::printf("# %s routing, %s mode, %s, algorithm %s, %s\n", o.routing.c_str(),
               q.mode_name.c_str(), o.in_place ? "in place" : "out of place",
               q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)",
               channels.c_str());
+  const auto& sim = w.cfg.sim;
+  std::printf(
+      "# fixed costs (%s): message %.2f us, NVLink %.2f us, NVLS %.2f us, switch hop %.2f us, "
+      "per collective %.2f us\n#\n",
+      o.transport.c_str(), sim.message_overhead.in_us(), sim.nvlink_message_overhead.in_us(),
+      sim.nvls_message_overhead.in_us(), sim.switch_hop.in_us(), w.cfg.collective_base.in_us());
   std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s  %-26s %6s\n", "size", "count", "type",
               "redop", "root", "time", "algbw", "busbw", "#wrong", "algo", "eff");
   std::printf("# %10s %12s %9s %6s %6s %11s %9s %9s %7s\n", "(B)", "(elements)", "", "", "", "(us)",
@@ -576,6 +625,12 @@ void print_json(const Options& o, const Request& q, const Sweep& w, const std::v
   j["failed_cables"] = w.failed;
   j["routing"] = o.routing;
   j["channels"] = w.channels;
+  j["transport"] = o.transport;
+  j["fixed_costs_us"] = {{"message_overhead", w.cfg.sim.message_overhead.in_us()},
+                         {"nvlink_overhead", w.cfg.sim.nvlink_message_overhead.in_us()},
+                         {"nvls_overhead", w.cfg.sim.nvls_message_overhead.in_us()},
+                         {"switch_hop", w.cfg.sim.switch_hop.in_us()},
+                         {"collective_base", w.cfg.collective_base.in_us()}};
   j["mode"] = q.mode_name;
   j["in_place"] = o.in_place;
   j["type"] = std::string(to_string(q.type));
@@ -687,6 +742,17 @@ int main(int argc, char** argv) {
   app.add_option("--pipeline-chunks", o.pipeline_chunks,
                  "chunks a chain or tree pipelines (broadcast, reduce, tree)")
       ->capture_default_str();
+  app.add_option("--transport", o.transport,
+                 "rdma (RoCE/InfiniBand start-ups) or tcp (tens of us per message)")
+      ->capture_default_str();
+  app.add_option("--message-overhead-us", o.message_overhead_us,
+                 "start-up of a message between hosts (default 0.8 us, rdma)");
+  app.add_option("--nvlink-overhead-us", o.nvlink_overhead_us,
+                 "start-up of an NVLink transfer (default 0.6 us)");
+  app.add_option("--nvls-overhead-us", o.nvls_overhead_us,
+                 "start-up of an NVLS reduction or multicast (default 3.4 us)");
+  app.add_option("--switch-hop-us", o.switch_hop_us, "per network switch crossed (default 0.5 us)");
+  app.add_option("--base-us", o.base_us, "paid once per collective (default 6.6 us)");
   app.add_option("--qps", o.qps, "QPs per connection between hosts, each hashed on its own by ECMP")
       ->capture_default_str();
   app.add_option("--channels", o.channels,

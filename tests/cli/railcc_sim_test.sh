@@ -62,6 +62,18 @@ case "$head8" in *"8 channels (ring, tree)"*) ok_head=1 ;; *) ok_head=0 ;; esac
   pass "a channel per rail by default ($bw8 vs $8 GB/s with one)" ||
   fail "default channels: $head8 / $row8 / $row1"
 
+# Fixed costs: the header shows them; --base-us replaces the per-collective base (6.6 us),
+# and the tcp profile's message start-up (25 us) slows a small all-reduce across hosts.
+t_rdma=$(sim --gpus 16 -b 1K -e 1K --algo ring 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
+t_nobase=$(sim --gpus 16 -b 1K -e 1K --algo ring --base-us 0 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
+t_tcp=$(sim --gpus 16 -b 1K -e 1K --algo ring --transport tcp 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
+head_tcp=$(sim --gpus 16 -b 1K -e 1K --transport tcp 2>/dev/null | grep '^# fixed costs')
+awk -v a="$t_rdma" -v b="$t_nobase" 'BEGIN { exit !(a - b > 6.59 && a - b < 6.61) }' &&
+  pass "--base-us 0 takes 6.6 us off ($t_rdma -> $t_nobase us)" || fail "--base-us: $t_rdma vs $t_nobase"
+case "$head_tcp" in *"(tcp): message 25.00 us"*) tcp_head=1 ;; *) tcp_head=0 ;; esac
+[ $tcp_head = 1 ] && awk -v a="$t_rdma" -v b="$t_tcp" 'BEGIN { exit !(b > a + 24) }' &&
+  pass "--transport tcp ($t_rdma -> $t_tcp us)" || fail "--transport tcp: $head_tcp / $t_tcp"
+
 # Steps mode (default) and the per-operation schedule agree on a lockstep algorithm.
 t_steps=$(sim --gpus 64 -b 16M -e 16M --algo hierarchical --inter rabenseifner 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
 t_ops=$(sim --gpus 64 -b 16M -e 16M --algo hierarchical --inter rabenseifner --mode timing 2>/dev/null | grep -v '^#' | awk '{ print $6 }')
@@ -108,6 +120,8 @@ expect_error "a root outside the ranks" "--root 9" --collective broadcast --gpus
 expect_error "a bad failure fraction" "fraction in" --gpus 8 --fail-links 1.5
 expect_error "negative phase chunks" "--phase-chunks '-1' is not a whole number" --gpus 8 --phase-chunks -1
 expect_error "no QPs" "--qps 0 is out of range: use 1 to 1024" --gpus 8 --qps 0
+expect_error "an unknown transport" "--transport 'udp': rdma or tcp" --gpus 8 --transport udp
+expect_error "a negative overhead" "--message-overhead-us -1 is out of range" --gpus 8 --message-overhead-us -1
 
 expect_error "--gpus 0" "--gpus 0 is out of range: use 1 to 4000000" --gpus 0
 expect_error "an empty --gpus" "--gpus '' is not a whole number" --gpus ""
@@ -145,7 +159,7 @@ out=$(sim --gpus 512 --data -d float16 -o prod -b 2K -e 2K --algo ring 2>&1); rc
 sim --gpus 64 -b 1K -e 4K >/dev/null 2>"$tmp/err"
 [ ! -s "$tmp/err" ] && pass "no progress on a non-terminal stderr" || fail "stderr: $(cat "$tmp/err")"
 if command -v script >/dev/null 2>&1; then
-  script -qfec "$sim_binary --gpus 8192 -b 1M -e 16M -f 4 >/dev/null" "$tmp/tty" >/dev/null 2>&1
+  script -qfec "$sim_binary --gpus 16384 -b 1M -e 16M -f 4 >/dev/null" "$tmp/tty" >/dev/null 2>&1
   grep -q 'railcc-sim: size 1 of 3 (1048576 B), [0-9]* s elapsed' "$tmp/tty" &&
     grep -q 'size [23] of 3 ([0-9]* B), [0-9]* s elapsed, about [0-9]* s left' "$tmp/tty" &&
     pass "progress on a terminal" || fail "progress on a terminal: $(tr '\r' '\n' <"$tmp/tty" | tail -3)"

@@ -56,6 +56,9 @@ struct SimBackendConfig {
   /// (an all-to-all over 1,024 ranks, 1.05M flows: 1.27 GB, 12 s measured). Posting past
   /// it is refused before anything is simulated. Steps mode keeps one step, not every flow.
   std::size_t max_flows = 2'000'000;
+  /// What a collective pays once before its first operation (see nccl_collective_base).
+  /// run() adds it to the makespan; per-flow times do not include it.
+  Picoseconds collective_base = nccl_collective_base;
   /// NVLS reaches this fraction of the NVLink rate (see nccl_nvls_efficiency).
   double nvls_efficiency = nccl_nvls_efficiency;
   /// QPs a transfer between hosts spreads its bytes over, each a flow with its own ECMP
@@ -183,11 +186,11 @@ class SimBackend {
       StepSchedule steps = std::move(steps_);
       steps_ = StepSchedule{};
       step_items_.clear();
-      return evaluate_steps(steps);
+      return with_base(evaluate_steps(steps));
     }
     const Plan plan = builder_.take();
     posted_flows_ = 0;
-    return execute(plan);
+    return with_base(execute(plan));
   }
 
   /// Simulates a plan built elsewhere (a PlanBuilder on this backend's target, possibly
@@ -211,13 +214,13 @@ class SimBackend {
       }
       for (; next_repeat < repeats.size(); ++next_repeat)
         repeat_in_steps(steps, items, repeats[next_repeat]);
-      return evaluate_steps(steps);
+      return with_base(evaluate_steps(steps));
     }
     if (!plan.repeats().empty())
       throw InputError(
           "sim backend: the plan repeats steps (built for steps mode); timing and data modes "
           "need every step posted");
-    return execute(plan);
+    return with_base(execute(plan));
   }
 
   /// The flow graph the last run() simulated (timing and data modes), for traces.
@@ -422,6 +425,12 @@ class SimBackend {
 
   /// Timing and data modes: the whole plan as one flow graph, simulated, and in data mode
   /// the operations' effects applied in simulated-time order.
+  /// The collective's base latency on top (a run that moved and computed nothing pays none).
+  SimResult with_base(SimResult r) const {
+    if (r.makespan > Picoseconds{}) r.makespan += config_.collective_base;
+    return r;
+  }
+
   SimResult execute(const Plan& plan) {
     FlowGraph graph;
     std::vector<FlowId> flow_of(plan.size());  // the flow whose delivery ends operation i

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -99,10 +100,10 @@ bool repeat_rest(B& b, const std::vector<OpId>& step, std::size_t s, std::size_t
 /// The q - 1 steps of a ring pass, on every channel: at step s ring position j sends
 /// chunk chunk_of[j - s - 1] (reduce-scatter, `reduce`) or chunk_of[j - s] (all-gather) to
 /// j + 1, which reduces it in or copies it (ring positions are the channel's ring, see
-/// Group::channel_rings). A reduction waits at every step for the
-/// destination's `ready` (its data is in place before it is reduced into); a copy only
-/// at the first. Returns, per position, the operations after which every write into it
-/// (and, for an all-gather, every read of it) is done.
+/// Group::channel_rings). A reduction waits at every step for the destination's `ready`
+/// (its data is in place before it is reduced into); a copy only at the first. Returns, per
+/// position, the operations after which every write into it (and, for an all-gather, every read of
+/// it) is done.
 template <CollectiveBackend B>
 std::vector<Deps> ring_pass(B& b, const Group& g, const Span& span, int channels,
                             const std::vector<Deps>& ready, bool reduce) {

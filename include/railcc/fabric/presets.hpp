@@ -35,17 +35,25 @@ inline constexpr Bandwidth h100_nvlink = Bandwidth::GBps(450);
 inline constexpr Bandwidth h100_nvlink_usable = Bandwidth::GBps(20.6 * 18);
 inline constexpr Picoseconds nvlink_latency = Picoseconds::ns(100);
 
+/// A 400G NIC's nominal rate: 50 GB/s each way [pub].
+inline constexpr Bandwidth nic_400g = Bandwidth::gbps(400);
+/// What a GPU gets through its 400G NIC: the GPU-to-NIC path crosses a PCIe Gen5 x16
+/// switch, which NCCL's topology models at 48 GB/s (docs/facts.md section 2) [pub], below
+/// the port's 50. The presets' NIC links carry this by default; nic_400g is the nominal.
+inline constexpr Bandwidth nic_400g_usable = Bandwidth::GBps(48);
+
 struct ColossusParams {
   /// GPUs, rounded up to whole 8-GPU hosts: 100k (first phase), 200k, 1M planned [pub].
   std::uint64_t gpus = 100'000;
   /// Spectrum-4 SN5600: 128 ports of 400G [pub].
   std::uint32_t radix = 128;
   Bandwidth port = Bandwidth::gbps(400);
-  /// One 400G NIC per GPU [pub].
-  Bandwidth nic = Bandwidth::gbps(400);
-  /// NVLink bandwidth per GPU each way: nominal (h100_nvlink) by default, or what NCCL
-  /// achieves (h100_nvlink_usable) to compare with measurements.
-  Bandwidth nvlink = h100_nvlink;
+  /// One 400G NIC per GPU [pub], at what a GPU gets through it (nic_400g_usable); set
+  /// nic_400g for the nominal rate.
+  Bandwidth nic = nic_400g_usable;
+  /// NVLink bandwidth per GPU each way: what NCCL counts on (h100_nvlink_usable, which
+  /// measured ring all-reduces reach) by default; h100_nvlink for the nominal 450 GB/s.
+  Bandwidth nvlink = h100_nvlink_usable;
   /// Down:up ratio per tier below the top (index 0: leaves). Empty: 1:1 everywhere.
   std::vector<double> oversubscription{};
   /// Hosts per rail leaf: 8 racks x 8 hosts = a 512-GPU array under 8 rail leaves [calc].
@@ -115,6 +123,10 @@ struct Llama3Params {
   /// bandwidth is set so the ratio is exactly the published one.
   std::uint32_t aggregation_ports = 24;
   Bandwidth port = Bandwidth::gbps(400);
+  /// Each GPU's 400G NIC, at what a GPU gets through it (see nic_400g_usable).
+  Bandwidth nic = nic_400g_usable;
+  /// NVLink per GPU each way, as NCCL counts it (see h100_nvlink_usable).
+  Bandwidth nvlink = h100_nvlink_usable;
 };
 
 /// Meta's 24k-GPU RoCE cluster for Llama 3: rack switches, full-bisection pods, 1:7
@@ -130,10 +142,10 @@ inline Fabric llama3(const Llama3Params& p = {}) {
   const std::uint64_t gpus = std::uint64_t{p.pods} * p.racks_per_pod * p.gpus_per_rack;
   s.hosts = static_cast<std::uint32_t>(gpus / 8);
   s.gpus_per_host = 8;
-  s.nvlink = h100_nvlink;
+  s.nvlink = p.nvlink;
   s.nvlink_latency = nvlink_latency;
   s.nvswitch_reduction = true;
-  s.nic_port = p.port;
+  s.nic_port = p.nic;
   s.nic_latency = cable::in_rack;
   s.rail_optimized = false;
   s.leaf_down = p.gpus_per_rack;
@@ -152,8 +164,12 @@ struct HpnParams {
   /// 15 segments of 1,024 GPUs (128 hosts) make a 15k-GPU pod [pub].
   std::uint32_t segments = 15;
   std::uint32_t hosts_per_segment = 128;
-  /// Each 400G NIC is split into 2 x 200G ports, one per plane [pub].
-  Bandwidth port = Bandwidth::gbps(200);
+  /// Each 400G NIC is split into 2 x 200G ports, one per plane [pub]; each carries half
+  /// of what a GPU gets through the NIC (nic_400g_usable / 2). Bandwidth::gbps(200) is
+  /// the nominal.
+  Bandwidth port = nic_400g_usable * 0.5;
+  /// NVLink per GPU each way, as NCCL counts it (see h100_nvlink_usable).
+  Bandwidth nvlink = h100_nvlink_usable;
   /// ToR: 60 x 400G up-links per 128 x 200G down [pub, HPN SIGCOMM 2024].
   std::uint32_t tor_up_ports = 60;
   Bandwidth tor_up = Bandwidth::gbps(400);
@@ -167,7 +183,7 @@ inline Fabric hpn(const HpnParams& p = {}) {
   ClosSpec s;
   s.hosts = p.segments * p.hosts_per_segment;
   s.gpus_per_host = 8;
-  s.nvlink = h100_nvlink;
+  s.nvlink = p.nvlink;
   s.nvlink_latency = nvlink_latency;
   s.nvswitch_reduction = true;
   s.planes = 2;

@@ -8,7 +8,10 @@
 //                                                          reduction: in-switch (NVLS)
 //     "radix": 128,                                        optional: ports per switch
 //     "switches": [{"name": "leaf0", "tier": 1}, ...],
-//     "links": [{"a": "gpu0", "b": "leaf0", "gbps": 400, "latency_ns": 15, "count": 1}, ...]
+//     "links": [{"a": "gpu0", "b": "leaf0", "gbps": 400, "latency_ns": 15, "count": 1}, ...],
+//     "costs": {"message_overhead_us": 0.8, "nvlink_overhead_us": 0.6,   optional: the
+//               "nvls_overhead_us": 3.4, "switch_hop_us": 0.5,         fixed costs of
+//               "collective_base_us": 6.6}                              FixedCosts
 //   }
 // GPUs are named gpu<rank>, rank = host * gpus_per_host + local index; GPU g of a host is
 // on rail g. A link joins a GPU to a tier-1 switch or a tier-t switch to a tier-t+1
@@ -23,6 +26,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -36,6 +40,17 @@ RAILCC_NAMESPACE_BEGIN
 
 inline constexpr std::string_view fabric_json_schema = "railcc.fabric.v1";
 
+/// The fixed costs a fabric file may set (its "costs" object): each replaces the
+/// simulator's default (SimConfig's start-ups and switch hop, the collective's base) for
+/// this fabric, for example a TCP-based transport's tens of microseconds per message.
+struct FixedCosts {
+  std::optional<Picoseconds> message_overhead;
+  std::optional<Picoseconds> nvlink_overhead;
+  std::optional<Picoseconds> nvls_overhead;
+  std::optional<Picoseconds> switch_hop;
+  std::optional<Picoseconds> collective_base;
+};
+
 namespace detail::fabric_json {
 
 using nlohmann::json;
@@ -44,9 +59,12 @@ class Reader {
  public:
   explicit Reader(std::string source) : source_(std::move(source)) {}
 
-  Fabric read(const json& j) {
+  Fabric read(const json& j, FixedCosts* costs) {
     expect_object(j, "");
-    only(j, "", {"schema", "hosts", "gpus_per_host", "nvlink", "radix", "switches", "links"});
+    only(j, "",
+         {"schema", "hosts", "gpus_per_host", "nvlink", "radix", "switches", "links", "costs"});
+    const FixedCosts fixed = read_costs(j);
+    if (costs != nullptr) *costs = fixed;
     const auto schema = string_at(j, "schema", "");
     if (schema != fabric_json_schema) {
       fail("schema", "is \"" + schema + "\", expected \"" + std::string(fabric_json_schema) + "\"");
@@ -223,6 +241,28 @@ class Reader {
     }
     return bw;
   }
+  FixedCosts read_costs(const json& j) const {
+    FixedCosts c;
+    if (!j.contains("costs")) return c;
+    const auto& o = j.at("costs");
+    expect_object(o, "costs");
+    only(o, "costs",
+         {"message_overhead_us", "nvlink_overhead_us", "nvls_overhead_us", "switch_hop_us",
+          "collective_base_us"});
+    auto us = [&](const char* key, std::optional<Picoseconds>& to) {
+      if (!o.contains(key)) return;
+      const double v = number_at(o, key, "costs");
+      if (!(v >= 0) || v > 1e6)
+        fail(std::string("costs.") + key, "is " + o.at(key).dump() + ": must be 0 to 1e6 us");
+      to = Picoseconds::us(v);
+    };
+    us("message_overhead_us", c.message_overhead);
+    us("nvlink_overhead_us", c.nvlink_overhead);
+    us("nvls_overhead_us", c.nvls_overhead);
+    us("switch_hop_us", c.switch_hop);
+    us("collective_base_us", c.collective_base);
+    return c;
+  }
   Picoseconds latency(const json& j, const std::string& at) const {
     if (!j.contains("latency_ns")) return {};
     const double v = number_at(j, "latency_ns", at);
@@ -256,8 +296,10 @@ class Reader {
 
 }  // namespace detail::fabric_json
 
-/// Parses a fabric from JSON text; `source` names it in messages.
-inline Fabric parse_fabric_json(std::string_view text, std::string source = "<memory>") {
+/// Parses a fabric from JSON text; `source` names it in messages. The file's fixed costs
+/// (its "costs" object) go to `costs` when given.
+inline Fabric parse_fabric_json(std::string_view text, std::string source = "<memory>",
+                                FixedCosts* costs = nullptr) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -268,7 +310,7 @@ inline Fabric parse_fabric_json(std::string_view text, std::string source = "<me
     throw InputError(source + ": unreadable JSON: " + e.what());
   }
   try {
-    return detail::fabric_json::Reader(source).read(j);
+    return detail::fabric_json::Reader(source).read(j, costs);
   } catch (const nlohmann::json::exception& e) {
     // The reader checks every value's type before reading it; this is the backstop that
     // keeps a type it did not foresee an InputError rather than a crash.
@@ -276,8 +318,8 @@ inline Fabric parse_fabric_json(std::string_view text, std::string source = "<me
   }
 }
 
-inline Fabric read_fabric_json(const std::string& path) {
-  return parse_fabric_json(read_input_file(path), path);
+inline Fabric read_fabric_json(const std::string& path, FixedCosts* costs = nullptr) {
+  return parse_fabric_json(read_input_file(path), path, costs);
 }
 
 /// Writes a fabric in the same schema (switches named t<tier>s<node>), for example to

@@ -35,6 +35,12 @@
 
 RAILCC_NAMESPACE_BEGIN
 
+/// What a collective pays once before its first operation (launch and protocol set-up):
+/// NCCL's per-collective base latency, 6.6 us for its LL protocol, up to 14 us for the
+/// others (tuning.cc, docs/facts.md section 3) [pub]. The simulated backend and the cost
+/// model add it to a collective's time.
+inline constexpr Picoseconds nccl_collective_base = Picoseconds::ns(6600);
+
 struct SimConfig {
   RoutingOptions routing{};
   /// Start-up of an RDMA message: a 32 B RDMA write takes ~0.8 us one way back to back
@@ -42,6 +48,10 @@ struct SimConfig {
   Picoseconds message_overhead = Picoseconds::ns(800);
   /// Start-up of an NVLink transfer: NCCL's per-step NVLink latency, LL protocol [pub].
   Picoseconds nvlink_message_overhead = Picoseconds::ns(600);
+  /// Start-up of an NVLS operation (a GPU's data into an NVSwitch that reduces it, or the
+  /// switch's multicast out): NCCL runs NVLS on its Simple protocol only, whose per-step
+  /// NVLink latency is 3.4 us (docs/facts.md section 3) [pub].
+  Picoseconds nvls_message_overhead = Picoseconds::ns(3400);
   /// Cut-through switch traversal, idle: 0.3-0.8 us [guess], 0.5 by default.
   Picoseconds switch_hop = Picoseconds::ns(500);
   /// Re-solve every active flow at every event instead of only those whose rate can
@@ -99,6 +109,16 @@ struct SimEvent {
   [[nodiscard]] std::uint32_t version() const { return key & RateState::version_mask; }
   bool operator>(const SimEvent& o) const { return time != o.time ? time > o.time : key > o.key; }
 };
+
+/// The start-up overhead `config` charges a flow of this kind.
+inline Picoseconds start_up_of(StartUp kind, const SimConfig& config) {
+  switch (kind) {
+    case StartUp::nvlink: return config.nvlink_message_overhead;
+    case StartUp::nvls: return config.nvls_message_overhead;
+    case StartUp::rdma: break;
+  }
+  return config.message_overhead;
+}
 
 namespace detail::sim {
 
@@ -169,8 +189,7 @@ class EventLoop {
       return;
     }
     result_.flows[f].ready = at;
-    const Picoseconds overhead =
-        routes_.on_nvlink(f) ? config_.nvlink_message_overhead : config_.message_overhead;
+    const Picoseconds overhead = start_up_of(routes_.start_up(f), config_);
     events_.push(SimEvent::of((at + graph_.flow(f).delay + overhead).count(), f, EventKind::start));
   }
 

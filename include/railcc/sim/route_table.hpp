@@ -20,6 +20,10 @@
 
 RAILCC_NAMESPACE_BEGIN
 
+/// Which start-up a flow pays (SimConfig): an RDMA message's, an NVLink transfer's, or an
+/// NVLS operation's (a flow into or out of an NVSwitch that reduces or multicasts).
+enum class StartUp : std::uint8_t { rdma = 0, nvlink = 1, nvls = 2 };
+
 class RouteTable {
  public:
   /// Routes every flow of `graph`; a path's latency is its links' plus one `switch_hop`
@@ -29,7 +33,7 @@ class RouteTable {
       : router_(fabric, routing),
         offsets_(graph.size() + 1, 0),
         latency_(graph.size()),
-        on_nvlink_(graph.size(), 0) {
+        start_up_(graph.size(), 0) {
     for (FlowId f = 0; f < graph.size(); ++f) {
       const auto& spec = graph.flow(f);
       if (graph.is_task(f)) {
@@ -47,7 +51,11 @@ class RouteTable {
           pinned.empty() ? router_.route(key, resources_) : router_.pinned(key, pinned, resources_);
       offsets_[f + 1] = static_cast<std::uint32_t>(resources_.size());
       latency_[f] = info.link_latency + switch_hop * static_cast<std::int64_t>(info.switch_hops);
-      on_nvlink_[f] = info.nvlink ? 1 : 0;
+      const bool nvswitch = fabric.kind(spec.src) == FabricNodeKind::nvswitch ||
+                            fabric.kind(spec.dst) == FabricNodeKind::nvswitch;
+      start_up_[f] = static_cast<std::uint8_t>(nvswitch      ? StartUp::nvls
+                                               : info.nvlink ? StartUp::nvlink
+                                                             : StartUp::rdma);
     }
   }
 
@@ -57,8 +65,9 @@ class RouteTable {
   }
   /// From its last byte leaving to its delivery.
   [[nodiscard]] Picoseconds latency(FlowId f) const { return latency_[f]; }
-  /// The flow stays inside one host's NVLink domain (its start-up is NVLink's).
-  [[nodiscard]] bool on_nvlink(FlowId f) const { return on_nvlink_[f] != 0; }
+  /// The start-up the flow pays: NVLink's when it stays inside one host's NVLink domain,
+  /// NVLS's when it goes into or out of an NVSwitch, an RDMA message's otherwise.
+  [[nodiscard]] StartUp start_up(FlowId f) const { return static_cast<StartUp>(start_up_[f]); }
   [[nodiscard]] std::size_t resource_count() const { return router_.resource_count(); }
   /// Bytes per second a resource carries.
   [[nodiscard]] double capacity(ResourceIndex r) const { return router_.capacity(r); }
@@ -73,7 +82,7 @@ class RouteTable {
       offsets_;  // CSR: flow f crosses resources_[offsets_[f], offsets_[f+1])
   std::vector<ResourceIndex> resources_;
   std::vector<Picoseconds> latency_;
-  std::vector<std::uint8_t> on_nvlink_;
+  std::vector<std::uint8_t> start_up_;  // StartUp
 };
 
 RAILCC_NAMESPACE_END

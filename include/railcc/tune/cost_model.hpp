@@ -53,8 +53,10 @@ struct CostModel {
   double nvlink_Bps = 0;     ///< per GPU, each way
   double nic_Bps = 0;        ///< per GPU, each way (all its NIC ports)
   Picoseconds alpha_nvlink;
-  Picoseconds alpha_near;  ///< network step through one leaf
-  Picoseconds alpha_far;   ///< network step through the top tier
+  Picoseconds alpha_nvls;  ///< an NVLS stage (the switch's reduction or multicast)
+  Picoseconds collective_base = nccl_collective_base;  ///< paid once per collective
+  Picoseconds alpha_near;                              ///< network step through one leaf
+  Picoseconds alpha_far;                               ///< network step through the top tier
   int pipeline_chunks = 8;
   /// Channels of the ring and tree algorithms: across hosts each crosses on its own NIC
   /// (channel_rotation), so min(channels, per_host) NICs of every host carry them.
@@ -88,6 +90,7 @@ struct CostModel {
       if (k.level == 0) {
         m.nvlink_Bps += k.usable().in_bytes_per_second();
         m.alpha_nvlink = sim.nvlink_message_overhead + k.latency * 2;
+        m.alpha_nvls = sim.nvls_message_overhead + k.latency;
       } else {
         m.nic_Bps += k.usable().in_bytes_per_second();
         nic_latency = k.latency;
@@ -117,6 +120,13 @@ struct CostModel {
   /// reduce-scatter and all-to-all).
   [[nodiscard]] Picoseconds predict(Collective c, Algorithm a, Algorithm inter,
                                     std::size_t bytes) const {
+    const Picoseconds moves = predict_steps(c, a, inter, bytes);
+    return moves > Picoseconds{} && moves < Picoseconds::max() ? moves + collective_base : moves;
+  }
+
+  /// predict() without the collective's base latency: its steps alone.
+  [[nodiscard]] Picoseconds predict_steps(Collective c, Algorithm a, Algorithm inter,
+                                          std::size_t bytes) const {
     const auto n = static_cast<double>(bytes);
     const auto p = static_cast<double>(ranks);
     const bool multi = hosts > 1;
@@ -179,7 +189,7 @@ struct CostModel {
               const auto K =
                   static_cast<double>(hierarchical_phase_chunks(a, bytes, hosts, per_host));
               const double rate = nvlink_Bps * nvls_efficiency;
-              nv = alpha_nvlink * static_cast<std::int64_t>(K + 1) +
+              nv = alpha_nvls * static_cast<std::int64_t>(K + 1) +
                    secs(((K - 1) * (1 + 1 / G) + 2) * n / K / rate);
             }
             if (H <= 1) return nv;
