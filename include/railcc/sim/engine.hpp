@@ -122,6 +122,81 @@ inline Picoseconds start_up_of(StartUp kind, const SimConfig& config) {
 
 namespace detail::sim {
 
+/// Each active flow's pending finish, one entry per flow: a rate change moves the entry
+/// instead of leaving a stale one behind, so the queue stays the size of the active set
+/// however often rates change (an all-to-all over 192 GPUs with 8 QPs re-solved its rates
+/// often enough to pile 10M stale finishes into the event heap). Ties go by flow id.
+class FinishQueue {
+ public:
+  explicit FinishQueue(std::size_t flows) : at_(flows, none) {}
+  [[nodiscard]] bool empty() const { return heap_.empty(); }
+  [[nodiscard]] std::int64_t top_time() const { return heap_.front().time; }
+  [[nodiscard]] FlowId top_flow() const { return heap_.front().flow; }
+  /// Flow f finishes at `time` (inserted, or moved from its previous time).
+  void set(FlowId f, std::int64_t time) {
+    if (at_[f] == none) {
+      at_[f] = static_cast<std::uint32_t>(heap_.size());
+      heap_.push_back({time, f});
+      up(at_[f]);
+      return;
+    }
+    const std::uint32_t i = at_[f];
+    const bool earlier = time < heap_[i].time;
+    heap_[i].time = time;
+    if (earlier) {
+      up(i);
+    } else {
+      down(i);
+    }
+  }
+  void pop() {
+    at_[heap_.front().flow] = none;
+    heap_.front() = heap_.back();
+    heap_.pop_back();
+    if (!heap_.empty()) {
+      at_[heap_.front().flow] = 0;
+      down(0);
+    }
+  }
+
+ private:
+  static constexpr std::uint32_t none = 0xffffffffu;
+  struct Entry {
+    std::int64_t time;
+    FlowId flow;
+    bool operator<(const Entry& o) const { return time != o.time ? time < o.time : flow < o.flow; }
+  };
+  void place(std::uint32_t i, const Entry& e) {
+    heap_[i] = e;
+    at_[e.flow] = i;
+  }
+  void up(std::uint32_t i) {
+    const Entry e = heap_[i];
+    while (i > 0) {
+      const std::uint32_t parent = (i - 1) / 2;
+      if (!(e < heap_[parent])) break;
+      place(i, heap_[parent]);
+      i = parent;
+    }
+    place(i, e);
+  }
+  void down(std::uint32_t i) {
+    const Entry e = heap_[i];
+    const auto n = static_cast<std::uint32_t>(heap_.size());
+    for (;;) {
+      std::uint32_t child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && heap_[child + 1] < heap_[child]) ++child;
+      if (!(heap_[child] < e)) break;
+      place(i, heap_[child]);
+      i = child;
+    }
+    place(i, e);
+  }
+  std::vector<Entry> heap_;
+  std::vector<std::uint32_t> at_;  // flow -> its index in heap_, or none
+};
+
 /// The event loop of one simulation: flows become ready when their dependencies are
 /// delivered, start after their start-up overhead, share links at max-min rates while
 /// active, and are delivered their path latency after their last byte left.
@@ -135,7 +210,8 @@ class EventLoop {
         routes_(fabric, graph, config.routing, config.switch_hop),
         rates_(routes_, graph.size(), resource_classes(fabric, routes_), link_class_count(fabric)),
         pending_(adj_.predecessors),
-        resource_bytes_(routes_.resource_count(), 0.0) {
+        resource_bytes_(routes_.resource_count(), 0.0),
+        finishes_(graph.size()) {
     result_.flows.assign(graph.size(), {});
   }
 
@@ -143,20 +219,33 @@ class EventLoop {
     for (FlowId f = 0; f < graph_.size(); ++f) {
       if (pending_[f] == 0) ready(f, Picoseconds{});
     }
-    while (!events_.empty()) {
-      const std::int64_t now = events_.top().time;
+    while (!events_.empty() || !finishes_.empty()) {
+      const std::int64_t now = events_.empty() ? finishes_.top_time()
+                               : finishes_.empty()
+                                   ? events_.top().time
+                                   : std::min(events_.top().time, finishes_.top_time());
       bool changed = false;
-      while (!events_.empty() && events_.top().time == now) {
+      // Everything at `now` in EventKind order: starts, then finishes, then deliveries
+      // (a delivery may make a start due now, which then goes before what is left).
+      for (;;) {
+        const bool event_now = !events_.empty() && events_.top().time == now;
+        const bool finish_now = !finishes_.empty() && finishes_.top_time() == now;
+        if (!event_now && !finish_now) break;
+        ++result_.events;
+        if (finish_now && (!event_now || events_.top().kind() != EventKind::start)) {
+          const FlowId f = finishes_.top_flow();
+          finishes_.pop();
+          on_finish(f, now);
+          changed = true;
+          continue;
+        }
         const SimEvent e = events_.top();
         events_.pop();
-        ++result_.events;
-        switch (e.kind()) {
-          case EventKind::start:
-            on_start(e.flow, now);
-            changed = true;
-            break;
-          case EventKind::finish: changed = on_finish(e, now) || changed; break;
-          case EventKind::deliver: on_deliver(e.flow, now); break;
+        if (e.kind() == EventKind::start) {
+          on_start(e.flow, now);
+          changed = true;
+        } else {
+          on_deliver(e.flow, now);
         }
       }
       if (!changed || rates_.active_count() == 0) {
@@ -166,9 +255,8 @@ class EventLoop {
       }
       ++result_.rate_solves;
       result_.flows_solved += rates_.resolve(
-          now, config_.exact_rate_solves, graph_, [&](FlowId f, std::int64_t in, std::uint32_t v) {
-            events_.push(SimEvent::of(now + in, f, EventKind::finish, v));
-          });
+          now, config_.exact_rate_solves, graph_,
+          [&](FlowId f, std::int64_t in, std::uint32_t) { finishes_.set(f, now + in); });
       sample(now);
     }
     result_.link_bytes = link_bytes_of(fabric_, routes_, resource_bytes_);
@@ -200,13 +288,9 @@ class EventLoop {
     rates_.start(f, now, bytes);
   }
 
-  /// Returns whether the event still stood (a stale finish changes nothing).
-  bool on_finish(const SimEvent& e, std::int64_t now) {
-    const FlowId f = e.flow;
-    if (!rates_.current(f, e.version())) return false;
+  void on_finish(FlowId f, std::int64_t now) {
     rates_.finish(f, static_cast<double>(graph_.flow(f).size.count()), resource_bytes_);
     events_.push(SimEvent::of(now + routes_.latency(f).count(), f, EventKind::deliver));
-    return true;
   }
 
   void on_deliver(FlowId f, std::int64_t now) {
@@ -234,7 +318,9 @@ class EventLoop {
   RateState rates_;
   std::vector<std::uint32_t> pending_;  // dependencies not delivered yet
   std::vector<double> resource_bytes_;
-  std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>> events_;
+  std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>>
+      events_;  // starts, deliveries
+  FinishQueue finishes_;
   SimResult result_;
 };
 
