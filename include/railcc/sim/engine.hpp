@@ -91,23 +91,18 @@ struct SimResult {
 };
 
 /// What happens to a flow at an event. At equal times starts come first, then finishes,
-/// then deliveries (the order their numbers give).
+/// then deliveries (the order their numbers give). Finishes are kept apart, one per active
+/// flow (FinishQueue); the event heap holds starts and deliveries.
 enum class EventKind : std::uint32_t { start = 0, finish = 1, deliver = 2 };
 
-/// One event of the loop. A finish carries the version of the rate it was computed from:
-/// a later rate change makes it stale.
+/// One start or delivery of the loop.
 struct SimEvent {
   std::int64_t time;
   FlowId flow;
-  std::uint32_t key;  // kind in the top 2 bits, finish version below: one comparison
+  EventKind kind;
 
-  static SimEvent of(std::int64_t time, FlowId flow, EventKind kind, std::uint32_t version = 0) {
-    return {time, flow,
-            static_cast<std::uint32_t>(kind) << 30 | (version & RateState::version_mask)};
-  }
-  [[nodiscard]] EventKind kind() const { return static_cast<EventKind>(key >> 30); }
-  [[nodiscard]] std::uint32_t version() const { return key & RateState::version_mask; }
-  bool operator>(const SimEvent& o) const { return time != o.time ? time > o.time : key > o.key; }
+  static SimEvent of(std::int64_t time, FlowId flow, EventKind kind) { return {time, flow, kind}; }
+  bool operator>(const SimEvent& o) const { return time != o.time ? time > o.time : kind > o.kind; }
 };
 
 /// The start-up overhead `config` charges a flow of this kind.
@@ -232,7 +227,7 @@ class EventLoop {
         const bool finish_now = !finishes_.empty() && finishes_.top_time() == now;
         if (!event_now && !finish_now) break;
         ++result_.events;
-        if (finish_now && (!event_now || events_.top().kind() != EventKind::start)) {
+        if (finish_now && (!event_now || events_.top().kind != EventKind::start)) {
           const FlowId f = finishes_.top_flow();
           finishes_.pop();
           on_finish(f, now);
@@ -241,7 +236,7 @@ class EventLoop {
         }
         const SimEvent e = events_.top();
         events_.pop();
-        if (e.kind() == EventKind::start) {
+        if (e.kind == EventKind::start) {
           on_start(e.flow, now);
           changed = true;
         } else {
@@ -254,9 +249,9 @@ class EventLoop {
         continue;
       }
       ++result_.rate_solves;
-      result_.flows_solved += rates_.resolve(
-          now, config_.exact_rate_solves, graph_,
-          [&](FlowId f, std::int64_t in, std::uint32_t) { finishes_.set(f, now + in); });
+      result_.flows_solved +=
+          rates_.resolve(now, config_.exact_rate_solves, graph_,
+                         [&](FlowId f, std::int64_t in) { finishes_.set(f, now + in); });
       sample(now);
     }
     result_.link_bytes = link_bytes_of(fabric_, routes_, resource_bytes_);

@@ -46,8 +46,6 @@ class RateState {
         remaining_(flows, 0.0),
         rate_(flows, 0.0),
         since_(flows, 0),
-        version_(flows, 0),
-        active_(flows, 0),
         load_(routes.resource_count(), 0.0),
         flows_on_(routes.resource_count(), 0),
         class_of_(std::move(class_of)),
@@ -58,7 +56,6 @@ class RateState {
     remaining_[f] = bytes;
     rate_[f] = 0;
     since_[f] = now;
-    active_[f] = 1;
     fresh_.push_back(f);
     ++active_count_;
     for (ResourceIndex r : routes_.path(f))
@@ -76,14 +73,9 @@ class RateState {
     keep_below_ = std::min(keep_below_, below(rate_[f]));
     by_rate_.erase({rate_[f], f});
     add_load(f, -rate_[f]);
-    active_[f] = 0;
     --active_count_;
   }
 
-  /// Whether a finish event of version `version` still stands for flow f.
-  [[nodiscard]] bool current(FlowId f, std::uint32_t version) const {
-    return (version & version_mask) == (version_[f] & version_mask) && active_[f] != 0;
-  }
   [[nodiscard]] std::size_t active_count() const { return active_count_; }
   /// Bytes per second crossing each link class now.
   [[nodiscard]] std::span<const double> class_load() const { return class_load_; }
@@ -96,7 +88,7 @@ class RateState {
   }
 
   /// Re-solves the rates that can change at `now` (all of them when `exact`). For each
-  /// flow whose rate changed, `on_new_finish(f, picoseconds from now, version)` schedules
+  /// flow whose rate changed, `on_new_finish(f, picoseconds from now)` schedules
   /// its finish. Returns how many flows were solved.
   template <class OnNewFinish>
   std::size_t resolve(std::int64_t now, bool exact, const FlowGraph& graph,
@@ -145,13 +137,10 @@ class RateState {
                          " B/s) would end more than 106 days into the simulation, past what "
                          "integer picoseconds hold: a link on its path is too slow for this size");
       }
-      ++version_[f];
-      on_new_finish(f, static_cast<std::int64_t>(std::max(0.0, ps)), version_[f] & version_mask);
+      on_new_finish(f, static_cast<std::int64_t>(std::max(0.0, ps)));
     }
     return solve_set_.size();
   }
-
-  static constexpr std::uint32_t version_mask = 0x3fffffffu;
 
  private:
   static constexpr double inf = std::numeric_limits<double>::infinity();
@@ -175,8 +164,6 @@ class RateState {
   std::vector<double> remaining_;
   std::vector<double> rate_;
   std::vector<std::int64_t> since_;
-  std::vector<std::uint32_t> version_;
-  std::vector<std::uint8_t> active_;
   std::size_t active_count_ = 0;
   std::vector<double> load_;  // each resource's load from the active flows' current rates
   std::vector<std::uint32_t> flows_on_;
