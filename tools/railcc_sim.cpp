@@ -11,7 +11,8 @@
 //                                        (default: one per GPU of a host for ring and
 //                                        tree, 1 otherwise and in data mode)
 //   --qps N            QPs per connection between hosts (NCCL_IB_QPS_PER_CONNECTION)
-//   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: default)
+//   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: the count
+//                      with the least predicted time on this fabric)
 //   --pipeline-chunks N  chunks a chain or tree pipelines (broadcast, reduce, tree)
 //   --routing ecmp|spray  --fail-links FRACTION --seed S (switch-to-switch cables)
 //   --transport rdma|tcp   --message-overhead-us --nvlink-overhead-us --nvls-overhead-us
@@ -489,6 +490,7 @@ Sweep set_up(const Options& o, const Request& q) {
   w.explicit_channels = q.n.channels > 0;
   w.model.channels = w.channels;
   w.model.pipeline_chunks = q.n.pipeline_chunks;
+  w.model.phase_chunks = q.n.phase_chunks;
   for (double s = static_cast<double>(q.min_bytes);
        s <= static_cast<double>(q.max_bytes) * 1.000001; s *= q.n.factor) {
     w.sizes.push_back(static_cast<std::size_t>(s));
@@ -535,7 +537,7 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
     call.count = count;
     call.in_place = o.in_place;
     call.channels = channels_for(w, choice.algorithm);
-    call.phase_chunks = q.n.phase_chunks;
+    call.phase_chunks = w.model.phase_chunks_for(choice.algorithm, choice.inter_host, row.size);
     call.pipeline_chunks = q.n.pipeline_chunks;
     call.root = w.root;
     const auto v = run_verified(b, call, q.n.seed + i);
@@ -545,7 +547,7 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
     const auto buffers = allocate_buffers(b, q.coll, count, elem, o.in_place);
     CollectiveCall call{count, buffers.input, buffers.output, channels_for(w, choice.algorithm),
                         w.root};
-    call.phase_chunks = q.n.phase_chunks;
+    call.phase_chunks = w.model.phase_chunks_for(choice.algorithm, choice.inter_host, row.size);
     call.pipeline_chunks = q.n.pipeline_chunks;
     post_collective(b, q.coll, call, choice.algorithm, choice.inter_host);
     sim = b.run();
@@ -737,8 +739,8 @@ int main(int argc, char** argv) {
   app.add_option("-o,--op", o.op, "sum, prod, min, max, avg")->capture_default_str();
   app.add_option("-r,--root", o.root, "root of broadcast and reduce")->capture_default_str();
   app.add_option("--phase-chunks", o.phase_chunks,
-                 "chunks hierarchical and nvls pipeline their phases in (0: the algorithm's "
-                 "default)");
+                 "chunks hierarchical and nvls pipeline their phases in (0: across hosts the "
+                 "count with the least predicted time on this fabric)");
   app.add_option("--pipeline-chunks", o.pipeline_chunks,
                  "chunks a chain or tree pipelines (broadcast, reduce, tree)")
       ->capture_default_str();

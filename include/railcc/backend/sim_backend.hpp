@@ -174,6 +174,11 @@ class SimBackend {
   /// Operations [first, last posted] are one step that `more` identical steps follow;
   /// what depends on them waits for the last. Only in steps mode.
   void repeat_step(OpId first, std::uint32_t more) { builder_.repeat_step(first, more); }
+  /// Operations [first, last posted] are one unit of a pipeline that `more` identical
+  /// units follow (StepSchedule::repeat_block). Only in steps mode.
+  void repeat_pipeline_unit(OpId first, std::uint32_t more) {
+    builder_.repeat_pipeline_unit(first, more);
+  }
 
   // ---- running ---------------------------------------------------------------------------
   /// Simulates everything posted since the last run() (the plan the builder recorded),
@@ -184,7 +189,7 @@ class SimBackend {
     if (config_.mode == SimMode::steps) {
       builder_.take();
       StepSchedule steps = std::move(steps_);
-      steps_ = StepSchedule{};
+      steps_ = StepSchedule{fabric_};
       step_items_.clear();
       return with_base(evaluate_steps(steps));
     }
@@ -199,7 +204,7 @@ class SimBackend {
   SimResult run(const Plan& plan) {
     adopt_plan_buffers(*this, builder_.plan().buffers().size(), plan, "sim backend");
     if (config_.mode == SimMode::steps) {
-      StepSchedule steps;
+      StepSchedule steps(fabric_);
       std::vector<StepSchedule::Index> items;
       std::size_t next_repeat = 0;
       const auto repeats = plan.repeats();
@@ -410,7 +415,10 @@ class SimBackend {
   static void repeat_in_steps(StepSchedule& steps, const std::vector<StepSchedule::Index>& items,
                               const StepRepeat& r) {
     const StepSchedule::Index first_item = r.first == 0 ? 0 : items[r.first - 1] + 1;
-    steps.repeat(first_item, r.more);
+    if (r.pipeline_unit)
+      steps.repeat_block(first_item, r.more);
+    else
+      steps.repeat(first_item, r.more);
   }
 
   SimResult evaluate_steps(const StepSchedule& steps) {
@@ -562,7 +570,7 @@ class SimBackend {
   StepsSink steps_sink_;
   PlanBuilder builder_;
   std::size_t posted_flows_ = 0;  // timing and data modes: flows the posted plan will have
-  StepSchedule steps_;            // steps mode: the posted operations, lowered
+  StepSchedule steps_{fabric_};   // steps mode: the posted operations, lowered
   std::vector<StepSchedule::Index> step_items_;  // steps mode: operation -> its last item
   Lowered lowered_;                              // scratch: one operation's flows
   std::vector<StepSchedule::Index> step_deps_;   // scratch: one operation's dependencies

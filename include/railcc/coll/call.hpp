@@ -21,7 +21,8 @@ struct CollectiveCall {
   int pipeline_chunks = 8;  ///< chunks a chain or tree pipelines (broadcast, reduce, tree)
   /// Chunks the phases of hierarchical and nvls all-reduce are pipelined in: chunk k's
   /// inter-host phase overlaps chunk k + 1's intra-host reduce-scatter and chunk k - 1's
-  /// all-gather. 0: the algorithm's default (hierarchical_phase_chunks).
+  /// all-gather. 0: the algorithm's default (hierarchical_phase_chunks; a caller that
+  /// knows its fabric passes CostModel::phase_chunks_for instead).
   int phase_chunks = 0;
 };
 

@@ -9,11 +9,14 @@
 //    group. Only between ranks for which switch_reduces(rank) holds, on one switch.
 //  - StepRepeatingBackend: the backend times steps by their shape (the simulator's steps
 //    mode, for 100k+ ranks). An algorithm may post the first of a run of identical steps
-//    and call repeat_step(first op, how many more) instead of posting the rest, where
-//    repeats_steps() says so at run time.
+//    and call repeat_step(first op, how many more) instead of posting the rest, and post
+//    one unit of a pipeline (one chunk through every phase) and call
+//    repeat_pipeline_unit(first op, how many more), where repeats_steps() says so at run
+//    time. posted() is the next operation's id.
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -34,6 +37,8 @@ template <class B>
 concept StepRepeatingBackend = CollectiveBackend<B> && requires(B& b, const B& cb) {
   { cb.repeats_steps() } -> std::same_as<bool>;
   { b.repeat_step(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
+  { b.repeat_pipeline_unit(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
+  { cb.posted() } -> std::convertible_to<std::size_t>;
 };
 
 /// Whether rank `rank` of `b` sits on an NVSwitch that reduces (false on a backend that
@@ -57,6 +62,18 @@ bool repeats_steps(const B& b) {
   } else {
     (void)b;
     return false;
+  }
+}
+
+/// Operations posted on `b` so far, where it repeats steps (the next operation's id);
+/// 0 on a backend that does not.
+template <CollectiveBackend B>
+std::size_t posted_count(const B& b) {
+  if constexpr (StepRepeatingBackend<B>) {
+    return b.posted();
+  } else {
+    (void)b;
+    return 0;
   }
 }
 

@@ -70,11 +70,14 @@ struct PlanOp {
   std::uint32_t group_size = 0;
 };
 
-/// Operations [first, end) are one step that `more` identical steps follow (steps mode).
+/// Operations [first, end) are one step that `more` identical steps follow (steps mode),
+/// or, with `pipeline_unit`, one unit of a pipeline that `more` identical units follow,
+/// each overlapping the next (StepSchedule::repeat_block).
 struct StepRepeat {
   OpId first = 0;
   OpId end = 0;
   std::uint32_t more = 0;
+  bool pipeline_unit = false;
 };
 
 class Plan {
@@ -305,7 +308,22 @@ class PlanBuilder {
     if (first > posted_)
       throw LogicError("plan: repeat from operation " + std::to_string(first) +
                        ", which was never posted");
-    const StepRepeat r{first, static_cast<OpId>(posted_), more};
+    const StepRepeat r{first, static_cast<OpId>(posted_), more, false};
+    if (sink_ != nullptr)
+      sink_->repeat(r);
+    else
+      plan_.add_repeat(r);
+  }
+  /// Operations [first, last posted] are one unit of a pipeline (one chunk through every
+  /// stage) that `more` identical units follow, each a stage behind the one before.
+  /// Nothing posted later may depend on them.
+  void repeat_pipeline_unit(OpId first, std::uint32_t more) {
+    if (!target_.repeats_steps)
+      throw LogicError("plan: repeat_pipeline_unit on a plan whose target does not repeat steps");
+    if (first >= posted_)
+      throw LogicError("plan: a pipeline unit from operation " + std::to_string(first) +
+                       ", which was never posted");
+    const StepRepeat r{first, static_cast<OpId>(posted_), more, true};
     if (sink_ != nullptr)
       sink_->repeat(r);
     else

@@ -75,6 +75,27 @@ constexpr std::uint64_t fmix64(std::uint64_t k) {
   return k;
 }
 
+/// No link (what nvlink_of returns for an endpoint without NVLink).
+inline constexpr LinkIndex no_link_index = 0xffffffffu;
+
+/// The NVLink joining endpoint `e` to its host's NVSwitch (no_link_index when none).
+inline LinkIndex nvlink_of(const Fabric& f, NodeIndex e) {
+  for (LinkIndex l : f.up_links(e)) {
+    if (f.kind(f.link(l).to) == FabricNodeKind::nvswitch) return l;
+  }
+  return no_link_index;
+}
+
+/// Whether the router sends a flow between endpoints `src` and `dst` over NVLink (the same
+/// host, both NVLinks alive) instead of through the NICs.
+inline bool over_nvlink(const Fabric& f, NodeIndex src, NodeIndex dst) {
+  if (src >= f.endpoint_count() || dst >= f.endpoint_count() || f.host(src) != f.host(dst))
+    return false;
+  const LinkIndex a = nvlink_of(f, src);
+  const LinkIndex b = nvlink_of(f, dst);
+  return a != no_link_index && b != no_link_index && f.link(a).alive() && f.link(b).alive();
+}
+
 class Router {
  public:
   Router(const Fabric& fabric, RoutingOptions options) : f_(fabric), opt_(options) {
@@ -109,16 +130,14 @@ class Router {
       throw InputError("flow " + name(key) + " goes from an endpoint to itself");
     PathInfo info;
     // Inside a host: over the NVSwitch when both GPUs reach it.
-    if (f_.host(key.src) == f_.host(key.dst)) {
+    if (over_nvlink(f_, key.src, key.dst)) {
       const LinkIndex a = nvlink_of(key.src);
       const LinkIndex b = nvlink_of(key.dst);
-      if (a != no_link && b != no_link && f_.link(a).alive() && f_.link(b).alive()) {
-        out.push_back(a);
-        out.push_back(Fabric::reverse(b));
-        info.link_latency = f_.link(a).latency + f_.link(b).latency;
-        info.nvlink = true;
-        return info;
-      }
+      out.push_back(a);
+      out.push_back(Fabric::reverse(b));
+      info.link_latency = f_.link(a).latency + f_.link(b).latency;
+      info.nvlink = true;
+      return info;
     }
     // Candidate NIC port pairs in the same plane, closest common tier first.
     auto& pairs = port_pairs_;  // scratch kept across calls: route() runs once per flow
@@ -218,7 +237,7 @@ class Router {
   }
 
  private:
-  static constexpr LinkIndex no_link = 0xffffffffu;
+  static constexpr LinkIndex no_link = no_link_index;
 
   std::string name(const FlowKey& k) const {
     return std::to_string(k.src) + " -> " + std::to_string(k.dst) + " (qp " + std::to_string(k.qp) +
@@ -254,12 +273,7 @@ class Router {
     info.nvlink = true;
     return info;
   }
-  LinkIndex nvlink_of(NodeIndex e) const {
-    for (LinkIndex l : f_.up_links(e)) {
-      if (f_.kind(f_.link(l).to) == FabricNodeKind::nvswitch) return l;
-    }
-    return no_link;
-  }
+  LinkIndex nvlink_of(NodeIndex e) const { return railcc::nvlink_of(f_, e); }
   std::uint64_t hash(const FlowKey& k, std::uint64_t salt) const {
     return fmix64(opt_.seed ^ fmix64((std::uint64_t{k.src} << 32) | k.dst) ^
                   fmix64(std::uint64_t{k.qp} + 0x9e3779b97f4a7c15ULL) ^ fmix64(salt + 1));

@@ -1,5 +1,5 @@
-// railcc/sim/step_schedule.hpp: a bulk-synchronous schedule of flows, evaluated once per
-// distinct step, for collectives over 100k+ GPUs.
+// railcc/sim/step_schedule.hpp: a schedule of flows in steps, evaluated once per distinct
+// step, for collectives over 100k+ GPUs.
 //
 // The flow graph (flow_graph.hpp) is exact but costs one object per message, and ranks
 // that drift out of lockstep cost one rate solve per distinct event time. A collective
@@ -8,13 +8,21 @@
 //  - every item (a flow or a local task) is placed in the step after the last of its
 //    dependencies (its ASAP level; a local task that takes no time, such as the finish of
 //    a sum, completes in the step of its last dependency instead of adding an empty
-//    step), and a step starts when the one before it has
-//    completed everywhere (a global barrier: the alpha-beta model of docs/facts.md
-//    section 4);
+//    step);
 //  - an algorithm may post one step of a run of identical steps and say how many more
-//    follow (`repeat`), instead of posting them all;
+//    follow (`repeat`), instead of posting them all, and may post one unit of a pipeline
+//    and say how many more units follow (`repeat_block`);
 //  - `evaluate` simulates each distinct step once (by content) on the fabric with the
 //    flow engine and multiplies.
+// Domains. Given the fabric, items fall into two domains that share no link: the network
+// (flows between hosts, through the NICs) and the hosts (flows over NVLink and NVSwitch,
+// and local tasks). Each domain is bulk-synchronous on its own: its step starts when its
+// previous step has completed (a barrier: the alpha-beta model of docs/facts.md section 4)
+// and when the steps of the other domain it depends on have. So the NVLink phases of a
+// pipelined hierarchical all-reduce run under the network phase, as on hardware, instead
+// of every step waiting for the slower of the two. A repeated step that mixes both
+// domains (a ring crossing hosts) keeps one barrier over both. Without a fabric there is
+// one domain: a global barrier per step.
 // Where every flow of a step takes as long as every other (lockstep algorithms on a
 // symmetric fabric) this is the flow graph's time exactly; where they differ (a ring
 // whose hops mix NVLink and network) the barrier makes each step as slow as its slowest
@@ -22,7 +30,10 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <deque>
+#include <iterator>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -42,26 +53,35 @@ RAILCC_NAMESPACE_BEGIN
 struct StepRun {
   std::uint64_t first_step = 0;  ///< 1-based
   std::uint64_t steps = 0;
-  Picoseconds step_time;  ///< each
-  std::size_t flows = 0;  ///< network or NVLink flows per step
-  std::size_t tasks = 0;  ///< local tasks per step
-  double bytes = 0;       ///< per step
+  Picoseconds step_time;     ///< each (the slower domain's)
+  std::size_t flows = 0;     ///< network or NVLink flows per step
+  std::size_t tasks = 0;     ///< local tasks per step
+  double bytes = 0;          ///< per step
+  Picoseconds start;         ///< when the run's first step starts (its earlier domain)
+  std::uint8_t domains = 1;  ///< bit 0: network flows, bit 1: host flows and tasks
 };
 
 struct StepResult {
   Picoseconds makespan;
   std::uint64_t steps = 0;          ///< levels of the schedule
   std::size_t items = 0;            ///< flows and tasks posted (repeated ones once)
-  std::size_t evaluations = 0;      ///< distinct steps simulated
+  std::size_t evaluations = 0;      ///< distinct steps simulated (per domain)
   std::size_t flows_evaluated = 0;  ///< flows over those simulations
   std::size_t rate_solves = 0;      ///< summed over the simulations
-  double bytes_sent = 0;            ///< over all steps, repeats included
+  double bytes_sent = 0;            ///< over all steps and pipeline units, repeats included
   std::vector<StepRun> runs;
 };
 
 class StepSchedule {
  public:
   using Index = std::uint32_t;
+  static constexpr std::uint8_t network_domain = 0;
+  static constexpr std::uint8_t host_domain = 1;
+
+  /// One domain: every step is a global barrier.
+  StepSchedule() = default;
+  /// Two domains, network and hosts, told apart on `fabric` (which must outlive this).
+  explicit StepSchedule(const Fabric& fabric) : fabric_(&fabric) {}
 
   /// Adds a flow or a local task (src == dst) in the step after its last dependency (a
   /// task that takes no time: in the step of its last dependency).
@@ -70,14 +90,23 @@ class StepSchedule {
     const bool free = spec.src == spec.dst && spec.delay == Picoseconds{};
     std::uint32_t level = 1;
     Index latest = none;
+    std::array<std::uint32_t, 2> need{0, 0};
     for (Index d : deps) {
       if (d >= items_.size())
         throw InputError("step schedule: dependency on item " + std::to_string(d) +
                          ", not posted yet");
       level = std::max(level, end_level(d) + (free ? 0 : 1));
       latest = latest == none ? d : std::max(latest, d);
+      const Item& dep = items_[d];
+      if (dep.free) {
+        // A task that takes no time stands for its own dependencies.
+        need[0] = std::max(need[0], dep.need[0]);
+        need[1] = std::max(need[1], dep.need[1]);
+      } else {
+        need[dep.domain] = std::max(need[dep.domain], end_level(d));
+      }
     }
-    items_.push_back({spec, level, 0, latest});
+    items_.push_back({spec, level, 0, latest, need, domain_of(spec), free});
     levels_ = std::max<std::uint64_t>(levels_, level);
     return static_cast<Index>(items_.size() - 1);
   }
@@ -87,6 +116,8 @@ class StepSchedule {
   /// waits for the last. The items must not depend on each other.
   void repeat(Index first, std::uint32_t more) {
     if (first > items_.size()) throw InputError("step schedule: repeat from a missing item");
+    if (!blocks_.empty() && first < blocks_.back().end)
+      throw InputError("step schedule: a repeated step inside a repeated pipeline unit");
     for (std::size_t i = first; i < items_.size(); ++i) {
       Item& it = items_[i];
       if (it.latest_dep != none && it.latest_dep >= first) {
@@ -99,126 +130,42 @@ class StepSchedule {
     }
   }
 
-  [[nodiscard]] std::size_t size() const { return items_.size(); }
-  [[nodiscard]] std::uint64_t steps() const { return levels_; }
-  /// The last step an item occupies.
-  [[nodiscard]] std::uint32_t end_level(Index i) const {
-    return items_[i].level + items_[i].repeats;
+  /// Items [first, size()) are one unit of a pipeline (one chunk through every stage)
+  /// that `more` further units of the same content follow, each a stage behind the one
+  /// before: the units overlap, and a unit enters each domain when the unit before has
+  /// left it. The pipeline then lasts one unit's time plus `more` periods, the period
+  /// being the busier domain's time in one unit. Past the unit's last step every domain
+  /// waits for the whole pipeline, and what depends on any of its items waits for that.
+  void repeat_block(Index first, std::uint32_t more) {
+    if (first >= items_.size())
+      throw InputError("step schedule: a repeated pipeline unit needs at least one item");
+    if (!blocks_.empty() && first < blocks_.back().end)
+      throw InputError("step schedule: repeated pipeline units overlap");
+    if (more == 0) return;
+    std::uint32_t lowest = 0xffffffffu, last = 0;
+    for (Index i = first; i < items_.size(); ++i) {
+      lowest = std::min(lowest, items_[i].level);
+      last = std::max(last, end_level(i));
+    }
+    blocks_.push_back({first, static_cast<Index>(items_.size()), more, lowest, last});
   }
 
-  /// Simulates each distinct step once and adds up the steps' times.
-  [[nodiscard]] StepResult evaluate(const Fabric& fabric, const SimConfig& config) const {
-    StepResult result;
-    result.items = items_.size();
-    result.steps = levels_;
-    // Segments: consecutive items that occupy the same steps.
-    struct Segment {
-      std::uint32_t first_level, last_level;
-      Index begin, end;
-    };
-    std::vector<Segment> segments;
-    for (Index i = 0; i < items_.size(); ++i) {
-      const Item& it = items_[i];
-      const std::uint32_t last = end_level(i);
-      if (!segments.empty() && segments.back().end == i &&
-          segments.back().first_level == it.level && segments.back().last_level == last) {
-        segments.back().end = i + 1;
-      } else {
-        segments.push_back({it.level, last, i, i + 1});
-      }
+  [[nodiscard]] std::size_t size() const { return items_.size(); }
+  [[nodiscard]] std::uint64_t steps() const { return levels_; }
+  /// The last step an item occupies (for an item of a pipeline unit, the unit's last).
+  [[nodiscard]] std::uint32_t end_level(Index i) const {
+    if (!blocks_.empty() && i >= blocks_.front().first) {
+      const auto it = std::upper_bound(blocks_.begin(), blocks_.end(), i,
+                                       [](Index x, const Block& k) { return x < k.first; });
+      if (it != blocks_.begin() && i < std::prev(it)->end) return std::prev(it)->last_level;
     }
-    // Sweep the levels: between consecutive boundaries the active segments, hence the
-    // step's content, stay the same.
-    struct Boundary {
-      std::uint64_t level;
-      std::uint32_t segment;
-      bool opens;
-    };
-    std::vector<Boundary> bounds;
-    bounds.reserve(segments.size() * 2);
-    for (std::uint32_t s = 0; s < segments.size(); ++s) {
-      bounds.push_back({segments[s].first_level, s, true});
-      bounds.push_back({std::uint64_t{segments[s].last_level} + 1, s, false});
-    }
-    std::sort(bounds.begin(), bounds.end(),
-              [](const Boundary& a, const Boundary& b) { return a.level < b.level; });
-    std::vector<std::uint32_t> active;                     // segment ids, unordered
-    std::vector<std::uint32_t> where(segments.size(), 0);  // position in `active`
-    struct Cached {
-      Picoseconds time;
-      std::size_t flows, tasks;
-      double bytes;
-    };
-    std::unordered_map<std::uint64_t, Cached> cache;
-    std::size_t b = 0;
-    while (b < bounds.size()) {
-      const std::uint64_t level = bounds[b].level;
-      for (; b < bounds.size() && bounds[b].level == level; ++b) {
-        const auto s = bounds[b].segment;
-        if (bounds[b].opens) {
-          where[s] = static_cast<std::uint32_t>(active.size());
-          active.push_back(s);
-        } else {
-          const auto last = active.back();
-          active[where[s]] = last;
-          where[last] = where[s];
-          active.pop_back();
-        }
-      }
-      if (b == bounds.size()) break;
-      const std::uint64_t next = bounds[b].level;
-      if (active.empty()) continue;  // cannot happen: levels are dense
-      // The step's content in posting order, and its hash.
-      std::vector<std::uint32_t> order(active);
-      std::sort(order.begin(), order.end());
-      FlowGraph step;
-      std::uint64_t h = 0x9e3779b97f4a7c15ULL;
-      std::size_t tasks = 0;
-      double bytes = 0;
-      for (auto s : order) {
-        for (Index i = segments[s].begin; i < segments[s].end; ++i) {
-          const FlowSpec& f = items_[i].spec;
-          // A task that takes no time changes neither the step's time nor its content:
-          // leaving it out lets the step it completes in match its repeats in the cache.
-          if (f.src == f.dst && f.delay == Picoseconds{}) continue;
-          step.add(f);
-          h = fmix64(h ^ (std::uint64_t{f.src} << 32 | f.dst));
-          h = fmix64(h ^ static_cast<std::uint64_t>(f.size.count()));
-          h = fmix64(h ^ (std::uint64_t{f.qp} << 32) ^ static_cast<std::uint64_t>(f.delay.count()));
-          if (f.src == f.dst) ++tasks;
-          bytes += static_cast<double>(f.size.count());
-        }
-      }
-      auto [it, inserted] = cache.try_emplace(h);
-      if (inserted || it->second.flows + it->second.tasks != step.size() ||
-          it->second.bytes != bytes) {
-        const SimResult r = simulate(fabric, step, config);
-        ++result.evaluations;
-        result.flows_evaluated += step.size() - tasks;
-        result.rate_solves += r.rate_solves;
-        it->second = {r.makespan, step.size() - tasks, tasks, bytes};
-      }
-      const std::uint64_t count = next - level;
-      const Cached& c = it->second;
-      const std::int64_t room = Picoseconds::max().count() - result.makespan.count();
-      if (c.time.count() > 0 && count > static_cast<std::uint64_t>(room / c.time.count())) {
-        throw InputError("simulation: " + std::to_string(count) + " steps of " +
-                         std::to_string(c.time.in_us()) +
-                         " us would end more than 106 days into the simulation, past what "
-                         "integer picoseconds hold: a link is too slow for this size");
-      }
-      result.makespan += c.time * static_cast<std::int64_t>(count);
-      result.bytes_sent += c.bytes * static_cast<double>(count);
-      if (!result.runs.empty() && result.runs.back().step_time == c.time &&
-          result.runs.back().first_step + result.runs.back().steps == level &&
-          result.runs.back().flows == c.flows && result.runs.back().bytes == c.bytes) {
-        result.runs.back().steps += count;
-      } else {
-        result.runs.push_back({level, count, c.time, c.flows, c.tasks, c.bytes});
-      }
-    }
-    return result;
+    return items_[i].level + items_[i].repeats;
   }
+  /// The domain an item runs in (network_domain or host_domain).
+  [[nodiscard]] std::uint8_t domain(Index i) const { return items_[i].domain; }
+
+  /// Simulates each distinct step once and adds up the steps' times.
+  [[nodiscard]] StepResult evaluate(const Fabric& fabric, const SimConfig& config) const;
 
  private:
   static constexpr Index none = 0xffffffffu;
@@ -227,9 +174,355 @@ class StepSchedule {
     std::uint32_t level;
     std::uint32_t repeats;
     Index latest_dep;  ///< to refuse repeating items that depend on each other
+    /// Per domain, the last step of the dependencies in it (0: none): the item starts
+    /// when those steps have completed.
+    std::array<std::uint32_t, 2> need;
+    std::uint8_t domain;
+    bool free;  ///< a task that takes no time
   };
-  std::vector<Item> items_;
+  struct Block {
+    Index first, end;
+    std::uint32_t more;
+    std::uint32_t first_level;  ///< the unit's first step
+    std::uint32_t last_level;   ///< the unit's last step
+  };
+
+  /// A stage of a pipeline unit in one domain: consecutive steps, their time, and when
+  /// they start and end in the first unit.
+  struct Stage {
+    std::uint32_t first_level, last_level;
+    std::int64_t time, start, end;
+  };
+
+  /// When the last unit of pipeline k ends: the later of two ends.
+  ///  - Stages: every stage takes the units one after another, so the last unit ends
+  ///    `more` times the longest stage after the first unit did.
+  ///  - Domains: each works `more` periods past the first unit's work in it. A domain ends
+  ///    when the first unit reaches it, plus its stages' time in one unit, plus `more`
+  ///    periods, plus what follows its last stage in one unit. A domain of one stage so
+  ///    ends one unit plus `more` periods after the unit's start; a domain of several,
+  ///    whose stages of different units overlap, does not count the other domain's time
+  ///    between its stages again.
+  /// Where the network bounds the pipeline this is the per-operation schedule's time
+  /// within 2%; where the NVLink phases do, the fill and drain it leaves out make the two
+  /// differ by up to 10% either way (docs/collectives.md, "Steps mode").
+  template <class Mul>
+  std::int64_t pipeline_end(std::size_t k, const std::array<std::vector<Stage>, 2>& stages,
+                            const Fabric& fabric, const SimConfig& config, StepResult& result,
+                            const Mul& checked_mul) const {
+    std::int64_t first = Picoseconds::max().count(), last = 0;
+    for (const auto& list : stages) {
+      for (const Stage& st : list) {
+        first = std::min(first, st.start);
+        last = std::max(last, st.end);
+      }
+    }
+    const auto period = block_periods(k, stages, fabric, config, result);
+    // Each stage handles the units one after another: the last unit leaves the longest
+    // stage `more` of its times after the first did.
+    std::int64_t longest = 0;
+    for (const auto& list : stages) {
+      for (const Stage& st : list) longest = std::max(longest, st.time);
+    }
+    std::int64_t end = last + checked_mul(longest, blocks_[k].more);
+    for (std::uint8_t d = 0; d < 2; ++d) {
+      const auto& list = stages[d];
+      if (list.empty()) continue;
+      std::int64_t busy = 0;
+      for (const Stage& st : list) busy += st.time;
+      end = std::max(end, list.front().start + busy + checked_mul(period[d], blocks_[k].more) +
+                              (last - list.back().end));
+    }
+    return end;
+  }
+
+  /// A pipeline unit's period in each domain: how long the domain takes per unit once
+  /// units overlap. A domain with one stage takes that stage's time (a unit's stage waits
+  /// for the previous unit's). A domain with several runs them side by side, stages of
+  /// different units sharing its links (both ways: NVLS's reduce-scatter loads
+  /// GPU-to-switch links, its multicast switch-to-GPU links): the period is the longest
+  /// stage alone, or all the stages' flows at once plus the longest stage's latency (its
+  /// time alone less its flows at once), whichever is longer. A flow repeated r times
+  /// counts r + 1 times its bytes.
+  std::array<std::int64_t, 2> block_periods(std::size_t k,
+                                            const std::array<std::vector<Stage>, 2>& stages,
+                                            const Fabric& fabric, const SimConfig& config,
+                                            StepResult& result) const {
+    auto at_once = [&](std::uint8_t d, std::uint32_t first_level, std::uint32_t last_level) {
+      FlowGraph g;
+      for (Index i = blocks_[k].first; i < blocks_[k].end; ++i) {
+        const Item& it = items_[i];
+        if (it.free || it.spec.src == it.spec.dst || it.domain != d) continue;
+        if (it.level < first_level || it.level > last_level) continue;
+        FlowSpec f = it.spec;
+        f.size = f.size * (std::uint64_t{it.repeats} + 1);
+        g.add(f);
+      }
+      if (g.size() == 0) return std::int64_t{0};
+      const SimResult r = simulate(fabric, g, config);
+      ++result.evaluations;
+      result.flows_evaluated += g.size();
+      result.rate_solves += r.rate_solves;
+      return r.makespan.count();
+    };
+    std::array<std::int64_t, 2> period{0, 0};
+    for (std::uint8_t d = 0; d < 2; ++d) {
+      std::int64_t longest = 0, latency = 0;
+      for (const Stage& st : stages[d]) {
+        longest = std::max(longest, st.time);
+        if (stages[d].size() > 1)
+          latency = std::max(latency, st.time - at_once(d, st.first_level, st.last_level));
+      }
+      std::int64_t t = longest;
+      if (stages[d].size() > 1) t = std::max(t, at_once(d, 0, 0xffffffffu) + latency);
+      period[d] = t;
+    }
+    return period;
+  }
+
+  [[nodiscard]] std::uint8_t domain_of(const FlowSpec& s) const {
+    if (fabric_ == nullptr) return network_domain;
+    if (s.src == s.dst) return host_domain;
+    const auto is_switch = [&](NodeIndex n) {
+      return n < fabric_->node_count() && fabric_->kind(n) == FabricNodeKind::nvswitch;
+    };
+    if (is_switch(s.src) || is_switch(s.dst)) return host_domain;
+    return over_nvlink(*fabric_, s.src, s.dst) ? host_domain : network_domain;
+  }
+
+  const Fabric* fabric_ = nullptr;
+  // A deque: a million-rank schedule holds tens of millions of items, and a vector would
+  // copy them all each time it grows.
+  std::deque<Item> items_;
+  std::vector<Block> blocks_;
   std::uint64_t levels_ = 0;
 };
+
+inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& config) const {
+  StepResult result;
+  result.items = items_.size();
+  result.steps = levels_;
+  // Segments: consecutive items that occupy the same steps (and the same pipeline unit).
+  struct Segment {
+    std::uint32_t first_level, last_level;
+    Index begin, end;
+    std::uint8_t domains;  ///< bit d: has items in domain d
+    std::uint32_t block;   ///< index into blocks_, or none
+  };
+  std::vector<Segment> segments;
+  std::size_t next_block = 0;
+  for (Index i = 0; i < items_.size(); ++i) {
+    const Item& it = items_[i];
+    const std::uint32_t last = it.level + it.repeats;
+    while (next_block < blocks_.size() && blocks_[next_block].end <= i) ++next_block;
+    const std::uint32_t block = next_block < blocks_.size() && blocks_[next_block].first <= i
+                                    ? static_cast<std::uint32_t>(next_block)
+                                    : none;
+    const auto bit = static_cast<std::uint8_t>(it.free ? 0 : 1u << it.domain);
+    if (!segments.empty() && segments.back().end == i && segments.back().first_level == it.level &&
+        segments.back().last_level == last && segments.back().block == block) {
+      segments.back().end = i + 1;
+      segments.back().domains |= bit;
+    } else {
+      segments.push_back({it.level, last, i, i + 1, bit, block});
+    }
+  }
+  // Per pipeline unit and domain: its stages, the stretches of consecutive steps it has
+  // items in (a stage's steps wait for each other).
+  std::vector<std::array<std::vector<Stage>, 2>> stages(blocks_.size());
+  // Sweep the levels: between consecutive boundaries the active segments, hence the
+  // step's content, stay the same.
+  struct Boundary {
+    std::uint64_t level;
+    std::uint32_t segment;
+    bool opens;
+  };
+  std::vector<Boundary> bounds;
+  bounds.reserve(segments.size() * 2);
+  for (std::uint32_t s = 0; s < segments.size(); ++s) {
+    bounds.push_back({segments[s].first_level, s, true});
+    bounds.push_back({std::uint64_t{segments[s].last_level} + 1, s, false});
+  }
+  std::sort(bounds.begin(), bounds.end(),
+            [](const Boundary& a, const Boundary& b) { return a.level < b.level; });
+  std::vector<std::uint32_t> active;                     // segment ids, unordered
+  std::vector<std::uint32_t> where(segments.size(), 0);  // position in `active`
+  struct Cached {
+    Picoseconds time;
+    std::size_t flows, tasks;
+    double bytes;
+  };
+  std::unordered_map<std::uint64_t, Cached> cache;
+  // Per range of levels with one content: when each domain started it and how long each
+  // of its steps took, so a dependency on any step can be looked up.
+  struct Range {
+    std::uint64_t first_level, count;
+    std::array<std::int64_t, 2> start, step;
+  };
+  std::vector<Range> ranges;
+  std::array<std::int64_t, 2> clock{0, 0};  // when each domain's last step completed
+  auto finish_of = [&](std::uint8_t d, std::uint32_t level) -> std::int64_t {
+    // The range holding `level` (levels are dense and ranges sorted by first level).
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), std::uint64_t{level},
+                               [](std::uint64_t l, const Range& r) { return l < r.first_level; });
+    if (it == ranges.begin()) return 0;
+    --it;
+    const std::uint64_t done = std::min(std::uint64_t{level} - it->first_level + 1, it->count);
+    return it->start[d] + it->step[d] * static_cast<std::int64_t>(done);
+  };
+  const auto overflow = [](std::uint64_t count, Picoseconds each) {
+    return InputError("simulation: " + std::to_string(count) + " steps of " +
+                      std::to_string(each.in_us()) +
+                      " us would end more than 106 days into the simulation, past what "
+                      "integer picoseconds hold: a link is too slow for this size");
+  };
+  const auto checked_mul = [&](std::int64_t each, std::uint64_t count) {
+    if (each > 0 && count > static_cast<std::uint64_t>(Picoseconds::max().count() / 4 / each))
+      throw overflow(count, Picoseconds::ps(each));
+    return each * static_cast<std::int64_t>(count);
+  };
+  std::array<FlowGraph, 2> step;
+  std::size_t b = 0;
+  while (b < bounds.size()) {
+    const std::uint64_t level = bounds[b].level;
+    for (; b < bounds.size() && bounds[b].level == level; ++b) {
+      const auto s = bounds[b].segment;
+      if (bounds[b].opens) {
+        where[s] = static_cast<std::uint32_t>(active.size());
+        active.push_back(s);
+      } else {
+        const auto last = active.back();
+        active[where[s]] = last;
+        where[last] = where[s];
+        active.pop_back();
+      }
+    }
+    if (b == bounds.size()) break;
+    const std::uint64_t next = bounds[b].level;
+    const std::uint64_t count = next - level;
+    if (active.empty()) continue;  // cannot happen: levels are dense
+    // The step's content per domain in posting order, its hash, and when each domain may
+    // start it: after its own previous step and the steps its new items depend on.
+    std::vector<std::uint32_t> order(active);
+    std::sort(order.begin(), order.end());
+    std::array<std::uint64_t, 2> h{0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL};
+    std::array<std::size_t, 2> tasks{0, 0};
+    std::array<double, 2> bytes{0, 0};
+    std::array<std::int64_t, 2> start = clock;
+    bool mixed = false;
+    for (auto& g : step) g = FlowGraph{};
+    for (auto s : order) {
+      const Segment& seg = segments[s];
+      mixed = mixed || seg.domains == 3;
+      const bool opens = seg.first_level == level;
+      for (Index i = seg.begin; i < seg.end; ++i) {
+        const Item& it = items_[i];
+        // A task that takes no time changes neither the step's time nor its content:
+        // leaving it out lets the step it completes in match its repeats in the cache.
+        if (it.free) continue;
+        const FlowSpec& f = it.spec;
+        const std::uint8_t d = it.domain;
+        if (opens) {
+          for (std::uint8_t dd = 0; dd < 2; ++dd) {
+            if (it.need[dd] > 0) start[d] = std::max(start[d], finish_of(dd, it.need[dd]));
+          }
+        }
+        step[d].add(f);
+        h[d] = fmix64(h[d] ^ (std::uint64_t{f.src} << 32 | f.dst));
+        h[d] = fmix64(h[d] ^ static_cast<std::uint64_t>(f.size.count()));
+        h[d] = fmix64(h[d] ^ (std::uint64_t{f.qp} << 32) ^
+                      static_cast<std::uint64_t>(f.delay.count()));
+        if (f.src == f.dst) ++tasks[d];
+        bytes[d] += static_cast<double>(f.size.count());
+      }
+    }
+    std::array<Cached, 2> c{};
+    for (std::uint8_t d = 0; d < 2; ++d) {
+      if (step[d].size() == 0) continue;
+      auto [it, inserted] = cache.try_emplace(fmix64(h[d] + d));
+      if (inserted || it->second.flows + it->second.tasks != step[d].size() ||
+          it->second.bytes != bytes[d]) {
+        const SimResult r = simulate(fabric, step[d], config);
+        ++result.evaluations;
+        result.flows_evaluated += step[d].size() - tasks[d];
+        result.rate_solves += r.rate_solves;
+        it->second = {r.makespan, step[d].size() - tasks[d], tasks[d], bytes[d]};
+      }
+      c[d] = it->second;
+    }
+    const bool both = step[0].size() > 0 && step[1].size() > 0;
+    Range range{level, count, start, {c[0].time.count(), c[1].time.count()}};
+    if (both && mixed) {
+      // A step mixing both domains in one segment: one barrier over both.
+      const std::int64_t t = std::max(start[0], start[1]);
+      const std::int64_t each = std::max(range.step[0], range.step[1]);
+      range.start = {t, t};
+      range.step = {each, each};
+    }
+    for (std::uint8_t d = 0; d < 2; ++d) {
+      if (step[d].size() == 0) {
+        // Idle in this range: a lookup of it (none should happen) sees its clock.
+        range.start[d] = clock[d];
+        range.step[d] = 0;
+        continue;
+      }
+      clock[d] = range.start[d] + checked_mul(range.step[d], count);
+    }
+    ranges.push_back(range);
+    // A pipeline unit's stages: in each domain, the stretches of steps it has items in.
+    for (std::size_t k = 0; k < blocks_.size(); ++k) {
+      if (blocks_[k].first_level > level || blocks_[k].last_level < level) continue;
+      std::uint8_t here = 0;
+      for (auto s : order) {
+        if (segments[s].block == k) here |= segments[s].domains;
+      }
+      for (std::uint8_t d = 0; d < 2; ++d) {
+        if ((here >> d & 1u) == 0) continue;
+        auto& list = stages[k][d];
+        if (list.empty() || list.back().last_level + 1 != level)
+          list.push_back({static_cast<std::uint32_t>(level), 0, 0, range.start[d], 0});
+        list.back().last_level = static_cast<std::uint32_t>(next - 1);
+        list.back().time += checked_mul(range.step[d], count);
+        list.back().end = clock[d];
+      }
+    }
+    const double step_bytes = bytes[0] + bytes[1];
+    result.bytes_sent += step_bytes * static_cast<double>(count);
+    const Picoseconds each = Picoseconds::ps(std::max(range.step[0], range.step[1]));
+    const std::size_t flows = c[0].flows + c[1].flows;
+    const std::size_t step_tasks = c[0].tasks + c[1].tasks;
+    const Picoseconds run_start = Picoseconds::ps(both ? std::min(range.start[0], range.start[1])
+                                                       : range.start[step[0].size() > 0 ? 0 : 1]);
+    const auto domains =
+        static_cast<std::uint8_t>((step[0].size() > 0 ? 1 : 0) | (step[1].size() > 0 ? 2 : 0));
+    if (!result.runs.empty() && result.runs.back().step_time == each &&
+        result.runs.back().domains == domains &&
+        result.runs.back().first_step + result.runs.back().steps == level &&
+        result.runs.back().flows == flows && result.runs.back().bytes == step_bytes &&
+        result.runs.back().start + each * static_cast<std::int64_t>(result.runs.back().steps) ==
+            run_start) {
+      result.runs.back().steps += count;
+    } else {
+      result.runs.push_back(
+          {level, count, each, flows, step_tasks, step_bytes, run_start, domains});
+    }
+    for (std::size_t k = 0; k < blocks_.size(); ++k) {
+      // Past a unit's last step: the `more` units after it, one period each.
+      if (blocks_[k].last_level < level || blocks_[k].last_level >= next) continue;
+      const std::int64_t t = std::max(
+          {clock[0], clock[1], pipeline_end(k, stages[k], fabric, config, result, checked_mul)});
+      clock = {t, t};
+      double unit_bytes = 0;
+      for (Index i = blocks_[k].first; i < blocks_[k].end; ++i) {
+        if (!items_[i].free && items_[i].spec.src != items_[i].spec.dst)
+          unit_bytes += static_cast<double>(items_[i].spec.size.count()) *
+                        (1.0 + static_cast<double>(items_[i].repeats));
+      }
+      result.bytes_sent += unit_bytes * static_cast<double>(blocks_[k].more);
+    }
+  }
+  result.makespan = Picoseconds::ps(std::max(clock[0], clock[1]));
+  return result;
+}
 
 RAILCC_NAMESPACE_END

@@ -131,26 +131,28 @@ inline std::size_t write_chrome_trace(std::ostream& out, const Fabric& fabric,
 }
 
 /// A trace of a step schedule's evaluation (steps mode): one slice per run of identical
-/// steps on one track, in simulated time, with the run's step count and per-step figures.
+/// steps, in simulated time, with the run's step count and per-step figures; runs of the
+/// network (or of both domains) on one track, runs inside the hosts on another.
 /// Per-flow tracks need the per-operation schedule (timing or data mode).
 inline void write_step_trace(std::ostream& out, const StepResult& result) {
   char buf[512];
   out << "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"railcc\",\"steps\":"
       << result.steps << ",\"evaluations\":" << result.evaluations
       << ",\"makespan_us\":" << result.makespan.in_us() << "},\"traceEvents\":[\n";
-  out << R"j({"ph":"M","name":"process_name","pid":0,"args":{"name":"collective (bulk-synchronous steps)"}})j";
-  Picoseconds at;
+  out << R"j({"ph":"M","name":"process_name","pid":0,"args":{"name":"collective (steps)"}},
+{"ph":"M","name":"thread_name","pid":0,"tid":0,"args":{"name":"network steps"}},
+{"ph":"M","name":"thread_name","pid":0,"tid":1,"args":{"name":"steps inside the hosts"}})j";
   for (const auto& run : result.runs) {
     const Picoseconds length = run.step_time * static_cast<std::int64_t>(run.steps);
     std::snprintf(buf, sizeof buf,
                   R"j(,
-{"ph":"X","name":"steps %llu-%llu","pid":0,"tid":0,"ts":%.6f,"dur":%.6f,"args":{"steps":%llu,"step_us":%.6f,"flows_per_step":%zu,"bytes_per_step":%.0f}})j",
+{"ph":"X","name":"steps %llu-%llu","pid":0,"tid":%d,"ts":%.6f,"dur":%.6f,"args":{"steps":%llu,"step_us":%.6f,"flows_per_step":%zu,"bytes_per_step":%.0f}})j",
                   static_cast<unsigned long long>(run.first_step),
-                  static_cast<unsigned long long>(run.first_step + run.steps - 1), at.in_us(),
-                  length.in_us(), static_cast<unsigned long long>(run.steps), run.step_time.in_us(),
-                  run.flows, run.bytes);
+                  static_cast<unsigned long long>(run.first_step + run.steps - 1),
+                  run.domains == 2 ? 1 : 0, run.start.in_us(), length.in_us(),
+                  static_cast<unsigned long long>(run.steps), run.step_time.in_us(), run.flows,
+                  run.bytes);
     out << buf;
-    at += length;
   }
   out << "\n]}\n";
 }

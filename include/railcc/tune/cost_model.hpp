@@ -58,6 +58,9 @@ struct CostModel {
   Picoseconds alpha_near;                              ///< network step through one leaf
   Picoseconds alpha_far;                               ///< network step through the top tier
   int pipeline_chunks = 8;
+  /// Chunks hierarchical and nvls pipeline their phases in across hosts (0: the count
+  /// with the least predicted time, phase_chunks_for).
+  int phase_chunks = 0;
   /// Channels of the ring and tree algorithms: across hosts each crosses on its own NIC
   /// (channel_rotation), so min(channels, per_host) NICs of every host carry them.
   int channels = 1;
@@ -193,11 +196,10 @@ struct CostModel {
                    secs(((K - 1) * (1 + 1 / G) + 2) * n / K / rate);
             }
             if (H <= 1) return nv;
-            const Picoseconds net = inter == Algorithm::ring
-                                        ? (alpha_near + secs(n / G / H / nic_Bps)) *
-                                              static_cast<std::int64_t>(2 * (hosts - 1))
-                                        : rab(H, n / G, 1);
-            return nv + net;
+            const PhaseCosts pc = phase_costs(a, inter, bytes);
+            const std::size_t K =
+                phase_chunks > 0 ? static_cast<std::size_t>(phase_chunks) : pc.best_chunks();
+            return secs(pc.pipelined(K));
           }
           default: break;
         }
@@ -218,6 +220,43 @@ struct CostModel {
       case Collective::send_recv: return near + secs(n / B);
     }
     return Picoseconds::max();
+  }
+
+  /// What the phases of hierarchical or nvls all-reduce of `bytes` across hosts cost on
+  /// this fabric (the inputs of the chunk count, PhaseCosts).
+  [[nodiscard]] PhaseCosts phase_costs(Algorithm a, Algorithm inter, std::size_t bytes) const {
+    const auto n = static_cast<double>(bytes);
+    const auto G = static_cast<double>(per_host);
+    const auto H = static_cast<double>(hosts);
+    auto s = [](Picoseconds t) { return t.in_seconds(); };
+    PhaseCosts c;
+    if (a == Algorithm::nvls) {
+      c.nvlink_seconds = 2 * n / (nvlink_Bps * nvls_efficiency);
+      c.nvlink_latency = 2 * s(alpha_nvls);
+    } else if (per_host > 1) {
+      c.nvlink_seconds = 2 * (G - 1) / G * n / nvlink_Bps;
+      c.nvlink_latency = 2 * (G - 1) * s(alpha_nvlink);
+    }
+    if (hosts > 1) {
+      c.network_seconds = 2 * (H - 1) / H * n / G / nic_Bps;
+      double steps = 2 * (H - 1);
+      if (inter == Algorithm::rabenseifner) {
+        steps = 0;
+        double pow2 = 1;
+        for (; pow2 * 2 <= H; pow2 *= 2) steps += 2;
+        if (pow2 != H) steps += 2;  // fold the ranks past the power of two in, and out
+      }
+      c.network_latency = steps * s(inter == Algorithm::rabenseifner ? alpha_far : alpha_near);
+    }
+    return c;
+  }
+  /// The chunks hierarchical or nvls all-reduce of `bytes` should pipeline its phases in
+  /// (the call's phase_chunks): `phase_chunks` when set, else the count with the least
+  /// predicted time, 1 on one host (where the algorithm keeps its own policy: 0).
+  [[nodiscard]] int phase_chunks_for(Algorithm a, Algorithm inter, std::size_t bytes) const {
+    if (phase_chunks > 0) return phase_chunks;
+    if (hosts <= 1 || (a != Algorithm::hierarchical && a != Algorithm::nvls)) return 0;
+    return static_cast<int>(phase_costs(a, inter, bytes).best_chunks());
   }
 
   /// The fastest predicted algorithm for the collective at this size.

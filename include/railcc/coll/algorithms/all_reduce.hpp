@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <map>
 #include <string>
@@ -27,16 +28,77 @@ inline constexpr std::size_t nvls_chunk_bytes = std::size_t{128} << 10;
 /// 1/64 of the bandwidth term, and the simulation's cost stays bounded.
 inline constexpr std::size_t max_default_phase_chunks = 64;
 
+/// What the phases of a hierarchical all-reduce cost over the whole buffer, to choose
+/// how many chunks to pipeline them in: seconds of NVLink (or NVLS) transfer for the
+/// reduce-scatter and the all-gather together, seconds of network transfer for the
+/// all-reduce across hosts, and the fixed latency each chunk pays in each.
+struct PhaseCosts {
+  double nvlink_seconds = 0;
+  double network_seconds = 0;
+  double nvlink_latency = 0;   ///< per chunk, reduce-scatter and all-gather together
+  double network_latency = 0;  ///< per chunk, every step of the all-reduce across hosts
+  /// Predicted time with K chunks: a chunk's three phases, then K - 1 periods of the
+  /// busier resource (the network phase of one chunk runs under the NVLink phases of its
+  /// neighbours).
+  [[nodiscard]] double pipelined(std::size_t chunks) const {
+    const auto K = static_cast<double>(chunks);
+    const double nv = nvlink_seconds / K + nvlink_latency;
+    const double net = network_seconds / K + network_latency;
+    return nv + net + (K - 1) * std::max(nv, net);
+  }
+  /// The chunk count, a power of two from 1 to max_default_phase_chunks, that minimises
+  /// pipelined(): more chunks hide more of the NVLink phases, each pays the latencies
+  /// again; where a chunk's bytes take as long as its latency (the bandwidth-delay
+  /// product) more stop paying. Powers of two keep the chunks of a power-of-two buffer
+  /// equal to the element, so a chunk halves evenly in recursive halving.
+  [[nodiscard]] std::size_t best_chunks() const {
+    std::size_t best = 1;
+    for (std::size_t K = 2; K <= max_default_phase_chunks; K *= 2) {
+      if (pipelined(K) < pipelined(best) * (1 - 1e-9)) best = K;
+    }
+    return best;
+  }
+};
+
 /// Chunks hierarchical or nvls all-reduce pipelines `bytes` in over hosts of `gpus_per_host`
-/// GPUs when the call leaves it to the algorithm. NVLS on one host pipelines as NCCL does
-/// (a chunk per 128 KiB per GPU, up to 64): its reduce-scatter and all-gather overlap only
-/// so. Across hosts the phases run one after another (1), because the steps mode's cost
-/// grows with the chunks in flight; set CollectiveCall::phase_chunks to pipeline them.
+/// GPUs when the call leaves it to the algorithm.
+///  - NVLS on one host pipelines as NCCL does (a chunk per 128 KiB per GPU, up to 64): its
+///    reduce-scatter and all-gather overlap only so.
+///  - Across hosts: the count that minimises the pipeline's predicted time (PhaseCosts)
+///    with the rates NCCL's model uses for an H100 node (NVLink 370.8 GB/s per GPU, NVLS
+///    at 0.85 of it) and a 400G NIC as NCCL sees it (48 GB/s), 0.6 us per NVLink step,
+///    3.4 us per NVLS step and 3.3 us per network step (a message's start-up and a path
+///    through three switch tiers), docs/facts.md. A caller that knows its fabric
+///    (CostModel::phase_chunks) sets CollectiveCall::phase_chunks instead.
 inline std::size_t hierarchical_phase_chunks(Algorithm algo, std::size_t bytes, std::size_t hosts,
-                                             std::size_t gpus_per_host) {
-  if (algo != Algorithm::nvls || hosts > 1) return 1;
-  const std::size_t per_chunk = nvls_chunk_bytes * std::max<std::size_t>(1, gpus_per_host);
-  return std::clamp<std::size_t>((bytes + per_chunk - 1) / per_chunk, 1, max_default_phase_chunks);
+                                             std::size_t gpus_per_host,
+                                             Algorithm inter_host = Algorithm::rabenseifner) {
+  const auto G = static_cast<double>(std::max<std::size_t>(1, gpus_per_host));
+  if (hosts <= 1) {
+    if (algo != Algorithm::nvls) return 1;
+    const std::size_t per_chunk = nvls_chunk_bytes * std::max<std::size_t>(1, gpus_per_host);
+    return std::clamp<std::size_t>((bytes + per_chunk - 1) / per_chunk, 1,
+                                   max_default_phase_chunks);
+  }
+  const auto n = static_cast<double>(bytes);
+  const auto H = static_cast<double>(hosts);
+  PhaseCosts c;
+  if (algo == Algorithm::nvls) {
+    c.nvlink_seconds = 2 * n / (370.8e9 * 0.85);
+    c.nvlink_latency = 2 * 3.4e-6;
+  } else {
+    c.nvlink_seconds = 2 * (G - 1) / G * n / 370.8e9;
+    c.nvlink_latency = 2 * (G - 1) * 0.6e-6;
+  }
+  c.network_seconds = 2 * (H - 1) / H * n / G / 48e9;
+  double steps = 2 * (H - 1);
+  if (inter_host == Algorithm::rabenseifner) {
+    steps = 0;
+    for (double pow2 = 1; pow2 * 2 <= H; pow2 *= 2) steps += 2;
+    if (steps == 0 || std::exp2(steps / 2) != H) steps += 2;  // fold and unfold
+  }
+  c.network_latency = steps * 3.3e-6;
+  return c.best_chunks();
 }
 
 namespace detail::coll {
@@ -98,20 +160,27 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
       }
     }
   }
-  const std::size_t K = call.phase_chunks > 0
-                            ? static_cast<std::size_t>(call.phase_chunks)
-                            : hierarchical_phase_chunks(algo, call.count * elem, hosts.size(), G);
+  const std::size_t K = std::min(
+      call.count, call.phase_chunks > 0 ? static_cast<std::size_t>(call.phase_chunks)
+                                        : hierarchical_phase_chunks(algo, call.count * elem,
+                                                                    hosts.size(), G, inter_host));
+  // Across hosts, a backend that times steps by their shape gets one chunk, the
+  // pipeline's unit, and how many identical units follow: its cost does not grow with the
+  // chunks. (There the network phase parts the unit's stages inside the hosts, which is
+  // how the backend tells them apart; on one host the chunks are all posted.)
+  const bool one_unit = K > 1 && hosts.size() > 1 && repeats_steps(b);
   // The ring phases work in place on the output; NVLS reads the input directly.
   std::vector<Deps> ready(p);
   if (!nvls && call.input != call.output)
     ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, false, 0);
+  [[maybe_unused]] const auto unit_first = static_cast<OpId>(posted_count(b));
   std::vector<Deps> rs_prev(p), inter_prev(p), ag_prev(p), done(p);
   auto merged = [](const Deps& a, const Deps& c) {
     Deps d = a;
     d.insert(d.end(), c.begin(), c.end());
     return d;
   };
-  for (std::size_t k = 0; k < K; ++k) {
+  for (std::size_t k = 0; k < (one_unit ? 1 : K); ++k) {
     const auto [e0, e1] = part_range(call.count, K, k);
     const Span span{call.output, e0, e1 - e0};
     [[maybe_unused]] const Span source{nvls ? call.input : call.output, e0, e1 - e0};
@@ -167,6 +236,9 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
         ag_prev[r] = std::move(out[j]);
       }
     }
+  }
+  if constexpr (StepRepeatingBackend<B>) {
+    if (one_unit) b.repeat_pipeline_unit(unit_first, static_cast<std::uint32_t>(K - 1));
   }
   return done;
 }
