@@ -427,7 +427,7 @@ class SimBackend {
     result.makespan = step_result_.makespan;
     result.bytes_sent = result.bytes_delivered = step_result_.bytes_sent;
     result.rate_solves = step_result_.rate_solves;
-    result.flows_solved = step_result_.flows_evaluated;
+    result.flows_solved = step_result_.flows_solved;
     return result;
   }
 

@@ -68,6 +68,7 @@ struct StepResult {
   std::size_t evaluations = 0;      ///< distinct steps simulated (per domain)
   std::size_t flows_evaluated = 0;  ///< flows over those simulations
   std::size_t rate_solves = 0;      ///< summed over the simulations
+  std::size_t flows_solved = 0;     ///< flows over those rate solves (the main cost)
   double bytes_sent = 0;            ///< over all steps and pipeline units, repeats included
   std::vector<StepRun> runs;
 };
@@ -263,6 +264,7 @@ class StepSchedule {
       ++result.evaluations;
       result.flows_evaluated += g.size();
       result.rate_solves += r.rate_solves;
+      result.flows_solved += r.flows_solved;
       return r.makespan.count();
     };
     std::array<std::int64_t, 2> period{0, 0};
@@ -446,6 +448,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
         ++result.evaluations;
         result.flows_evaluated += step[d].size() - tasks[d];
         result.rate_solves += r.rate_solves;
+        result.flows_solved += r.flows_solved;
         it->second = {r.makespan, step[d].size() - tasks[d], tasks[d], bytes[d]};
       }
       c[d] = it->second;
