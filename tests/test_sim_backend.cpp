@@ -131,7 +131,9 @@ TEST_CASE("Hierarchical time: NVLink reduce-scatter, rail all-reduce, NVLink all
   b.set_reduction({DataType::bfloat16, ReduceOp::sum});
   const std::size_t count = std::size_t{1} << 22;  // 8 MiB of bf16, divisible by 32
   const BufferId buf = b.allocate(count * 2);
-  all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::hierarchical, Algorithm::ring);
+  CollectiveCall call{count, buf, buf};
+  call.phase_chunks = 1;  // the phases one after another (pipelined: a test case below)
+  all_reduce(b, call, Algorithm::hierarchical, Algorithm::ring);
   const auto r = b.run();
   const std::size_t bytes = count * 2;
   const Picoseconds nv = cfg.sim.nvlink_message_overhead + nvlink_latency * 2;

@@ -225,30 +225,15 @@ struct CostModel {
   /// What the phases of hierarchical or nvls all-reduce of `bytes` across hosts cost on
   /// this fabric (the inputs of the chunk count, PhaseCosts).
   [[nodiscard]] PhaseCosts phase_costs(Algorithm a, Algorithm inter, std::size_t bytes) const {
-    const auto n = static_cast<double>(bytes);
-    const auto G = static_cast<double>(per_host);
-    const auto H = static_cast<double>(hosts);
-    auto s = [](Picoseconds t) { return t.in_seconds(); };
-    PhaseCosts c;
-    if (a == Algorithm::nvls) {
-      c.nvlink_seconds = 2 * n / (nvlink_Bps * nvls_efficiency);
-      c.nvlink_latency = 2 * s(alpha_nvls);
-    } else if (per_host > 1) {
-      c.nvlink_seconds = 2 * (G - 1) / G * n / nvlink_Bps;
-      c.nvlink_latency = 2 * (G - 1) * s(alpha_nvlink);
-    }
-    if (hosts > 1) {
-      c.network_seconds = 2 * (H - 1) / H * n / G / nic_Bps;
-      double steps = 2 * (H - 1);
-      if (inter == Algorithm::rabenseifner) {
-        steps = 0;
-        double pow2 = 1;
-        for (; pow2 * 2 <= H; pow2 *= 2) steps += 2;
-        if (pow2 != H) steps += 2;  // fold the ranks past the power of two in, and out
-      }
-      c.network_latency = steps * s(inter == Algorithm::rabenseifner ? alpha_far : alpha_near);
-    }
-    return c;
+    PhaseRates r;
+    r.nvlink_Bps = nvlink_Bps;
+    r.nic_Bps = nic_Bps;
+    r.nvls_efficiency = nvls_efficiency;
+    r.nvlink_step = alpha_nvlink.in_seconds();
+    r.nvls_step = alpha_nvls.in_seconds();
+    r.near_step = alpha_near.in_seconds();
+    r.far_step = alpha_far.in_seconds();
+    return hierarchical_phase_costs(a, inter, bytes, hosts, per_host, r);
   }
   /// The chunks hierarchical or nvls all-reduce of `bytes` should pipeline its phases in
   /// (the call's phase_chunks): `phase_chunks` when set, else the count with the least

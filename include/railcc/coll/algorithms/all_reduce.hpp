@@ -3,7 +3,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <map>
 #include <string>
@@ -60,45 +59,72 @@ struct PhaseCosts {
   }
 };
 
+/// The rates and per-step latencies PhaseCosts are computed from. The defaults are what
+/// NCCL's model uses for an H100 node (NVLink 370.8 GB/s per GPU, NVLS at 0.85 of it,
+/// 0.6 us per NVLink step, 3.4 us per NVLS step) and a 400G NIC as NCCL sees it (48 GB/s),
+/// with a network step's start-up of 0.8 us and 0.5 us per switch: 1.3 us through one
+/// leaf, 3.3 us through three tiers (docs/facts.md sections 2 and 3).
+struct PhaseRates {
+  double nvlink_Bps = 370.8e9;  ///< per GPU, each way
+  double nic_Bps = 48e9;        ///< per GPU, each way
+  double nvls_efficiency = 0.85;
+  double nvlink_step = 0.6e-6;
+  double nvls_step = 3.4e-6;
+  double near_step = 1.3e-6;  ///< a network step between neighbouring hosts (a ring)
+  double far_step = 3.3e-6;   ///< a network step through the top tier (Rabenseifner)
+};
+
+/// What hierarchical (or nvls, `algo`) all-reduce of `bytes` over `hosts` hosts of
+/// `gpus_per_host` GPUs costs per phase, with `inter_host` (ring or rabenseifner) across
+/// hosts: reduce-scatter and all-gather inside the hosts (2 (G - 1) ring steps, or an NVLS
+/// reduction and multicast), and the all-reduce of a GPU's share across hosts (2 (H - 1)
+/// ring steps, or 2 log2 H halving and doubling steps, plus a fold and an unfold when H is
+/// not a power of two).
+inline PhaseCosts hierarchical_phase_costs(Algorithm algo, Algorithm inter_host, std::size_t bytes,
+                                           std::size_t hosts, std::size_t gpus_per_host,
+                                           const PhaseRates& r = {}) {
+  const auto n = static_cast<double>(bytes);
+  const auto G = static_cast<double>(std::max<std::size_t>(1, gpus_per_host));
+  const auto H = static_cast<double>(std::max<std::size_t>(1, hosts));
+  PhaseCosts c;
+  if (algo == Algorithm::nvls) {
+    c.nvlink_seconds = 2 * n / (r.nvlink_Bps * r.nvls_efficiency);
+    c.nvlink_latency = 2 * r.nvls_step;
+  } else {
+    c.nvlink_seconds = 2 * (G - 1) / G * n / r.nvlink_Bps;
+    c.nvlink_latency = 2 * (G - 1) * r.nvlink_step;
+  }
+  if (hosts > 1) {
+    c.network_seconds = 2 * (H - 1) / H * n / G / r.nic_Bps;
+    if (inter_host == Algorithm::rabenseifner) {
+      double steps = 0, pow2 = 1;
+      for (; pow2 * 2 <= H; pow2 *= 2) steps += 2;
+      if (pow2 != H) steps += 2;  // fold the hosts past the power of two in, and out
+      c.network_latency = steps * r.far_step;
+    } else {
+      c.network_latency = 2 * (H - 1) * r.near_step;
+    }
+  }
+  return c;
+}
+
 /// Chunks hierarchical or nvls all-reduce pipelines `bytes` in over hosts of `gpus_per_host`
 /// GPUs when the call leaves it to the algorithm.
 ///  - NVLS on one host pipelines as NCCL does (a chunk per 128 KiB per GPU, up to 64): its
 ///    reduce-scatter and all-gather overlap only so.
-///  - Across hosts: the count that minimises the pipeline's predicted time (PhaseCosts)
-///    with the rates NCCL's model uses for an H100 node (NVLink 370.8 GB/s per GPU, NVLS
-///    at 0.85 of it) and a 400G NIC as NCCL sees it (48 GB/s), 0.6 us per NVLink step,
-///    3.4 us per NVLS step and 3.3 us per network step (a message's start-up and a path
-///    through three switch tiers), docs/facts.md. A caller that knows its fabric
-///    (CostModel::phase_chunks) sets CollectiveCall::phase_chunks instead.
+///  - Across hosts: the count that minimises the pipeline's predicted time with
+///    PhaseRates' defaults (PhaseCosts::best_chunks). A caller that knows its fabric
+///    (CostModel::phase_chunks_for) sets CollectiveCall::phase_chunks instead.
 inline std::size_t hierarchical_phase_chunks(Algorithm algo, std::size_t bytes, std::size_t hosts,
                                              std::size_t gpus_per_host,
                                              Algorithm inter_host = Algorithm::rabenseifner) {
-  const auto G = static_cast<double>(std::max<std::size_t>(1, gpus_per_host));
   if (hosts <= 1) {
     if (algo != Algorithm::nvls) return 1;
     const std::size_t per_chunk = nvls_chunk_bytes * std::max<std::size_t>(1, gpus_per_host);
     return std::clamp<std::size_t>((bytes + per_chunk - 1) / per_chunk, 1,
                                    max_default_phase_chunks);
   }
-  const auto n = static_cast<double>(bytes);
-  const auto H = static_cast<double>(hosts);
-  PhaseCosts c;
-  if (algo == Algorithm::nvls) {
-    c.nvlink_seconds = 2 * n / (370.8e9 * 0.85);
-    c.nvlink_latency = 2 * 3.4e-6;
-  } else {
-    c.nvlink_seconds = 2 * (G - 1) / G * n / 370.8e9;
-    c.nvlink_latency = 2 * (G - 1) * 0.6e-6;
-  }
-  c.network_seconds = 2 * (H - 1) / H * n / G / 48e9;
-  double steps = 2 * (H - 1);
-  if (inter_host == Algorithm::rabenseifner) {
-    steps = 0;
-    for (double pow2 = 1; pow2 * 2 <= H; pow2 *= 2) steps += 2;
-    if (steps == 0 || std::exp2(steps / 2) != H) steps += 2;  // fold and unfold
-  }
-  c.network_latency = steps * 3.3e-6;
-  return c.best_chunks();
+  return hierarchical_phase_costs(algo, inter_host, bytes, hosts, gpus_per_host).best_chunks();
 }
 
 namespace detail::coll {
