@@ -96,7 +96,8 @@ class StepSchedule {
       if (d >= items_.size())
         throw InputError("step schedule: dependency on item " + std::to_string(d) +
                          ", not posted yet");
-      level = std::max(level, end_level(d) + (free ? 0 : 1));
+      const std::uint32_t dep_end = end_level(d);
+      level = std::max(level, dep_end + (free ? 0 : 1));
       latest = latest == none ? d : std::max(latest, d);
       const Item& dep = items_[d];
       if (dep.free) {
@@ -104,7 +105,7 @@ class StepSchedule {
         need[0] = std::max(need[0], dep.need[0]);
         need[1] = std::max(need[1], dep.need[1]);
       } else {
-        need[dep.domain] = std::max(need[dep.domain], end_level(d));
+        need[dep.domain] = std::max(need[dep.domain], dep_end);
       }
     }
     items_.push_back({spec, level, 0, latest, need, domain_of(spec), free});
@@ -211,12 +212,9 @@ class StepSchedule {
   std::int64_t pipeline_end(std::size_t k, const std::array<std::vector<Stage>, 2>& stages,
                             const Fabric& fabric, const SimConfig& config, StepResult& result,
                             const Mul& checked_mul) const {
-    std::int64_t first = Picoseconds::max().count(), last = 0;
+    std::int64_t last = 0;
     for (const auto& list : stages) {
-      for (const Stage& st : list) {
-        first = std::min(first, st.start);
-        last = std::max(last, st.end);
-      }
+      for (const Stage& st : list) last = std::max(last, st.end);
     }
     const auto period = block_periods(k, stages, fabric, config, result);
     // Each stage handles the units one after another: the last unit leaves the longest
@@ -378,6 +376,9 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
                       " us would end more than 106 days into the simulation, past what "
                       "integer picoseconds hold: a link is too slow for this size");
   };
+  // A product is refused past a quarter of what picoseconds hold, so the few sums of
+  // products that make a domain's clock (a start plus steps, plus a pipeline's periods)
+  // stay in range.
   const auto checked_mul = [&](std::int64_t each, std::uint64_t count) {
     if (each > 0 && count > static_cast<std::uint64_t>(Picoseconds::max().count() / 4 / each))
       throw overflow(count, Picoseconds::ps(each));
