@@ -387,3 +387,34 @@ TEST_CASE("Randomized: partial and exact re-solves agree on up to 200 flows") {
                                                     << " of the rounding bound");
   CHECK(failures == 0);
 }
+
+TEST_CASE("A departure re-solves only the flows of the resources that change") {
+  // One switch. Hosts 0 -> 1 carry two flows (1 and 2 MiB) sharing host 0's uplink at
+  // 25 GB/s each; ten more pairs carry one 64 MiB flow each at the full 50 GB/s, on links
+  // of their own. When the 1 MiB flow leaves, only its partner's rate can change: the
+  // ten faster flows share no resource with it, so they are not re-solved (re-solving
+  // every flow at or above the departing rate would take all eleven).
+  Fabric f;
+  const std::uint32_t hosts = 22;
+  for (std::uint32_t h = 0; h < hosts; ++h) f.add_endpoint(h, 0, 0);
+  const NodeIndex leaf = f.add_switch(1);
+  for (NodeIndex e = 0; e < hosts; ++e) f.connect(e, leaf, Bandwidth::GBps(50), Picoseconds{});
+  f.finalize();
+  FlowGraph g;
+  g.add({0, 1, Bytes::MiB(1), 0, {}});
+  g.add({0, 1, Bytes::MiB(2), 0, {}});
+  for (NodeIndex e = 2; e < hosts; e += 2) g.add({e, e + 1, Bytes::MiB(64), 0, {}});
+  const SimConfig partial = no_fixed_costs();
+  SimConfig exact = partial;
+  exact.exact_rate_solves = true;
+  const SimResult a = simulate(f, g, partial);
+  const SimResult b = simulate(f, g, exact);
+  for (FlowId i = 0; i < g.size(); ++i) CHECK(a.flows[i].delivered == b.flows[i].delivered);
+  // The 2 MiB flow: 1 MiB at 25 GB/s with its partner, then 1 MiB alone at 50 GB/s.
+  CHECK(a.flows[1].delivered == Picoseconds::ps(41'943'040 + 20'971'520));
+  // Solves: the twelve flows at the start, the partner when the first leaves, nobody
+  // when the partner leaves; the ten end together and leave nothing to solve.
+  CHECK(a.rate_solves == 3);
+  CHECK(a.flows_solved == 12 + 1 + 0);
+  CHECK(b.flows_solved == 12 + 11 + 10);
+}

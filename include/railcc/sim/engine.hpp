@@ -60,6 +60,9 @@ struct SimConfig {
   /// Record, after every batch of events, the throughput of each link class (see
   /// SimResult::timeline): what the trace draws as counters.
   bool record_timeline = false;
+  /// Fill SimResult's per-link bytes and link-class summaries: a pass over every link of
+  /// the fabric, which a caller that only wants times (steps mode simulating a step) skips.
+  bool link_statistics = true;
 };
 
 /// The same three instants for a flow and a local task: `ready` is always when the last
@@ -74,7 +77,7 @@ struct FlowTiming {
 struct SimResult {
   Picoseconds makespan;  ///< last delivery
   std::vector<FlowTiming> flows;
-  std::vector<double> link_bytes;  ///< per link
+  std::vector<double> link_bytes;  ///< per link (empty without SimConfig::link_statistics)
   double bytes_sent = 0;
   double bytes_delivered = 0;
   std::vector<LinkClassSummary> link_classes;
@@ -254,10 +257,12 @@ class EventLoop {
                          [&](FlowId f, std::int64_t in) { finishes_.set(f, now + in); });
       sample(now);
     }
-    result_.link_bytes = link_bytes_of(fabric_, routes_, resource_bytes_);
-    LinkClassStats stats = summarize_link_classes(fabric_, result_.link_bytes, result_.makespan);
-    result_.link_classes = std::move(stats.classes);
-    result_.class_capacity = std::move(stats.capacity);
+    if (config_.link_statistics) {
+      result_.link_bytes = link_bytes_of(fabric_, routes_, resource_bytes_);
+      LinkClassStats stats = summarize_link_classes(fabric_, result_.link_bytes, result_.makespan);
+      result_.link_classes = std::move(stats.classes);
+      result_.class_capacity = std::move(stats.capacity);
+    }
     return std::move(result_);
   }
 

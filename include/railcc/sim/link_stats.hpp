@@ -41,7 +41,8 @@ inline std::uint8_t link_class_of(const Fabric& fabric, LinkIndex l) {
 inline std::vector<std::uint8_t> resource_classes(const Fabric& fabric, const RouteTable& routes) {
   std::vector<std::uint8_t> out(routes.resource_count());
   for (ResourceIndex r = 0; r < routes.resource_count(); ++r)
-    out[r] = link_class_of(fabric, routes.is_pool(r) ? routes.pool_links(r).front() : r);
+    out[r] =
+        link_class_of(fabric, routes.is_pool(r) ? routes.pool_links(r).front() : routes.link(r));
   return out;
 }
 
@@ -52,7 +53,7 @@ inline std::vector<double> link_bytes_of(const Fabric& fabric, const RouteTable&
   for (ResourceIndex r = 0; r < routes.resource_count(); ++r) {
     if (resource_bytes[r] == 0) continue;
     if (!routes.is_pool(r)) {
-      bytes[r] += resource_bytes[r];
+      bytes[routes.link(r)] += resource_bytes[r];
       continue;
     }
     const double cap = routes.capacity(r);

@@ -3,17 +3,19 @@
 // Every flow crosses a set of resources (links or pools) with capacities. Max-min
 // fairness raises all rates together until some resource is full, freezes the flows on
 // it, and goes on with the rest (Bertsekas & Gallager, Data Networks, 6.5.2). railcc does
-// it exactly: a heap holds each resource's fair share (remaining capacity / unfrozen
-// flows), the smallest share is the next water level, and freezing a flow updates only
-// the resources it crosses. Shares never decrease as the water rises (a flow frozen at
-// level x leaves (c - x) / (n - 1) >= c / n behind), so heap entries are refreshed lazily:
-// an entry found below its resource's current share is pushed back at the current value.
-// Cost: O(F h) updates plus O((R + refreshes) log R) heap work, for F flows of h hops.
+// it exactly: each resource's fair share (remaining capacity / unfrozen flows) is
+// known, the smallest is the next water level, and freezing a flow updates only the
+// resources it crosses. Shares never decrease as the water rises (a flow frozen at level
+// x leaves (c - x) / (n - 1) >= c / n behind), so shares are refreshed lazily: the
+// starting shares are sorted once, and an entry found below its resource's current share
+// goes into a heap at the current value, merged with the sorted ones.
+// Cost: O(F h) updates, a sort of R shares, and O(refreshes log R) heap work, for F flows
+// of h hops over R resources.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <queue>
 #include <span>
 #include <utility>
 #include <vector>
@@ -52,6 +54,7 @@ class MaxMinSolver {
     touched_.clear();
     all_.clear();
     frozen_.assign(flows, 0);
+    bottleneck_.assign(flows, no_bottleneck);
     for (std::uint32_t f = 0; f < flows; ++f) {
       const bool kept = rates[f] < keep_below;
       frozen_[f] = kept ? 1 : 0;
@@ -90,20 +93,32 @@ class MaxMinSolver {
         members_[first_[r] + fill_[slot_[r]]++] = f;
       }
     }
-    using Entry = std::pair<double, std::uint32_t>;
+    // Resources in order of their starting share, and a heap of those whose share rose
+    // since: the next water level is the smaller of the two fronts. Sorting is one
+    // cache-friendly pass where a heap of every resource paid a scattered pop each.
+    sorted_.clear();
+    for (std::uint32_t r : touched_) sorted_.emplace_back(remaining_[r] / count_[r], r);
+    std::sort(sorted_.begin(), sorted_.end());
     heap_.clear();
-    std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap(std::greater<>{},
-                                                                        std::move(heap_));
-    for (std::uint32_t r : touched_) heap.emplace(remaining_[r] / count_[r], r);
-    while (!heap.empty()) {
-      const auto [share, r] = heap.top();
-      heap.pop();
+    const std::greater<> later;
+    std::size_t next = 0;
+    while (next < sorted_.size() || !heap_.empty()) {
+      Entry entry;
+      if (heap_.empty() || (next < sorted_.size() && sorted_[next] < heap_.front())) {
+        entry = sorted_[next++];
+      } else {
+        std::pop_heap(heap_.begin(), heap_.end(), later);
+        entry = heap_.back();
+        heap_.pop_back();
+      }
+      const auto [share, r] = entry;
       if (count_[r] == 0) continue;
       const double current = remaining_[r] / count_[r];
       // Shares only grow, so an entry is never above the truth: when it is below, put the
       // resource back at its current share instead of having pushed every update.
       if (current > share) {
-        heap.emplace(current, r);
+        heap_.emplace_back(current, r);
+        std::push_heap(heap_.begin(), heap_.end(), later);
         continue;
       }
       const double level = current < 0 ? 0 : current;
@@ -112,6 +127,7 @@ class MaxMinSolver {
         if (frozen_[f]) continue;
         frozen_[f] = 1;
         rates[f] = level;
+        bottleneck_[f] = r;
         for (std::uint32_t j = flow_offsets[f]; j < flow_offsets[f + 1]; ++j) {
           const std::uint32_t q = flow_resources[j];
           remaining_[q] -= level;
@@ -122,6 +138,11 @@ class MaxMinSolver {
     for (std::uint32_t r : touched_) count_[r] = 0;
     solved_ = touched_.size();
   }
+
+  static constexpr std::uint32_t no_bottleneck = 0xffffffffu;
+  /// Per flow of the last solve: the resource that filled and froze it (no_bottleneck for
+  /// a flow it kept or one with no resource).
+  [[nodiscard]] std::span<const std::uint32_t> bottlenecks() const { return bottleneck_; }
 
   /// Resources the last solve filled (a measure of its work).
   [[nodiscard]] std::size_t last_solved_resources() const { return solved_; }
@@ -135,9 +156,12 @@ class MaxMinSolver {
   std::vector<std::uint32_t> members_;
   std::vector<std::uint32_t> touched_;
   std::vector<std::uint8_t> frozen_;
+  std::vector<std::uint32_t> bottleneck_;
   std::vector<std::uint8_t> seen_;
   std::vector<std::uint32_t> all_;
-  std::vector<std::pair<double, std::uint32_t>> heap_;
+  using Entry = std::pair<double, std::uint32_t>;  // (share, resource)
+  std::vector<Entry> sorted_;
+  std::vector<Entry> heap_;
   std::size_t solved_ = 0;
 };
 

@@ -25,6 +25,8 @@ RAILCC_NAMESPACE_BEGIN
 enum class StartUp : std::uint8_t { rdma = 0, nvlink = 1, nvls = 2 };
 
 class RouteTable {
+  static constexpr ResourceIndex none = 0xffffffffu;
+
  public:
   /// Routes every flow of `graph`; a path's latency is its links' plus one `switch_hop`
   /// per network switch it crosses.
@@ -34,6 +36,7 @@ class RouteTable {
         offsets_(graph.size() + 1, 0),
         latency_(graph.size()),
         start_up_(graph.size(), 0) {
+    std::vector<ResourceIndex> local_of(fabric.link_count(), none);
     for (FlowId f = 0; f < graph.size(); ++f) {
       const auto& spec = graph.flow(f);
       if (graph.is_task(f)) {
@@ -47,8 +50,19 @@ class RouteTable {
       }
       const FlowKey key{spec.src, spec.dst, spec.qp};
       const auto pinned = graph.pinned_path(f);
+      const std::size_t first = resources_.size();
       const PathInfo info =
           pinned.empty() ? router_.route(key, resources_) : router_.pinned(key, pinned, resources_);
+      for (std::size_t i = first; i < resources_.size(); ++i) {
+        const ResourceIndex g = resources_[i];
+        if (g >= local_of.size()) local_of.resize(std::size_t{g} + 1, none);  // a new pool
+        if (local_of[g] == none) {
+          local_of[g] = static_cast<ResourceIndex>(global_.size());
+          global_.push_back(g);
+          capacity_.push_back(router_.capacity(g));
+        }
+        resources_[i] = local_of[g];
+      }
       offsets_[f + 1] = static_cast<std::uint32_t>(resources_.size());
       latency_[f] = info.link_latency + switch_hop * static_cast<std::int64_t>(info.switch_hops);
       const bool nvswitch = fabric.kind(spec.src) == FabricNodeKind::nvswitch ||
@@ -63,17 +77,24 @@ class RouteTable {
   [[nodiscard]] std::span<const ResourceIndex> path(FlowId f) const {
     return {resources_.data() + offsets_[f], resources_.data() + offsets_[f + 1]};
   }
+  /// Where flow f's path starts among all flows' path entries (0 to entry_count()): the
+  /// entry of its i-th resource is first_entry(f) + i.
+  [[nodiscard]] std::uint32_t first_entry(FlowId f) const { return offsets_[f]; }
+  [[nodiscard]] std::size_t entry_count() const { return resources_.size(); }
   /// From its last byte leaving to its delivery.
   [[nodiscard]] Picoseconds latency(FlowId f) const { return latency_[f]; }
   /// The start-up the flow pays: NVLink's when it stays inside one host's NVLink domain,
   /// NVLS's when it goes into or out of an NVSwitch, an RDMA message's otherwise.
   [[nodiscard]] StartUp start_up(FlowId f) const { return static_cast<StartUp>(start_up_[f]); }
-  [[nodiscard]] std::size_t resource_count() const { return router_.resource_count(); }
+  /// Resources some flow crosses, numbered 0 to resource_count() - 1 in order of first use.
+  [[nodiscard]] std::size_t resource_count() const { return global_.size(); }
   /// Bytes per second a resource carries.
-  [[nodiscard]] double capacity(ResourceIndex r) const { return router_.capacity(r); }
-  [[nodiscard]] bool is_pool(ResourceIndex r) const { return router_.is_pool(r); }
+  [[nodiscard]] double capacity(ResourceIndex r) const { return capacity_[r]; }
+  [[nodiscard]] bool is_pool(ResourceIndex r) const { return router_.is_pool(global_[r]); }
+  /// The fabric link a resource that is not a pool stands for.
+  [[nodiscard]] LinkIndex link(ResourceIndex r) const { return global_[r]; }
   [[nodiscard]] std::span<const LinkIndex> pool_links(ResourceIndex r) const {
-    return router_.pool_links(r);
+    return router_.pool_links(global_[r]);
   }
 
  private:
@@ -81,6 +102,11 @@ class RouteTable {
   std::vector<std::uint32_t>
       offsets_;  // CSR: flow f crosses resources_[offsets_[f], offsets_[f+1])
   std::vector<ResourceIndex> resources_;
+  // Numbered by first use: what the simulation keeps per resource grows with the
+  // resources its flows cross, not with the fabric (a step of a million-GPU collective
+  // touches a few million of its ten million links, and many steps are simulated).
+  std::vector<ResourceIndex> global_;  // resource -> the router's link or pool index
+  std::vector<double> capacity_;       // resource -> bytes per second, looked up once
   std::vector<Picoseconds> latency_;
   std::vector<std::uint8_t> start_up_;  // StartUp
 };

@@ -32,8 +32,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <iterator>
+#include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -290,15 +290,36 @@ class StepSchedule {
     return over_nvlink(*fabric_, s.src, s.dst) ? host_domain : network_domain;
   }
 
+  /// Items in fixed blocks: a million-rank schedule holds tens of millions of them, which
+  /// a vector would copy each time it grows and a deque allocates a few at a time.
+  class ItemStore {
+   public:
+    [[nodiscard]] std::size_t size() const { return size_; }
+    Item& operator[](std::size_t i) { return blocks_[i >> shift][i & mask]; }
+    const Item& operator[](std::size_t i) const { return blocks_[i >> shift][i & mask]; }
+    void push_back(const Item& item) {
+      if ((size_ & mask) == 0) blocks_.push_back(std::make_unique<Item[]>(mask + 1));
+      blocks_[size_ >> shift][size_ & mask] = item;
+      ++size_;
+    }
+
+   private:
+    static constexpr unsigned shift = 16;  // 65,536 items (3.7 MB) a block
+    static constexpr std::size_t mask = (std::size_t{1} << shift) - 1;
+    std::vector<std::unique_ptr<Item[]>> blocks_;
+    std::size_t size_ = 0;
+  };
+
   const Fabric* fabric_ = nullptr;
-  // A deque: a million-rank schedule holds tens of millions of items, and a vector would
-  // copy them all each time it grows.
-  std::deque<Item> items_;
+  ItemStore items_;
   std::vector<Block> blocks_;
   std::uint64_t levels_ = 0;
 };
 
-inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& config) const {
+inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& simulation) const {
+  // Only times are wanted from the steps' simulations.
+  SimConfig config = simulation;
+  config.link_statistics = false;
   StepResult result;
   result.items = items_.size();
   result.steps = levels_;

@@ -36,6 +36,7 @@ std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = 
     const auto ring = placement_ring(b);
     const std::size_t block = call.count * elem;
     std::vector<Deps> state = by_position(ready, ring);
+    const BlockRuns runs(ring);
     for (std::size_t have = 1; have < p; have *= 2) {
       const std::size_t send = std::min(have, p - have);
       std::vector<Deps> next = state;
@@ -43,7 +44,7 @@ std::vector<Deps> all_gather(B& b, const CollectiveCall& call, Algorithm algo = 
         const std::size_t to = (j + p - have) % p;
         Deps deps = state[j];
         deps.insert(deps.end(), state[to].begin(), state[to].end());
-        for_each_block_run(ring, j, send, call.output, block, [&](const Region& r) {
+        runs.for_each(j, send, call.output, block, [&](const Region& r) {
           const OpId op = b.transfer(ring[j], r, ring[to], r, RecvAction::copy, deps, 0);
           next[j].push_back(op);   // read
           next[to].push_back(op);  // written

@@ -102,22 +102,43 @@ std::vector<Deps> ring_all_reduce_group(B& b, const std::vector<int>& ranks, con
   return ring_all_reduce_group(b, Group(ranks), span, channels, ready);
 }
 
-/// Calls fn(region) for the blocks of positions first, first + 1, ..., first + count - 1
-/// (mod p) of a buffer whose blocks are indexed by rank (`block` bytes each), one region
-/// per run of consecutive ranks: Bruck's steps move runs as single transfers.
-template <class Fn>
-void for_each_block_run(const std::vector<int>& ring, std::size_t first, std::size_t count,
-                        BufferId buffer, std::size_t block, Fn fn) {
-  const std::size_t p = ring.size();
-  std::size_t k = 0;
-  while (k < count) {
-    const std::size_t at = (first + k) % p;
-    std::size_t run = 1;
-    while (k + run < count && ring[(at + run) % p] == ring[at] + static_cast<int>(run)) ++run;
-    fn(Region{buffer, static_cast<std::size_t>(ring[at]) * block, run * block});
-    k += run;
+/// Blocks indexed by rank, visited by position along a ring: which positions start runs
+/// of consecutive ranks, so Bruck's steps move each run as one transfer.
+class BlockRuns {
+ public:
+  /// `ring[j]`: the rank at position j.
+  explicit BlockRuns(const std::vector<int>& ring) : ring_(ring), run_(ring.size(), 1) {
+    // run_[j]: how many positions from j on hold consecutive ranks (found from the back;
+    // a whole cycle of them cannot be: ranks are distinct).
+    const std::size_t p = ring.size();
+    for (std::size_t k = 2 * p; k-- > 0;) {
+      const std::size_t j = k % p;
+      const std::size_t n = (j + 1) % p;
+      run_[j] = p > 1 && ring[n] == ring[j] + 1 ? std::min(p, run_[n] + 1) : 1;
+    }
   }
-}
+
+  /// Calls fn(region) for the blocks of positions first, first + 1, ..., first + count - 1
+  /// (mod p) of a buffer whose blocks are `block` bytes each, one region per run of
+  /// consecutive ranks. Costs the runs, not the blocks (a step of Bruck over 100,000
+  /// ranks sends up to 50,000 blocks from each rank, in a few runs).
+  template <class Fn>
+  void for_each(std::size_t first, std::size_t count, BufferId buffer, std::size_t block,
+                Fn fn) const {
+    const std::size_t p = ring_.size();
+    std::size_t k = 0;
+    while (k < count) {
+      const std::size_t at = (first + k) % p;
+      const std::size_t run = std::min(run_[at], count - k);
+      fn(Region{buffer, static_cast<std::size_t>(ring_[at]) * block, run * block});
+      k += run;
+    }
+  }
+
+ private:
+  const std::vector<int>& ring_;
+  std::vector<std::size_t> run_;
+};
 
 }  // namespace detail::coll
 

@@ -34,6 +34,7 @@ std::vector<Deps> bruck_reduce_scatter_phase(B& b, const std::vector<int>& ring,
                                              std::size_t block, const std::vector<Deps>& ready) {
   const std::size_t p = ring.size();
   std::vector<Deps> state = ready;
+  const BlockRuns runs(ring);
   std::size_t h = 1;
   while (h * 2 < p) h *= 2;
   for (; p > 1 && h >= 1; h /= 2) {
@@ -44,7 +45,7 @@ std::vector<Deps> bruck_reduce_scatter_phase(B& b, const std::vector<int>& ring,
       Deps deps = state[j];
       deps.insert(deps.end(), state[to].begin(), state[to].end());
       // Offsets h .. h + send - 1 of j are the blocks of positions j + h ...
-      for_each_block_run(ring, j + h, send, buffer, block, [&](const Region& r) {
+      runs.for_each(j + h, send, buffer, block, [&](const Region& r) {
         const OpId op = b.transfer(ring[j], r, ring[to], r, RecvAction::reduce, deps, 0);
         next[j].push_back(op);   // read
         next[to].push_back(op);  // written
