@@ -163,7 +163,8 @@ class Router {
                        " has no live path: no NIC ports of the two endpoints "
                        "reach a common switch");
     }
-    const auto& chosen = pairs[hash(key, 0xfeedu) % pairs.size()];
+    const FlowHash h = hash_of(key);
+    const auto& chosen = pairs[h.at(0xfeedu) % pairs.size()];
     const NodeIndex src_leaf = f_.link(chosen.first).to;
     const NodeIndex dst_leaf = f_.link(chosen.second).to;
     const std::size_t start = out.size();
@@ -172,7 +173,7 @@ class Router {
     if (opt_.mode == RoutingMode::spray) {
       ok = spray(src_leaf, dst_leaf, best, out);
     } else {
-      ok = ecmp_up(key, src_leaf, dst_leaf, out);
+      ok = ecmp_up(h, src_leaf, dst_leaf, out);
     }
     if (!ok) {
       out.resize(start);
@@ -274,9 +275,17 @@ class Router {
     return info;
   }
   LinkIndex nvlink_of(NodeIndex e) const { return railcc::nvlink_of(f_, e); }
-  std::uint64_t hash(const FlowKey& k, std::uint64_t salt) const {
-    return fmix64(opt_.seed ^ fmix64((std::uint64_t{k.src} << 32) | k.dst) ^
-                  fmix64(std::uint64_t{k.qp} + 0x9e3779b97f4a7c15ULL) ^ fmix64(salt + 1));
+  /// A flow's ECMP hash at a switch (`salt`): its key's part is mixed once per flow, the
+  /// switch's at every hop.
+  struct FlowHash {
+    std::uint64_t key_part;
+    [[nodiscard]] std::uint64_t at(std::uint64_t salt) const {
+      return fmix64(key_part ^ fmix64(salt + 1));
+    }
+  };
+  [[nodiscard]] FlowHash hash_of(const FlowKey& k) const {
+    return {opt_.seed ^ fmix64((std::uint64_t{k.src} << 32) | k.dst) ^
+            fmix64(std::uint64_t{k.qp} + 0x9e3779b97f4a7c15ULL)};
   }
   /// Lowest tier at which the two leaves share a block (1: the same leaf).
   int common_tier(NodeIndex a, NodeIndex b) const {
@@ -295,23 +304,23 @@ class Router {
            f_.ancestor(f_.block_of(dst_leaf), t) == f_.block_of(s);
   }
 
-  bool ecmp_up(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf,
+  bool ecmp_up(const FlowHash& h, NodeIndex s, NodeIndex dst_leaf,
                std::vector<ResourceIndex>& out) {
-    if (covers(s, dst_leaf)) return ecmp_down(key, s, dst_leaf, out);
+    if (covers(s, dst_leaf)) return ecmp_down(h, s, dst_leaf, out);
     const auto ups = f_.up_links(s);
     if (ups.empty()) return false;
-    const std::size_t first = hash(key, s) % ups.size();
+    const std::size_t first = h.at(s) % ups.size();
     for (std::size_t i = 0; i < ups.size(); ++i) {
       const LinkIndex l = ups[(first + i) % ups.size()];
       if (!f_.link(l).alive()) continue;
       out.push_back(l);
-      if (ecmp_up(key, f_.link(l).to, dst_leaf, out)) return true;
+      if (ecmp_up(h, f_.link(l).to, dst_leaf, out)) return true;
       out.pop_back();
     }
     return false;
   }
 
-  bool ecmp_down(const FlowKey& key, NodeIndex s, NodeIndex dst_leaf,
+  bool ecmp_down(const FlowHash& h, NodeIndex s, NodeIndex dst_leaf,
                  std::vector<ResourceIndex>& out) {
     if (s == dst_leaf) return true;
     if (f_.tier(s) == 1) return false;
@@ -324,16 +333,17 @@ class Router {
         f_.ancestor(f_.block_of(dst_leaf), child_tier), f_.plane_of(dst_leaf)};
     const auto lo = std::partition_point(downs.begin(), downs.end(),
                                          [&](LinkIndex l) { return f_.child_key(l) < target; });
-    const auto hi = std::partition_point(lo, downs.end(),
-                                         [&](LinkIndex l) { return !(target < f_.child_key(l)); });
+    // The run is short (the links from s to one child block): walk it rather than search.
+    auto hi = lo;
+    while (hi != downs.end() && !(target < f_.child_key(*hi))) ++hi;
     const std::size_t candidates = static_cast<std::size_t>(hi - lo);
     if (candidates == 0) return false;
-    const std::size_t first = hash(key, s) % candidates;
+    const std::size_t first = h.at(s) % candidates;
     for (std::size_t i = 0; i < candidates; ++i) {
       const LinkIndex l = lo[static_cast<std::ptrdiff_t>((first + i) % candidates)];
       if (!f_.link(l).alive() || (child_tier == 1 && f_.link(l).to != dst_leaf)) continue;
       out.push_back(l);
-      if (ecmp_down(key, f_.link(l).to, dst_leaf, out)) return true;
+      if (ecmp_down(h, f_.link(l).to, dst_leaf, out)) return true;
       out.pop_back();
     }
     return false;

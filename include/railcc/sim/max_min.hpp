@@ -97,6 +97,7 @@ class MaxMinSolver {
     // since: the next water level is the smaller of the two fronts. Sorting is one
     // cache-friendly pass where a heap of every resource paid a scattered pop each.
     sorted_.clear();
+    sorted_.reserve(touched_.size());
     for (std::uint32_t r : touched_) sorted_.emplace_back(remaining_[r] / count_[r], r);
     std::sort(sorted_.begin(), sorted_.end());
     heap_.clear();

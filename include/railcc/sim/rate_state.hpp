@@ -19,8 +19,9 @@
 // rates untouched (an all-gather over 8,192 GPUs re-solved 22M flows in 6,627 solves
 // when every flow at or above a departing flow's rate was re-solved).
 //
-// Batches as large as half the active set, and SimConfig::exact_rate_solves, solve every
-// active flow (MaxMinSolver): the reference the local re-solve is tested against
+// Batches whose new flows are half the active set or more (a step's flows starting
+// together), and SimConfig::exact_rate_solves, solve every active flow (MaxMinSolver):
+// the reference the local re-solve is tested against
 // (tests/test_engine_differential.cpp). A flow's remaining bytes are brought up to date
 // only when its rate changes: between changes it moves linearly.
 #pragma once
@@ -124,7 +125,6 @@ class RateState {
     active_at_[active_[at]] = at;
     active_.pop_back();
     active_at_[f] = none;
-    ++departed_;
   }
 
   [[nodiscard]] std::size_t active_count() const { return active_.size(); }
@@ -136,7 +136,6 @@ class RateState {
   void idle(bool emptied) {
     seeds_.clear();
     fresh_.clear();
-    departed_ = 0;
     if (emptied && active_.empty()) std::fill(class_load_.begin(), class_load_.end(), 0.0);
   }
 
@@ -146,7 +145,7 @@ class RateState {
   template <class OnNewFinish>
   std::size_t resolve(std::int64_t now, bool exact, const FlowGraph& graph,
                       OnNewFinish&& on_new_finish) {
-    const bool all = exact || 2 * (fresh_.size() + departed_) >= active_.size();
+    const bool all = exact || 2 * fresh_.size() >= active_.size();
     if (all) {
       solve_all();
     } else {
@@ -154,7 +153,6 @@ class RateState {
     }
     seeds_.clear();
     fresh_.clear();
-    departed_ = 0;
     for (FlowId f : solved_) {
       const double x = new_rate_[f];
       state_[f] = untouched;
@@ -340,7 +338,6 @@ class RateState {
   std::vector<std::uint32_t> slot_;
   std::vector<FlowId> fresh_;         // started, no rate yet
   std::vector<ResourceIndex> seeds_;  // crossed by a flow that started or finished
-  std::size_t departed_ = 0;          // flows finished since the last solve
   std::vector<std::uint8_t> class_of_;
   std::vector<double> class_load_;
   // A solve's work: the flows it looked at and their new rates.

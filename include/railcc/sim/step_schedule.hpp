@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <iterator>
 #include <memory>
@@ -235,6 +236,79 @@ class StepSchedule {
     return end;
   }
 
+  /// How long the flows and tasks of `graph`, all ready at zero, take in domain `d`. The
+  /// host domain's hosts share no link (each has its own NVLinks and NVSwitch), so its
+  /// time is the slowest host's: hosts whose content is the same (the same flows between
+  /// the same local GPUs, over NVLinks of the same rates and latencies, in the same
+  /// order) are simulated once. A million-GPU step simulates one host of 8 GPUs, not
+  /// 125,000. The network domain is simulated whole.
+  static SimResult simulate_domain(std::uint8_t d, const Fabric& fabric, const FlowGraph& graph,
+                                   const SimConfig& config) {
+    if (d != host_domain) return simulate(fabric, graph, config);
+    // By host, in posting order within each.
+    std::vector<std::uint64_t> by_host;
+    by_host.reserve(graph.size());
+    for (FlowId f = 0; f < graph.size(); ++f) {
+      const FlowSpec& s = graph.flow(f);
+      // A node the fabric does not have, or a flow between hosts: the whole graph's
+      // simulation names the error.
+      if (s.src >= fabric.node_count() || s.dst >= fabric.node_count() ||
+          fabric.host(s.src) != fabric.host(s.dst))
+        return simulate(fabric, graph, config);
+      by_host.push_back(std::uint64_t{fabric.host(s.src)} << 32 | f);
+    }
+    std::sort(by_host.begin(), by_host.end());
+    const auto node_code = [&](NodeIndex n) {
+      std::uint64_t code =
+          std::uint64_t{static_cast<std::uint8_t>(fabric.kind(n))} << 16 | fabric.local_rank(n);
+      const LinkIndex l =
+          fabric.kind(n) == FabricNodeKind::endpoint ? nvlink_of(fabric, n) : no_link_index;
+      if (l != no_link_index) {
+        const FabricLink& k = fabric.link(l);
+        code =
+            fmix64(code ^ fmix64(std::bit_cast<std::uint64_t>(k.usable().in_bytes_per_second())));
+        code = fmix64(code ^ static_cast<std::uint64_t>(k.latency.count()) ^
+                      (k.alive() ? 0x5bd1e995ULL : 0));
+      }
+      return code;
+    };
+    struct Seen {
+      std::size_t flows;
+      double bytes;
+    };
+    std::unordered_map<std::uint64_t, Seen> seen;
+    SimResult out;
+    FlowGraph host;
+    std::size_t i = 0;
+    while (i < by_host.size()) {
+      const std::uint64_t h = by_host[i] >> 32;
+      std::size_t end = i;
+      std::uint64_t code = 0x243f6a8885a308d3ULL;
+      double bytes = 0;
+      for (; end < by_host.size() && by_host[end] >> 32 == h; ++end) {
+        const FlowSpec& s = graph.flow(static_cast<FlowId>(by_host[end] & 0xffffffffu));
+        code = fmix64(code ^ node_code(s.src));
+        code = fmix64(code ^ (node_code(s.dst) << 1));
+        code = fmix64(code ^ static_cast<std::uint64_t>(s.size.count()));
+        code = fmix64(code ^ (std::uint64_t{s.qp} << 32) ^
+                      static_cast<std::uint64_t>(s.delay.count()));
+        bytes += static_cast<double>(s.size.count());
+      }
+      const auto [it, inserted] = seen.try_emplace(code, Seen{end - i, bytes});
+      if (inserted || it->second.flows != end - i || it->second.bytes != bytes) {
+        host = FlowGraph{};
+        for (std::size_t j = i; j < end; ++j)
+          host.add(graph.flow(static_cast<FlowId>(by_host[j] & 0xffffffffu)));
+        const SimResult r = simulate(fabric, host, config);
+        out.makespan = std::max(out.makespan, r.makespan);
+        out.rate_solves += r.rate_solves;
+        out.flows_solved += r.flows_solved;
+      }
+      i = end;
+    }
+    return out;
+  }
+
   /// A pipeline unit's period in each domain: how long the domain takes per unit once
   /// units overlap. A domain with one stage takes that stage's time (a unit's stage waits
   /// for the previous unit's). A domain with several runs them side by side, stages of
@@ -258,7 +332,7 @@ class StepSchedule {
         g.add(f);
       }
       if (g.size() == 0) return std::int64_t{0};
-      const SimResult r = simulate(fabric, g, config);
+      const SimResult r = simulate_domain(d, fabric, g, config);
       ++result.evaluations;
       result.flows_evaluated += g.size();
       result.rate_solves += r.rate_solves;
@@ -466,7 +540,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       auto [it, inserted] = cache.try_emplace(fmix64(h[d] + d));
       if (inserted || it->second.flows + it->second.tasks != step[d].size() ||
           it->second.bytes != bytes[d]) {
-        const SimResult r = simulate(fabric, step[d], config);
+        const SimResult r = simulate_domain(d, fabric, step[d], config);
         ++result.evaluations;
         result.flows_evaluated += step[d].size() - tasks[d];
         result.rate_solves += r.rate_solves;
