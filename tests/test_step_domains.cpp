@@ -163,6 +163,50 @@ TEST_CASE("Step domains: the evaluation equals a plain reference on random sched
   CHECK(mismatches == 0);
 }
 
+TEST_CASE(
+    "Step domains: hosts of the same content are simulated once, the slowest host sets the step") {
+  // 32 hosts of 8 GPUs. One step in the hosts' domain: in every host each GPU sends 8 MiB
+  // to the next GPU over NVLink, and in host 5 GPU 0 also sends 64 MiB to GPU 3. The
+  // step's time is host 5's, simulated once; the other 31 hosts are one content.
+  ColossusParams params;
+  params.gpus = 256;
+  const Fabric fabric = colossus(params);
+  const SimConfig config;
+  StepSchedule s(fabric);
+  FlowGraph whole;
+  for (NodeIndex h = 0; h < 32; ++h) {
+    for (NodeIndex g = 0; g < 8; ++g) {
+      const FlowSpec f{h * 8 + g, h * 8 + (g + 1) % 8, Bytes::MiB(8), 0, {}};
+      s.add(f, {});
+      whole.add(f);
+    }
+    if (h == 5) {
+      const FlowSpec big{h * 8, h * 8 + 3, Bytes::MiB(64), 0, {}};
+      s.add(big, {});
+      whole.add(big);
+    }
+  }
+  const StepResult got = s.evaluate(fabric, config);
+  const SimResult want = simulate(fabric, whole, config);
+  CHECK(got.makespan == want.makespan);
+  // Host 5's bigger flow makes it the slowest: 72 MiB leave GPU 0 over its NVLink.
+  FlowGraph host5;
+  for (FlowId f = 0; f < whole.size(); ++f) {
+    if (fabric.host(whole.flow(f).src) == 5) host5.add(whole.flow(f));
+  }
+  CHECK(got.makespan == simulate(fabric, host5, config).makespan);
+  FlowGraph host0;
+  for (FlowId f = 0; f < whole.size(); ++f) {
+    if (fabric.host(whole.flow(f).src) == 0) host0.add(whole.flow(f));
+  }
+  CHECK(got.makespan > simulate(fabric, host0, config).makespan);
+  // Two contents, two simulations: the 31 plain hosts' and host 5's (the whole step
+  // solves every flow of every host).
+  CHECK(got.flows_solved == simulate(fabric, host0, config).flows_solved +
+                                simulate(fabric, host5, config).flows_solved);
+  CHECK(got.flows_solved < want.flows_solved / 10);
+}
+
 TEST_CASE("Step domains: a pipeline unit lasts one unit plus a period per further unit") {
   // Two hosts of eight GPUs. The unit: a copy over NVLink in host 0, a transfer to host 1,
   // a copy over NVLink in host 1, each after the one before. Every stage takes the units
