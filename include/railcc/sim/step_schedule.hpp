@@ -13,7 +13,7 @@
 //    follow (`repeat`), instead of posting them all, and may post one unit of a pipeline
 //    and say how many more units follow (`repeat_block`);
 //  - `evaluate` simulates each distinct step once (by content) on the fabric with the
-//    flow engine and multiplies.
+//    flow engine and multiplies; in the hosts' domain, once per distinct host content.
 // Domains. Given the fabric, items fall into two domains that share no link: the network
 // (flows between hosts, through the NICs) and the hosts (flows over NVLink and NVSwitch,
 // and local tasks). Each domain is bulk-synchronous on its own: its step starts when its
