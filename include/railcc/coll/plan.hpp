@@ -308,11 +308,7 @@ class PlanBuilder {
     if (first > posted_)
       throw LogicError("plan: repeat from operation " + std::to_string(first) +
                        ", which was never posted");
-    const StepRepeat r{first, static_cast<OpId>(posted_), more, false};
-    if (sink_ != nullptr)
-      sink_->repeat(r);
-    else
-      plan_.add_repeat(r);
+    record_repeat({first, static_cast<OpId>(posted_), more, false});
   }
   /// Operations [first, last posted] are one unit of a pipeline (one chunk through every
   /// stage) that `more` identical units follow, each a stage behind the one before.
@@ -323,11 +319,7 @@ class PlanBuilder {
     if (first >= posted_)
       throw LogicError("plan: a pipeline unit from operation " + std::to_string(first) +
                        ", which was never posted");
-    const StepRepeat r{first, static_cast<OpId>(posted_), more, true};
-    if (sink_ != nullptr)
-      sink_->repeat(r);
-    else
-      plan_.add_repeat(r);
+    record_repeat({first, static_cast<OpId>(posted_), more, true});
   }
 
   /// Operations posted so far.
@@ -357,6 +349,13 @@ class PlanBuilder {
   }
 
  private:
+  /// A repeat goes where the operations went: to the sink, or into the plan.
+  void record_repeat(const StepRepeat& r) {
+    if (sink_ != nullptr)
+      sink_->repeat(r);
+    else
+      plan_.add_repeat(r);
+  }
   OpId add(const PlanOp& op, std::span<const OpId> deps, std::span<const int> group) {
     if (posted_ >= 0xfffffffeu) throw InputError("plan: more than 2^32 - 2 operations");
     for (OpId d : deps) {

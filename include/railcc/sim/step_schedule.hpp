@@ -213,17 +213,16 @@ class StepSchedule {
   std::int64_t pipeline_end(std::size_t k, const std::array<std::vector<Stage>, 2>& stages,
                             const Fabric& fabric, const SimConfig& config, StepResult& result,
                             const Mul& checked_mul) const {
-    std::int64_t last = 0;
-    for (const auto& list : stages) {
-      for (const Stage& st : list) last = std::max(last, st.end);
-    }
-    const auto period = block_periods(k, stages, fabric, config, result);
     // Each stage handles the units one after another: the last unit leaves the longest
     // stage `more` of its times after the first did.
-    std::int64_t longest = 0;
+    std::int64_t last = 0, longest = 0;
     for (const auto& list : stages) {
-      for (const Stage& st : list) longest = std::max(longest, st.time);
+      for (const Stage& st : list) {
+        last = std::max(last, st.end);
+        longest = std::max(longest, st.time);
+      }
     }
+    const auto period = block_periods(k, stages, fabric, config, result);
     std::int64_t end = last + checked_mul(longest, blocks_[k].more);
     for (std::uint8_t d = 0; d < 2; ++d) {
       const auto& list = stages[d];
