@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -256,21 +257,23 @@ TEST_CASE("Step domains: a pipeline unit lasts one unit plus a period per furthe
 TEST_CASE(
     "Step domains: pipelined hierarchical and NVLS all-reduce in steps mode against the "
     "per-operation schedule") {
-  // Random host counts, chunk counts, sizes and inter-host algorithms. Steps mode posts one
-  // chunk and the pipeline's bounds; the per-operation schedule posts every chunk. Where
-  // the network bounds the pipeline (a chunk's network phase predicted 1.2x its NVLink
-  // phases or more: away from the crossover) they agree within 2%. Where NVLink does, the
-  // fill and drain the bounds leave out make them differ more (docs/simulator.md): within
-  // 12%, the most measured being 10%.
+  // Random host counts, chunk counts, sizes (most not a multiple of the chunks) and
+  // inter-host algorithms. Steps mode posts one chunk and simulates the units' steps
+  // overlapping (StepSchedule::expanded_pipeline_end); the per-operation schedule posts
+  // every chunk. They agree within 2%, whether the network or NVLink bounds the pipeline.
+  // The exception is Rabenseifner across a host count that is not a power of two: there
+  // a host outside the fold starts its all-gather when the fold's host does, one host
+  // step later than in the per-operation schedule (docs/collectives.md, "Steps mode").
   std::mt19937_64 rng(1201);
-  double worst = 0, worst_network_bound = 0;
-  for (int trial = 0; trial < 40; ++trial) {
+  double worst = 0, worst_odd_rabenseifner = 0;
+  int nvlink_bound = 0;
+  for (int trial = 0; trial < 60; ++trial) {
     const int hosts = 2 + static_cast<int>(rng() % 15);
-    const int K = 1 + static_cast<int>(rng() % 48);
+    const int K = 1 + static_cast<int>(rng() % 64);
     const bool nvls = rng() % 2 == 0;
     const bool ring = rng() % 2 == 0;
     const bool in_place = rng() % 2 == 0;
-    const std::size_t count = (std::size_t{1} << (22 + rng() % 7)) + 8 * (rng() % 1000);
+    const std::size_t count = (std::size_t{1} << (21 + rng() % 8)) + 8 * (rng() % 1000);
     ColossusParams params;
     params.gpus = static_cast<std::uint32_t>(hosts * 8);
     const Fabric fabric = colossus(params);
@@ -295,18 +298,58 @@ TEST_CASE(
                           ring ? Algorithm::ring : Algorithm::rabenseifner, count * 2);
     const double nv = pc.nvlink_seconds / K + pc.nvlink_latency;
     const double net = pc.network_seconds / K + pc.network_latency;
-    const bool network_bound = net >= 1.2 * nv;
-    worst = std::max(worst, gap);
-    if (network_bound) worst_network_bound = std::max(worst_network_bound, gap);
+    if (K > 1 && nv > net) ++nvlink_bound;
+    const bool odd_rabenseifner = !ring && !std::has_single_bit(static_cast<unsigned>(hosts));
+    if (odd_rabenseifner) {
+      worst_odd_rabenseifner = std::max(worst_odd_rabenseifner, gap);
+    } else {
+      worst = std::max(worst, gap);
+    }
     CAPTURE(hosts);
     CAPTURE(K);
     CAPTURE(nvls);
     CAPTURE(ring);
     CAPTURE(in_place);
     CAPTURE(count);
-    CAPTURE(network_bound);
-    CHECK(gap <= (network_bound ? 0.02 : 0.12));
+    CHECK(gap <= (odd_rabenseifner ? 0.25 : 0.02));
   }
-  MESSAGE("largest steps/per-operation gap: " << worst * 100 << "%, where the network bounds: "
-                                              << worst_network_bound * 100 << "%");
+  // The draw must hold pipelines that NVLink bounds, where the old bounds were 10-33% off.
+  CHECK(nvlink_bound >= 10);
+  MESSAGE("largest steps/per-operation gap: " << worst * 100
+                                              << "%; Rabenseifner over a host count not a "
+                                                 "power of two: "
+                                              << worst_odd_rabenseifner * 100 << "%; "
+                                              << nvlink_bound << " of 60 bound by NVLink");
+}
+
+TEST_CASE("Step domains: a pipeline too large to simulate whole is extrapolated from its units") {
+  // The units' graph holds at most set_pipeline_expansion_flows entries: past that, fewer
+  // units and a period; past eight units' worth, the bounds. The extrapolation from a
+  // steady state is the whole simulation's end; the bounds are within their 10-33%.
+  // Two hosts, 128 MiB, 64 chunks: NVLink bounds the pipeline.
+  ColossusParams params;
+  params.gpus = 16;
+  const Fabric fabric = colossus(params);
+  const std::size_t count = std::size_t{1} << 26;
+  auto steps_time = [&](std::size_t limit) {
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::steps;
+    if (limit > 0) cfg.pipeline_expansion_flows = limit;
+    SimBackend b(fabric, 16, cfg);
+    b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+    const BufferId buf = b.allocate(count * 2);
+    CollectiveCall call{count, buf, buf};
+    call.phase_chunks = 64;
+    all_reduce(b, call, Algorithm::hierarchical, Algorithm::ring);
+    return b.run().makespan;
+  };
+  const Picoseconds whole = steps_time(0);
+  const Picoseconds extrapolated = steps_time(20'000);
+  const Picoseconds bounds = steps_time(100);
+  CHECK(std::abs(extrapolated.in_seconds() / whole.in_seconds() - 1) < 1e-3);
+  CHECK(bounds != whole);
+  CHECK(std::abs(bounds.in_seconds() / whole.in_seconds() - 1) < 0.34);
+  MESSAGE("64 chunks over 2 hosts: whole " << whole.in_us() << " us, extrapolated "
+                                           << extrapolated.in_us() << " us, bounds "
+                                           << bounds.in_us() << " us");
 }

@@ -65,6 +65,9 @@ struct SimBackendConfig {
   /// hash (NCCL_IB_QPS_PER_CONNECTION, 1 by default as in NCCL; Llama 3's fabric uses 16
   /// and hashes on the QP, docs/facts.md section 1). QP numbers are channel x qps + i.
   std::uint32_t qps_per_connection = 1;
+  /// Steps mode: most flows and tasks in the graph that simulates a pipeline's units
+  /// overlapping (StepSchedule::set_pipeline_expansion_flows).
+  std::size_t pipeline_expansion_flows = std::size_t{1} << 21;
 };
 
 class SimBackend {
@@ -191,6 +194,7 @@ class SimBackend {
       StepSchedule steps = std::move(steps_);
       steps_ = StepSchedule{fabric_};
       step_items_.clear();
+      steps.set_pipeline_expansion_flows(config_.pipeline_expansion_flows);
       return with_base(evaluate_steps(steps));
     }
     const Plan plan = builder_.take();
@@ -219,6 +223,7 @@ class SimBackend {
       }
       for (; next_repeat < repeats.size(); ++next_repeat)
         repeat_in_steps(steps, items, repeats[next_repeat]);
+      steps.set_pipeline_expansion_flows(config_.pipeline_expansion_flows);
       return with_base(evaluate_steps(steps));
     }
     if (!plan.repeats().empty())

@@ -14,6 +14,8 @@
 //    and say how many more units follow (`repeat_block`);
 //  - `evaluate` simulates each distinct step once (by content) on the fabric with the
 //    flow engine and multiplies; in the hosts' domain, once per distinct host content.
+//    A pipeline's units are then simulated overlapping, one host per distinct content
+//    (expanded_pipeline_end).
 // Domains. Given the fabric, items fall into two domains that share no link: the network
 // (flows between hosts, through the NICs) and the hosts (flows over NVLink and NVSwitch,
 // and local tasks). Each domain is bulk-synchronous on its own: its step starts when its
@@ -136,9 +138,10 @@ class StepSchedule {
   /// Items [first, size()) are one unit of a pipeline (one chunk through every stage)
   /// that `more` further units of the same content follow, each a stage behind the one
   /// before: the units overlap, and a unit enters each domain when the unit before has
-  /// left it. The pipeline then lasts one unit's time plus `more` periods, the period
-  /// being the busier domain's time in one unit. Past the unit's last step every domain
-  /// waits for the whole pipeline, and what depends on any of its items waits for that.
+  /// left it: each stage (a stretch of the unit's steps in one domain) takes the units
+  /// one after another, and stages of different units overlap (expanded_pipeline_end).
+  /// Past the unit's last step every domain waits for the whole pipeline, and what
+  /// depends on any of its items waits for that.
   void repeat_block(Index first, std::uint32_t more) {
     if (first >= items_.size())
       throw InputError("step schedule: a repeated pipeline unit needs at least one item");
@@ -164,6 +167,10 @@ class StepSchedule {
     }
     return items_[i].level + items_[i].repeats;
   }
+  /// At most this many flows and tasks in the graph of a pipeline's units (see
+  /// expanded_pipeline_end); past it fewer units are simulated and the rest extrapolated,
+  /// and past 8 units' worth the pipeline's bounds stand in.
+  void set_pipeline_expansion_flows(std::size_t flows) { pipeline_expansion_flows_ = flows; }
   /// The domain an item runs in (network_domain or host_domain).
   [[nodiscard]] std::uint8_t domain(Index i) const { return items_[i].domain; }
 
@@ -197,7 +204,223 @@ class StepSchedule {
     std::int64_t time, start, end;
   };
 
-  /// When the last unit of pipeline k ends: the later of two ends.
+  /// A run of a pipeline unit's steps with one content, as the first unit ran it: when
+  /// each domain started it and how long each of its steps took there, the domains the
+  /// unit has items in (bit d), and whether one barrier spans both domains.
+  struct UnitRange {
+    std::uint32_t first_level, count;
+    std::array<std::int64_t, 2> start, step;
+    std::uint8_t domains;
+    bool joint;
+  };
+
+  /// When the last unit of pipeline k ends, from every unit's steps in one flow graph
+  /// (the model of steps mode, units overlapping), or -1 where that graph would be too
+  /// large. The graph holds, for each unit and each of its runs of steps:
+  ///  - in the network: one task as long as the run's steps took the first unit. Only
+  ///    one unit at a time is in a network stage (a stage takes the units one after
+  ///    another), so nothing of another unit shares its links;
+  ///  - in the hosts: every step's flows of one host of each distinct content (hosts
+  ///    share no link), then a barrier, no earlier than the step took the first unit.
+  ///    Here stages of different units share links (a chunk's reduce-scatter and an
+  ///    earlier chunk's all-gather over the same NVLinks), which is what the flow
+  ///    engine resolves;
+  ///  - a run's steps start after the domain's previous steps of the same unit, after
+  ///    the steps of the other domain its items depend on, and, for a stage's first
+  ///    run, after the unit before has left that stage.
+  /// Past `pipeline_expansion_flows` the graph holds fewer units, and the last of the
+  /// `more` ends are extrapolated from the period between the last two halves of them:
+  /// by then the pipeline is in its steady state.
+  std::int64_t expanded_pipeline_end(std::size_t k, const std::vector<UnitRange>& ranges,
+                                     const Fabric& fabric, const SimConfig& config,
+                                     StepResult& result) const {
+    const Block& block = blocks_[k];
+    if (ranges.empty()) return -1;
+    // The run holding `level`, or ranges.size() (the unit has no timed item there).
+    const auto range_of = [&](std::uint32_t level) {
+      const auto it =
+          std::upper_bound(ranges.begin(), ranges.end(), level,
+                           [](std::uint32_t l, const UnitRange& r) { return l < r.first_level; });
+      if (it == ranges.begin() || level - std::prev(it)->first_level >= std::prev(it)->count)
+        return ranges.size();
+      return static_cast<std::size_t>(std::prev(it) - ranges.begin());
+    };
+    // Whether run r continues domain d's stage from run r - 1.
+    const auto continues = [&](std::size_t r, std::uint8_t d) {
+      return r > 0 && (ranges[r - 1].domains >> d & 1u) != 0 &&
+             (ranges[r].domains >> d & 1u) != 0 &&
+             ranges[r - 1].first_level + ranges[r - 1].count == ranges[r].first_level;
+    };
+    // One host of each distinct content: its flows and timed tasks, in posting order.
+    std::vector<std::uint64_t> by_host;
+    for (Index i = block.first; i < block.end; ++i) {
+      const Item& it = items_[i];
+      if (it.free || it.domain != host_domain) continue;
+      const FlowSpec& f = it.spec;
+      if (f.src >= fabric.node_count() || f.dst >= fabric.node_count() ||
+          fabric.host(f.src) != fabric.host(f.dst))
+        return -1;
+      by_host.push_back(std::uint64_t{fabric.host(f.src)} << 32 | (i - block.first));
+    }
+    std::sort(by_host.begin(), by_host.end());
+    std::vector<std::vector<Index>> hosts;  // one per distinct content
+    std::unordered_map<std::uint64_t, std::size_t> content;
+    for (std::size_t a = 0; a < by_host.size();) {
+      std::size_t b = a;
+      std::uint64_t code = 0x452821e638d01377ULL;
+      std::vector<Index> list;
+      for (; b < by_host.size() && by_host[b] >> 32 == by_host[a] >> 32; ++b) {
+        const auto i = static_cast<Index>(block.first + (by_host[b] & 0xffffffffu));
+        const Item& it = items_[i];
+        code = fmix64(code ^ host_node_code(fabric, it.spec.src));
+        code = fmix64(code ^ (host_node_code(fabric, it.spec.dst) << 1));
+        code = fmix64(code ^ static_cast<std::uint64_t>(it.spec.size.count()));
+        code = fmix64(code ^ (std::uint64_t{it.spec.qp} << 32) ^
+                      static_cast<std::uint64_t>(it.spec.delay.count()));
+        code = fmix64(code ^ (std::uint64_t{it.level - block.first_level} << 32 | it.repeats));
+        list.push_back(i);
+      }
+      const auto [at, inserted] = content.try_emplace(code, hosts.size());
+      // A matching code whose host differs in size is a collision: keep both.
+      if (inserted || hosts[at->second].size() != list.size()) hosts.push_back(std::move(list));
+      a = b;
+    }
+    // Per run: the representative items active in it (an item spans its level and its
+    // repeats; a run's content is the same over its steps).
+    std::vector<std::vector<Index>> active(ranges.size());
+    std::size_t per_unit = 0;  // graph entries per unit
+    for (const auto& list : hosts) {
+      for (Index i : list) {
+        const Item& it = items_[i];
+        if (range_of(it.level) == ranges.size()) return -1;  // cannot happen: items have runs
+        for (std::size_t r = range_of(it.level);
+             r < ranges.size() && ranges[r].first_level <= it.level + it.repeats; ++r) {
+          active[r].push_back(i);
+          per_unit += ranges[r].count;
+        }
+      }
+    }
+    for (const UnitRange& r : ranges) per_unit += 3 + 2 * std::size_t{r.count};
+    // Per run and domain: the runs of the same unit, in either domain, that its new items
+    // wait for.
+    const auto slot = [](std::size_t r, std::uint8_t d) { return 2 * r + d; };
+    std::vector<std::vector<std::size_t>> needs(2 * ranges.size());
+    for (Index i = block.first; i < block.end; ++i) {
+      const Item& it = items_[i];
+      if (it.free) continue;
+      const std::size_t r = range_of(it.level);
+      // Cannot happen: a run starts where an item does.
+      if (r == ranges.size() || ranges[r].first_level != it.level) return -1;
+      for (std::uint8_t dd = 0; dd < 2; ++dd) {
+        if (it.need[dd] < block.first_level) continue;  // before the unit: in `start`
+        const std::size_t j = range_of(it.need[dd]);
+        // Waits for a step of the other domain that holds no item of the unit.
+        if (j == ranges.size() || (ranges[j].domains >> dd & 1u) == 0) return -1;
+        auto& list = needs[slot(r, it.domain)];
+        if (std::find(list.begin(), list.end(), slot(j, dd)) == list.end())
+          list.push_back(slot(j, dd));
+      }
+    }
+    const NodeIndex anchor =
+        by_host.empty() ? items_[block.first].spec.src : items_[hosts.front().front()].spec.src;
+    std::int64_t origin = Picoseconds::max().count();
+    for (const UnitRange& r : ranges) {
+      for (std::uint8_t d = 0; d < 2; ++d)
+        if (r.domains >> d & 1u) origin = std::min(origin, r.start[d]);
+    }
+    // The end of the first `units` units, from the origin.
+    const auto simulate_units = [&](std::uint64_t units) {
+      FlowGraph g;
+      const std::size_t slots = 2 * ranges.size();
+      std::vector<FlowId> done(slots, 0), previous(slots, 0);  // this unit's, the last unit's
+      for (std::uint64_t u = 0; u < units; ++u) {
+        std::array<FlowId, 2> last{0, 0};  // this unit's latest run per domain
+        std::array<bool, 2> seen{false, false};
+        for (std::size_t r = 0; r < ranges.size(); ++r) {
+          const UnitRange& run = ranges[r];
+          // What domain d's part of the run waits for, as dependencies of `start`.
+          const auto wait = [&](FlowId start, std::uint8_t d) {
+            if (seen[d]) g.depends_on(start, last[d]);
+            for (std::size_t j : needs[slot(r, d)]) g.depends_on(start, done[j]);
+            // A stage's first run: after the unit before has left the stage.
+            if (u > 0 && !continues(r, d)) {
+              std::size_t e = r;
+              while (e + 1 < ranges.size() && continues(e + 1, d)) ++e;
+              g.depends_on(start, previous[slot(e, d)]);
+            }
+            // The first unit starts no earlier than it did in the sweep (which also holds
+            // what the unit waits for before it).
+            if (u == 0) {
+              const FlowId at = g.add(local_task(anchor, Picoseconds::ps(run.start[d] - origin)));
+              g.depends_on(start, at);
+            }
+          };
+          const auto finish = [&](std::uint8_t d, FlowId end) {
+            done[slot(r, d)] = end;
+            last[d] = end;
+            seen[d] = true;
+          };
+          if (run.joint) {
+            // One barrier over both domains: the run as the sweep timed it.
+            const FlowId start = g.add(local_task(anchor, {}));
+            for (std::uint8_t d = 0; d < 2; ++d)
+              if (run.domains >> d & 1u) wait(start, d);
+            const FlowId t = g.add(local_task(
+                anchor, Picoseconds::ps(run.step[0] * static_cast<std::int64_t>(run.count))));
+            g.depends_on(t, start);
+            finish(0, t);
+            finish(1, t);
+            continue;
+          }
+          for (std::uint8_t d = 0; d < 2; ++d) {
+            if ((run.domains >> d & 1u) == 0) continue;
+            const FlowId start = g.add(local_task(anchor, {}));
+            wait(start, d);
+            FlowId end = start;
+            if (d == network_domain) {
+              end = g.add(local_task(
+                  anchor, Picoseconds::ps(run.step[0] * static_cast<std::int64_t>(run.count))));
+              g.depends_on(end, start);
+            } else {
+              for (std::uint32_t c = 0; c < run.count; ++c) {
+                // A step ends when its flows are delivered, and no earlier than it took
+                // the first unit alone (which also holds other hosts' content).
+                const FlowId barrier = g.add(local_task(anchor, {}));
+                const FlowId alone = g.add(local_task(anchor, Picoseconds::ps(run.step[1])));
+                g.depends_on(alone, end);
+                g.depends_on(barrier, alone);
+                for (Index i : active[r]) {
+                  const FlowId f = g.add(items_[i].spec);
+                  g.depends_on(f, end);
+                  g.depends_on(barrier, f);
+                }
+                end = barrier;
+              }
+            }
+            finish(d, end);
+          }
+        }
+        previous = done;
+      }
+      const SimResult out = simulate(fabric, g, config);
+      ++result.evaluations;
+      result.flows_evaluated += g.size();
+      result.rate_solves += out.rate_solves;
+      result.flows_solved += out.flows_solved;
+      return out.makespan.count();
+    };
+    const std::uint64_t units = std::uint64_t{block.more} + 1;
+    if (units * per_unit <= pipeline_expansion_flows_) return origin + simulate_units(units);
+    const std::uint64_t fit = pipeline_expansion_flows_ / per_unit;
+    if (fit < 8) return -1;
+    const std::int64_t whole = simulate_units(fit), half = simulate_units(fit / 2);
+    const double period = static_cast<double>(whole - half) / static_cast<double>(fit - fit / 2);
+    return origin + whole +
+           static_cast<std::int64_t>(std::llround(period * static_cast<double>(units - fit)));
+  }
+
+  /// When the last unit of pipeline k ends: from the units' graph, or where that is too
+  /// large the later of two bounds.
   ///  - Stages: every stage takes the units one after another, so the last unit ends
   ///    `more` times the longest stage after the first unit did.
   ///  - Domains: each works `more` periods past the first unit's work in it. A domain ends
@@ -206,13 +429,17 @@ class StepSchedule {
   ///    ends one unit plus `more` periods after the unit's start; a domain of several,
   ///    whose stages of different units overlap, does not count the other domain's time
   ///    between its stages again.
-  /// Where the network bounds the pipeline this is the per-operation schedule's time
-  /// within 2%; where the NVLink phases do, the fill and drain it leaves out make the two
-  /// differ by up to 10% either way (docs/collectives.md, "Steps mode").
+  /// Where the network bounds the pipeline the bounds are the per-operation schedule's
+  /// time within 2%; where the NVLink phases do, they leave out the fill and drain and
+  /// how the stages that share NVLinks overlap, 10-33% (docs/collectives.md, "Steps
+  /// mode").
   template <class Mul>
   std::int64_t pipeline_end(std::size_t k, const std::array<std::vector<Stage>, 2>& stages,
-                            const Fabric& fabric, const SimConfig& config, StepResult& result,
+                            const std::vector<UnitRange>& ranges, const Fabric& fabric,
+                            const SimConfig& config, StepResult& result,
                             const Mul& checked_mul) const {
+    const std::int64_t expanded = expanded_pipeline_end(k, ranges, fabric, config, result);
+    if (expanded >= 0) return expanded;
     // Each stage handles the units one after another: the last unit leaves the longest
     // stage `more` of its times after the first did.
     std::int64_t last = 0, longest = 0;
@@ -233,6 +460,23 @@ class StepSchedule {
                               (last - list.back().end));
     }
     return end;
+  }
+
+  /// What a node is to a flow inside its host, independent of which host: its kind, its
+  /// local rank, and the rate, latency and health of its NVLink. Two hosts whose flows
+  /// have the same codes in the same order take the same time.
+  static std::uint64_t host_node_code(const Fabric& fabric, NodeIndex n) {
+    std::uint64_t code =
+        std::uint64_t{static_cast<std::uint8_t>(fabric.kind(n))} << 16 | fabric.local_rank(n);
+    const LinkIndex l =
+        fabric.kind(n) == FabricNodeKind::endpoint ? nvlink_of(fabric, n) : no_link_index;
+    if (l != no_link_index) {
+      const FabricLink& k = fabric.link(l);
+      code = fmix64(code ^ fmix64(std::bit_cast<std::uint64_t>(k.usable().in_bytes_per_second())));
+      code = fmix64(code ^ static_cast<std::uint64_t>(k.latency.count()) ^
+                    (k.alive() ? 0x5bd1e995ULL : 0));
+    }
+    return code;
   }
 
   /// How long the flows and tasks of `graph`, all ready at zero, take in domain `d`. The
@@ -257,20 +501,7 @@ class StepSchedule {
       by_host.push_back(std::uint64_t{fabric.host(s.src)} << 32 | f);
     }
     std::sort(by_host.begin(), by_host.end());
-    const auto node_code = [&](NodeIndex n) {
-      std::uint64_t code =
-          std::uint64_t{static_cast<std::uint8_t>(fabric.kind(n))} << 16 | fabric.local_rank(n);
-      const LinkIndex l =
-          fabric.kind(n) == FabricNodeKind::endpoint ? nvlink_of(fabric, n) : no_link_index;
-      if (l != no_link_index) {
-        const FabricLink& k = fabric.link(l);
-        code =
-            fmix64(code ^ fmix64(std::bit_cast<std::uint64_t>(k.usable().in_bytes_per_second())));
-        code = fmix64(code ^ static_cast<std::uint64_t>(k.latency.count()) ^
-                      (k.alive() ? 0x5bd1e995ULL : 0));
-      }
-      return code;
-    };
+    const auto node_code = [&](NodeIndex n) { return host_node_code(fabric, n); };
     struct Seen {
       std::size_t flows;
       double bytes;
@@ -387,6 +618,7 @@ class StepSchedule {
   ItemStore items_;
   std::vector<Block> blocks_;
   std::uint64_t levels_ = 0;
+  std::size_t pipeline_expansion_flows_ = std::size_t{1} << 21;
 };
 
 inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& simulation) const {
@@ -424,6 +656,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
   // Per pipeline unit and domain: its stages, the stretches of consecutive steps it has
   // items in (a stage's steps wait for each other).
   std::vector<std::array<std::vector<Stage>, 2>> stages(blocks_.size());
+  std::vector<std::vector<UnitRange>> unit_ranges(blocks_.size());
   // Sweep the levels: between consecutive boundaries the active segments, hence the
   // step's content, stay the same.
   struct Boundary {
@@ -574,6 +807,11 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       for (auto s : order) {
         if (segments[s].block == k) here |= segments[s].domains;
       }
+      if (here != 0) {
+        unit_ranges[k].push_back({static_cast<std::uint32_t>(level),
+                                  static_cast<std::uint32_t>(count), range.start, range.step, here,
+                                  both && mixed});
+      }
       for (std::uint8_t d = 0; d < 2; ++d) {
         if ((here >> d & 1u) == 0) continue;
         auto& list = stages[k][d];
@@ -608,7 +846,8 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       // Past a unit's last step: the `more` units after it, one period each.
       if (blocks_[k].last_level < level || blocks_[k].last_level >= next) continue;
       const std::int64_t t = std::max(
-          {clock[0], clock[1], pipeline_end(k, stages[k], fabric, config, result, checked_mul)});
+          {clock[0], clock[1],
+           pipeline_end(k, stages[k], unit_ranges[k], fabric, config, result, checked_mul)});
       clock = {t, t};
       double unit_bytes = 0;
       for (Index i = blocks_[k].first; i < blocks_[k].end; ++i) {

@@ -207,7 +207,8 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
     return d;
   };
   for (std::size_t k = 0; k < (one_unit ? 1 : K); ++k) {
-    const auto [e0, e1] = part_range(call.count, K, k);
+    const auto [e0, e1] =
+        aligned_part_range(call.count, K, k, G * static_cast<std::size_t>(call.channels));
     const Span span{call.output, e0, e1 - e0};
     [[maybe_unused]] const Span source{nvls ? call.input : call.output, e0, e1 - e0};
     std::vector<Deps> state(p);
