@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <memory>
@@ -231,9 +232,10 @@ class StepSchedule {
   /// Past `pipeline_expansion_flows` the graph holds fewer units, and the last of the
   /// `more` ends are extrapolated from the period between the last two halves of them:
   /// by then the pipeline is in its steady state.
+  template <class Mul>
   std::int64_t expanded_pipeline_end(std::size_t k, const std::vector<UnitRange>& ranges,
                                      const Fabric& fabric, const SimConfig& config,
-                                     StepResult& result) const {
+                                     StepResult& result, const Mul& checked_mul) const {
     const Block& block = blocks_[k];
     if (ranges.empty()) return -1;
     // The run holding `level`, or ranges.size() (the unit has no timed item there).
@@ -416,7 +418,7 @@ class StepSchedule {
     const std::int64_t whole = simulate_units(fit), half = simulate_units(fit / 2);
     const double period = static_cast<double>(whole - half) / static_cast<double>(fit - fit / 2);
     return origin + whole +
-           static_cast<std::int64_t>(std::llround(period * static_cast<double>(units - fit)));
+           checked_mul(static_cast<std::int64_t>(std::llround(period)), units - fit);
   }
 
   /// When the last unit of pipeline k ends: from the units' graph, or where that is too
@@ -438,7 +440,8 @@ class StepSchedule {
                             const std::vector<UnitRange>& ranges, const Fabric& fabric,
                             const SimConfig& config, StepResult& result,
                             const Mul& checked_mul) const {
-    const std::int64_t expanded = expanded_pipeline_end(k, ranges, fabric, config, result);
+    const std::int64_t expanded =
+        expanded_pipeline_end(k, ranges, fabric, config, result, checked_mul);
     if (expanded >= 0) return expanded;
     // Each stage handles the units one after another: the last unit leaves the longest
     // stage `more` of its times after the first did.
