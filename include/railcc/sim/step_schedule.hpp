@@ -254,39 +254,21 @@ class StepSchedule {
              ranges[r - 1].first_level + ranges[r - 1].count == ranges[r].first_level;
     };
     // One host of each distinct content: its flows and timed tasks, in posting order.
-    std::vector<std::uint64_t> by_host;
-    for (Index i = block.first; i < block.end; ++i) {
-      const Item& it = items_[i];
-      if (it.free || it.domain != host_domain) continue;
-      const FlowSpec& f = it.spec;
-      if (f.src >= fabric.node_count() || f.dst >= fabric.node_count() ||
-          fabric.host(f.src) != fabric.host(f.dst))
-        return -1;
-      by_host.push_back(std::uint64_t{fabric.host(f.src)} << 32 | (i - block.first));
-    }
-    std::sort(by_host.begin(), by_host.end());
-    std::vector<std::vector<Index>> hosts;  // one per distinct content
-    std::unordered_map<std::uint64_t, std::size_t> content;
-    for (std::size_t a = 0; a < by_host.size();) {
-      std::size_t b = a;
-      std::uint64_t code = 0x452821e638d01377ULL;
-      std::vector<Index> list;
-      for (; b < by_host.size() && by_host[b] >> 32 == by_host[a] >> 32; ++b) {
-        const auto i = static_cast<Index>(block.first + (by_host[b] & 0xffffffffu));
-        const Item& it = items_[i];
-        code = fmix64(code ^ host_node_code(fabric, it.spec.src));
-        code = fmix64(code ^ (host_node_code(fabric, it.spec.dst) << 1));
-        code = fmix64(code ^ static_cast<std::uint64_t>(it.spec.size.count()));
-        code = fmix64(code ^ (std::uint64_t{it.spec.qp} << 32) ^
-                      static_cast<std::uint64_t>(it.spec.delay.count()));
-        code = fmix64(code ^ (std::uint64_t{it.level - block.first_level} << 32 | it.repeats));
-        list.push_back(i);
-      }
-      const auto [at, inserted] = content.try_emplace(code, hosts.size());
-      // A matching code whose host differs in size is a collision: keep both.
-      if (inserted || hosts[at->second].size() != list.size()) hosts.push_back(std::move(list));
-      a = b;
-    }
+    std::vector<Index> timed;  // the unit's items in the hosts' domain that take time
+    for (Index i = block.first; i < block.end; ++i)
+      if (!items_[i].free && items_[i].domain == host_domain) timed.push_back(i);
+    bool outside = false;
+    auto hosts = distinct_hosts(
+        fabric, timed.size(),
+        [&](std::size_t j) -> const FlowSpec& { return items_[timed[j]].spec; },
+        [&](std::size_t j) {
+          const Item& it = items_[timed[j]];
+          return std::uint64_t{it.level - block.first_level} << 32 | it.repeats;
+        },
+        outside);
+    if (outside) return -1;
+    for (auto& list : hosts)
+      for (auto& j : list) j = timed[j];
     // Per run: the representative items active in it (an item spans its level and its
     // repeats; a run's content is the same over its steps).
     std::vector<std::vector<Index>> active(ranges.size());
@@ -294,8 +276,9 @@ class StepSchedule {
     for (const auto& list : hosts) {
       for (Index i : list) {
         const Item& it = items_[i];
-        if (range_of(it.level) == ranges.size()) return -1;  // cannot happen: items have runs
-        for (std::size_t r = range_of(it.level);
+        const std::size_t first = range_of(it.level);
+        if (first == ranges.size()) return -1;  // cannot happen: items have runs
+        for (std::size_t r = first;
              r < ranges.size() && ranges[r].first_level <= it.level + it.repeats; ++r) {
           active[r].push_back(i);
           per_unit += ranges[r].count;
@@ -324,7 +307,7 @@ class StepSchedule {
       }
     }
     const NodeIndex anchor =
-        by_host.empty() ? items_[block.first].spec.src : items_[hosts.front().front()].spec.src;
+        hosts.empty() ? items_[block.first].spec.src : items_[hosts.front().front()].spec.src;
     std::int64_t origin = Picoseconds::max().count();
     for (const UnitRange& r : ranges) {
       for (std::uint8_t d = 0; d < 2; ++d)
@@ -482,6 +465,62 @@ class StepSchedule {
     return code;
   }
 
+  /// Entries 0..n-1 (flows or tasks, `spec(j)`, each inside one host) grouped by host,
+  /// in order within each; one host's entries per distinct content (the node codes,
+  /// sizes, QPs and delays of its entries in order, and `extra(j)`), in host order. A
+  /// content whose code matches another's but not its entry count and bytes (a hash
+  /// collision) is kept apart. Empty, with `outside` set, when an entry names a node the
+  /// fabric does not have or crosses hosts.
+  template <class SpecOf, class ExtraOf>
+  static std::vector<std::vector<std::uint32_t>> distinct_hosts(const Fabric& fabric, std::size_t n,
+                                                                const SpecOf& spec,
+                                                                const ExtraOf& extra,
+                                                                bool& outside) {
+    outside = false;
+    std::vector<std::uint64_t> by_host;
+    by_host.reserve(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      const FlowSpec& f = spec(j);
+      if (f.src >= fabric.node_count() || f.dst >= fabric.node_count() ||
+          fabric.host(f.src) != fabric.host(f.dst)) {
+        outside = true;
+        return {};
+      }
+      by_host.push_back(std::uint64_t{fabric.host(f.src)} << 32 | j);
+    }
+    std::sort(by_host.begin(), by_host.end());
+    struct Seen {
+      std::size_t entries;
+      double bytes;
+    };
+    std::unordered_map<std::uint64_t, Seen> seen;
+    std::vector<std::vector<std::uint32_t>> hosts;
+    for (std::size_t a = 0; a < by_host.size();) {
+      std::size_t b = a;
+      std::uint64_t code = 0x243f6a8885a308d3ULL;
+      double bytes = 0;
+      for (; b < by_host.size() && by_host[b] >> 32 == by_host[a] >> 32; ++b) {
+        const auto j = static_cast<std::uint32_t>(by_host[b] & 0xffffffffu);
+        const FlowSpec& f = spec(j);
+        code = fmix64(code ^ host_node_code(fabric, f.src));
+        code = fmix64(code ^ (host_node_code(fabric, f.dst) << 1));
+        code = fmix64(code ^ static_cast<std::uint64_t>(f.size.count()));
+        code = fmix64(code ^ (std::uint64_t{f.qp} << 32) ^
+                      static_cast<std::uint64_t>(f.delay.count()));
+        code = fmix64(code ^ extra(j));
+        bytes += static_cast<double>(f.size.count());
+      }
+      const auto [it, inserted] = seen.try_emplace(code, Seen{b - a, bytes});
+      if (inserted || it->second.entries != b - a || it->second.bytes != bytes) {
+        auto& list = hosts.emplace_back();
+        for (std::size_t c = a; c < b; ++c)
+          list.push_back(static_cast<std::uint32_t>(by_host[c] & 0xffffffffu));
+      }
+      a = b;
+    }
+    return hosts;
+  }
+
   /// How long the flows and tasks of `graph`, all ready at zero, take in domain `d`. The
   /// host domain's hosts share no link (each has its own NVLinks and NVSwitch), so its
   /// time is the slowest host's: hosts whose content is the same (the same flows between
@@ -491,53 +530,22 @@ class StepSchedule {
   static SimResult simulate_domain(std::uint8_t d, const Fabric& fabric, const FlowGraph& graph,
                                    const SimConfig& config) {
     if (d != host_domain) return simulate(fabric, graph, config);
-    // By host, in posting order within each.
-    std::vector<std::uint64_t> by_host;
-    by_host.reserve(graph.size());
-    for (FlowId f = 0; f < graph.size(); ++f) {
-      const FlowSpec& s = graph.flow(f);
-      // A node the fabric does not have, or a flow between hosts: the whole graph's
-      // simulation names the error.
-      if (s.src >= fabric.node_count() || s.dst >= fabric.node_count() ||
-          fabric.host(s.src) != fabric.host(s.dst))
-        return simulate(fabric, graph, config);
-      by_host.push_back(std::uint64_t{fabric.host(s.src)} << 32 | f);
-    }
-    std::sort(by_host.begin(), by_host.end());
-    const auto node_code = [&](NodeIndex n) { return host_node_code(fabric, n); };
-    struct Seen {
-      std::size_t flows;
-      double bytes;
-    };
-    std::unordered_map<std::uint64_t, Seen> seen;
+    bool outside = false;
+    const auto hosts = distinct_hosts(
+        fabric, graph.size(),
+        [&](std::size_t f) -> const FlowSpec& { return graph.flow(static_cast<FlowId>(f)); },
+        [](std::size_t) { return std::uint64_t{0}; }, outside);
+    // A node the fabric does not have, or a flow between hosts: the whole graph's
+    // simulation names the error.
+    if (outside) return simulate(fabric, graph, config);
     SimResult out;
-    FlowGraph host;
-    std::size_t i = 0;
-    while (i < by_host.size()) {
-      const std::uint64_t h = by_host[i] >> 32;
-      std::size_t end = i;
-      std::uint64_t code = 0x243f6a8885a308d3ULL;
-      double bytes = 0;
-      for (; end < by_host.size() && by_host[end] >> 32 == h; ++end) {
-        const FlowSpec& s = graph.flow(static_cast<FlowId>(by_host[end] & 0xffffffffu));
-        code = fmix64(code ^ node_code(s.src));
-        code = fmix64(code ^ (node_code(s.dst) << 1));
-        code = fmix64(code ^ static_cast<std::uint64_t>(s.size.count()));
-        code = fmix64(code ^ (std::uint64_t{s.qp} << 32) ^
-                      static_cast<std::uint64_t>(s.delay.count()));
-        bytes += static_cast<double>(s.size.count());
-      }
-      const auto [it, inserted] = seen.try_emplace(code, Seen{end - i, bytes});
-      if (inserted || it->second.flows != end - i || it->second.bytes != bytes) {
-        host = FlowGraph{};
-        for (std::size_t j = i; j < end; ++j)
-          host.add(graph.flow(static_cast<FlowId>(by_host[j] & 0xffffffffu)));
-        const SimResult r = simulate(fabric, host, config);
-        out.makespan = std::max(out.makespan, r.makespan);
-        out.rate_solves += r.rate_solves;
-        out.flows_solved += r.flows_solved;
-      }
-      i = end;
+    for (const auto& list : hosts) {
+      FlowGraph host;
+      for (std::uint32_t f : list) host.add(graph.flow(f));
+      const SimResult r = simulate(fabric, host, config);
+      out.makespan = std::max(out.makespan, r.makespan);
+      out.rate_solves += r.rate_solves;
+      out.flows_solved += r.flows_solved;
     }
     return out;
   }
