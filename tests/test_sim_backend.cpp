@@ -401,8 +401,8 @@ TEST_CASE("Validation: ring all-reduce across two 8x H100 nodes against 8 NICs o
     all_reduce(b, CollectiveCall{bytes / 2, buf, buf, 8}, Algorithm::ring);
     const SimResult r = b.run();
     const double busbw = static_cast<double>(bytes) / r.makespan.in_seconds() / 1e9 * 2 * 15 / 16;
-    MESSAGE("1 GiB ring all-reduce on 2 x 8 H100: " << r.makespan.in_us() << " us, busbw "
-                                                    << busbw << " GB/s");
+    MESSAGE("1 GiB ring all-reduce on 2 x 8 H100: " << r.makespan.in_us() << " us, busbw " << busbw
+                                                    << " GB/s");
     CHECK(busbw == doctest::Approx(376.0).epsilon(0.10));
     // Never above what eight NICs carry.
     CHECK(busbw <= 8 * nic_400g_usable.in_GBps());

@@ -21,11 +21,21 @@ using namespace railcc;
 namespace {
 
 /// The model of StepSchedule::evaluate written plainly, for schedules without pipeline
-/// units: every repeat expanded into its steps, every (step, domain) simulated afresh, a
-/// finish time kept per item. Domain d's step starts when its previous step has completed
-/// and when every dependency of an item starting in it has; a repeated item's later steps
-/// follow its domain's previous step (and, where one segment mixes both domains, the
-/// slower domain's).
+/// units: every repeat expanded into its steps, every (step, domain, host) simulated
+/// afresh, a finish time kept per item.
+///  - The network's step starts when its previous step has completed and when every
+///    dependency of an item starting in it has completed everywhere in its domain.
+///  - In the hosts' domain each host keeps its own clock: its step starts when its own
+///    previous step has completed, when the network steps its new items depend on have,
+///    and, for an item with a foreign dependency, when the last hosts' step any of its
+///    host dependencies is in has completed in every host. A dependency in its own host
+///    is in its clock already. Foreign: a host item in another host, or a task that
+///    takes no time that is in another host and stands for a host item, or has a
+///    foreign dependency itself.
+///  - A repeated item's later steps follow its domain's (its host's) previous step; a
+///    posting segment with both domains keeps one barrier over both and over the hosts
+///    taking part.
+/// A task that takes no time stands for its own dependencies.
 struct ReferenceItem {
   FlowSpec spec;
   std::vector<std::size_t> deps;
@@ -43,6 +53,7 @@ Picoseconds reference_makespan(const Fabric& fabric, const SimConfig& config,
     if (f.src == f.dst) return 1;
     return over_nvlink(fabric, f.src, f.dst) ? 1 : 0;
   };
+  auto host = [&](std::size_t i) { return fabric.host(items[i].spec.src); };
   // Levels, as StepSchedule::add places them.
   std::vector<std::uint32_t> level(n), last(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -50,6 +61,24 @@ Picoseconds reference_makespan(const Fabric& fabric, const SimConfig& config,
     for (std::size_t d : items[i].deps) l = std::max(l, last[d] + (is_free(i) ? 0 : 1));
     level[i] = l;
     last[i] = l + items[i].repeats;
+  }
+  // The items that take time a dependency list stands for, and whether it has a
+  // foreign dependency.
+  std::vector<std::vector<std::size_t>> leaves(n);
+  std::vector<bool> foreign(n, false);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t d : items[i].deps) {
+      if (is_free(d)) {
+        leaves[i].insert(leaves[i].end(), leaves[d].begin(), leaves[d].end());
+        bool stands_for_host_item = false;
+        for (std::size_t e : leaves[d])
+          stands_for_host_item = stands_for_host_item || domain(e) == 1;
+        if (foreign[d] || (stands_for_host_item && host(d) != host(i))) foreign[i] = true;
+      } else {
+        leaves[i].push_back(d);
+        if (domain(d) == 1 && host(d) != host(i)) foreign[i] = true;
+      }
+    }
   }
   // Which items share a posting segment (same levels, consecutive): a segment with both
   // domains keeps one barrier over both.
@@ -59,50 +88,81 @@ Picoseconds reference_makespan(const Fabric& fabric, const SimConfig& config,
   }
   std::uint32_t levels = 0;
   for (std::size_t i = 0; i < n; ++i) levels = std::max(levels, last[i]);
-  std::vector<std::int64_t> finish(n, 0);
-  std::array<std::int64_t, 2> clock{0, 0};
-  // A free task finishes when its dependencies have; resolved as levels pass.
-  auto ready_of = [&](std::size_t i) {
+  // Per level: when the network's clock and the latest host's clock stood after it.
+  std::vector<std::int64_t> network_after(levels + 1, 0), hosts_after(levels + 1, 0);
+  std::int64_t network_clock = 0;
+  std::vector<std::int64_t> host_clock(64, 0);
+  const auto ready_of = [&](std::size_t i) {
     std::int64_t t = 0;
-    for (std::size_t d : items[i].deps) t = std::max(t, finish[d]);
+    std::uint32_t host_level = 0;
+    for (std::size_t d : leaves[i]) {
+      if (domain(d) == 0)
+        t = std::max(t, network_after[last[d]]);
+      else
+        host_level = std::max(host_level, last[d]);
+    }
+    // A network item waits for its host dependencies' step in every host.
+    if (domain(i) == 0 || foreign[i]) t = std::max(t, hosts_after[host_level]);
     return t;
   };
   for (std::uint32_t l = 1; l <= levels; ++l) {
-    std::array<FlowGraph, 2> g;
-    std::array<std::int64_t, 2> start = clock;
-    std::array<std::vector<std::size_t>, 2> members;
+    FlowGraph network;
+    std::int64_t network_start = network_clock;
+    std::vector<FlowGraph> in_host(64);
+    std::vector<std::int64_t> host_start(host_clock);
+    std::vector<bool> busy(64, false);
     bool mixed = false;
     for (std::size_t i = 0; i < n; ++i) {
-      if (level[i] > l || last[i] < l) continue;
-      if (is_free(i)) continue;
-      const int d = domain(i);
-      if (level[i] == l) start[d] = std::max(start[d], ready_of(i));
-      g[d].add(items[i].spec);
-      members[d].push_back(i);
+      if (level[i] > l || last[i] < l || is_free(i)) continue;
       for (std::size_t j = segment[i]; j < n && segment[j] == segment[i]; ++j) {
-        if (!is_free(j) && domain(j) != d) mixed = true;
+        if (!is_free(j) && domain(j) != domain(i)) mixed = true;
+      }
+      if (domain(i) == 0) {
+        if (level[i] == l) network_start = std::max(network_start, ready_of(i));
+        network.add(items[i].spec);
+        continue;
+      }
+      const std::uint32_t h = host(i);
+      if (level[i] == l) host_start[h] = std::max(host_start[h], ready_of(i));
+      in_host[h].add(items[i].spec);
+      busy[h] = true;
+    }
+    std::int64_t network_took = 0;
+    std::vector<std::int64_t> host_took(64, 0);
+    if (network.size() > 0) network_took = simulate(fabric, network, config).makespan.count();
+    bool any_host = false;
+    for (std::size_t h = 0; h < 64; ++h) {
+      if (!busy[h]) continue;
+      any_host = true;
+      host_took[h] = simulate(fabric, in_host[h], config).makespan.count();
+    }
+    if (mixed && network.size() > 0 && any_host) {
+      std::int64_t t = network_start, took = network_took;
+      for (std::size_t h = 0; h < 64; ++h) {
+        if (!busy[h]) continue;
+        t = std::max(t, host_start[h]);
+        took = std::max(took, host_took[h]);
+      }
+      network_start = t;
+      network_took = took;
+      for (std::size_t h = 0; h < 64; ++h) {
+        host_start[h] = t;
+        host_took[h] = took;
       }
     }
-    std::array<std::int64_t, 2> took{0, 0};
-    for (int d = 0; d < 2; ++d) {
-      if (g[d].size() > 0) took[d] = simulate(fabric, g[d], config).makespan.count();
+    if (network.size() > 0) network_clock = network_start + network_took;
+    std::int64_t latest = l > 1 ? hosts_after[l - 1] : 0;
+    for (std::size_t h = 0; h < 64; ++h) {
+      if (!busy[h]) continue;
+      host_clock[h] = host_start[h] + host_took[h];
+      latest = std::max(latest, host_clock[h]);
     }
-    if (mixed && g[0].size() > 0 && g[1].size() > 0) {
-      const std::int64_t t = std::max(start[0], start[1]);
-      start = {t, t};
-      took = {std::max(took[0], took[1]), std::max(took[0], took[1])};
-    }
-    for (int d = 0; d < 2; ++d) {
-      if (g[d].size() == 0) continue;
-      clock[d] = start[d] + took[d];
-      for (std::size_t i : members[d]) finish[i] = clock[d];
-    }
-    // Free tasks completing in this level.
-    for (std::size_t i = 0; i < n; ++i) {
-      if (is_free(i) && level[i] == l) finish[i] = ready_of(i);
-    }
+    network_after[l] = network_clock;
+    hosts_after[l] = latest;
   }
-  return Picoseconds::ps(std::max(clock[0], clock[1]));
+  std::int64_t end = network_clock;
+  for (const std::int64_t t : host_clock) end = std::max(end, t);
+  return Picoseconds::ps(end);
 }
 
 }  // namespace
@@ -260,13 +320,13 @@ TEST_CASE(
   // Random host counts, chunk counts, sizes (most not a multiple of the chunks) and
   // inter-host algorithms. Steps mode posts one chunk and simulates the units' steps
   // overlapping (StepSchedule::expanded_pipeline_end); the per-operation schedule posts
-  // every chunk. They agree within 2%, whether the network or NVLink bounds the pipeline.
-  // The exception is Rabenseifner across a host count that is not a power of two: there
-  // a host outside the fold starts its all-gather when the fold's host does, one host
-  // step later than in the per-operation schedule (docs/collectives.md, "Steps mode").
+  // every chunk. They agree within 2%, whether the network or NVLink bounds the pipeline,
+  // and for Rabenseifner across a host count that is not a power of two too, where the
+  // hosts outside the fold start their all-gathers a step before the fold's host does
+  // (each host keeps its own clock in the hosts' domain).
   std::mt19937_64 rng(1201);
   double worst = 0, worst_odd_rabenseifner = 0;
-  int nvlink_bound = 0;
+  int nvlink_bound = 0, odd_rabenseifner_cases = 0;
   for (int trial = 0; trial < 60; ++trial) {
     const int hosts = 2 + static_cast<int>(rng() % 15);
     const int K = 1 + static_cast<int>(rng() % 64);
@@ -302,6 +362,7 @@ TEST_CASE(
     const bool odd_rabenseifner = !ring && !std::has_single_bit(static_cast<unsigned>(hosts));
     if (odd_rabenseifner) {
       worst_odd_rabenseifner = std::max(worst_odd_rabenseifner, gap);
+      ++odd_rabenseifner_cases;
     } else {
       worst = std::max(worst, gap);
     }
@@ -311,14 +372,18 @@ TEST_CASE(
     CAPTURE(ring);
     CAPTURE(in_place);
     CAPTURE(count);
-    CHECK(gap <= (odd_rabenseifner ? 0.25 : 0.02));
+    CHECK(gap <= 0.02);
   }
-  // The draw must hold pipelines that NVLink bounds, where the old bounds were 10-33% off.
+  // The draw must hold pipelines that NVLink bounds, where the old bounds were 10-33% off,
+  // and Rabenseifner over host counts that fold, where one barrier over the hosts was up
+  // to 23% off.
   CHECK(nvlink_bound >= 10);
+  CHECK(odd_rabenseifner_cases >= 10);
   MESSAGE("largest steps/per-operation gap: " << worst * 100
                                               << "%; Rabenseifner over a host count not a "
                                                  "power of two: "
-                                              << worst_odd_rabenseifner * 100 << "%; "
+                                              << worst_odd_rabenseifner * 100 << "% ("
+                                              << odd_rabenseifner_cases << " cases); "
                                               << nvlink_bound << " of 60 bound by NVLink");
 }
 

@@ -18,13 +18,16 @@
 //    (expanded_pipeline_end).
 // Domains. Given the fabric, items fall into two domains that share no link: the network
 // (flows between hosts, through the NICs) and the hosts (flows over NVLink and NVSwitch,
-// and local tasks). Each domain is bulk-synchronous on its own: its step starts when its
-// previous step has completed (a barrier: the alpha-beta model of docs/facts.md section 4)
-// and when the steps of the other domain it depends on have. So the NVLink phases of a
+// and local tasks). The network is bulk-synchronous: its step starts when its previous
+// step has completed (a barrier: the alpha-beta model of docs/facts.md section 4) and
+// when the steps of the hosts it depends on have. Hosts share no link with each other
+// either, so each keeps its own clock: its step starts when its own previous step has
+// completed and when the network steps it depends on have. So the NVLink phases of a
 // pipelined hierarchical all-reduce run under the network phase, as on hardware, instead
-// of every step waiting for the slower of the two. A repeated step that mixes both
-// domains (a ring crossing hosts) keeps one barrier over both. Without a fabric there is
-// one domain: a global barrier per step.
+// of every step waiting for the slower of the two, and a host that has its result early
+// (outside a Rabenseifner fold) goes on without the others. A repeated step that mixes
+// both domains (a ring crossing hosts) keeps one barrier over both. Without a fabric
+// there is one domain: a global barrier per step.
 // Where every flow of a step takes as long as every other (lockstep algorithms on a
 // symmetric fabric) this is the flow graph's time exactly; where they differ (a ring
 // whose hops mix NVLink and network) the barrier makes each step as slow as its slowest
@@ -96,6 +99,8 @@ class StepSchedule {
     std::uint32_t level = 1;
     Index latest = none;
     std::array<std::uint32_t, 2> need{0, 0};
+    const std::uint8_t domain = domain_of(spec);
+    bool foreign = false;
     for (Index d : deps) {
       if (d >= items_.size())
         throw InputError("step schedule: dependency on item " + std::to_string(d) +
@@ -108,11 +113,13 @@ class StepSchedule {
         // A task that takes no time stands for its own dependencies.
         need[0] = std::max(need[0], dep.need[0]);
         need[1] = std::max(need[1], dep.need[1]);
+        foreign = foreign || dep.foreign_need || (dep.need[1] > 0 && !same_host(dep.spec, spec));
       } else {
         need[dep.domain] = std::max(need[dep.domain], dep_end);
+        foreign = foreign || (dep.domain == host_domain && !same_host(dep.spec, spec));
       }
     }
-    items_.push_back({spec, level, 0, latest, need, domain_of(spec), free});
+    items_.push_back({spec, level, 0, latest, need, domain, free, foreign});
     levels_ = std::max<std::uint64_t>(levels_, level);
     return static_cast<Index>(items_.size() - 1);
   }
@@ -190,6 +197,11 @@ class StepSchedule {
     std::array<std::uint32_t, 2> need;
     std::uint8_t domain;
     bool free;  ///< a task that takes no time
+    /// A dependency in the hosts' domain in another host (or, through a task that takes
+    /// no time, one in another host or with such a dependency itself): a host item with
+    /// one waits for its `need` step to complete in every host; otherwise its own
+    /// host's clock holds it. (No algorithm makes one; a plan may.)
+    bool foreign_need;
   };
   struct Block {
     Index first, end;
@@ -221,14 +233,15 @@ class StepSchedule {
   ///  - in the network: one task as long as the run's steps took the first unit. Only
   ///    one unit at a time is in a network stage (a stage takes the units one after
   ///    another), so nothing of another unit shares its links;
-  ///  - in the hosts: every step's flows of one host of each distinct content (hosts
-  ///    share no link), then a barrier, no earlier than the step took the first unit.
-  ///    Here stages of different units share links (a chunk's reduce-scatter and an
-  ///    earlier chunk's all-gather over the same NVLinks), which is what the flow
-  ///    engine resolves;
-  ///  - a run's steps start after the domain's previous steps of the same unit, after
-  ///    the steps of the other domain its items depend on, and, for a stage's first
-  ///    run, after the unit before has left that stage.
+  ///  - in the hosts: one host of each distinct content over the unit (a class of hosts,
+  ///    which run the unit alike), each with its own chain of steps (hosts share no
+  ///    link): a step's flows, then a barrier. Here stages of different units share links
+  ///    (a chunk's reduce-scatter and an earlier chunk's all-gather over the same
+  ///    NVLinks), which is what the flow engine resolves;
+  ///  - a run's steps start after the domain's previous steps of the same unit (in the
+  ///    hosts, the class's), after the steps of the other domain its items depend on,
+  ///    and, for a stage's first run, after the unit before has left that stage (in the
+  ///    hosts, the class's part of it).
   /// Past `pipeline_expansion_flows` the graph holds fewer units, and the last of the
   /// `more` ends are extrapolated from the period between the last two halves of them:
   /// by then the pipeline is in its steady state.
@@ -269,23 +282,26 @@ class StepSchedule {
     if (outside) return -1;
     for (auto& list : hosts)
       for (auto& j : list) j = timed[j];
-    // Per run: the representative items active in it (an item spans its level and its
-    // repeats; a run's content is the same over its steps).
-    std::vector<std::vector<Index>> active(ranges.size());
+    // Per run and host class (the hosts of one content over the whole unit, which also
+    // run it at the same times): the representative's items active in the run (an item
+    // spans its level and its repeats; a run's content is the same over its steps).
+    const std::size_t classes = hosts.size();
+    std::vector<std::vector<std::vector<Index>>> active(ranges.size(),
+                                                        std::vector<std::vector<Index>>(classes));
     std::size_t per_unit = 0;  // graph entries per unit
-    for (const auto& list : hosts) {
-      for (Index i : list) {
+    for (std::size_t x = 0; x < classes; ++x) {
+      for (Index i : hosts[x]) {
         const Item& it = items_[i];
         const std::size_t first = range_of(it.level);
         if (first == ranges.size()) return -1;  // cannot happen: items have runs
         for (std::size_t r = first;
              r < ranges.size() && ranges[r].first_level <= it.level + it.repeats; ++r) {
-          active[r].push_back(i);
+          active[r][x].push_back(i);
           per_unit += ranges[r].count;
         }
       }
     }
-    for (const UnitRange& r : ranges) per_unit += 3 + 2 * std::size_t{r.count};
+    for (const UnitRange& r : ranges) per_unit += (3 + std::size_t{r.count}) * (classes + 1);
     // Per run and domain: the runs of the same unit, in either domain, that its new items
     // wait for.
     const auto slot = [](std::size_t r, std::uint8_t d) { return 2 * r + d; };
@@ -316,76 +332,117 @@ class StepSchedule {
     // The end of the first `units` units, from the origin.
     const auto simulate_units = [&](std::uint64_t units) {
       FlowGraph g;
+      constexpr FlowId no_flow = ~FlowId{0};
       const std::size_t slots = 2 * ranges.size();
-      std::vector<FlowId> done(slots, 0), previous(slots, 0);  // this unit's, the last unit's
+      // Per slot: this unit's end of the run (in the hosts' domain: of every class with
+      // items in it), and the last unit's. Per slot and class in the hosts' domain: the
+      // class's latest end as of that run (no_flow: nothing yet in this unit).
+      std::vector<FlowId> done(slots, 0), previous(slots, 0);
+      std::vector<FlowId> class_done(slots * classes, no_flow), class_previous;
+      const auto at = [&](std::size_t slot, std::size_t x) { return slot * classes + x; };
       for (std::uint64_t u = 0; u < units; ++u) {
-        std::array<FlowId, 2> last{0, 0};  // this unit's latest run per domain
-        std::array<bool, 2> seen{false, false};
+        FlowId network_last = 0;  // this unit's latest network run
+        bool network_seen = false;
+        std::vector<FlowId> class_last(classes, no_flow);  // per class, its latest end
+        std::fill(class_done.begin(), class_done.end(), no_flow);
         for (std::size_t r = 0; r < ranges.size(); ++r) {
           const UnitRange& run = ranges[r];
-          // What domain d's part of the run waits for, as dependencies of `start`.
-          const auto wait = [&](FlowId start, std::uint8_t d) {
-            if (seen[d]) g.depends_on(start, last[d]);
-            for (std::size_t j : needs[slot(r, d)]) g.depends_on(start, done[j]);
-            // A stage's first run: after the unit before has left the stage.
-            if (u > 0 && !continues(r, d)) {
-              std::size_t e = r;
-              while (e + 1 < ranges.size() && continues(e + 1, d)) ++e;
-              g.depends_on(start, previous[slot(e, d)]);
-            }
-            // The first unit starts no earlier than it did in the sweep (which also holds
-            // what the unit waits for before it).
-            if (u == 0) {
-              const FlowId at = g.add(local_task(anchor, Picoseconds::ps(run.start[d] - origin)));
-              g.depends_on(start, at);
-            }
+          // The stage's last run, for the next unit to wait for: a stage takes the units
+          // one after another.
+          const auto stage_end = [&](std::uint8_t d) {
+            std::size_t e = r;
+            while (e + 1 < ranges.size() && continues(e + 1, d)) ++e;
+            return slot(e, d);
           };
-          const auto finish = [&](std::uint8_t d, FlowId end) {
-            done[slot(r, d)] = end;
-            last[d] = end;
-            seen[d] = true;
+          // The first unit starts no earlier than it did in the sweep (which also holds
+          // what the unit waits for before it).
+          const auto not_before = [&](FlowId start, std::uint8_t d) {
+            if (u != 0) return;
+            const FlowId t = g.add(local_task(anchor, Picoseconds::ps(run.start[d] - origin)));
+            g.depends_on(start, t);
+          };
+          // What a run waits for in the other domain (and, in the network, in its own).
+          const auto wait_needs = [&](FlowId start, std::uint8_t d, std::size_t x) {
+            for (std::size_t j : needs[slot(r, d)]) {
+              const bool host_slot = j % 2 == host_domain;
+              if (host_slot && d == host_domain) {
+                if (class_done[at(j, x)] != no_flow) g.depends_on(start, class_done[at(j, x)]);
+              } else {
+                g.depends_on(start, done[j]);
+              }
+            }
           };
           if (run.joint) {
             // One barrier over both domains: the run as the sweep timed it.
             const FlowId start = g.add(local_task(anchor, {}));
-            for (std::uint8_t d = 0; d < 2; ++d)
-              if (run.domains >> d & 1u) wait(start, d);
+            if (network_seen) g.depends_on(start, network_last);
+            for (std::size_t x = 0; x < classes; ++x)
+              if (class_last[x] != no_flow) g.depends_on(start, class_last[x]);
+            for (std::uint8_t d = 0; d < 2; ++d) {
+              if ((run.domains >> d & 1u) == 0) continue;
+              for (std::size_t j : needs[slot(r, d)]) g.depends_on(start, done[j]);
+              if (u > 0 && !continues(r, d)) g.depends_on(start, previous[stage_end(d)]);
+              not_before(start, d);
+            }
             const FlowId t = g.add(local_task(
                 anchor, Picoseconds::ps(run.step[0] * static_cast<std::int64_t>(run.count))));
             g.depends_on(t, start);
-            finish(0, t);
-            finish(1, t);
+            done[slot(r, network_domain)] = done[slot(r, host_domain)] = t;
+            network_last = t;
+            network_seen = true;
+            for (std::size_t x = 0; x < classes; ++x)
+              class_last[x] = class_done[at(slot(r, host_domain), x)] = t;
             continue;
           }
-          for (std::uint8_t d = 0; d < 2; ++d) {
-            if ((run.domains >> d & 1u) == 0) continue;
+          if (run.domains >> network_domain & 1u) {
             const FlowId start = g.add(local_task(anchor, {}));
-            wait(start, d);
-            FlowId end = start;
-            if (d == network_domain) {
-              end = g.add(local_task(
-                  anchor, Picoseconds::ps(run.step[0] * static_cast<std::int64_t>(run.count))));
-              g.depends_on(end, start);
-            } else {
+            if (network_seen) g.depends_on(start, network_last);
+            wait_needs(start, network_domain, 0);
+            if (u > 0 && !continues(r, network_domain))
+              g.depends_on(start, previous[stage_end(network_domain)]);
+            not_before(start, network_domain);
+            const FlowId end = g.add(local_task(
+                anchor, Picoseconds::ps(run.step[0] * static_cast<std::int64_t>(run.count))));
+            g.depends_on(end, start);
+            done[slot(r, network_domain)] = network_last = end;
+            network_seen = true;
+          }
+          if (run.domains >> host_domain & 1u) {
+            // Each class of hosts on its own (hosts share no link): its steps' flows, each
+            // step ending when they are delivered; the run ends when every class's has.
+            const FlowId joined = g.add(local_task(anchor, {}));
+            for (std::size_t x = 0; x < classes; ++x) {
+              if (active[r][x].empty()) {
+                class_done[at(slot(r, host_domain), x)] = class_last[x];
+                continue;
+              }
+              const FlowId start = g.add(local_task(anchor, {}));
+              if (class_last[x] != no_flow) g.depends_on(start, class_last[x]);
+              wait_needs(start, host_domain, x);
+              if (u > 0 && !continues(r, host_domain)) {
+                const FlowId before = class_previous[at(stage_end(host_domain), x)];
+                if (before != no_flow) g.depends_on(start, before);
+              }
+              not_before(start, host_domain);
+              FlowId end = start;
               for (std::uint32_t c = 0; c < run.count; ++c) {
-                // A step ends when its flows are delivered, and no earlier than it took
-                // the first unit alone (which also holds other hosts' content).
                 const FlowId barrier = g.add(local_task(anchor, {}));
-                const FlowId alone = g.add(local_task(anchor, Picoseconds::ps(run.step[1])));
-                g.depends_on(alone, end);
-                g.depends_on(barrier, alone);
-                for (Index i : active[r]) {
+                g.depends_on(barrier, end);
+                for (Index i : active[r][x]) {
                   const FlowId f = g.add(items_[i].spec);
                   g.depends_on(f, end);
                   g.depends_on(barrier, f);
                 }
                 end = barrier;
               }
+              class_last[x] = class_done[at(slot(r, host_domain), x)] = end;
+              g.depends_on(joined, end);
             }
-            finish(d, end);
+            done[slot(r, host_domain)] = joined;
           }
         }
         previous = done;
+        class_previous = class_done;
       }
       const SimResult out = simulate(fabric, g, config);
       ++result.evaluations;
@@ -595,6 +652,18 @@ class StepSchedule {
     return period;
   }
 
+  /// Whether two items' sources sit in one host (without a fabric there is one domain,
+  /// and the question does not arise). A node off the fabric or in the network is in
+  /// no host.
+  [[nodiscard]] bool same_host(const FlowSpec& a, const FlowSpec& b) const {
+    if (fabric_ == nullptr) return true;
+    const std::size_t n = fabric_->node_count();
+    const auto in_host = [&](NodeIndex x) {
+      return x < n && fabric_->kind(x) != FabricNodeKind::network_switch;
+    };
+    return in_host(a.src) && in_host(b.src) && fabric_->host(a.src) == fabric_->host(b.src);
+  }
+
   [[nodiscard]] std::uint8_t domain_of(const FlowSpec& s) const {
     if (fabric_ == nullptr) return network_domain;
     if (s.src == s.dst) return host_domain;
@@ -693,9 +762,11 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
   std::unordered_map<std::uint64_t, Cached> cache;
   // Per range of levels with one content: when each domain started it and how long each
   // of its steps took, so a dependency on any step can be looked up.
+  // `start` is the earliest start in the domain (in the hosts' domain, of any host),
+  // `step` the longest step, `end` when the range's last step has completed everywhere.
   struct Range {
     std::uint64_t first_level, count;
-    std::array<std::int64_t, 2> start, step;
+    std::array<std::int64_t, 2> start, step, end;
   };
   std::vector<Range> ranges;
   std::array<std::int64_t, 2> clock{0, 0};  // when each domain's last step completed
@@ -706,7 +777,59 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     if (it == ranges.begin()) return 0;
     --it;
     const std::uint64_t done = std::min(std::uint64_t{level} - it->first_level + 1, it->count);
-    return it->start[d] + it->step[d] * static_cast<std::int64_t>(done);
+    return it->end[d] - it->step[d] * static_cast<std::int64_t>(it->count - done);
+  };
+  // The hosts' domain keeps a clock per host: hosts share no link, so a host's step
+  // starts when that host's previous step has completed (and what its items wait for in
+  // the network has), not when every host's has. (Rabenseifner over a host count that
+  // is not a power of two: the host that folded into a partner starts its all-gather a
+  // step after the others, which do not wait for it.) A pipeline's end, which every
+  // domain waits for, raises them all at once (`host_floor`).
+  // Hosts numbered densely; the last slot takes the items that name a node the fabric
+  // does not have or cross hosts, simulated together so the flow engine names the error.
+  std::vector<std::uint32_t> slot_of(fabric.node_count(), 0);
+  std::uint32_t off_fabric = 0;
+  {
+    std::unordered_map<std::uint32_t, std::uint32_t> dense;
+    for (NodeIndex n = 0; n < fabric.node_count(); ++n) {
+      if (fabric.kind(n) != FabricNodeKind::endpoint && fabric.kind(n) != FabricNodeKind::nvswitch)
+        continue;
+      slot_of[n] =
+          dense.try_emplace(fabric.host(n), static_cast<std::uint32_t>(dense.size())).first->second;
+    }
+    off_fabric = static_cast<std::uint32_t>(dense.size());
+    for (NodeIndex n = 0; n < fabric.node_count(); ++n) {
+      if (fabric.kind(n) != FabricNodeKind::endpoint && fabric.kind(n) != FabricNodeKind::nvswitch)
+        slot_of[n] = off_fabric;
+    }
+  }
+  const auto host_of = [&](const FlowSpec& f) {
+    if (f.src >= fabric.node_count() || f.dst >= fabric.node_count()) return off_fabric;
+    const std::uint32_t h = slot_of[f.src];
+    return h == slot_of[f.dst] ? h : off_fabric;
+  };
+  const std::size_t host_slots = std::size_t{off_fabric} + 1;
+  std::vector<std::int64_t> host_clock(host_slots, 0);
+  std::int64_t host_floor = 0;
+  struct HostStep {
+    std::uint64_t code = 0;  ///< the host's content in this step (host_node_code, sizes...)
+    std::size_t entries = 0;
+    double bytes = 0;
+    std::int64_t ready = 0;     ///< when the host may start the step
+    std::uint64_t stamp = 0;    ///< the step this is for (1-based level)
+    std::uint32_t graph = 0;    ///< the new content it has (index into `fresh`), or none
+    bool builds_graph = false;  ///< its items make that content's graph
+    std::int64_t each = 0;      ///< how long its step takes
+  };
+  std::vector<HostStep> host_at(host_slots);
+  std::vector<std::uint32_t> touched;  // hosts with items in the step
+  std::vector<Index> host_items;       // the step's timed items in the hosts' domain
+  constexpr std::uint64_t unknown = ~std::uint64_t{0};
+  std::vector<std::uint64_t> node_code(fabric.node_count(), unknown);  // host_node_code
+  const auto code_of = [&](NodeIndex n) {
+    if (n >= fabric.node_count()) return std::uint64_t{n};
+    if (node_code[n] == unknown) node_code[n] = host_node_code(fabric, n);
+    return node_code[n];
   };
   const auto overflow = [](std::uint64_t count, Picoseconds each) {
     return InputError("simulation: " + std::to_string(count) + " steps of " +
@@ -722,7 +845,8 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       throw overflow(count, Picoseconds::ps(each));
     return each * static_cast<std::int64_t>(count);
   };
-  std::array<FlowGraph, 2> step;
+  FlowGraph network_step;
+  std::unordered_map<std::uint64_t, Cached> host_cache;  // one host's content: its time
   std::size_t b = 0;
   while (b < bounds.size()) {
     const std::uint64_t level = bounds[b].level;
@@ -742,16 +866,18 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     const std::uint64_t next = bounds[b].level;
     const std::uint64_t count = next - level;
     if (active.empty()) continue;  // cannot happen: levels are dense
-    // The step's content per domain in posting order, its hash, and when each domain may
-    // start it: after its own previous step and the steps its new items depend on.
+    // The network's step (its flows in posting order and their hash) and when it may
+    // start: after its previous step and the steps its new items depend on. The hosts'
+    // items are gathered here and taken host by host below.
     std::vector<std::uint32_t> order(active);
     std::sort(order.begin(), order.end());
-    std::array<std::uint64_t, 2> h{0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL};
-    std::array<std::size_t, 2> tasks{0, 0};
+    std::uint64_t network_code = 0x9e3779b97f4a7c15ULL;
+    std::array<std::size_t, 2> entries{0, 0}, tasks{0, 0};
     std::array<double, 2> bytes{0, 0};
     std::array<std::int64_t, 2> start = clock;
     bool mixed = false;
-    for (auto& g : step) g = FlowGraph{};
+    network_step = FlowGraph{};
+    host_items.clear();
     for (auto s : order) {
       const Segment& seg = segments[s];
       mixed = mixed || seg.domains == 3;
@@ -763,52 +889,164 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
         if (it.free) continue;
         const FlowSpec& f = it.spec;
         const std::uint8_t d = it.domain;
+        ++entries[d];
+        if (f.src == f.dst) ++tasks[d];
+        bytes[d] += static_cast<double>(f.size.count());
+        if (d == host_domain) {
+          host_items.push_back(i);
+          continue;
+        }
         if (opens) {
           for (std::uint8_t dd = 0; dd < 2; ++dd) {
             if (it.need[dd] > 0) start[d] = std::max(start[d], finish_of(dd, it.need[dd]));
           }
         }
-        step[d].add(f);
-        h[d] = fmix64(h[d] ^ (std::uint64_t{f.src} << 32 | f.dst));
-        h[d] = fmix64(h[d] ^ static_cast<std::uint64_t>(f.size.count()));
-        h[d] = fmix64(h[d] ^ (std::uint64_t{f.qp} << 32) ^
-                      static_cast<std::uint64_t>(f.delay.count()));
-        if (f.src == f.dst) ++tasks[d];
-        bytes[d] += static_cast<double>(f.size.count());
+        network_step.add(f);
+        network_code = fmix64(network_code ^ (std::uint64_t{f.src} << 32 | f.dst));
+        network_code = fmix64(network_code ^ static_cast<std::uint64_t>(f.size.count()));
+        network_code = fmix64(network_code ^ (std::uint64_t{f.qp} << 32) ^
+                              static_cast<std::uint64_t>(f.delay.count()));
       }
     }
     std::array<Cached, 2> c{};
-    for (std::uint8_t d = 0; d < 2; ++d) {
-      if (step[d].size() == 0) continue;
-      auto [it, inserted] = cache.try_emplace(fmix64(h[d] + d));
-      if (inserted || it->second.flows + it->second.tasks != step[d].size() ||
-          it->second.bytes != bytes[d]) {
-        const SimResult r = simulate_domain(d, fabric, step[d], config);
+    if (entries[network_domain] > 0) {
+      auto [it, inserted] = cache.try_emplace(fmix64(network_code));
+      const std::size_t n = network_step.size();
+      if (inserted || it->second.flows + it->second.tasks != n ||
+          it->second.bytes != bytes[network_domain]) {
+        const SimResult r = simulate_domain(network_domain, fabric, network_step, config);
         ++result.evaluations;
-        result.flows_evaluated += step[d].size() - tasks[d];
+        result.flows_evaluated += n - tasks[network_domain];
         result.rate_solves += r.rate_solves;
         result.flows_solved += r.flows_solved;
-        it->second = {r.makespan, step[d].size() - tasks[d], tasks[d], bytes[d]};
+        it->second = {r.makespan, n - tasks[network_domain], tasks[network_domain],
+                      bytes[network_domain]};
       }
-      c[d] = it->second;
+      c[network_domain] = it->second;
     }
-    const bool both = step[0].size() > 0 && step[1].size() > 0;
-    Range range{level, count, start, {c[0].time.count(), c[1].time.count()}};
+    // The hosts' domain, host by host: each host's content (its items in posting order,
+    // told apart from other hosts' only by what host_node_code sees) and when it may
+    // start, from its own clock and what its new items wait for in the network (and in
+    // other hosts, which no algorithm does but a plan may).
+    std::int64_t host_start = Picoseconds::max().count(), host_end = clock[host_domain],
+                 host_step = 0;
+    if (entries[host_domain] > 0) {
+      touched.clear();
+      const std::uint64_t stamp = level;
+      for (Index i : host_items) {
+        const Item& it = items_[i];
+        const FlowSpec& f = it.spec;
+        const std::uint32_t hs = host_of(f);
+        HostStep& at = host_at[hs];
+        if (at.stamp != stamp) {
+          at = {0x243f6a8885a308d3ULL,
+                0,
+                0,
+                std::max(host_clock[hs], host_floor),
+                stamp,
+                none,
+                false,
+                0};
+          touched.push_back(hs);
+        }
+        at.code = fmix64(at.code ^ code_of(f.src));
+        at.code = fmix64(at.code ^ (code_of(f.dst) << 1));
+        at.code = fmix64(at.code ^ static_cast<std::uint64_t>(f.size.count()));
+        at.code = fmix64(at.code ^ (std::uint64_t{f.qp} << 32) ^
+                         static_cast<std::uint64_t>(f.delay.count()));
+        ++at.entries;
+        at.bytes += static_cast<double>(f.size.count());
+        if (it.level == level) {
+          if (it.need[network_domain] > 0)
+            at.ready = std::max(at.ready, finish_of(network_domain, it.need[network_domain]));
+          if (it.foreign_need)
+            at.ready = std::max(at.ready, finish_of(host_domain, it.need[host_domain]));
+        }
+      }
+      // Contents not simulated yet: one host of each, in a graph of its own. A content is
+      // its code, entry count and bytes (a code shared by two contents is a collision:
+      // they are kept apart, the later one not cached).
+      struct Fresh {
+        std::uint64_t key;
+        std::size_t entries;
+        double bytes;
+        FlowGraph graph;
+        std::int64_t time = 0;
+      };
+      std::vector<Fresh> fresh;
+      for (std::uint32_t hs : touched) {
+        HostStep& at = host_at[hs];
+        const std::uint64_t key = fmix64(at.code ^ 0x5851f42d4c957f2dULL);
+        const auto found = host_cache.find(key);
+        if (found != host_cache.end() && found->second.flows + found->second.tasks == at.entries &&
+            found->second.bytes == at.bytes) {
+          at.each = found->second.time.count();
+          continue;
+        }
+        const auto same = std::find_if(fresh.begin(), fresh.end(), [&](const Fresh& x) {
+          return x.key == key && x.entries == at.entries && x.bytes == at.bytes;
+        });
+        at.graph = static_cast<std::uint32_t>(same - fresh.begin());
+        if (same == fresh.end()) {
+          fresh.push_back({key, at.entries, at.bytes, FlowGraph{}});
+          at.builds_graph = true;
+        }
+      }
+      if (!fresh.empty()) {
+        for (Index i : host_items) {
+          const HostStep& at = host_at[host_of(items_[i].spec)];
+          if (at.builds_graph) fresh[at.graph].graph.add(items_[i].spec);
+        }
+        ++result.evaluations;
+        result.flows_evaluated += entries[host_domain] - tasks[host_domain];
+      }
+      for (Fresh& x : fresh) {
+        const SimResult r = simulate(fabric, x.graph, config);
+        result.rate_solves += r.rate_solves;
+        result.flows_solved += r.flows_solved;
+        x.time = r.makespan.count();
+        std::size_t own_tasks = 0;
+        for (FlowId f = 0; f < x.graph.size(); ++f)
+          own_tasks += x.graph.flow(f).src == x.graph.flow(f).dst ? 1 : 0;
+        const Cached entry{r.makespan, x.entries - own_tasks, own_tasks, x.bytes};
+        host_cache.try_emplace(x.key, entry);
+      }
+      for (std::uint32_t hs : touched) {
+        HostStep& at = host_at[hs];
+        if (at.graph != none) at.each = fresh[at.graph].time;
+        host_start = std::min(host_start, at.ready);
+        host_step = std::max(host_step, at.each);
+        host_clock[hs] = at.ready + checked_mul(at.each, count);
+        host_end = std::max(host_end, host_clock[hs]);
+      }
+      c[host_domain] = {Picoseconds::ps(host_step), entries[host_domain] - tasks[host_domain],
+                        tasks[host_domain], bytes[host_domain]};
+    }
+    const bool both = entries[0] > 0 && entries[1] > 0;
+    Range range{level,
+                count,
+                {start[0], entries[1] > 0 ? host_start : clock[1]},
+                {c[0].time.count(), host_step},
+                {start[0] + checked_mul(c[0].time.count(), count), host_end}};
     if (both && mixed) {
       // A step mixing both domains in one segment: one barrier over both.
-      const std::int64_t t = std::max(start[0], start[1]);
+      std::int64_t t = start[0];
+      for (std::uint32_t hs : touched) t = std::max(t, host_at[hs].ready);
       const std::int64_t each = std::max(range.step[0], range.step[1]);
+      const std::int64_t end = t + checked_mul(each, count);
       range.start = {t, t};
       range.step = {each, each};
+      range.end = {end, end};
+      for (std::uint32_t hs : touched) host_clock[hs] = end;
     }
     for (std::uint8_t d = 0; d < 2; ++d) {
-      if (step[d].size() == 0) {
+      if (entries[d] == 0) {
         // Idle in this range: a lookup of it (none should happen) sees its clock.
-        range.start[d] = clock[d];
+        range.start[d] = range.end[d] = clock[d];
         range.step[d] = 0;
         continue;
       }
-      clock[d] = range.start[d] + checked_mul(range.step[d], count);
+      clock[d] = std::max(clock[d], range.end[d]);
     }
     ranges.push_back(range);
     // A pipeline unit's stages: in each domain, the stretches of steps it has items in.
@@ -839,9 +1077,9 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     const std::size_t flows = c[0].flows + c[1].flows;
     const std::size_t step_tasks = c[0].tasks + c[1].tasks;
     const Picoseconds run_start = Picoseconds::ps(both ? std::min(range.start[0], range.start[1])
-                                                       : range.start[step[0].size() > 0 ? 0 : 1]);
+                                                       : range.start[entries[0] > 0 ? 0 : 1]);
     const auto domains =
-        static_cast<std::uint8_t>((step[0].size() > 0 ? 1 : 0) | (step[1].size() > 0 ? 2 : 0));
+        static_cast<std::uint8_t>((entries[0] > 0 ? 1 : 0) | (entries[1] > 0 ? 2 : 0));
     if (!result.runs.empty() && result.runs.back().step_time == each &&
         result.runs.back().domains == domains &&
         result.runs.back().first_step + result.runs.back().steps == level &&
@@ -860,6 +1098,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
           {clock[0], clock[1],
            pipeline_end(k, stages[k], unit_ranges[k], fabric, config, result, checked_mul)});
       clock = {t, t};
+      host_floor = t;
       double unit_bytes = 0;
       for (Index i = blocks_[k].first; i < blocks_[k].end; ++i) {
         if (!items_[i].free && items_[i].spec.src != items_[i].spec.dst)
