@@ -28,6 +28,7 @@ inline std::vector<PlanAccess> plan_accesses(const railcc::Plan& plan) {
     switch (o.kind) {
       case OpKind::transfer:
       case OpKind::local:
+      case OpKind::input_copy:
         out.push_back({o.src, o.from, false, id});
         out.push_back({o.dst, o.to, true, id});
         break;

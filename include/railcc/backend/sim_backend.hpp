@@ -156,6 +156,12 @@ class SimBackend {
   OpId finish(int rank, Region region, std::span<const OpId> deps) {
     return counted(1, [&] { return builder_.finish(rank, region, deps); });
   }
+  /// The call's input copied into the buffer the algorithm works in (InputCopyBackend):
+  /// the data path's copy, charged no time (GPU collectives fold it into their first
+  /// step).
+  OpId copy_input(int rank, Region to, Region from, std::span<const OpId> deps) {
+    return counted(1, [&] { return builder_.copy_input(rank, to, from, deps); });
+  }
   /// Whether the rank's GPU sits on an NVSwitch that reduces and multicasts (NVLS).
   [[nodiscard]] bool switch_reduces(int rank) const { return builder_.switch_reduces(rank); }
   /// In-switch reduction (NVLS multimem.ld_reduce): `from` on every rank of the group,
@@ -379,6 +385,11 @@ class SimBackend {
       case OpKind::local:
         l.parts.push_back(local_task(endpoint(op.src), local_time(op.from.bytes, op.action)));
         break;
+      case OpKind::input_copy:
+        // Folded into the first step that reads the input, as GPU collectives do: no
+        // time of its own (plan.hpp).
+        l.parts.push_back(local_task(endpoint(op.src), {}));
+        break;
       case OpKind::finish:
         // avg divides in place (read and write once); other ops have nothing to do.
         l.parts.push_back(
@@ -498,75 +509,97 @@ class SimBackend {
   }
 
   /// Applies every operation's effect in simulated-time order: reads at start, writes at
-  /// the end, writes first at equal times.
+  /// the end. At equal times: writes first, then operations that take no time (each reads
+  /// and writes at once, in posting order, which their dependencies follow), then reads.
   void apply(const SimResult& result, const std::vector<DataEffect>& effects,
              const std::vector<int>& group_ranks, ReductionSpec reduction) {
+    enum class Phase : std::uint8_t { write, instant, read };
     struct Event {
       std::int64_t time;
-      bool write;
+      Phase phase;
       std::uint32_t effect;
     };
     std::vector<Event> events;
     events.reserve(effects.size() * 2);
     for (std::uint32_t i = 0; i < effects.size(); ++i) {
       if (effects[i].kind == Effect::part) continue;
-      events.push_back({result.flows[effects[i].read_at].start.count(), false, i});
-      events.push_back({result.flows[i].delivered.count(), true, i});
+      const std::int64_t read = result.flows[effects[i].read_at].start.count();
+      const std::int64_t write = result.flows[i].delivered.count();
+      if (read == write) {
+        events.push_back({read, Phase::instant, i});
+      } else {
+        events.push_back({read, Phase::read, i});
+        events.push_back({write, Phase::write, i});
+      }
     }
     std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
       if (a.time != b.time) return a.time < b.time;
-      if (a.write != b.write) return a.write;  // writes first
+      if (a.phase != b.phase) return a.phase < b.phase;
       return a.effect < b.effect;
     });
     std::vector<std::vector<std::byte>> in_flight(effects.size());
     const std::size_t elem = size_of(reduction.type);
-    for (const auto& e : events) {
-      const DataEffect& op = effects[e.effect];
-      const std::span<const int> group{group_ranks.data() + op.group_first, op.group_size};
-      auto region_of = [&](int rank, const Region& r) {
-        const auto& bytes = data_[r.buffer][static_cast<std::size_t>(rank)];
-        return std::span<const std::byte>(bytes).subspan(r.offset, r.bytes);
-      };
-      if (!e.write) {
-        const auto first = region_of(op.src, op.from);
-        in_flight[e.effect].assign(first.begin(), first.end());
-        if (op.kind == Effect::switch_reduce) {
-          for (int r : group.subspan(1)) {
-            reduce_into(reduction.type, reduction.op, in_flight[e.effect].data(),
-                        region_of(r, op.from).data(), op.from.bytes / elem);
-          }
-        }
-        continue;
-      }
-      auto& dst = data_[op.to.buffer][static_cast<std::size_t>(op.dst)];
-      auto& payload = in_flight[e.effect];
-      if (op.kind == Effect::multicast) {
-        for (int r : group) {
-          auto& to = data_[op.to.buffer][static_cast<std::size_t>(r)];
-          std::copy(payload.begin(), payload.end(),
-                    to.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
-        }
-      } else if (op.kind == Effect::switch_reduce) {
-        std::copy(payload.begin(), payload.end(),
-                  dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
-      } else if (op.kind == Effect::finish) {
-        finish_reduction(reduction.type, reduction.op, payload.data(), op.to.bytes / elem, ranks());
-        std::copy(payload.begin(), payload.end(),
-                  dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
-      } else if (op.action == RecvAction::copy) {
-        std::copy(payload.begin(), payload.end(),
-                  dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
+    for (const auto& event : events) {
+      if (event.phase == Phase::instant) {
+        apply_effect(effects[event.effect], event.effect, false, group_ranks, reduction, elem,
+                     in_flight);
+        apply_effect(effects[event.effect], event.effect, true, group_ranks, reduction, elem,
+                     in_flight);
       } else {
-        if (op.to.bytes % elem != 0 || op.to.offset % elem != 0) {
-          throw InputError("sim backend: a reduction region is not a whole number of " +
-                           std::string(to_string(reduction.type)) + " elements");
-        }
-        reduce_into(reduction.type, reduction.op, dst.data() + op.to.offset, payload.data(),
-                    op.to.bytes / elem);
+        apply_effect(effects[event.effect], event.effect, event.phase == Phase::write, group_ranks,
+                     reduction, elem, in_flight);
       }
-      payload.clear();
-      payload.shrink_to_fit();
     }
+  }
+
+  /// One effect's read (what it takes at its start) or write (what it leaves at its end).
+  void apply_effect(const DataEffect& op, std::uint32_t effect, bool write,
+                    const std::vector<int>& group_ranks, ReductionSpec reduction, std::size_t elem,
+                    std::vector<std::vector<std::byte>>& in_flight) {
+    const std::span<const int> group{group_ranks.data() + op.group_first, op.group_size};
+    auto region_of = [&](int rank, const Region& r) {
+      const auto& bytes = data_[r.buffer][static_cast<std::size_t>(rank)];
+      return std::span<const std::byte>(bytes).subspan(r.offset, r.bytes);
+    };
+    auto& payload = in_flight[effect];
+    if (!write) {
+      const auto first = region_of(op.src, op.from);
+      payload.assign(first.begin(), first.end());
+      if (op.kind == Effect::switch_reduce) {
+        for (int r : group.subspan(1)) {
+          reduce_into(reduction.type, reduction.op, payload.data(), region_of(r, op.from).data(),
+                      op.from.bytes / elem);
+        }
+      }
+      return;
+    }
+    auto& dst = data_[op.to.buffer][static_cast<std::size_t>(op.dst)];
+    if (op.kind == Effect::multicast) {
+      for (int r : group) {
+        auto& to = data_[op.to.buffer][static_cast<std::size_t>(r)];
+        std::copy(payload.begin(), payload.end(),
+                  to.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
+      }
+    } else if (op.kind == Effect::switch_reduce) {
+      std::copy(payload.begin(), payload.end(),
+                dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
+    } else if (op.kind == Effect::finish) {
+      finish_reduction(reduction.type, reduction.op, payload.data(), op.to.bytes / elem, ranks());
+      std::copy(payload.begin(), payload.end(),
+                dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
+    } else if (op.action == RecvAction::copy) {
+      std::copy(payload.begin(), payload.end(),
+                dst.begin() + static_cast<std::ptrdiff_t>(op.to.offset));
+    } else {
+      if (op.to.bytes % elem != 0 || op.to.offset % elem != 0) {
+        throw InputError("sim backend: a reduction region is not a whole number of " +
+                         std::string(to_string(reduction.type)) + " elements");
+      }
+      reduce_into(reduction.type, reduction.op, dst.data() + op.to.offset, payload.data(),
+                  op.to.bytes / elem);
+    }
+    payload.clear();
+    payload.shrink_to_fit();
   }
 
   const Fabric& fabric_;

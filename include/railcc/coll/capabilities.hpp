@@ -13,6 +13,10 @@
 //    one unit of a pipeline (one chunk through every phase) and call
 //    repeat_pipeline_unit(first op, how many more), where repeats_steps() says so at run
 //    time. posted() is the next operation's id.
+//  - InputCopyBackend: copy_input(rank, to, from, deps) copies the call's input into the
+//    buffer an out-of-place algorithm works in, as an operation of its own kind
+//    (OpKind::input_copy) that GPU collectives fold into their first step. Elsewhere it
+//    is a local copy.
 #pragma once
 
 #include <concepts>
@@ -40,6 +44,23 @@ concept StepRepeatingBackend = CollectiveBackend<B> && requires(B& b, const B& c
   { b.repeat_pipeline_unit(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
   { cb.posted() } -> std::convertible_to<std::size_t>;
 };
+
+template <class B>
+concept InputCopyBackend = CollectiveBackend<B> &&
+    requires(B& b, int rank, Region r, std::span<const OpId> deps) {
+  { b.copy_input(rank, r, r, deps) } -> std::same_as<OpId>;
+};
+
+/// Copies the call's input region `from` into `to` on `rank`: an input copy where the
+/// backend tells one apart, a local copy elsewhere.
+template <CollectiveBackend B>
+OpId copy_input(B& b, int rank, Region to, Region from, std::span<const OpId> deps) {
+  if constexpr (InputCopyBackend<B>) {
+    return b.copy_input(rank, to, from, deps);
+  } else {
+    return b.local(rank, to, from, RecvAction::copy, deps);
+  }
+}
 
 /// Whether rank `rank` of `b` sits on an NVSwitch that reduces (false on a backend that
 /// has no in-switch reduction at all).

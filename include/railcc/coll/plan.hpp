@@ -38,7 +38,11 @@
 
 RAILCC_NAMESPACE_BEGIN
 
-enum class OpKind : std::uint8_t { transfer, local, finish, switch_reduce, multicast };
+/// input_copy: a local copy of the call's input into the buffer the algorithm works in
+/// (out of place), which a GPU collective folds into its first step: NCCL's kernels read
+/// the input where a step first needs it, so the copy moves no bytes of its own. The data
+/// path is a local copy; the simulated backend charges it no time (docs/collectives.md).
+enum class OpKind : std::uint8_t { transfer, local, finish, switch_reduce, multicast, input_copy };
 
 constexpr std::string_view to_string(OpKind k) {
   switch (k) {
@@ -47,6 +51,7 @@ constexpr std::string_view to_string(OpKind k) {
     case OpKind::finish: return "finish";
     case OpKind::switch_reduce: return "switch_reduce";
     case OpKind::multicast: return "multicast";
+    case OpKind::input_copy: return "input_copy";
   }
   return "?";
 }
@@ -266,6 +271,14 @@ class PlanBuilder {
     check(rank, to, "destination");
     if (from.bytes != to.bytes) throw InputError("plan: local operation with mismatched sizes");
     return add({OpKind::local, action, rank, rank, from, to, 0, 0}, deps, {});
+  }
+
+  // ---- InputCopyBackend -------------------------------------------------------------------
+  OpId copy_input(int rank, Region to, Region from, std::span<const OpId> deps) {
+    check(rank, from, "source");
+    check(rank, to, "destination");
+    if (from.bytes != to.bytes) throw InputError("plan: input copy with mismatched sizes");
+    return add({OpKind::input_copy, RecvAction::copy, rank, rank, from, to, 0, 0}, deps, {});
   }
 
   OpId finish(int rank, Region region, std::span<const OpId> deps) {

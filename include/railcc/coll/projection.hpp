@@ -249,6 +249,7 @@ inline void add_step(RankProgram& program, int rank, OpId id, const PlanOp& o,
   std::span<const int> step_group;
   switch (o.kind) {
     case OpKind::local:
+    case OpKind::input_copy:
     case OpKind::finish: step.kind = StepKind::local; break;
     case OpKind::transfer:
       if (o.src == o.dst) {
@@ -291,7 +292,7 @@ inline std::string describe(const PlanOp& o, OpId id, std::span<const int> group
   std::string s = "operation " + std::to_string(id) + " (" + std::string(to_string(o.kind));
   if (o.kind == OpKind::transfer) {
     s += " " + std::to_string(o.src) + " -> " + std::to_string(o.dst);
-  } else if (o.kind == OpKind::local || o.kind == OpKind::finish) {
+  } else if (o.kind == OpKind::local || o.kind == OpKind::input_copy || o.kind == OpKind::finish) {
     s += " on rank " + std::to_string(o.src);
   } else {
     s += " over ranks";

@@ -11,6 +11,7 @@
 
 #include "railcc/coll/backend.hpp"
 #include "railcc/coll/call.hpp"
+#include "railcc/coll/capabilities.hpp"
 #include "railcc/coll/order.hpp"
 #include "railcc/coll/phases.hpp"
 #include "railcc/config.hpp"
@@ -32,7 +33,8 @@ void check_call(const B& b, const CollectiveCall& c, const char* what) {
   }
 }
 
-/// Per rank: out-of-place copy of `bytes` from input to output (at the given offsets).
+/// Per rank: out-of-place copy of `bytes` from input to output (at the given offsets), as
+/// an input copy (capabilities.hpp) that GPU collectives fold into their first step.
 template <CollectiveBackend B>
 std::vector<Deps> copy_in(B& b, BufferId from, std::size_t from_offset, BufferId to,
                           std::size_t to_offset, std::size_t bytes, bool per_rank_offset,
@@ -40,9 +42,8 @@ std::vector<Deps> copy_in(B& b, BufferId from, std::size_t from_offset, BufferId
   std::vector<Deps> ready(static_cast<std::size_t>(b.ranks()));
   for (int r = 0; r < b.ranks(); ++r) {
     const std::size_t shift = per_rank_offset ? static_cast<std::size_t>(r) * stride : 0;
-    ready[static_cast<std::size_t>(r)] = {b.local(r, Region{to, to_offset + shift, bytes},
-                                                  Region{from, from_offset, bytes},
-                                                  RecvAction::copy, {})};
+    ready[static_cast<std::size_t>(r)] = {copy_input(b, r, Region{to, to_offset + shift, bytes},
+                                                     Region{from, from_offset, bytes}, {})};
   }
   return ready;
 }
