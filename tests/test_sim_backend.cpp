@@ -22,6 +22,37 @@ using namespace railcc;
 using railcc_test::error_of;
 using railcc_test::one_leaf;
 
+namespace {
+
+/// A bf16 sum all-reduce of `bytes` over every GPU of a colossus-preset fabric.
+struct AllReduceCase {
+  std::size_t bytes = 0;
+  Algorithm algo = Algorithm::ring;
+  SimMode mode = SimMode::timing;
+  bool in_place = true;
+  int channels = 1;
+  int phase_chunks = 0;
+};
+
+Picoseconds all_reduce_time(const Fabric& fabric, int ranks, const AllReduceCase& c) {
+  SimBackendConfig cfg;
+  cfg.mode = c.mode;
+  SimBackend b(fabric, ranks, cfg);
+  b.set_reduction({DataType::bfloat16, ReduceOp::sum});
+  const BufferId in = b.allocate(c.bytes);
+  CollectiveCall call{c.bytes / 2, in, c.in_place ? in : b.allocate(c.bytes), c.channels};
+  call.phase_chunks = c.phase_chunks;
+  all_reduce(b, call, c.algo);
+  return b.run().makespan;
+}
+
+/// nccl-tests' bus bandwidth of an all-reduce over n ranks: algbw x 2 (n - 1) / n, GB/s.
+double all_reduce_busbw(std::size_t bytes, Picoseconds t, int n) {
+  return static_cast<double>(bytes) / t.in_seconds() / 1e9 * 2.0 * (n - 1) / n;
+}
+
+}  // namespace
+
 TEST_CASE("Ring all-reduce time: 2(p-1) steps of n/p at the NIC rate, exactly") {
   const auto cable = Picoseconds::ns(15);
   for (std::uint32_t p : {2u, 4u, 8u}) {
@@ -236,23 +267,16 @@ TEST_CASE("Validation: ring all-reduce on one 8x H100 node against nccl-tests' 3
   params.gpus = 8;  // NVLink as NCCL counts it (h100_nvlink_usable): the preset's default
   const auto fabric = colossus(params);
   std::array<Picoseconds, 2> t{};
+  const std::size_t bytes = std::size_t{1} << 30;
   for (const bool in_place : {true, false}) {
     CAPTURE(in_place);
-    SimBackendConfig cfg;
-    cfg.mode = SimMode::timing;
-    SimBackend b(fabric, 8, cfg);
-    b.set_reduction({DataType::bfloat16, ReduceOp::sum});
-    const std::size_t bytes = std::size_t{1} << 30;
-    const BufferId in = b.allocate(bytes);
-    const BufferId out = in_place ? in : b.allocate(bytes);
-    all_reduce(b, CollectiveCall{bytes / 2, in, out}, Algorithm::ring);
-    const auto r = b.run();
-    t[in_place ? 0 : 1] = r.makespan;
-    const double algbw = static_cast<double>(bytes) / r.makespan.in_seconds() / 1e9;
-    const double busbw = algbw * 2.0 * 7.0 / 8.0;
+    AllReduceCase c{bytes, Algorithm::ring};
+    c.in_place = in_place;
+    t[in_place ? 0 : 1] = all_reduce_time(fabric, 8, c);
+    const double busbw = all_reduce_busbw(bytes, t[in_place ? 0 : 1], 8);
     MESSAGE("1 GiB ring all-reduce on 8 H100, "
-            << std::string(in_place ? "in place" : "out of place") << ": " << r.makespan.in_us()
-            << " us, busbw " << busbw << " GB/s");
+            << std::string(in_place ? "in place" : "out of place") << ": "
+            << t[in_place ? 0 : 1].in_us() << " us, busbw " << busbw << " GB/s");
     CHECK(busbw == doctest::Approx(367.5).epsilon(0.10));
   }
   CHECK(t[0] == t[1]);
@@ -265,15 +289,9 @@ TEST_CASE("Validation: NVLS at 16 GiB clears Azure's 460 GB/s health-check thres
   ColossusParams params;
   params.gpus = 8;
   const auto fabric = colossus(params);
-  SimBackendConfig cfg;
-  cfg.mode = SimMode::steps;
-  SimBackend b(fabric, 8, cfg);
-  b.set_reduction({DataType::bfloat16, ReduceOp::sum});
   const std::size_t bytes = std::size_t{16} << 30;
-  const BufferId buf = b.allocate(bytes);
-  all_reduce(b, CollectiveCall{bytes / 2, buf, buf}, Algorithm::nvls);
-  const double busbw =
-      static_cast<double>(bytes) / b.run().makespan.in_seconds() / 1e9 * 2.0 * 7.0 / 8.0;
+  const double busbw = all_reduce_busbw(
+      bytes, all_reduce_time(fabric, 8, {bytes, Algorithm::nvls, SimMode::steps}), 8);
   MESSAGE("16 GiB NVLS all-reduce on 8 H100: busbw " << busbw << " GB/s");
   CHECK(busbw >= 460);
   CHECK(busbw <= 2.0 * 7 / 8 * 8 / 9 * nccl_nvls_efficiency * h100_nvlink_usable.in_GBps());
@@ -318,15 +336,7 @@ Fabric h100_node(Bandwidth nvlink) {
 
 Picoseconds nvls_all_reduce_time(const Fabric& fabric, std::size_t bytes, int phase_chunks,
                                  SimMode mode = SimMode::timing, bool in_place = true) {
-  SimBackendConfig cfg;
-  cfg.mode = mode;
-  SimBackend b(fabric, 8, cfg);
-  b.set_reduction({DataType::bfloat16, ReduceOp::sum});
-  const BufferId buf = b.allocate(bytes);
-  CollectiveCall call{bytes / 2, buf, in_place ? buf : b.allocate(bytes)};
-  call.phase_chunks = phase_chunks;
-  all_reduce(b, call, Algorithm::nvls);
-  return b.run().makespan;
+  return all_reduce_time(fabric, 8, {bytes, Algorithm::nvls, mode, in_place, 1, phase_chunks});
 }
 
 }  // namespace
@@ -405,15 +415,9 @@ TEST_CASE("Validation: ring all-reduce across two 8x H100 nodes against 8 NICs o
   const auto fabric = colossus(params);
   const std::size_t bytes = std::size_t{1} << 30;
   for (const SimMode mode : {SimMode::timing, SimMode::steps}) {
-    SimBackendConfig cfg;
-    cfg.mode = mode;
-    SimBackend b(fabric, 16, cfg);
-    b.set_reduction({DataType::bfloat16, ReduceOp::sum});
-    const BufferId buf = b.allocate(bytes);
-    all_reduce(b, CollectiveCall{bytes / 2, buf, buf, 8}, Algorithm::ring);
-    const SimResult r = b.run();
-    const double busbw = static_cast<double>(bytes) / r.makespan.in_seconds() / 1e9 * 2 * 15 / 16;
-    MESSAGE("1 GiB ring all-reduce on 2 x 8 H100: " << r.makespan.in_us() << " us, busbw " << busbw
+    const Picoseconds t = all_reduce_time(fabric, 16, {bytes, Algorithm::ring, mode, true, 8});
+    const double busbw = all_reduce_busbw(bytes, t, 16);
+    MESSAGE("1 GiB ring all-reduce on 2 x 8 H100: " << t.in_us() << " us, busbw " << busbw
                                                     << " GB/s");
     CHECK(busbw == doctest::Approx(376.0).epsilon(0.10));
     // Never above what eight NICs carry.
