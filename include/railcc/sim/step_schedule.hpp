@@ -846,7 +846,8 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     return each * static_cast<std::int64_t>(count);
   };
   FlowGraph network_step;
-  std::unordered_map<std::uint64_t, Cached> host_cache;  // one host's content: its time
+  std::unordered_map<std::uint64_t, Cached> host_cache;       // one host's content: its time
+  std::unordered_map<std::uint64_t, std::uint32_t> fresh_of;  // a step's new contents
   std::size_t b = 0;
   while (b < bounds.size()) {
     const std::uint64_t level = bounds[b].level;
@@ -974,6 +975,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
         std::int64_t time = 0;
       };
       std::vector<Fresh> fresh;
+      fresh_of.clear();  // key -> index into `fresh`
       for (std::uint32_t hs : touched) {
         HostStep& at = host_at[hs];
         const std::uint64_t key = fmix64(at.code ^ 0x5851f42d4c957f2dULL);
@@ -983,14 +985,16 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
           at.each = found->second.time.count();
           continue;
         }
-        const auto same = std::find_if(fresh.begin(), fresh.end(), [&](const Fresh& x) {
-          return x.key == key && x.entries == at.entries && x.bytes == at.bytes;
-        });
-        at.graph = static_cast<std::uint32_t>(same - fresh.begin());
-        if (same == fresh.end()) {
-          fresh.push_back({key, at.entries, at.bytes, FlowGraph{}});
-          at.builds_graph = true;
+        const auto [same, added] =
+            fresh_of.try_emplace(key, static_cast<std::uint32_t>(fresh.size()));
+        if (!added && fresh[same->second].entries == at.entries &&
+            fresh[same->second].bytes == at.bytes) {
+          at.graph = same->second;
+          continue;
         }
+        at.graph = static_cast<std::uint32_t>(fresh.size());
+        at.builds_graph = true;
+        fresh.push_back({key, at.entries, at.bytes, FlowGraph{}});
       }
       if (!fresh.empty()) {
         for (Index i : host_items) {
