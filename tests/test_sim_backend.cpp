@@ -754,16 +754,23 @@ TEST_CASE("Validation: 2, 4 and 6 H100 of one HGX node, ring and NVLS pinned, pe
 TEST_CASE("Validation: a size sweep of the ring on 4 H100, where the model holds and where not") {
   // The same source's full nccl-tests table on 4 GPUs (results/quiet/all_reduce.txt: float
   // sum, 8 B to 8 GiB, out of place, NCCL 2.29.2; at 4 GPUs NCCL's tuner picks the ring).
-  // From 256 MiB the simulated ring is within 10% of the measured one; below, NCCL's ring
-  // is further from its plateau than railcc's (its chunked pipeline and a ~23 us launch
-  // floor in eager mode are not modelled): docs/validation.md lists the points.
+  // That machine's eager launches cost more than NCCL's modelled latencies (23.3 us for
+  // any small all-reduce, 13.7-16.3 us with CUDA graphs): the per-collective base is set
+  // from the 8-byte point alone, as a user would for their machine (railcc-sim --base-us),
+  // and the other points are predictions. Latency points (up to 1 MiB) within 25%;
+  // bandwidth points within 10% from 128 MiB. 16 and 64 MiB are 10.5% fast: NCCL's ring
+  // moves each channel's data in its buffer's slots and nears its plateau later than
+  // railcc's, which the model leaves out (docs/validation.md).
   struct Point {
     std::size_t bytes;
     double measured_us;
   };
   const Point points[] = {{8, 23.30},
+                          {std::size_t{64} << 10, 25.49},
                           {std::size_t{1} << 20, 26.76},
+                          {std::size_t{4} << 20, 43.43},
                           {std::size_t{16} << 20, 101.86},
+                          {std::size_t{64} << 20, 329.39},
                           {std::size_t{128} << 20, 617.74},
                           {std::size_t{256} << 20, 1186.22},
                           {std::size_t{1} << 30, 4532.51},
@@ -771,15 +778,31 @@ TEST_CASE("Validation: a size sweep of the ring on 4 H100, where the model holds
   ColossusParams params;
   params.gpus = 4;
   const auto fabric = colossus(params);
+  const auto run = [&](std::size_t bytes, Picoseconds base) {
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    cfg.collective_base = base;
+    SimBackend b(fabric, 4, cfg);
+    b.set_reduction({DataType::float32, ReduceOp::sum});
+    const BufferId in = b.allocate(bytes);
+    const BufferId out = b.allocate(bytes);
+    all_reduce(b, CollectiveCall{bytes / 4, in, out, 4}, Algorithm::ring);
+    return b.run().makespan;
+  };
+  const Picoseconds modelled = run(8, nccl_collective_base);
+  const Picoseconds base =
+      nccl_collective_base + (Picoseconds::ps(static_cast<std::int64_t>(23.30e6)) - modelled);
+  MESSAGE("8 B with NCCL's modelled latencies: " << modelled.in_us() << " us; base set to "
+                                                 << base.in_us() << " us");
   for (const Point& p : points) {
     CAPTURE(p.bytes);
-    AllReduceCase c{p.bytes, Algorithm::ring, SimMode::timing, false, 4};
-    const Picoseconds t = all_reduce_time(fabric, 4, c);
+    const Picoseconds t = run(p.bytes, base);
     const double error = t.in_us() / p.measured_us - 1;
     MESSAGE(p.bytes << " B: simulated " << t.in_us() << " us, measured " << p.measured_us << " us ("
                     << error * 100 << "%)");
     // Never above the NVLink bound: 2 (n - 1) / n of the bytes at 370.8 GB/s.
     CHECK(all_reduce_busbw(p.bytes, t, 4) <= h100_nvlink_usable.in_GBps());
-    if (p.bytes >= (std::size_t{256} << 20)) CHECK(std::abs(error) <= 0.10);
+    if (p.bytes <= (std::size_t{1} << 20)) CHECK(std::abs(error) <= 0.25);
+    if (p.bytes >= (std::size_t{128} << 20)) CHECK(std::abs(error) <= 0.10);
   }
 }
