@@ -25,13 +25,14 @@
 // completed and when the network steps it depends on have. So the NVLink phases of a
 // pipelined hierarchical all-reduce run under the network phase, as on hardware, instead
 // of every step waiting for the slower of the two, and a host that has its result early
-// (outside a Rabenseifner fold) goes on without the others. A repeated step that mixes
-// both domains (a ring crossing hosts) keeps one barrier over both. Without a fabric
-// there is one domain: a global barrier per step.
+// (outside a Rabenseifner fold) goes on without the others. A step that mixes both
+// domains in one posting (a ring crossing hosts) keeps one barrier over both, and a run
+// of such steps is timed along its chains of hops and by its busiest connection (see
+// chained_run in evaluate), as a ring pass runs. Without a fabric there is one domain: a
+// global barrier per step.
 // Where every flow of a step takes as long as every other (lockstep algorithms on a
-// symmetric fabric) this is the flow graph's time exactly; where they differ (a ring
-// whose hops mix NVLink and network) the barrier makes each step as slow as its slowest
-// flow. docs/simulator.md compares the two.
+// symmetric fabric) this is the flow graph's time exactly; docs/collectives.md ("Steps
+// mode") says where it is not, and by how much.
 #pragma once
 
 #include <algorithm>
@@ -845,6 +846,89 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       throw overflow(count, Picoseconds::ps(each));
     return each * static_cast<std::int64_t>(count);
   };
+  // A run of `count` identical steps that mix NVLink and network hops is a ring pass
+  // crossing hosts (only ring passes repeat steps): in each step the flow out of a node
+  // forwards what the flow into it (on the same connection, its QP) delivered the step
+  // before. The barrier would make every step as slow as its slowest hop, start-up
+  // included; on hardware (and in the per-operation schedule) a chain of hops pays each
+  // hop its own time, and a connection starts its next transfer while the last one's
+  // start-up and path latency run. So the run takes the longer of
+  //  - the slowest chain: `count` consecutive hops around a ring, each as long as it took
+  //    with the whole step's flows at once;
+  //  - the busiest connection: `count` transfers back to back (each as long as it took
+  //    with no start-ups or switch hops) plus one start-up and path latency.
+  // -1 where the step is not that shape (a task, a node sending twice on one QP, a hop
+  // that leads nowhere): the barrier stands.
+  const auto chained_run = [&](const std::vector<std::uint32_t>& order,
+                               std::uint64_t count) -> std::int64_t {
+    std::vector<Index> flows;
+    for (auto sg : order) {
+      for (Index i = segments[sg].begin; i < segments[sg].end; ++i) {
+        const Item& it = items_[i];
+        if (it.free) continue;
+        if (it.spec.src == it.spec.dst) return -1;
+        flows.push_back(i);
+      }
+    }
+    std::unordered_map<std::uint64_t, std::uint32_t> out_of;  // (src, qp) -> flow
+    for (std::uint32_t k = 0; k < flows.size(); ++k) {
+      const FlowSpec& f = items_[flows[k]].spec;
+      if (!out_of.try_emplace(std::uint64_t{f.src} << 32 | f.qp, k).second) return -1;
+    }
+    std::vector<std::uint32_t> next(flows.size());
+    for (std::uint32_t k = 0; k < flows.size(); ++k) {
+      const FlowSpec& f = items_[flows[k]].spec;
+      const auto it = out_of.find(std::uint64_t{f.dst} << 32 | f.qp);
+      if (it == out_of.end()) return -1;
+      next[k] = it->second;
+    }
+    // Each hop's time with the step's flows at once, and with no start-ups or hops.
+    FlowGraph g;
+    for (Index i : flows) g.add(items_[i].spec);
+    SimConfig bare = config;
+    bare.message_overhead = bare.nvlink_message_overhead = bare.nvls_message_overhead =
+        bare.switch_hop = Picoseconds{};
+    const SimResult with = simulate(fabric, g, config);
+    const SimResult without = simulate(fabric, g, bare);
+    result.evaluations += 2;
+    result.flows_evaluated += 2 * flows.size();
+    result.rate_solves += with.rate_solves + without.rate_solves;
+    result.flows_solved += with.flows_solved + without.flows_solved;
+    std::int64_t busiest = 0;
+    for (std::uint32_t k = 0; k < flows.size(); ++k) {
+      busiest = std::max(busiest, checked_mul(without.flows[k].delivered.count(), count - 1) +
+                                      with.flows[k].delivered.count());
+    }
+    // The chains: `next` must be a permutation (every ring closes); in each cycle the
+    // longest `count` consecutive hops, whole turns plus the longest window of the rest.
+    std::vector<std::uint8_t> seen(flows.size(), 0);
+    std::int64_t slowest = 0;
+    std::vector<std::int64_t> cycle;
+    for (std::uint32_t k = 0; k < flows.size(); ++k) {
+      if (seen[k] != 0) continue;
+      cycle.clear();
+      std::uint32_t at = k;
+      while (seen[at] == 0) {
+        seen[at] = 1;
+        cycle.push_back(with.flows[at].delivered.count());
+        at = next[at];
+      }
+      if (at != k) return -1;  // a path into a ring, not a ring
+      const std::uint64_t length = cycle.size();
+      std::int64_t turn = 0;
+      for (const std::int64_t d : cycle) turn += d;
+      const std::uint64_t rest = count % length;
+      std::int64_t window = 0;
+      for (std::uint64_t j = 0; j < rest; ++j) window += cycle[j];
+      std::int64_t best = window;
+      for (std::uint64_t j = 1; j < length && rest > 0; ++j) {
+        window += cycle[(j + rest - 1) % length] - cycle[j - 1];
+        best = std::max(best, window);
+      }
+      slowest = std::max(slowest, checked_mul(turn, count / length) + best);
+    }
+    return std::max(slowest, busiest);
+  };
   FlowGraph network_step;
   std::unordered_map<std::uint64_t, Cached> host_cache;       // one host's content: its time
   std::unordered_map<std::uint64_t, std::uint32_t> fresh_of;  // a step's new contents
@@ -1033,13 +1117,20 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
                 {c[0].time.count(), host_step},
                 {start[0] + checked_mul(c[0].time.count(), count), host_end}};
     if (both && mixed) {
-      // A step mixing both domains in one segment: one barrier over both.
+      // A step mixing both domains in one segment: one barrier over both; a run of such
+      // steps (a ring pass crossing hosts) timed along its chains of hops where it can be.
       std::int64_t t = start[0];
       for (std::uint32_t hs : touched) t = std::max(t, host_at[hs].ready);
       const std::int64_t each = std::max(range.step[0], range.step[1]);
-      const std::int64_t end = t + checked_mul(each, count);
+      std::int64_t run = checked_mul(each, count);
+      if (count > 1) {
+        const std::int64_t chained = chained_run(order, count);
+        if (chained >= 0) run = std::min(run, chained);
+      }
+      const std::int64_t end = t + run;
+      const std::int64_t per_step = run / static_cast<std::int64_t>(count);
       range.start = {t, t};
-      range.step = {each, each};
+      range.step = {per_step, per_step};
       range.end = {end, end};
       for (std::uint32_t hs : touched) host_clock[hs] = end;
     }
