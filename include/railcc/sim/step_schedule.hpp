@@ -882,22 +882,31 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       if (it == out_of.end()) return -1;
       next[k] = it->second;
     }
-    // Each hop's time with the step's flows at once, and with no start-ups or hops.
-    FlowGraph g;
-    for (Index i : flows) g.add(items_[i].spec);
+    // Each hop's time with the step's flows at once; and how long each keeps its
+    // connection busy: the same with no start-ups or switch hops, less its cables'
+    // latency (what an empty message takes so).
+    FlowGraph g, empty;
+    for (Index i : flows) {
+      g.add(items_[i].spec);
+      FlowSpec e = items_[i].spec;
+      e.size = Bytes{};
+      empty.add(e);
+    }
     SimConfig bare = config;
     bare.message_overhead = bare.nvlink_message_overhead = bare.nvls_message_overhead =
         bare.switch_hop = Picoseconds{};
     const SimResult with = simulate(fabric, g, config);
     const SimResult without = simulate(fabric, g, bare);
-    result.evaluations += 2;
-    result.flows_evaluated += 2 * flows.size();
-    result.rate_solves += with.rate_solves + without.rate_solves;
-    result.flows_solved += with.flows_solved + without.flows_solved;
+    const SimResult cables = simulate(fabric, empty, bare);
+    result.evaluations += 3;
+    result.flows_evaluated += 3 * flows.size();
+    result.rate_solves += with.rate_solves + without.rate_solves + cables.rate_solves;
+    result.flows_solved += with.flows_solved + without.flows_solved + cables.flows_solved;
     std::int64_t busiest = 0;
     for (std::uint32_t k = 0; k < flows.size(); ++k) {
-      busiest = std::max(busiest, checked_mul(without.flows[k].delivered.count(), count - 1) +
-                                      with.flows[k].delivered.count());
+      const std::int64_t busy = std::max<std::int64_t>(
+          0, (without.flows[k].delivered - cables.flows[k].delivered).count());
+      busiest = std::max(busiest, checked_mul(busy, count - 1) + with.flows[k].delivered.count());
     }
     // The chains: `next` must be a permutation (every ring closes); in each cycle the
     // longest `count` consecutive hops, whole turns plus the longest window of the rest.
