@@ -855,8 +855,9 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
   // start-up and path latency run. So the run takes the longer of
   //  - the slowest chain: `count` consecutive hops around a ring, each as long as it took
   //    with the whole step's flows at once;
-  //  - the busiest connection: `count` transfers back to back (each as long as it took
-  //    with no start-ups or switch hops) plus one start-up and path latency.
+  //  - the busiest connection: `count` transfers back to back (each as long as it keeps
+  //    the connection busy: its time with no start-ups or switch hops, less its cables'
+  //    latency) plus one whole hop.
   // -1 where the step is not that shape (a task, a node sending twice on one QP, a hop
   // that leads nowhere): the barrier stands.
   const auto chained_run = [&](const std::vector<std::uint32_t>& order,
