@@ -523,6 +523,17 @@ class StepSchedule {
     return code;
   }
 
+  /// `code` with one entry of a host's content folded in: its ends as host_node_code sees
+  /// them (`src_code`, `dst_code`), its size, QP and delay. Hosts whose entries fold to
+  /// the same code in the same order take the same time.
+  static std::uint64_t with_entry(std::uint64_t code, std::uint64_t src_code,
+                                  std::uint64_t dst_code, const FlowSpec& f) {
+    code = fmix64(code ^ src_code);
+    code = fmix64(code ^ (dst_code << 1));
+    code = fmix64(code ^ static_cast<std::uint64_t>(f.size.count()));
+    return fmix64(code ^ (std::uint64_t{f.qp} << 32) ^ static_cast<std::uint64_t>(f.delay.count()));
+  }
+
   /// Entries 0..n-1 (flows or tasks, `spec(j)`, each inside one host) grouped by host,
   /// in order within each; one host's entries per distinct content (the node codes,
   /// sizes, QPs and delays of its entries in order, and `extra(j)`), in host order. A
@@ -560,11 +571,7 @@ class StepSchedule {
       for (; b < by_host.size() && by_host[b] >> 32 == by_host[a] >> 32; ++b) {
         const auto j = static_cast<std::uint32_t>(by_host[b] & 0xffffffffu);
         const FlowSpec& f = spec(j);
-        code = fmix64(code ^ host_node_code(fabric, f.src));
-        code = fmix64(code ^ (host_node_code(fabric, f.dst) << 1));
-        code = fmix64(code ^ static_cast<std::uint64_t>(f.size.count()));
-        code = fmix64(code ^ (std::uint64_t{f.qp} << 32) ^
-                      static_cast<std::uint64_t>(f.delay.count()));
+        code = with_entry(code, host_node_code(fabric, f.src), host_node_code(fabric, f.dst), f);
         code = fmix64(code ^ extra(j));
         bytes += static_cast<double>(f.size.count());
       }
@@ -969,7 +976,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     std::uint64_t network_code = 0x9e3779b97f4a7c15ULL;
     std::array<std::size_t, 2> entries{0, 0}, tasks{0, 0};
     std::array<double, 2> bytes{0, 0};
-    std::array<std::int64_t, 2> start = clock;
+    std::int64_t network_start = clock[network_domain];
     bool mixed = false;
     network_step = FlowGraph{};
     host_items.clear();
@@ -993,7 +1000,8 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
         }
         if (opens) {
           for (std::uint8_t dd = 0; dd < 2; ++dd) {
-            if (it.need[dd] > 0) start[d] = std::max(start[d], finish_of(dd, it.need[dd]));
+            if (it.need[dd] > 0)
+              network_start = std::max(network_start, finish_of(dd, it.need[dd]));
           }
         }
         network_step.add(f);
@@ -1009,7 +1017,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       const std::size_t n = network_step.size();
       if (inserted || it->second.flows + it->second.tasks != n ||
           it->second.bytes != bytes[network_domain]) {
-        const SimResult r = simulate_domain(network_domain, fabric, network_step, config);
+        const SimResult r = simulate(fabric, network_step, config);
         ++result.evaluations;
         result.flows_evaluated += n - tasks[network_domain];
         result.rate_solves += r.rate_solves;
@@ -1044,11 +1052,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
                 0};
           touched.push_back(hs);
         }
-        at.code = fmix64(at.code ^ code_of(f.src));
-        at.code = fmix64(at.code ^ (code_of(f.dst) << 1));
-        at.code = fmix64(at.code ^ static_cast<std::uint64_t>(f.size.count()));
-        at.code = fmix64(at.code ^ (std::uint64_t{f.qp} << 32) ^
-                         static_cast<std::uint64_t>(f.delay.count()));
+        at.code = with_entry(at.code, code_of(f.src), code_of(f.dst), f);
         ++at.entries;
         at.bytes += static_cast<double>(f.size.count());
         if (it.level == level) {
@@ -1123,13 +1127,13 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     const bool both = entries[0] > 0 && entries[1] > 0;
     Range range{level,
                 count,
-                {start[0], entries[1] > 0 ? host_start : clock[1]},
+                {network_start, entries[1] > 0 ? host_start : clock[1]},
                 {c[0].time.count(), host_step},
-                {start[0] + checked_mul(c[0].time.count(), count), host_end}};
+                {network_start + checked_mul(c[0].time.count(), count), host_end}};
     if (both && mixed) {
       // A step mixing both domains in one segment: one barrier over both; a run of such
       // steps (a ring pass crossing hosts) timed along its chains of hops where it can be.
-      std::int64_t t = start[0];
+      std::int64_t t = network_start;
       for (std::uint32_t hs : touched) t = std::max(t, host_at[hs].ready);
       const std::int64_t each = std::max(range.step[0], range.step[1]);
       std::int64_t run = checked_mul(each, count);
