@@ -27,8 +27,8 @@
 // of every step waiting for the slower of the two, and a host that has its result early
 // (outside a Rabenseifner fold) goes on without the others. A step that mixes both
 // domains in one posting (a ring crossing hosts) keeps one barrier over both, and a run
-// of such steps is timed along its chains of hops and by its busiest connection (see
-// chained_run in evaluate), as a ring pass runs. Without a fabric there is one domain: a
+// of such steps is simulated on its own, each hop waiting for the one before it, as a
+// ring pass runs (chained_run in evaluate). Without a fabric there is one domain: a
 // global barrier per step.
 // Where every flow of a step takes as long as every other (lockstep algorithms on a
 // symmetric fabric) this is the flow graph's time exactly; docs/collectives.md ("Steps
