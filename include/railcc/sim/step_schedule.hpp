@@ -712,6 +712,10 @@ class StepSchedule {
   /// GPUs, 8 channels, 64 MiB: 9 steps extrapolate 6% short, 32 steps up to 3% either
   /// way, 64 steps within 0.6%).
   static constexpr std::uint64_t ring_window_steps = 64;
+  /// Transfers a ring connection holds at once (NCCL_STEPS, as the ring passes of
+  /// coll/phases.hpp post them): the last this many flows into a GPU stand for every write
+  /// into it, which the pass after waits for.
+  static constexpr std::uint64_t ring_pass_slots = 8;
 };
 
 inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& simulation) const {
@@ -885,65 +889,120 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     std::int64_t time = -1;
     bool simulated = false;  ///< the run's own flows were simulated (not the bounds)
   };
-  const auto chained_run = [&](const std::vector<std::uint32_t>& order,
-                               std::uint64_t count) -> Chained {
+  // A ring pass's flows in posting order, and who feeds whom: flow next[k] forwards what
+  // flow k delivered, and prev[k] delivered what k forwards. Empty where the step is not
+  // that shape.
+  struct Ring {
     std::vector<Index> flows;
+    std::vector<std::uint32_t> next, prev;
+  };
+  const auto ring_of = [&](const std::vector<std::uint32_t>& order) -> Ring {
+    Ring r;
     for (auto sg : order) {
       for (Index i = segments[sg].begin; i < segments[sg].end; ++i) {
         const Item& it = items_[i];
         if (it.free) continue;
         if (it.spec.src == it.spec.dst) return {};
-        flows.push_back(i);
+        r.flows.push_back(i);
       }
     }
+    const std::size_t n = r.flows.size();
     std::unordered_map<std::uint64_t, std::uint32_t> out_of;  // (src, qp) -> flow
-    for (std::uint32_t k = 0; k < flows.size(); ++k) {
-      const FlowSpec& f = items_[flows[k]].spec;
+    for (std::uint32_t k = 0; k < n; ++k) {
+      const FlowSpec& f = items_[r.flows[k]].spec;
       if (!out_of.try_emplace(std::uint64_t{f.src} << 32 | f.qp, k).second) return {};
     }
-    std::vector<std::uint32_t> next(flows.size());
-    for (std::uint32_t k = 0; k < flows.size(); ++k) {
-      const FlowSpec& f = items_[flows[k]].spec;
+    r.next.resize(n);
+    for (std::uint32_t k = 0; k < n; ++k) {
+      const FlowSpec& f = items_[r.flows[k]].spec;
       const auto it = out_of.find(std::uint64_t{f.dst} << 32 | f.qp);
       if (it == out_of.end()) return {};
-      next[k] = it->second;
+      r.next[k] = it->second;
     }
     // `next` must be a permutation (each flow feeds exactly one): every ring closes.
-    const std::size_t n = flows.size();
     constexpr std::uint32_t unfed = 0xffffffffu;
-    std::vector<std::uint32_t> prev(n, unfed);
+    r.prev.assign(n, unfed);
     for (std::uint32_t k = 0; k < n; ++k) {
-      if (prev[next[k]] != unfed) return {};
-      prev[next[k]] = k;
+      if (r.prev[r.next[k]] != unfed) return {};
+      r.prev[r.next[k]] = k;
     }
-    // The run's first `steps` steps, simulated (see above): when each has completed (its
-    // last flow delivered), and when its flows were delivered on average.
-    struct Window {
-      std::vector<std::int64_t> last;
-      std::vector<double> mean;
-    };
-    const auto simulate_steps = [&](std::uint64_t steps) {
-      FlowGraph w;
-      for (std::uint64_t j = 0; j < steps; ++j) {
-        for (std::uint32_t k = 0; k < n; ++k) {
-          const FlowId id = w.add(items_[flows[k]].spec);
-          if (j > 0) w.depends_on(id, static_cast<FlowId>((j - 1) * n + prev[k]));
+    return r;
+  };
+  // The first `steps` steps of a ring pass, or of two consecutive passes over the same
+  // connections (`before`, `before_steps` of it, then `ring`: a ring all-reduce's
+  // all-gather after its reduce-scatter), simulated as the per-operation schedule runs
+  // them: each flow waits for the flow into its source one step before, and the second
+  // pass's first flows wait for every write of the first pass into their source and
+  // their destination. When each step has completed (its last flow delivered), and when
+  // its flows were delivered on average. Empty where the two passes are not over the
+  // same connections with the same sizes.
+  struct Window {
+    std::vector<std::int64_t> last;
+    std::vector<double> mean;
+  };
+  const auto simulate_passes = [&](const Ring* before, std::uint64_t before_steps, const Ring& ring,
+                                   std::uint64_t steps) -> Window {
+    const std::size_t n = ring.flows.size();
+    if (before != nullptr) {
+      if (before->flows.size() != n) return {};
+      std::unordered_map<std::uint64_t, std::uint32_t> out_of;  // (src, qp) -> flow
+      for (std::uint32_t k = 0; k < n; ++k) {
+        const FlowSpec& f = items_[before->flows[k]].spec;
+        out_of.emplace(std::uint64_t{f.src} << 32 | f.qp, k);
+      }
+      for (std::uint32_t k = 0; k < n; ++k) {
+        const FlowSpec& f = items_[ring.flows[k]].spec;
+        const auto it = out_of.find(std::uint64_t{f.src} << 32 | f.qp);
+        if (it == out_of.end()) return {};
+        const FlowSpec& g = items_[before->flows[it->second]].spec;
+        if (g.dst != f.dst || g.size != f.size || g.delay != f.delay) return {};
+      }
+    }
+    // The first pass's flows into each GPU, of every channel. Its last ring_pass_slots
+    // steps of them stand for every write into the GPU.
+    std::unordered_multimap<NodeIndex, std::uint32_t> into;
+    if (before != nullptr) {
+      for (std::uint32_t k = 0; k < n; ++k) into.emplace(items_[before->flows[k]].spec.dst, k);
+    }
+    const std::uint64_t first = before != nullptr ? before_steps : 0, total = first + steps;
+    FlowGraph w;
+    for (std::uint64_t j = 0; j < total; ++j) {
+      const Ring& at = j < first ? *before : ring;
+      for (std::uint32_t k = 0; k < n; ++k) {
+        const FlowId id = w.add(items_[at.flows[k]].spec);
+        if (j == 0) continue;
+        if (j == first) {
+          const FlowSpec& f = items_[at.flows[k]].spec;
+          for (const NodeIndex end : {f.src, f.dst}) {
+            for (auto x = into.find(end); x != into.end() && x->first == end; ++x) {
+              for (std::uint64_t back = 0; back < std::min(first, ring_pass_slots); ++back)
+                w.depends_on(id, static_cast<FlowId>((first - 1 - back) * n + x->second));
+            }
+          }
+        } else {
+          w.depends_on(id, static_cast<FlowId>((j - 1) * n + at.prev[k]));
         }
       }
-      const SimResult r = simulate(fabric, w, config);
-      ++result.evaluations;
-      result.flows_evaluated += w.size();
-      result.rate_solves += r.rate_solves;
-      result.flows_solved += r.flows_solved;
-      Window out{std::vector<std::int64_t>(steps, 0), std::vector<double>(steps, 0.0)};
-      for (FlowId f = 0; f < w.size(); ++f) {
-        out.last[f / n] = std::max(out.last[f / n], r.flows[f].delivered.count());
-        out.mean[f / n] +=
-            static_cast<double>(r.flows[f].delivered.count()) / static_cast<double>(n);
-      }
-      return out;
-    };
-    if (count * n <= pipeline_expansion_flows_) return {simulate_steps(count).last.back(), true};
+    }
+    const SimResult r = simulate(fabric, w, config);
+    ++result.evaluations;
+    result.flows_evaluated += w.size();
+    result.rate_solves += r.rate_solves;
+    result.flows_solved += r.flows_solved;
+    Window out{std::vector<std::int64_t>(total, 0), std::vector<double>(total, 0.0)};
+    for (FlowId f = 0; f < w.size(); ++f) {
+      out.last[f / n] = std::max(out.last[f / n], r.flows[f].delivered.count());
+      out.mean[f / n] += static_cast<double>(r.flows[f].delivered.count()) / static_cast<double>(n);
+    }
+    return out;
+  };
+  const auto chained_run = [&](const Ring& ring, std::uint64_t count) -> Chained {
+    if (ring.flows.empty()) return {};
+    const std::vector<Index>& flows = ring.flows;
+    const std::vector<std::uint32_t>& next = ring.next;
+    const std::size_t n = flows.size();
+    if (count * n <= pipeline_expansion_flows_)
+      return {simulate_passes(nullptr, 0, ring, count).last.back(), true};
     const std::uint64_t fit = pipeline_expansion_flows_ / n;
     // Each hop's time with the step's flows at once; and how long each keeps its
     // connection busy: the same with no start-ups or switch hops, less its cables'
@@ -1004,7 +1063,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       // nothing behind them on the links, and the slowest flow of a step drifts further
       // behind for a while before it catches up. Never less than the busiest connection
       // allows.
-      const Window done = simulate_steps(fit);
+      const Window done = simulate_passes(nullptr, 0, ring, fit);
       const std::uint64_t from = fit / 4, to = fit - fit / 4;
       const double period = (done.mean[to] - done.mean[from]) / static_cast<double>(to - from);
       const std::int64_t run =
@@ -1014,6 +1073,14 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     }
     return {std::max(slowest, busiest), false};
   };
+  // The last ring pass crossing hosts (a mixed run that chained_run could time): its
+  // ring, steps, the level after it, and when it started and ended.
+  struct LastPass {
+    Ring ring;
+    std::uint64_t count = 0, next_level = 0;
+    std::int64_t start = 0, end = 0;
+  };
+  LastPass last_pass;
   FlowGraph network_step;
   std::unordered_map<std::uint64_t, Cached> host_cache;       // one host's content: its time
   std::unordered_map<std::uint64_t, std::uint32_t> fresh_of;  // a step's new contents
@@ -1205,8 +1272,21 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       for (std::uint32_t hs : touched) t = std::max(t, host_at[hs].ready);
       const std::int64_t each = std::max(range.step[0], range.step[1]);
       std::int64_t run = checked_mul(each, count);
-      if (count > 1) {
-        const Chained chained = chained_run(order, count);
+      Ring ring = count > 1 ? ring_of(order) : Ring{};
+      bool merged = false;
+      if (!ring.flows.empty() && last_pass.next_level == level && last_pass.end == t &&
+          (last_pass.count + count) * ring.flows.size() <= pipeline_expansion_flows_) {
+        // Right after another pass over the same connections, with nothing else between
+        // them: the two are simulated together, so that this one's first hops start
+        // while the other's last ones run, as in the per-operation schedule.
+        const Window both_passes = simulate_passes(&last_pass.ring, last_pass.count, ring, count);
+        if (!both_passes.last.empty()) {
+          run = std::max<std::int64_t>(0, last_pass.start + both_passes.last.back() - t);
+          merged = true;
+        }
+      }
+      if (!merged) {
+        const Chained chained = chained_run(ring, count);
         if (chained.simulated) {
           run = chained.time;
         } else if (chained.time >= 0) {
@@ -1215,11 +1295,13 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       }
       const std::int64_t end = t + run;
       const std::int64_t per_step = run / static_cast<std::int64_t>(count);
+      if (!ring.flows.empty()) last_pass = {std::move(ring), count, next, t, end};
       range.start = {t, t};
       range.step = {per_step, per_step};
       range.end = {end, end};
       for (std::uint32_t hs : touched) host_clock[hs] = end;
     }
+    if (last_pass.next_level != next) last_pass.next_level = 0;  // this range was no pass
     for (std::uint8_t d = 0; d < 2; ++d) {
       if (entries[d] == 0) {
         // Idle in this range: a lookup of it (none should happen) sees its clock.
