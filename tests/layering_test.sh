@@ -7,7 +7,8 @@ set -euo pipefail
 root="$1/railcc"
 layer() {
   case "$1" in
-    config.hpp|units.hpp|error.hpp|input_file.hpp|utf8.hpp) echo 0 ;;
+    config.hpp|units.hpp|error.hpp|input_file.hpp|utf8.hpp|log.hpp) echo 0 ;;
+    bootstrap*) echo 1 ;;
     topology*) echo 1 ;;
     fabric*|hwloc*) echo 2 ;;
     sim*|formats*) echo 3 ;;

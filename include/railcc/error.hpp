@@ -4,7 +4,8 @@
 // names the input (file, line, element or field) and what is wrong with it, so an
 // operator can fix the file without reading railcc's source. A `LogicError` is railcc
 // (or code built on it) breaking its own rules, such as an algorithm that waits for an
-// operation it never posted: the tools report it as a bug, never as bad input.
+// operation it never posted: the tools report it as a bug, never as bad input. A
+// `PeerError` is another process of the job failing or not arriving in time.
 #pragma once
 
 #include <stdexcept>
@@ -19,6 +20,15 @@ RAILCC_NAMESPACE_BEGIN
 class InputError : public std::runtime_error {
  public:
   explicit InputError(const std::string& message) : std::runtime_error(message) {}
+};
+
+/// Another process of the job failed, left, or did not arrive in time: a rank that never
+/// joined, a peer that died mid-collective, ranks that called different collectives.
+/// `what()` names the ranks and the call, so a hang becomes an error an operator can act
+/// on.
+class PeerError : public std::runtime_error {
+ public:
+  explicit PeerError(const std::string& message) : std::runtime_error(message) {}
 };
 
 /// A broken internal rule: an algorithm or a schedule pass produced a plan that cannot be

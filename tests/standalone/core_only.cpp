@@ -1,5 +1,6 @@
-// railcc::core with nothing but the standard library: this file is compiled with only
-// railcc's include directory on the path, by g++ and (when present) by nvcc.
+// railcc::core with nothing but the standard library (and POSIX sockets): this file is
+// compiled with only railcc's include directory on the path, by g++ and (when present) by
+// nvcc.
 #include "railcc/railcc.hpp"
 
 int railcc_core_only_check() {
