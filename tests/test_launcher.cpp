@@ -11,6 +11,7 @@
 #include "check_contains.hpp"
 #include "railcc/bootstrap/env.hpp"
 #include "railcc/bootstrap/launcher.hpp"
+#include "railcc/bootstrap/start.hpp"
 #include "railcc/log.hpp"
 #include "test_support.hpp"
 
@@ -196,4 +197,30 @@ TEST_CASE("Logger: whole lines at or above the level, with the rank") {
   CHECK(parse_log_level("TRACE") == LogLevel::trace);
   CHECK(parse_log_level("Info") == LogLevel::info);
   CHECK(parse_log_level("INFO2") == std::nullopt);
+}
+
+TEST_CASE("start_job: a job of one, a job with no store address, what INFO logs") {
+  std::ostringstream log;
+  Job solo = start_job(Environment::of({{"RAILCC_DEBUG", "INFO"}}), &log);
+  CHECK(solo.bootstrap->size() == 1);
+  CHECK(solo.bootstrap->all_gather("me") == std::vector<std::string>{"me"});
+  CHECK(solo.bootstrap->broadcast("b", 0) == "b");
+  CHECK_THROWS_AS(solo.bootstrap->broadcast("b", 1), InputError);
+  CHECK(log.str() ==
+        "railcc INFO rank 0: launched by no launcher: rank 0 of 1, local rank 0 of 1\n");
+
+  const Vars no_address{
+      {"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "0"}, {"LOCAL_WORLD_SIZE", "2"}};
+  CHECK_CONTAINS(error_of([&] { (void)start_job(Environment::of(no_address)); }),
+                 "torchrun: rank 0 of 2, local rank 0 of 2, but no store address: set "
+                 "RAILCC_BOOTSTRAP_ADDR=HOST:PORT");
+  // RAILCC_BOOTSTRAP_ADDR wins over MASTER_ADDR; MASTER_ADDR serves without it.
+  LaunchInfo torchrun;
+  torchrun.master_addr = "node-0";
+  torchrun.master_port = 29500;
+  RailccSettings settings;
+  CHECK(store_address(torchrun, settings) == std::pair<std::string, int>{"node-0", 29500});
+  settings.bootstrap_host = "10.1.1.1";
+  settings.bootstrap_port = 4000;
+  CHECK(store_address(torchrun, settings) == std::pair<std::string, int>{"10.1.1.1", 4000});
 }

@@ -5,4 +5,5 @@
 #include "railcc/bootstrap/bootstrap.hpp"
 #include "railcc/bootstrap/env.hpp"
 #include "railcc/bootstrap/launcher.hpp"
+#include "railcc/bootstrap/start.hpp"
 #include "railcc/bootstrap/tcp_store.hpp"
