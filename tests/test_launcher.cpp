@@ -2,7 +2,9 @@
 // each launcher's variables as it sets them, and what is wrong with them named.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -27,6 +29,23 @@ std::string launch_error(const Vars& vars) {
   return error_of([&] { (void)detect_launch(Environment::of(vars)); });
 }
 
+/// `vars` with `name` set to `value` (or unset, with no value).
+Vars with(Vars vars, const std::string& name, std::optional<std::string> value = std::nullopt) {
+  if (value) {
+    vars[name] = *value;
+  } else {
+    vars.erase(name);
+  }
+  return vars;
+}
+
+/// The launcher and the place it gives: rank, job size, local rank, local size, node.
+void check_place(const LaunchInfo& info, Launcher launcher, std::array<int, 5> place) {
+  CHECK(info.launcher == launcher);
+  CHECK(std::array<int, 5>{info.rank, info.world_size, info.local_rank, info.local_size,
+                           info.node} == place);
+}
+
 }  // namespace
 
 TEST_CASE("Launcher: torchrun's variables") {
@@ -36,31 +55,20 @@ TEST_CASE("Launcher: torchrun's variables") {
                       {"MASTER_PORT", "29500"}, {"SLURM_PROCID", "0"},
                       {"SLURM_STEP_ID", "0"}};
   const LaunchInfo info = detect_launch(Environment::of(torchrun));
-  CHECK(info.launcher == Launcher::torchrun);
-  CHECK(info.rank == 11);
-  CHECK(info.world_size == 16);
-  CHECK(info.local_rank == 3);
-  CHECK(info.local_size == 8);
-  CHECK(info.node == 1);
+  check_place(info, Launcher::torchrun, {11, 16, 3, 8, 1});
   CHECK(info.master_addr == std::optional<std::string>("node-0"));
   CHECK(info.master_port == std::optional<int>(29500));
   CHECK(info.describe() == "torchrun: rank 11 of 16, local rank 3 of 8 on node 1");
 
-  Vars missing = torchrun;
-  missing.erase("LOCAL_WORLD_SIZE");
-  CHECK_CONTAINS(launch_error(missing), "LOCAL_WORLD_SIZE is not set");
-  Vars outside = torchrun;
-  outside["RANK"] = "16";
-  CHECK_CONTAINS(launch_error(outside), "rank 16 is not below the job's 16 processes");
-  Vars local = torchrun;
-  local["LOCAL_RANK"] = "8";
-  CHECK_CONTAINS(launch_error(local), "local rank 8 is not below the node's 8");
-  Vars text = torchrun;
-  text["WORLD_SIZE"] = "16x";
-  CHECK_CONTAINS(launch_error(text), "WORLD_SIZE=\"16x\" is not a whole number");
-  Vars port = torchrun;
-  port["MASTER_PORT"] = "70000";
-  CHECK_CONTAINS(launch_error(port), "MASTER_PORT=70000 is outside 1..65535");
+  CHECK_CONTAINS(launch_error(with(torchrun, "LOCAL_WORLD_SIZE")), "LOCAL_WORLD_SIZE is not set");
+  CHECK_CONTAINS(launch_error(with(torchrun, "RANK", "16")),
+                 "rank 16 is not below the job's 16 processes");
+  CHECK_CONTAINS(launch_error(with(torchrun, "LOCAL_RANK", "8")),
+                 "local rank 8 is not below the node's 8");
+  CHECK_CONTAINS(launch_error(with(torchrun, "WORLD_SIZE", "16x")),
+                 "WORLD_SIZE=\"16x\" is not a whole number");
+  CHECK_CONTAINS(launch_error(with(torchrun, "MASTER_PORT", "70000")),
+                 "MASTER_PORT=70000 is outside 1..65535");
 }
 
 TEST_CASE("Launcher: Open MPI's variables, inside a Slurm allocation") {
@@ -70,29 +78,16 @@ TEST_CASE("Launcher: Open MPI's variables, inside a Slurm allocation") {
                   {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"},
                   {"SLURM_PROCID", "0"},
                   {"SLURM_NTASKS", "2"}};
-  const LaunchInfo info = detect_launch(Environment::of(ompi));
-  CHECK(info.launcher == Launcher::open_mpi);
-  CHECK(info.rank == 5);
-  CHECK(info.world_size == 8);
-  CHECK(info.local_rank == 1);
-  CHECK(info.local_size == 4);
-  CHECK(info.node == -1);
-  Vars bad = ompi;
-  bad["OMPI_COMM_WORLD_LOCAL_SIZE"] = "9";
-  CHECK_CONTAINS(launch_error(bad), "9 processes on the node, more than the job's 8");
+  check_place(detect_launch(Environment::of(ompi)), Launcher::open_mpi, {5, 8, 1, 4, -1});
+  CHECK_CONTAINS(launch_error(with(ompi, "OMPI_COMM_WORLD_LOCAL_SIZE", "9")),
+                 "9 processes on the node, more than the job's 8");
 }
 
 TEST_CASE("Launcher: Slurm's srun, and a batch script's shell that is no task") {
   const Vars srun{{"SLURM_PROCID", "9"},  {"SLURM_NTASKS", "11"},
                   {"SLURM_LOCALID", "1"}, {"SLURM_NODEID", "2"},
                   {"SLURM_STEP_ID", "0"}, {"SLURM_TASKS_PER_NODE", "4(x2),3"}};
-  const LaunchInfo info = detect_launch(Environment::of(srun));
-  CHECK(info.launcher == Launcher::slurm);
-  CHECK(info.rank == 9);
-  CHECK(info.world_size == 11);
-  CHECK(info.local_rank == 1);
-  CHECK(info.local_size == 3);
-  CHECK(info.node == 2);
+  check_place(detect_launch(Environment::of(srun)), Launcher::slurm, {9, 11, 1, 3, 2});
 
   // The step's own counts win over the allocation's.
   Vars step = srun;
@@ -103,23 +98,18 @@ TEST_CASE("Launcher: Slurm's srun, and a batch script's shell that is no task") 
   CHECK(detect_launch(Environment::of(step)).local_size == 3);
 
   // The batch script's shell: Slurm's variables of the allocation, but no step srun made.
-  Vars batch = srun;
-  batch.erase("SLURM_STEP_ID");
-  CHECK(detect_launch(Environment::of(batch)).launcher == Launcher::none);
-  batch["SLURM_STEP_ID"] = "4294967294";
-  CHECK(detect_launch(Environment::of(batch)).launcher == Launcher::none);
+  CHECK(detect_launch(Environment::of(with(srun, "SLURM_STEP_ID"))).launcher == Launcher::none);
+  CHECK(detect_launch(Environment::of(with(srun, "SLURM_STEP_ID", "4294967294"))).launcher ==
+        Launcher::none);
 
-  Vars sum = srun;
-  sum["SLURM_TASKS_PER_NODE"] = "4(x3)";
-  CHECK_CONTAINS(launch_error(sum), "adds up to 12 tasks, but the step has 11");
-  Vars node = srun;
-  node["SLURM_NODEID"] = "3";
-  CHECK_CONTAINS(launch_error(node), "SLURM_NODEID=3 but SLURM_TASKS_PER_NODE=\"4(x2),3\" lists 3");
+  CHECK_CONTAINS(launch_error(with(srun, "SLURM_TASKS_PER_NODE", "4(x3)")),
+                 "adds up to 12 tasks, but the step has 11");
+  CHECK_CONTAINS(launch_error(with(srun, "SLURM_NODEID", "3")),
+                 "SLURM_NODEID=3 but SLURM_TASKS_PER_NODE=\"4(x2),3\" lists 3");
   for (const char* garbled : {"", "4(x2", "4(2)", "x", "4,,3", "0", "4(x0)", "4(x2),"}) {
     CAPTURE(garbled);
-    Vars g = srun;
-    g["SLURM_TASKS_PER_NODE"] = garbled;
-    CHECK_CONTAINS(launch_error(g), "is not Slurm's tasks per node");
+    CHECK_CONTAINS(launch_error(with(srun, "SLURM_TASKS_PER_NODE", garbled)),
+                   "is not Slurm's tasks per node");
   }
 }
 
