@@ -23,6 +23,22 @@ else()
   message(STATUS "railcc: hwloc adapter disabled: it needs hwloc >= 2.0 through pkg-config and pugixml (Debian: libhwloc-dev pkg-config libpugixml-dev)")
 endif()
 
+# MPI (Open MPI from Debian): the MPI bootstrap, and the host backend that will run plans
+# over it. Its C API, from C++ (railcc has no C sources), without the deprecated C++
+# bindings.
+set(MPI_CXX_SKIP_MPICXX ON)
+find_package(MPI QUIET COMPONENTS CXX)
+if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
+  set(RAILCC_HAVE_MPI ON)
+  execute_process(COMMAND "${MPIEXEC_EXECUTABLE}" --version OUTPUT_VARIABLE RAILCC_MPIEXEC_VERSION
+                  ERROR_QUIET RESULT_VARIABLE railcc_mpiexec_rc)
+  string(REGEX MATCH "[^\n]*" RAILCC_MPIEXEC_VERSION "${RAILCC_MPIEXEC_VERSION}")
+  message(STATUS "railcc: MPI adapter enabled: MPI ${MPI_CXX_VERSION}, ${RAILCC_MPIEXEC_VERSION}")
+else()
+  set(RAILCC_HAVE_MPI OFF)
+  message(STATUS "railcc: MPI adapter disabled: no MPI with mpiexec found (Debian: libopenmpi-dev openmpi-bin)")
+endif()
+
 find_package(CUDAToolkit QUIET)
 if(CUDAToolkit_FOUND)
   message(STATUS "railcc: CUDA Toolkit ${CUDAToolkit_VERSION} found (${CUDAToolkit_BIN_DIR})")
