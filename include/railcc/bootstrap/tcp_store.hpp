@@ -117,7 +117,8 @@ inline std::string frame(const Header& h, std::string_view payload) {
   put32(out.data() + 12, h.rank);
   put64(out.data() + 16, h.seq);
   put64(out.data() + 24, payload.size());
-  std::memcpy(out.data() + header_bytes, payload.data(), payload.size());
+  // An empty view may hold no pointer at all, which memcpy must not be given.
+  if (!payload.empty()) std::memcpy(out.data() + header_bytes, payload.data(), payload.size());
   return out;
 }
 
