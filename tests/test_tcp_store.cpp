@@ -201,6 +201,40 @@ TEST_CASE("TCP store: a rank whose process dies mid-job is named") {
   }
 }
 
+TEST_CASE("TCP store: a rank that stops reading is named") {
+  // Rank 1 joins by hand, asks for an all-gather of 32 MiB and never reads: its answer
+  // does not fit the socket's buffers, so the server cannot give it; after the timeout it
+  // fails the job naming rank 1. Rank 0 took its answer first, and learns of the failure
+  // at its next call.
+  auto server = std::make_unique<TcpStoreServer>("127.0.0.1", 0, 2, 2s, Logger(LogLevel::none));
+  const int port = server->port();
+  std::string first, second;
+  std::thread rank0([&, mine = std::move(server)]() mutable {
+    try {
+      TcpStoreOptions options;
+      options.port = port;
+      options.timeout = 2s;
+      options.log = Logger(LogLevel::none);
+      TcpStore store(0, 2, options, std::move(mine));
+      first = store.all_gather("x")[0];
+      store.barrier();
+    } catch (const PeerError& e) {
+      second = e.what();
+    }
+  });
+  detail::tcp::Socket stopped = raw_client(port);
+  REQUIRE(detail::tcp::send_all(stopped.fd(),
+                                detail::tcp::frame({detail::tcp::Kind::hello, 2, 1, 0, 0}, {})));
+  REQUIRE(detail::tcp::send_all(stopped.fd(),
+                                detail::tcp::frame({detail::tcp::Kind::all_gather, 0, 1, 0, 0},
+                                                   std::string(std::size_t{32} << 20, 'b'))));
+  rank0.join();
+  CHECK(first == "x");
+  CHECK_CONTAINS(second,
+                 "rank 1 did not take the answer to call #0 within 2 s (its process is "
+                 "stopped or has left)");
+}
+
 TEST_CASE("TCP store: a rank that closes its bootstrap while others wait is named") {
   const Outcome o = run_job(3, 5s, [](TcpStore& store) {
     if (store.rank() != 1) (void)store.all_gather("a");

@@ -163,26 +163,29 @@ class Reader {
   std::string buffer_;
 };
 
-/// Sends all of `bytes`; false if the peer is gone.
-inline bool send_all(int fd, std::string_view bytes) {
+inline int millis_until(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return static_cast<int>(std::clamp<long long>(left.count(), 0, 100));
+}
+
+/// Sends all of `bytes` on a non-blocking socket; false if the peer is gone, or has not
+/// taken them by `deadline` (a stopped process does not read).
+inline bool send_all(int fd, std::string_view bytes,
+                     Clock::time_point deadline = Clock::time_point::max()) {
   std::size_t sent = 0;
   while (sent < bytes.size()) {
     const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (Clock::now() >= deadline) return false;
       pollfd p{fd, POLLOUT, 0};
-      (void)::poll(&p, 1, 100);
+      (void)::poll(&p, 1, millis_until(deadline));
       continue;
     }
     if (n <= 0) return false;
     sent += static_cast<std::size_t>(n);
   }
   return true;
-}
-
-inline int millis_until(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return static_cast<int>(std::clamp<long long>(left.count(), 0, 100));
 }
 
 inline std::string list_ranks(const std::vector<int>& ranks) {
@@ -333,10 +336,24 @@ class TcpStoreServer {
     const auto fail = [&](const std::string& why) {
       log_.warn(why);
       const std::string msg = frame({Kind::error, 0, 0, seq, 0}, why);
+      const auto until = Clock::now() + std::chrono::seconds(1);
       for (Connection& c : conns) {
-        if (c.socket.valid() && !c.said_goodbye) (void)send_all(c.socket.fd(), msg);
+        if (c.socket.valid() && !c.said_goodbye) (void)send_all(c.socket.fd(), msg, until);
       }
       failed = true;
+    };
+    // Sends every rank `msg`; false (the job failed) if one does not take it in time.
+    const auto to_every_rank = [&](const std::string& msg, const std::string& what) {
+      const auto until = Clock::now() + timeout_;
+      for (int r = 0; r < size_; ++r) {
+        const int c = of_rank[static_cast<std::size_t>(r)];
+        if (!send_all(conns[static_cast<std::size_t>(c)].socket.fd(), msg, until)) {
+          fail("bootstrap: rank " + std::to_string(r) + " did not take " + what + " within " +
+               seconds_text(timeout_) + " (its process is stopped or has left)");
+          return false;
+        }
+      }
+      return true;
     };
     const auto missing = [&](auto&& has) {
       std::vector<int> out;
@@ -372,12 +389,10 @@ class TcpStoreServer {
       } else if (first.kind == Kind::broadcast) {
         payload = pending[first.aux]->payload;
       }
-      const std::string msg = frame({Kind::result, 0, 0, seq, 0}, payload);
-      for (int r = 0; r < size_; ++r) {
-        const int c = of_rank[static_cast<std::size_t>(r)];
-        (void)send_all(conns[static_cast<std::size_t>(c)].socket.fd(), msg);
-        pending[static_cast<std::size_t>(r)].reset();
-      }
+      if (!to_every_rank(frame({Kind::result, 0, 0, seq, 0}, payload),
+                         "the answer to call #" + std::to_string(seq)))
+        return;
+      for (auto& q : pending) q.reset();
       waiting = 0;
       ++seq;
       deadline = Clock::time_point::max();
@@ -411,10 +426,8 @@ class TcpStoreServer {
                                        Clock::now() - started)
                                        .count()) +
                     " ms");
-          const std::string msg = frame({Kind::welcome, 0, 0, 0, 0}, {});
-          for (const int idx : of_rank)
-            (void)send_all(conns[static_cast<std::size_t>(idx)].socket.fd(), msg);
           welcomed = true;
+          if (!to_every_rank(frame({Kind::welcome, 0, 0, 0, 0}, {}), "its welcome")) return;
           deadline = Clock::time_point::max();
         }
         return;
@@ -468,7 +481,8 @@ class TcpStoreServer {
         break;
       }
       if (polls[0].revents & POLLIN) {
-        Socket s(::accept(listener_.fd(), nullptr, nullptr));
+        // Non-blocking: a send to a rank that does not read must not stop the server.
+        Socket s(::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK));
         if (s.valid()) {
           const int one = 1;
           (void)::setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -663,8 +677,16 @@ class TcpStore final : public Bootstrap {
 
   void send(detail::tcp::Kind kind, std::uint32_t aux, std::string_view payload) {
     using namespace detail::tcp;
+    const auto grace = std::max(options_.timeout / 2, std::chrono::milliseconds(2000));
+    const auto deadline = Clock::now() + options_.timeout + grace;
     if (!send_all(socket_.fd(),
-                  frame({kind, aux, static_cast<std::uint32_t>(rank_), seq_, 0}, payload))) {
+                  frame({kind, aux, static_cast<std::uint32_t>(rank_), seq_, 0}, payload),
+                  deadline)) {
+      if (Clock::now() >= deadline) {
+        throw broken("the store at " + where_ + " (rank 0) did not take this rank's " +
+                     std::string(kind_name(kind)) + " within " +
+                     seconds_text(options_.timeout + grace) + ": rank 0 may have stopped");
+      }
       // The store may have said why it closed before it did.
       if (!reader_.fill(socket_.fd())) closed_ = true;
       try {
