@@ -632,6 +632,11 @@ class TcpStore final : public Bootstrap {
     broken_ = true;
     return PeerError("bootstrap: rank " + std::to_string(rank_) + ": " + why);
   }
+  /// The job's failure as the store sent it (it names the ranks), and where this rank was.
+  PeerError told(const std::string& why, std::string_view what) {
+    broken_ = true;
+    return PeerError(why + "; rank " + std::to_string(rank_) + " was in " + std::string(what));
+  }
 
   void connect() {
     using namespace detail::tcp;
@@ -691,7 +696,8 @@ class TcpStore final : public Bootstrap {
       if (!reader_.fill(socket_.fd())) closed_ = true;
       try {
         while (auto f = reader_.next()) {
-          if (f->first.kind == Kind::error) throw broken(f->second);
+          if (f->first.kind == Kind::error)
+            throw told(f->second, std::string(kind_name(kind)) + " #" + std::to_string(seq_));
         }
       } catch (const InputError& e) {
         throw broken(e.what());
@@ -716,7 +722,7 @@ class TcpStore final : public Bootstrap {
         throw broken(e.what());
       }
       if (f) {
-        if (f->first.kind == Kind::error) throw broken(f->second);
+        if (f->first.kind == Kind::error) throw told(f->second, what);
         if (f->first.kind != expected)
           throw broken("the store answered " + std::string(what) + " with a " +
                        std::string(kind_name(f->first.kind)));

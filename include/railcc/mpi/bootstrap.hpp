@@ -264,7 +264,7 @@ class MpiBootstrap final : public Bootstrap {
         // Rank 0 may have given up before it took this rank's request.
         MPI_Request_free(&request);
         broken_ = true;
-        throw PeerError(m.payload);
+        throw PeerError(m.payload + "; rank " + std::to_string(rank_) + " was in " + what);
       }
       MPI_Wait(&request, MPI_STATUS_IGNORE);
       if (m.kind != Kind::answer || m.seq != seq)
