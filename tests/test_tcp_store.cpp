@@ -10,11 +10,13 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "check_contains.hpp"
 #include "railcc/bootstrap/tcp_store.hpp"
+#include "railcc/bootstrap/wire.hpp"
 
 using namespace railcc;
 using namespace std::chrono_literals;
@@ -70,6 +72,32 @@ detail::tcp::Socket raw_client(int port) {
 }
 
 }  // namespace
+
+TEST_CASE("Wire: an all-gather's blobs packed and unpacked; malformed answers refused") {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 100; ++trial) {
+    std::vector<std::string> blobs(
+        static_cast<std::size_t>(std::uniform_int_distribution<int>(0, 9)(rng)));
+    for (auto& b : blobs) {
+      b.resize(static_cast<std::size_t>(std::uniform_int_distribution<int>(0, 40)(rng)));
+      for (char& ch : b) ch = static_cast<char>(std::uniform_int_distribution<int>(0, 255)(rng));
+    }
+    const std::vector<std::string_view> views(blobs.begin(), blobs.end());
+    const std::string packed = detail::wire::pack_blobs(views);
+    const int n = static_cast<int>(blobs.size());
+    CHECK(detail::wire::unpack_blobs(packed, n) == blobs);
+    if (!packed.empty()) CHECK(!detail::wire::unpack_blobs(packed.substr(0, packed.size() - 1), n));
+    CHECK(!detail::wire::unpack_blobs(packed + "x", n));
+    CHECK(!detail::wire::unpack_blobs(packed, n + 1));
+  }
+  CHECK(detail::wire::list_ranks({2, 5}) == "2, 5");
+  std::vector<int> many(20);
+  for (int i = 0; i < 20; ++i) many[static_cast<std::size_t>(i)] = i;
+  CHECK(detail::wire::list_ranks(many) ==
+        "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 and 4 more");
+  CHECK(detail::wire::duration_text(120s) == "120 s");
+  CHECK(detail::wire::duration_text(300ms) == "300 ms");
+}
 
 TEST_CASE("TCP store: random calls on random jobs give every rank the reference's answers") {
   std::mt19937 rng(11);

@@ -7,3 +7,4 @@
 #include "railcc/bootstrap/launcher.hpp"
 #include "railcc/bootstrap/start.hpp"
 #include "railcc/bootstrap/tcp_store.hpp"
+#include "railcc/bootstrap/wire.hpp"

@@ -22,6 +22,7 @@
 #include "railcc/bootstrap/env.hpp"
 #include "railcc/bootstrap/launcher.hpp"
 #include "railcc/bootstrap/tcp_store.hpp"
+#include "railcc/bootstrap/wire.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/log.hpp"
@@ -37,9 +38,7 @@ class SoloBootstrap final : public Bootstrap {
     return {std::string(mine)};
   }
   std::string broadcast(std::string_view blob, int root) override {
-    if (root != 0)
-      throw InputError("bootstrap: broadcast from root " + std::to_string(root) +
-                       ", not a rank of 1");
+    detail::wire::check_root(root, 1);
     return std::string(blob);
   }
   void barrier() override {}

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "railcc/bootstrap/bootstrap.hpp"
+#include "railcc/bootstrap/wire.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/log.hpp"
@@ -53,6 +54,7 @@ RAILCC_NAMESPACE_BEGIN
 
 namespace detail::tcp {
 
+using namespace detail::wire;
 using Clock = std::chrono::steady_clock;
 
 inline constexpr std::uint32_t magic = 0x31424352;  // "RCB1"
@@ -91,23 +93,6 @@ struct Header {
   std::uint64_t length = 0;
 };
 inline constexpr std::size_t header_bytes = 32;
-
-inline void put32(char* at, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) at[i] = static_cast<char>((v >> (8 * i)) & 0xffu);
-}
-inline void put64(char* at, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) at[i] = static_cast<char>((v >> (8 * i)) & 0xffu);
-}
-inline std::uint32_t get32(const char* at) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<unsigned char>(at[i])} << (8 * i);
-  return v;
-}
-inline std::uint64_t get64(const char* at) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(at[i])} << (8 * i);
-  return v;
-}
 
 inline std::string frame(const Header& h, std::string_view payload) {
   std::string out(header_bytes + payload.size(), '\0');
@@ -186,19 +171,6 @@ inline bool send_all(int fd, std::string_view bytes,
     sent += static_cast<std::size_t>(n);
   }
   return true;
-}
-
-inline std::string list_ranks(const std::vector<int>& ranks) {
-  std::string s;
-  const std::size_t shown = std::min<std::size_t>(ranks.size(), 16);
-  for (std::size_t i = 0; i < shown; ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
-  if (ranks.size() > shown) s += " and " + std::to_string(ranks.size() - shown) + " more";
-  return s;
-}
-
-inline std::string seconds_text(std::chrono::milliseconds t) {
-  const auto ms = t.count();
-  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
 }
 
 struct AddrInfo {
@@ -349,7 +321,7 @@ class TcpStoreServer {
         const int c = of_rank[static_cast<std::size_t>(r)];
         if (!send_all(conns[static_cast<std::size_t>(c)].socket.fd(), msg, until)) {
           fail("bootstrap: rank " + std::to_string(r) + " did not take " + what + " within " +
-               seconds_text(timeout_) + " (its process is stopped or has left)");
+               duration_text(timeout_) + " (its process is stopped or has left)");
           return false;
         }
       }
@@ -380,12 +352,9 @@ class TcpStoreServer {
       }
       std::string payload;
       if (first.kind == Kind::all_gather) {
-        for (const auto& q : pending) {
-          char length[8];
-          put64(length, q->payload.size());
-          payload.append(length, 8);
-          payload += q->payload;
-        }
+        std::vector<std::string_view> blobs;
+        for (const auto& q : pending) blobs.emplace_back(q->payload);
+        payload = pack_blobs(blobs);
       } else if (first.kind == Kind::broadcast) {
         payload = pending[first.aux]->payload;
       }
@@ -526,13 +495,13 @@ class TcpStoreServer {
         fail("bootstrap: ranks " +
              list_ranks(missing([&](int r) { return of_rank[static_cast<std::size_t>(r)] >= 0; })) +
              " of " + std::to_string(size_) + " did not join the store at " + where_ + " within " +
-             seconds_text(timeout_));
+             duration_text(timeout_));
       } else if (waiting > 0) {
         const auto first =
             std::find_if(pending.begin(), pending.end(), [](auto& q) { return q.has_value(); });
         fail("bootstrap: call #" + std::to_string(seq) + " (" +
              std::string(kind_name((*first)->kind)) + ") timed out after " +
-             seconds_text(timeout_) + ": ranks " + list_ranks(missing([&](int r) {
+             duration_text(timeout_) + ": ranks " + list_ranks(missing([&](int r) {
                return pending[static_cast<std::size_t>(r)].has_value();
              })) +
              " of " + std::to_string(size_) + " did not make it");
@@ -602,26 +571,12 @@ class TcpStore final : public Bootstrap {
   [[nodiscard]] int port() const { return options_.port; }
 
   std::vector<std::string> all_gather(std::string_view mine) override {
-    using namespace detail::tcp;
-    const std::string all = call(Kind::all_gather, 0, mine);
-    std::vector<std::string> out;
-    out.reserve(static_cast<std::size_t>(size_));
-    std::size_t at = 0;
-    for (int r = 0; r < size_; ++r) {
-      if (at + 8 > all.size()) throw broken("all_gather: the store's answer is cut short");
-      const std::uint64_t length = get64(all.data() + at);
-      at += 8;
-      if (length > all.size() - at) throw broken("all_gather: the store's answer is cut short");
-      out.emplace_back(all.substr(at, length));
-      at += length;
-    }
-    return out;
+    auto blobs = detail::wire::unpack_blobs(call(detail::tcp::Kind::all_gather, 0, mine), size_);
+    if (!blobs) throw broken("all_gather: the store's answer is malformed");
+    return std::move(*blobs);
   }
   std::string broadcast(std::string_view blob, int root) override {
-    if (root < 0 || root >= size_) {
-      throw InputError("bootstrap: broadcast from root " + std::to_string(root) +
-                       ", not a rank of " + std::to_string(size_));
-    }
+    detail::wire::check_root(root, size_);
     return call(detail::tcp::Kind::broadcast, static_cast<std::uint32_t>(root),
                 root == rank_ ? blob : std::string_view{});
   }
@@ -672,7 +627,7 @@ class TcpStore final : public Bootstrap {
         broken_ = true;
         throw PeerError("bootstrap: rank " + std::to_string(rank_) +
                         " could not reach the store at " + where_ + " within " +
-                        seconds_text(options_.timeout) + " (" + why +
+                        duration_text(options_.timeout) + " (" + why +
                         "): rank 0 listens there; is it running, and is the address right?");
       }
       std::this_thread::sleep_for(pause);
@@ -690,7 +645,7 @@ class TcpStore final : public Bootstrap {
       if (Clock::now() >= deadline) {
         throw broken("the store at " + where_ + " (rank 0) did not take this rank's " +
                      std::string(kind_name(kind)) + " within " +
-                     seconds_text(options_.timeout + grace) + ": rank 0 may have stopped");
+                     duration_text(options_.timeout + grace) + ": rank 0 may have stopped");
       }
       // The store may have said why it closed before it did.
       if (!reader_.fill(socket_.fd())) closed_ = true;
@@ -736,7 +691,7 @@ class TcpStore final : public Bootstrap {
       }
       if (Clock::now() >= deadline) {
         throw broken("the store at " + where_ + " (rank 0) did not answer " + std::string(what) +
-                     " within " + seconds_text(options_.timeout + grace) +
+                     " within " + duration_text(options_.timeout + grace) +
                      ": rank 0 may have stopped");
       }
       pollfd p{socket_.fd(), POLLIN, 0};

@@ -31,7 +31,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +39,7 @@
 #include <vector>
 
 #include "railcc/bootstrap/bootstrap.hpp"
+#include "railcc/bootstrap/wire.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/log.hpp"
@@ -47,6 +47,8 @@
 RAILCC_NAMESPACE_BEGIN
 
 namespace detail::mpi_boot {
+
+using namespace detail::wire;
 
 using Clock = std::chrono::steady_clock;
 inline constexpr int request_tag = 1;
@@ -71,8 +73,8 @@ inline std::string kind_name(Kind k) {
   return "unknown";
 }
 
-/// 24-byte header (kind, aux, sequence number, then 8 spare) and the payload, in the
-/// host's byte order: every rank of an MPI job runs the same build.
+/// A 24-byte little-endian header (kind, aux, sequence number, then 8 spare) and the
+/// payload.
 struct Message {
   Kind kind{};
   std::uint32_t aux = 0;
@@ -83,21 +85,18 @@ inline constexpr std::size_t header_bytes = 24;
 
 inline std::string encode(const Message& m) {
   std::string out(header_bytes + m.payload.size(), '\0');
-  const auto kind = static_cast<std::uint32_t>(m.kind);
-  std::memcpy(out.data(), &kind, 4);
-  std::memcpy(out.data() + 4, &m.aux, 4);
-  std::memcpy(out.data() + 8, &m.seq, 8);
-  std::memcpy(out.data() + header_bytes, m.payload.data(), m.payload.size());
+  put32(out.data(), static_cast<std::uint32_t>(m.kind));
+  put32(out.data() + 4, m.aux);
+  put64(out.data() + 8, m.seq);
+  std::copy(m.payload.begin(), m.payload.end(), out.begin() + header_bytes);
   return out;
 }
-inline Message decode(std::string bytes) {
+inline Message decode(const std::string& bytes) {
   if (bytes.size() < header_bytes) throw PeerError("bootstrap (MPI): a message cut short");
   Message m;
-  std::uint32_t kind = 0;
-  std::memcpy(&kind, bytes.data(), 4);
-  m.kind = static_cast<Kind>(kind);
-  std::memcpy(&m.aux, bytes.data() + 4, 4);
-  std::memcpy(&m.seq, bytes.data() + 8, 8);
+  m.kind = static_cast<Kind>(get32(bytes.data()));
+  m.aux = get32(bytes.data() + 4);
+  m.seq = get64(bytes.data() + 8);
   m.payload = bytes.substr(header_bytes);
   return m;
 }
@@ -108,19 +107,6 @@ inline void check(int rc, const char* what) {
   int length = 0;
   MPI_Error_string(rc, text, &length);
   throw PeerError(std::string("bootstrap (MPI): ") + what + " failed: " + text);
-}
-
-inline std::string list_ranks(const std::vector<int>& ranks) {
-  std::string s;
-  const std::size_t shown = std::min<std::size_t>(ranks.size(), 16);
-  for (std::size_t i = 0; i < shown; ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
-  if (ranks.size() > shown) s += " and " + std::to_string(ranks.size() - shown) + " more";
-  return s;
-}
-
-inline std::string time_text(std::chrono::milliseconds t) {
-  return t.count() % 1000 == 0 ? std::to_string(t.count() / 1000) + " s"
-                               : std::to_string(t.count()) + " ms";
 }
 
 }  // namespace detail::mpi_boot
@@ -153,25 +139,13 @@ class MpiBootstrap final : public Bootstrap {
   [[nodiscard]] int size() const override { return size_; }
 
   std::vector<std::string> all_gather(std::string_view mine) override {
-    const std::string all = call(detail::mpi_boot::Kind::all_gather, 0, mine);
-    std::vector<std::string> out;
-    std::size_t at = 0;
-    for (int r = 0; r < size_; ++r) {
-      std::uint64_t length = 0;
-      if (at + 8 > all.size()) throw fail_here("all_gather: rank 0's answer is cut short");
-      std::memcpy(&length, all.data() + at, 8);
-      at += 8;
-      if (length > all.size() - at) throw fail_here("all_gather: rank 0's answer is cut short");
-      out.emplace_back(all.substr(at, length));
-      at += length;
-    }
-    return out;
+    auto blobs =
+        detail::wire::unpack_blobs(call(detail::mpi_boot::Kind::all_gather, 0, mine), size_);
+    if (!blobs) throw fail_here("all_gather: rank 0's answer is malformed");
+    return std::move(*blobs);
   }
   std::string broadcast(std::string_view blob, int root) override {
-    if (root < 0 || root >= size_) {
-      throw InputError("bootstrap: broadcast from root " + std::to_string(root) +
-                       ", not a rank of " + std::to_string(size_));
-    }
+    detail::wire::check_root(root, size_);
     return call(detail::mpi_boot::Kind::broadcast, static_cast<std::uint32_t>(root),
                 root == rank_ ? blob : std::string_view{});
   }
@@ -256,8 +230,8 @@ class MpiBootstrap final : public Bootstrap {
       const auto answer = poll_receive(0, answer_tag, Clock::now() + timeout_ + grace);
       if (!answer) {
         MPI_Request_free(&request);
-        throw fail_here("rank 0 did not answer " + what + " within " + time_text(timeout_ + grace) +
-                        ": rank 0 may have stopped");
+        throw fail_here("rank 0 did not answer " + what + " within " +
+                        duration_text(timeout_ + grace) + ": rank 0 may have stopped");
       }
       Message m = decode(answer->first);
       if (m.kind == Kind::error) {
@@ -284,11 +258,11 @@ class MpiBootstrap final : public Bootstrap {
         for (int r = 0; r < size_; ++r)
           if (!got[static_cast<std::size_t>(r)]) missing.push_back(r);
         failure = "bootstrap (MPI): call #" + std::to_string(seq) + " (" + kind_name(kind) +
-                  ") timed out after " + time_text(timeout_) + ": ranks " + list_ranks(missing) +
-                  " of " + std::to_string(size_) + " did not make it";
+                  ") timed out after " + duration_text(timeout_) + ": ranks " +
+                  list_ranks(missing) + " of " + std::to_string(size_) + " did not make it";
         break;
       }
-      Message m = decode(std::move(bytes->first));
+      Message m = decode(bytes->first);
       const int from = bytes->second;
       if (m.seq != seq || got[static_cast<std::size_t>(from)]) {
         failure = "bootstrap (MPI): rank " + std::to_string(from) + " made call #" +
@@ -319,11 +293,9 @@ class MpiBootstrap final : public Bootstrap {
     }
     std::string result;
     if (kind == Kind::all_gather) {
-      for (const auto& q : got) {
-        const std::uint64_t length = q->payload.size();
-        result.append(reinterpret_cast<const char*>(&length), 8);
-        result += q->payload;
-      }
+      std::vector<std::string_view> blobs;
+      for (const auto& q : got) blobs.emplace_back(q->payload);
+      result = pack_blobs(blobs);
     } else if (kind == Kind::broadcast) {
       result = got[aux]->payload;
     }
