@@ -278,7 +278,6 @@ class TcpStoreServer {
   }
 
   [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] const std::string& address() const { return where_; }
 
  private:
   struct Connection {
@@ -524,7 +523,9 @@ class TcpStoreServer {
 /// Where the store is and how long any wait may take.
 struct TcpStoreOptions {
   std::string host = "127.0.0.1";
-  int port = 0;  ///< rank 0 with port 0 listens on a free port (then tell the others)
+  /// 0 only with a server made beforehand: TcpStoreServer picks a free port, and its
+  /// port() is what the other ranks need (rank 0's store blocks until they join).
+  int port = 0;
   std::chrono::milliseconds timeout{std::chrono::seconds(120)};
   Logger log{};
 };
@@ -568,7 +569,6 @@ class TcpStore final : public Bootstrap {
 
   [[nodiscard]] int rank() const override { return rank_; }
   [[nodiscard]] int size() const override { return size_; }
-  [[nodiscard]] int port() const { return options_.port; }
 
   std::vector<std::string> all_gather(std::string_view mine) override {
     auto blobs = detail::wire::unpack_blobs(call(detail::tcp::Kind::all_gather, 0, mine), size_);
