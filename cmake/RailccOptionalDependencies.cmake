@@ -23,12 +23,13 @@ else()
   message(STATUS "railcc: hwloc adapter disabled: it needs hwloc >= 2.0 through pkg-config and pugixml (Debian: libhwloc-dev pkg-config libpugixml-dev)")
 endif()
 
-# MPI (Open MPI from Debian): the MPI bootstrap, and the host backend that will run plans
+# MPI (Open MPI from Debian): the MPI bootstrap and the host backend, which runs plans
 # over it. Its C API, from C++ (railcc has no C sources), without the deprecated C++
-# bindings.
+# bindings. The adapter reads the fabric and topology files a job names, so it needs the
+# formats adapter too.
 set(MPI_CXX_SKIP_MPICXX ON)
 find_package(MPI QUIET COMPONENTS CXX)
-if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
+if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE AND RAILCC_HAVE_FORMATS)
   set(RAILCC_HAVE_MPI ON)
   execute_process(COMMAND "${MPIEXEC_EXECUTABLE}" --version OUTPUT_VARIABLE RAILCC_MPIEXEC_VERSION
                   ERROR_QUIET RESULT_VARIABLE railcc_mpiexec_rc)
@@ -36,7 +37,7 @@ if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
   message(STATUS "railcc: MPI adapter enabled: MPI ${MPI_CXX_VERSION}, ${RAILCC_MPIEXEC_VERSION}")
 else()
   set(RAILCC_HAVE_MPI OFF)
-  message(STATUS "railcc: MPI adapter disabled: no MPI with mpiexec found (Debian: libopenmpi-dev openmpi-bin)")
+  message(STATUS "railcc: MPI adapter disabled: it needs MPI with mpiexec and the formats adapter (Debian: libopenmpi-dev openmpi-bin, and the formats' packages)")
 endif()
 
 find_package(CUDAToolkit QUIET)

@@ -13,7 +13,9 @@ layer() {
     fabric*|hwloc*) echo 2 ;;
     sim*|formats*) echo 3 ;;
     coll*) echo 4 ;;
-    backend*|tune*|mpi*) echo 5 ;;
+    backend*|tune*) echo 5 ;;
+    comm*) echo 6 ;;
+    mpi*) echo 7 ;;
     railcc.hpp) echo 9 ;;
     *) echo "unknown header $1" >&2; exit 2 ;;
   esac

@@ -49,6 +49,7 @@
 #include "railcc/coll.hpp"
 #include "railcc/fabric.hpp"
 #include "railcc/formats/fabric_json.hpp"
+#include "railcc/formats/fabric_spec.hpp"
 #include "railcc/sim/trace.hpp"
 #include "railcc/tune.hpp"
 
@@ -198,25 +199,7 @@ Settings check_numbers(const Options& o) {
 }
 
 Fabric build_fabric(const Options& o, const Settings& n, FixedCosts& file_costs) {
-  const std::string& f = o.fabric;
-  if (f == "colossus") {
-    ColossusParams p;
-    if (n.gpus > 0) p.gpus = n.gpus;
-    return colossus(p);
-  }
-  if (f == "llama3") return llama3();
-  if (f == "hpn") return hpn();
-  if (f == "fat-tree") {
-    // The smallest k-ary fat tree (k even) with room for the GPUs asked for.
-    // n.gpus is at most max_fabric_endpoints, so k stays small (254 at 4M GPUs).
-    std::uint32_t k = 4;
-    while (n.gpus > 0 && static_cast<std::uint64_t>(k) * k * k / 4 < n.gpus) k += 2;
-    if (n.gpus == 0) k = 16;
-    return fat_tree(k);
-  }
-  if (f.size() > 5 && f.substr(f.size() - 5) == ".json") return read_fabric_json(f, &file_costs);
-  throw InputError("--fabric '" + f +
-                   "': not a preset (colossus, llama3, hpn, fat-tree) nor a .json fabric file");
+  return fabric_from_spec(o.fabric, n.gpus, &file_costs, "--fabric");
 }
 
 /// Marks `fraction` of the switch-to-switch cables down, chosen by `seed`. NIC cables are

@@ -15,3 +15,11 @@
 #define RAILCC_NAMESPACE_END \
   }                          \
   }
+
+// Pointers that no other pointer of the function reaches (C's `restrict`), for loops
+// the compiler should vectorise without a run-time overlap check.
+#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
+#define RAILCC_RESTRICT __restrict
+#else
+#define RAILCC_RESTRICT
+#endif

@@ -5,6 +5,7 @@
 #include "railcc/backend.hpp"
 #include "railcc/bootstrap.hpp"
 #include "railcc/coll.hpp"
+#include "railcc/comm.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric.hpp"

@@ -97,6 +97,28 @@ struct RailccSettings {
   /// MASTER_ADDR and MASTER_PORT, as torchrun sets them.
   std::optional<std::string> bootstrap_host;
   std::optional<int> bootstrap_port;
+  /// RAILCC_TIMEOUT: seconds a collective may go without progress (no message arriving,
+  /// none leaving) before it fails, naming the ranks it waits for (default 600, as
+  /// PyTorch's process groups; 1 to 86,400).
+  std::chrono::milliseconds timeout{std::chrono::seconds(600)};
+  /// RAILCC_CHECK_CALLS=1: before every call, the ranks compare what they were asked to
+  /// do (collective, count, type, op, root) and a mismatch fails naming the ranks and
+  /// their calls. Costs one bootstrap all-gather per call; off by default.
+  bool check_calls = false;
+  /// RAILCC_ALGO: the algorithm every call uses where it applies (ring, rabenseifner,
+  /// tree, hierarchical, bruck, ...), instead of the tuner's choice; as NCCL_ALGO.
+  std::optional<std::string> algorithm;
+  /// RAILCC_FABRIC: the fabric the tuner and railcc-perf's model assume: a preset
+  /// (colossus, llama3, hpn, fat-tree) or a fabric JSON file. Unset: a rail-optimised
+  /// fabric of the hosts found.
+  std::optional<std::string> fabric;
+  /// RAILCC_TOPO_FILE: this node's topology as an NCCL topology XML, instead of discovery:
+  /// each local rank's rail is the rail of its GPU's nearest NIC.
+  std::optional<std::string> topo_file;
+  /// RAILCC_RANKS_PER_HOST: treat every N consecutive ranks as one host, whatever host
+  /// they run on, so one machine runs hierarchical algorithms with both levels (tests,
+  /// and trying a plan before a multi-node job). Unset: hosts by host name.
+  std::optional<int> ranks_per_host;
 
   [[nodiscard]] static RailccSettings from(const Environment& env) {
     RailccSettings s;
@@ -115,7 +137,24 @@ struct RailccSettings {
       s.bootstrap_host = std::move(host);
       s.bootstrap_port = port;
     }
+    if (const auto seconds = env.integer("RAILCC_TIMEOUT", 1, 86'400))
+      s.timeout = std::chrono::seconds(*seconds);
+    if (const auto check = env.integer("RAILCC_CHECK_CALLS", 0, 1)) s.check_calls = *check == 1;
+    s.algorithm = non_empty(env, "RAILCC_ALGO");
+    s.fabric = non_empty(env, "RAILCC_FABRIC");
+    s.topo_file = non_empty(env, "RAILCC_TOPO_FILE");
+    if (const auto n = env.integer("RAILCC_RANKS_PER_HOST", 1, 1 << 20))
+      s.ranks_per_host = static_cast<int>(*n);
     return s;
+  }
+
+  /// A variable's value; set but empty is an InputError naming it.
+  [[nodiscard]] static std::optional<std::string> non_empty(const Environment& env,
+                                                            const std::string& name) {
+    auto value = env.get(name);
+    if (value && value->empty())
+      throw InputError("environment: " + name + " is set but empty (unset it, or give a value)");
+    return value;
   }
 
   /// "HOST:PORT" or "[IPV6]:PORT" into its parts; `name` is the variable, for errors.

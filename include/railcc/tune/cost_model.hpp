@@ -130,6 +130,7 @@ struct CostModel {
   /// predict() without the collective's base latency: its steps alone.
   [[nodiscard]] Picoseconds predict_steps(Collective c, Algorithm a, Algorithm inter,
                                           std::size_t bytes) const {
+    if (ranks <= 1) return Picoseconds{};  // nothing moves (and a 1-GPU host has no NVLink)
     const auto n = static_cast<double>(bytes);
     const auto p = static_cast<double>(ranks);
     const bool multi = hosts > 1;

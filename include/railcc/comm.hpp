@@ -1,0 +1,7 @@
+// railcc/comm.hpp: the communicator users hold and what it runs on (transports).
+#pragma once
+
+#include "railcc/comm/communicator.hpp"
+#include "railcc/comm/host_steps.hpp"
+#include "railcc/comm/placement.hpp"
+#include "railcc/comm/transport.hpp"

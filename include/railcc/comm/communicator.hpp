@@ -1,0 +1,650 @@
+// railcc/comm/communicator.hpp: the communicator users hold: NCCL-shaped calls on their
+// own buffers, each run as this rank's projection of a plan the tuner chose.
+//
+// A Communicator is built over a Transport (comm/transport.hpp: the host backend over MPI,
+// or a job of one rank) and, at construction, learns where every rank sits: each rank
+// gives its host and its rail through the transport's bootstrap (comm/placement.hpp). The
+// fabric the tuner assumes is RAILCC_FABRIC's, or by default a rail-optimised fabric of
+// the hosts found. A call:
+//  1. checks its arguments (and, under RAILCC_CHECK_CALLS=1, that every rank made the
+//     same call, naming the ranks that did not);
+//  2. takes the plan for its shape (collective, count, type, op, root, in place, options)
+//     from the cache, or makes it: the tuner's algorithm (CostModel::choose, or
+//     RAILCC_ALGO, or the call's options), posted and projected for this rank alone
+//     (project_posted), so a training loop pays for planning once per shape;
+//  3. runs the program on the caller's buffers and scratch memory the communicator keeps,
+//     blocking, or returning a Request to test or wait on.
+// Semantics are NCCL's: counts per rank (reduce_scatter's recvcount, all_gather's
+// sendcount, all_to_all's count per peer); in place when the pointers say so as NCCL's do
+// (all_reduce, broadcast, reduce: sendbuff == recvbuff; reduce_scatter: recvbuff ==
+// sendbuff + rank * recvcount; all_gather: sendbuff == recvbuff + rank * sendcount); the
+// root's buffers only where NCCL reads them (broadcast's sendbuff and reduce's recvbuff
+// at the root alone). Every rank must make the same collective calls in the same order.
+// Thread safety: a Communicator and its Requests are used by one thread at a time.
+// Different communicators may be used by different threads at once where the transport
+// allows (the host backend: when MPI was initialised with MPI_THREAD_MULTIPLE).
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "railcc/bootstrap/env.hpp"
+#include "railcc/coll/call.hpp"
+#include "railcc/coll/collective.hpp"
+#include "railcc/coll/data_type.hpp"
+#include "railcc/coll/post.hpp"
+#include "railcc/coll/projection.hpp"
+#include "railcc/coll/reduce_op.hpp"
+#include "railcc/comm/host_steps.hpp"
+#include "railcc/comm/placement.hpp"
+#include "railcc/comm/transport.hpp"
+#include "railcc/config.hpp"
+#include "railcc/error.hpp"
+#include "railcc/fabric/fabric.hpp"
+#include "railcc/fabric/presets.hpp"
+#include "railcc/log.hpp"
+#include "railcc/topology/node_topology.hpp"
+#include "railcc/tune/cost_model.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+/// What a communicator is built with besides its transport.
+struct CommunicatorOptions {
+  RailccSettings settings;
+  Logger log;
+  /// The fabric the tuner assumes (RAILCC_FABRIC, read by read_job_inputs); nothing: a
+  /// rail-optimised fabric of the hosts found.
+  std::optional<Fabric> fabric;
+  std::string fabric_name;
+  /// This node's topology (RAILCC_TOPO_FILE): each rank's rail is its GPU's NIC's.
+  std::optional<NodeTopology> topology;
+  /// This rank's host; empty: the machine's host name.
+  std::string host_name;
+};
+
+/// Per-call choices that override the tuner's.
+struct CallOptions {
+  std::optional<Algorithm> algorithm;
+  std::optional<Algorithm> inter_host;  ///< hierarchical's algorithm across hosts
+  int channels = 0;                     ///< 0: the tuner's (1)
+};
+
+/// What a call will run, and why.
+struct PlanChoice {
+  Algorithm algorithm = Algorithm::ring;
+  Algorithm inter_host = Algorithm::rabenseifner;
+  int channels = 1;
+  int phase_chunks = 0;
+  Picoseconds predicted;
+  /// "tuner: ring 61.2 us, rabenseifner 70.1 us, tree 80.0 us" or "RAILCC_ALGO".
+  std::string why;
+  [[nodiscard]] std::string name() const {
+    std::string s(to_string(algorithm));
+    if (algorithm == Algorithm::hierarchical) s += "+" + std::string(to_string(inter_host));
+    return s;
+  }
+};
+
+/// A call in flight: test() advances it, wait() finishes it. A Request dropped before it
+/// completed waits for it first (the buffers stay in use until then).
+class Request {
+ public:
+  Request() = default;
+  Request(Request&&) noexcept = default;
+  Request& operator=(Request&& other) noexcept {
+    if (this != &other) {
+      run_.reset();  // waits for a call still in flight before taking another
+      resources_ = std::move(other.resources_);
+      run_ = std::move(other.run_);
+    }
+    return *this;
+  }
+  ~Request() { run_.reset(); }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  /// Advances the call; true once it has completed. Throws PeerError when it failed.
+  bool test() {
+    if (!run_) return true;
+    if (!run_->test()) return false;
+    finish();
+    return true;
+  }
+  /// Returns once the call has completed; throws PeerError when it failed.
+  void wait() {
+    if (!run_) return;
+    run_->wait();
+    finish();
+  }
+  [[nodiscard]] bool done() const { return !run_; }
+
+ private:
+  friend class Communicator;
+  /// What the call holds until it completes: its scratch memory, and its place among
+  /// the collectives in flight.
+  struct Resources {
+    std::shared_ptr<ScratchPool> pool;
+    std::vector<std::vector<std::byte>> scratch;
+    std::shared_ptr<std::atomic<int>> in_flight;
+    Resources() = default;
+    Resources(const Resources&) = delete;
+    Resources& operator=(const Resources&) = delete;
+    ~Resources() {
+      for (auto& s : scratch) pool->give_back(std::move(s));
+      if (in_flight) --*in_flight;
+    }
+  };
+  void finish() {
+    run_.reset();
+    resources_.reset();
+  }
+  std::unique_ptr<Resources> resources_;  // released after run_ (declared before it)
+  std::unique_ptr<TransportRun> run_;
+};
+
+class Communicator {
+ public:
+  /// Collectives a communicator lets be in flight at once (non-blocking calls not yet
+  /// waited for); one more is an InputError.
+  static constexpr int max_in_flight = 32;
+
+  /// Collective over the transport's ranks: every rank says where it sits.
+  Communicator(std::unique_ptr<Transport> transport, CommunicatorOptions options)
+      : Communicator(std::move(transport), std::move(options), std::nullopt) {}
+
+  [[nodiscard]] int rank() const { return transport_->rank(); }
+  [[nodiscard]] int size() const { return transport_->size(); }
+  [[nodiscard]] const JobPlacement& placement() const { return placement_; }
+  [[nodiscard]] const CostModel& model() const { return model_; }
+  [[nodiscard]] const Fabric& fabric() const { return *fabric_; }
+  [[nodiscard]] const std::string& fabric_name() const { return fabric_name_; }
+  [[nodiscard]] std::string transport_name() const { return transport_->name(); }
+  [[nodiscard]] const RailccSettings& settings() const { return options_.settings; }
+  /// Plans made so far (one per call shape).
+  [[nodiscard]] std::size_t cached_plans() const { return cache_.size(); }
+
+  // ---- collectives, as NCCL's ------------------------------------------------------------
+  void all_reduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                  const CallOptions& o = {}) {
+    iall_reduce(send, recv, count, type, op, o).wait();
+  }
+  Request iall_reduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                      const CallOptions& o = {}) {
+    return start({Collective::all_reduce, count, type, op, 0}, send, recv, o);
+  }
+  void reduce_scatter(const void* send, void* recv, std::size_t recv_count, DataType type,
+                      ReduceOp op, const CallOptions& o = {}) {
+    ireduce_scatter(send, recv, recv_count, type, op, o).wait();
+  }
+  Request ireduce_scatter(const void* send, void* recv, std::size_t recv_count, DataType type,
+                          ReduceOp op, const CallOptions& o = {}) {
+    return start({Collective::reduce_scatter, recv_count, type, op, 0}, send, recv, o);
+  }
+  void all_gather(const void* send, void* recv, std::size_t send_count, DataType type,
+                  const CallOptions& o = {}) {
+    iall_gather(send, recv, send_count, type, o).wait();
+  }
+  Request iall_gather(const void* send, void* recv, std::size_t send_count, DataType type,
+                      const CallOptions& o = {}) {
+    return start({Collective::all_gather, send_count, type, ReduceOp::sum, 0}, send, recv, o);
+  }
+  void broadcast(const void* send, void* recv, std::size_t count, DataType type, int root,
+                 const CallOptions& o = {}) {
+    ibroadcast(send, recv, count, type, root, o).wait();
+  }
+  Request ibroadcast(const void* send, void* recv, std::size_t count, DataType type, int root,
+                     const CallOptions& o = {}) {
+    return start({Collective::broadcast, count, type, ReduceOp::sum, root}, send, recv, o);
+  }
+  void reduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, int root,
+              const CallOptions& o = {}) {
+    ireduce(send, recv, count, type, op, root, o).wait();
+  }
+  Request ireduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                  int root, const CallOptions& o = {}) {
+    return start({Collective::reduce, count, type, op, root}, send, recv, o);
+  }
+  /// `count` elements to and from each peer (send and recv hold size() * count).
+  void all_to_all(const void* send, void* recv, std::size_t count, DataType type,
+                  const CallOptions& o = {}) {
+    iall_to_all(send, recv, count, type, o).wait();
+  }
+  Request iall_to_all(const void* send, void* recv, std::size_t count, DataType type,
+                      const CallOptions& o = {}) {
+    return start({Collective::all_to_all, count, type, ReduceOp::sum, 0}, send, recv, o);
+  }
+
+  // ---- point to point --------------------------------------------------------------------
+  /// Sends `count` elements to `peer`, matched with peer's recv from this rank in order.
+  void send(const void* buf, std::size_t count, DataType type, int peer) {
+    isend(buf, count, type, peer).wait();
+  }
+  Request isend(const void* buf, std::size_t count, DataType type, int peer) {
+    return point_to_point(true, const_cast<void*>(buf), count, type, peer);
+  }
+  void recv(void* buf, std::size_t count, DataType type, int peer) {
+    irecv(buf, count, type, peer).wait();
+  }
+  Request irecv(void* buf, std::size_t count, DataType type, int peer) {
+    return point_to_point(false, buf, count, type, peer);
+  }
+
+  /// A communicator over the ranks that give the same `color` (>= 0), ordered by `key`
+  /// then rank, as ncclCommSplit; nothing for a rank that gives a negative color. Every
+  /// rank must call it. The new communicator keeps each rank's host and rail.
+  std::optional<Communicator> split(int color, int key) {
+    const RankPlacement me = placement_.ranks[static_cast<std::size_t>(rank())];
+    const std::string my_host = placement_.host_names[me.host];
+    auto part = transport_->split(color, key);
+    if (!part) return std::nullopt;
+    CommunicatorOptions o = options_;
+    o.host_name = my_host;
+    o.topology.reset();
+    o.settings.ranks_per_host.reset();
+    return Communicator(std::move(part), std::move(o), me.rail);
+  }
+
+  /// The plan a call of this shape runs, and why (the tuner's candidates), without
+  /// running it.
+  [[nodiscard]] PlanChoice explain(Collective c, std::size_t count, DataType type,
+                                   const CallOptions& o = {}) const {
+    return choose(c, model_bytes(c, count, type), o);
+  }
+
+ private:
+  struct Shape {
+    Collective collective = Collective::all_reduce;
+    std::size_t count = 0;
+    DataType type = DataType::float32;
+    ReduceOp op = ReduceOp::sum;
+    int root = 0;
+  };
+  struct Cached {
+    std::shared_ptr<const RankProgram> program;
+    PlanChoice choice;
+    std::size_t user_buffers = 2;  // buffers the caller's pointers fill (1 in place)
+  };
+  using Key = std::tuple<int, std::size_t, int, int, int, bool, int, int, int>;
+
+  Communicator(std::unique_ptr<Transport> transport, CommunicatorOptions options,
+               std::optional<std::uint32_t> rail)
+      : transport_(std::move(transport)),
+        options_(std::move(options)),
+        pool_(std::make_shared<ScratchPool>()),
+        in_flight_(std::make_shared<std::atomic<int>>(0)),
+        sends_(static_cast<std::size_t>(transport_->size()), 0),
+        recvs_(static_cast<std::size_t>(transport_->size()), 0) {
+    options_.log.set_rank(rank());
+    if (options_.settings.algorithm) {
+      forced_ = parse_algorithm(*options_.settings.algorithm);
+      if (!forced_)
+        throw InputError("environment: RAILCC_ALGO=\"" + *options_.settings.algorithm +
+                         "\" is not an algorithm (ring, rabenseifner, tree, hierarchical, "
+                         "chain, pairwise, bruck)");
+    }
+    meet(rail);
+    set_up_fabric();
+    options_.log.info("communicator: " + placement_.describe() + " over " + transport_->name() +
+                      "; the tuner assumes " + fabric_name_);
+  }
+
+  /// Every rank's host, then its rail: the placement.
+  void meet(std::optional<std::uint32_t> rail) {
+    Bootstrap& boot = transport_->bootstrap();
+    std::string host = options_.host_name;
+    if (options_.settings.ranks_per_host) {
+      host = grouped_host(rank(), *options_.settings.ranks_per_host);
+    } else if (host.empty()) {
+      std::array<char, 256> name{};
+      if (gethostname(name.data(), name.size() - 1) != 0)
+        throw InputError("communicator: this machine's host name cannot be read");
+      host = name.data();
+    }
+    placement_ = place_ranks(boot.all_gather(host));
+    RankPlacement& me = placement_.ranks[static_cast<std::size_t>(rank())];
+    std::uint32_t my_rail = me.local;
+    if (rail) {
+      my_rail = *rail;
+    } else if (options_.topology) {
+      std::size_t here = 0;
+      for (const auto& p : placement_.ranks) here += p.host == me.host ? 1 : 0;
+      my_rail = rail_from_topology(*options_.topology, me.local, here);
+    }
+    const auto rails = boot.all_gather(std::to_string(my_rail));
+    for (std::size_t r = 0; r < rails.size(); ++r)
+      placement_.ranks[r].rail = static_cast<std::uint32_t>(std::stoul(rails[r]));
+  }
+
+  /// The fabric the tuner assumes, and its cost model for this placement.
+  void set_up_fabric() {
+    const std::size_t per_host = std::max<std::size_t>(placement_.max_per_host, 1);
+    if (options_.fabric) {
+      fabric_ = std::make_shared<const Fabric>(std::move(*options_.fabric));
+      options_.fabric.reset();
+      fabric_name_ = options_.fabric_name.empty() ? "the fabric given" : options_.fabric_name;
+    } else {
+      ColossusParams p;
+      p.gpus = placement_.hosts * per_host;
+      NodeShape shape;
+      shape.gpus = static_cast<std::uint32_t>(per_host);
+      shape.nvlink = h100_nvlink_usable;
+      shape.nic = nic_400g_usable;
+      p.node = shape;
+      fabric_ = std::make_shared<const Fabric>(colossus(p));
+      fabric_name_ = "a rail-optimised fabric of " + std::to_string(placement_.hosts) + " host" +
+                     (placement_.hosts == 1 ? "" : "s") + " of " + std::to_string(per_host) +
+                     " GPUs";
+    }
+    const Fabric& f = *fabric_;
+    std::size_t fabric_per_host = 0;
+    for (NodeIndex e = 0; e < f.endpoint_count() && f.host(e) == f.host(0); ++e) ++fabric_per_host;
+    const std::size_t fabric_hosts = f.endpoint_count() / std::max<std::size_t>(fabric_per_host, 1);
+    if (per_host > fabric_per_host || placement_.hosts > fabric_hosts)
+      throw InputError("RAILCC_FABRIC: " + fabric_name_ + " has " + std::to_string(fabric_hosts) +
+                       " hosts of " + std::to_string(fabric_per_host) +
+                       " GPUs, but this job places " + placement_.describe());
+    model_ = CostModel::of(
+        f, std::min<std::size_t>(static_cast<std::size_t>(size()), f.endpoint_count()));
+    // The model's shape is the job's, not the fabric's first endpoints'.
+    model_.ranks = static_cast<std::size_t>(size());
+    model_.hosts = placement_.hosts;
+    model_.per_host = per_host;
+    model_.switch_reduction = false;  // host memory has no NVSwitch to reduce in
+  }
+
+  /// nccl-tests' size of a call: the per-rank buffer, or the whole p-rank buffer for
+  /// all_gather, reduce_scatter and all_to_all.
+  std::size_t model_bytes(Collective c, std::size_t count, DataType type) const {
+    const std::size_t e = size_of(type);
+    const auto p = static_cast<std::size_t>(size());
+    switch (c) {
+      case Collective::reduce_scatter:
+      case Collective::all_gather:
+      case Collective::all_to_all: return count * e * p;
+      default: return count * e;
+    }
+  }
+
+  PlanChoice choose(Collective c, std::size_t bytes, const CallOptions& o) const {
+    PlanChoice choice;
+    const bool hierarchical_fits =
+        placement_.uniform && placement_.hosts > 1 && placement_.max_per_host > 1;
+    auto usable = [&](Algorithm a) {
+      return applies(c, a) && a != Algorithm::nvls &&
+             (a != Algorithm::hierarchical || hierarchical_fits);
+    };
+    if (o.algorithm) {
+      check_applies(c, *o.algorithm);
+      if (!usable(*o.algorithm))
+        throw InputError(
+            std::string(to_string(c)) + ": algorithm " + std::string(to_string(*o.algorithm)) +
+            " does not run on " + placement_.describe() +
+            (*o.algorithm == Algorithm::nvls ? " without NVSwitch reduction"
+                                             : " (it needs equal hosts, two or more)"));
+      choice.algorithm = *o.algorithm;
+      choice.why = "the call's option";
+    } else if (forced_ && usable(*forced_)) {
+      choice.algorithm = *forced_;
+      choice.why = "RAILCC_ALGO";
+    } else {
+      const AlgorithmChoice best = model_.choose(c, bytes);
+      choice.algorithm = best.algorithm;
+      choice.inter_host = best.inter_host;
+      if (!usable(choice.algorithm)) {
+        // No candidate was predicted at all (one rank moves nothing): the first that runs.
+        for (Algorithm a : algorithms_for(c)) {
+          if (usable(a)) {
+            choice.algorithm = a;
+            break;
+          }
+        }
+      }
+      choice.why = "tuner:";
+      for (Algorithm a : algorithms_for(c)) {
+        if (!usable(a)) continue;
+        for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
+          if (a != Algorithm::hierarchical && inter == Algorithm::ring) continue;
+          const Picoseconds t = model_.predict(c, a, inter, bytes);
+          std::string name(to_string(a));
+          if (a == Algorithm::hierarchical) name += "+" + std::string(to_string(inter));
+          choice.why += " " + name + " " + format_us(t);
+        }
+      }
+      if (forced_)
+        choice.why += " (RAILCC_ALGO=" + std::string(to_string(*forced_)) + " does not apply)";
+    }
+    if (o.inter_host) choice.inter_host = *o.inter_host;
+    choice.channels = o.channels > 0 ? o.channels : 1;
+    choice.phase_chunks = model_.phase_chunks_for(choice.algorithm, choice.inter_host, bytes);
+    choice.predicted = model_.predict(c, choice.algorithm, choice.inter_host, bytes);
+    return choice;
+  }
+
+  static std::string format_us(Picoseconds t) {
+    const double us = t.in_seconds() * 1e6;
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f us", us);
+    return text;
+  }
+
+  static bool is_null_count(const void* p, std::size_t bytes) { return p == nullptr && bytes != 0; }
+
+  /// Starts a collective on the caller's buffers.
+  Request start(Shape s, const void* send, void* recv, const CallOptions& o) {
+    const auto p = static_cast<std::size_t>(size());
+    const std::size_t e = size_of(s.type);
+    const std::string name(to_string(s.collective));
+    if (s.root < 0 || s.root >= size())
+      throw InputError(name + ": root " + std::to_string(s.root) + " is not a rank of " +
+                       std::to_string(size()));
+    if (o.channels < 0 || o.channels > 64)
+      throw InputError(name + ": channels must be 0 (the tuner's) to 64");
+    if (s.count > (std::size_t{1} << 50) / e / p)
+      throw InputError(name + ": a count of " + std::to_string(s.count) + " is too large");
+    const auto [in_elems, out_elems] = buffer_elements(s.collective, s.count, p);
+    const std::size_t in_bytes = in_elems * e;
+    const std::size_t out_bytes = out_elems * e;
+    const auto* send_b = static_cast<const std::byte*>(send);
+    auto* recv_b = static_cast<std::byte*>(recv);
+    const std::size_t me = static_cast<std::size_t>(rank());
+    bool in_place = false;
+    switch (s.collective) {
+      case Collective::reduce_scatter:
+        in_place = recv_b != nullptr && send_b != nullptr && recv_b == send_b + me * out_bytes;
+        break;
+      case Collective::all_gather:
+        in_place = recv_b != nullptr && send_b != nullptr && send_b == recv_b + me * in_bytes;
+        break;
+      case Collective::all_to_all:
+        if (send_b == recv_b && send_b != nullptr)
+          throw InputError("all_to_all: in place is not supported; give separate buffers");
+        break;
+      default: in_place = send_b == recv_b && send_b != nullptr; break;
+    }
+    const bool root = rank() == s.root;
+    // Buffers NCCL does not read on this rank: the communicator's scratch stands in.
+    const bool own_input = s.collective == Collective::broadcast && !root && !in_place;
+    const bool own_output = s.collective == Collective::reduce && !root && !in_place;
+    if (!own_input && is_null_count(send, in_bytes))
+      throw InputError(name + ": sendbuff is null on rank " + std::to_string(rank()));
+    if (!own_output && is_null_count(recv, out_bytes))
+      throw InputError(name + ": recvbuff is null on rank " + std::to_string(rank()));
+    if (!in_place && !own_input && !own_output && send_b != nullptr && recv_b != nullptr &&
+        send_b < recv_b + out_bytes && recv_b < send_b + in_bytes)
+      throw InputError(name + ": sendbuff and recvbuff overlap, but not as NCCL's in place does");
+    if (options_.settings.check_calls) check_same_call(s, in_place);
+
+    const Cached& plan = plan_for(s, in_place, o);
+    if (*in_flight_ >= max_in_flight)
+      throw InputError(name + ": " + std::to_string(max_in_flight) +
+                       " collectives are in flight on this communicator; wait for some first");
+    auto res = std::make_unique<Request::Resources>();
+    res->pool = pool_;
+    std::vector<std::byte*> ptrs(plan.program->buffers().size(), nullptr);
+    auto scratch = [&](std::size_t b) {
+      res->scratch.push_back(pool_->take(plan.program->buffers()[b]));
+      return res->scratch.back().data();
+    };
+    if (in_place) {
+      // The one buffer is the larger of the two: all_gather's output, the others' input.
+      ptrs[0] = s.collective == Collective::all_gather ? recv_b : const_cast<std::byte*>(send_b);
+    } else {
+      ptrs[0] = own_input ? scratch(0) : const_cast<std::byte*>(send_b);
+      ptrs[1] = own_output ? scratch(1) : recv_b;
+    }
+    for (std::size_t b = plan.user_buffers; b < ptrs.size(); ++b) ptrs[b] = scratch(b);
+    RunInfo info;
+    info.sequence = sequence_++;
+    info.label = name + " #" + std::to_string(info.sequence) + " (" + plan.choice.name() + ", " +
+                 std::to_string(s.count) + " x " + std::string(to_string(s.type)) +
+                 (s.collective == Collective::all_gather || s.collective == Collective::broadcast ||
+                          s.collective == Collective::all_to_all
+                      ? std::string()
+                      : " " + std::string(to_string(s.op))) +
+                 ")";
+    info.timeout = options_.settings.timeout;
+    ++*in_flight_;
+    res->in_flight = in_flight_;
+    Request request;
+    request.resources_ = std::move(res);
+    request.run_ = transport_->start(plan.program, std::move(ptrs), info);
+    return request;
+  }
+
+  const Cached& plan_for(const Shape& s, bool in_place, const CallOptions& o) {
+    const Key key{static_cast<int>(s.collective),
+                  s.count,
+                  static_cast<int>(s.type),
+                  static_cast<int>(s.op),
+                  s.root,
+                  in_place,
+                  o.algorithm ? static_cast<int>(*o.algorithm) : -1,
+                  o.inter_host ? static_cast<int>(*o.inter_host) : -1,
+                  o.channels};
+    const auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    Cached c;
+    c.choice = choose(s.collective, model_bytes(s.collective, s.count, s.type), o);
+    c.user_buffers = in_place ? 1 : 2;
+    PlanTarget target;
+    target.placement = placement_.ranks;
+    const std::size_t e = size_of(s.type);
+    auto post = [&](PlanBuilder& b) {
+      const CollectiveBuffers buf = allocate_buffers(b, s.collective, s.count, e, in_place);
+      CollectiveCall call;
+      call.count = s.count;
+      call.input = buf.input;
+      call.output = buf.output;
+      call.channels = c.choice.channels;
+      call.root = s.root;
+      call.phase_chunks = c.choice.phase_chunks;
+      return post_collective(b, s.collective, call, c.choice.algorithm, c.choice.inter_host);
+    };
+    c.program = std::make_shared<const RankProgram>(
+        project_posted(target, ReductionSpec{s.type, s.op}, rank(), post));
+    options_.log.info(std::string(to_string(s.collective)) + " of " + std::to_string(s.count) +
+                      " x " + std::string(to_string(s.type)) + (in_place ? " in place" : "") +
+                      ": " + c.choice.name() + ", predicted " + format_us(c.choice.predicted) +
+                      " on " + fabric_name_ + " (" + c.choice.why + "); this rank's program has " +
+                      std::to_string(c.program->steps().size()) + " steps");
+    return cache_.emplace(key, std::move(c)).first->second;
+  }
+
+  /// RAILCC_CHECK_CALLS: every rank says what it was asked; any difference fails on
+  /// every rank, naming the ranks and their calls.
+  void check_same_call(const Shape& s, bool in_place) {
+    std::string mine = std::string(to_string(s.collective)) + " of " + std::to_string(s.count) +
+                       " x " + std::string(to_string(s.type));
+    if (s.collective != Collective::all_gather && s.collective != Collective::broadcast &&
+        s.collective != Collective::all_to_all)
+      mine += " " + std::string(to_string(s.op));
+    if (s.collective == Collective::broadcast || s.collective == Collective::reduce)
+      mine += " from root " + std::to_string(s.root);
+    if (in_place) mine += " in place";
+    const auto all = transport_->bootstrap().all_gather(mine);
+    if (std::all_of(all.begin(), all.end(), [&](const std::string& x) { return x == all[0]; }))
+      return;
+    std::map<std::string, std::vector<int>> by_call;
+    for (std::size_t r = 0; r < all.size(); ++r) by_call[all[r]].push_back(static_cast<int>(r));
+    std::string what;
+    for (const auto& [call, ranks] : by_call) {
+      what += what.empty() ? "" : "; ";
+      what += "rank" + std::string(ranks.size() == 1 ? " " : "s ");
+      for (std::size_t i = 0; i < ranks.size() && i < 16; ++i)
+        what += (i ? ", " : "") + std::to_string(ranks[i]);
+      if (ranks.size() > 16) what += " and " + std::to_string(ranks.size() - 16) + " more";
+      what += ": " + call;
+    }
+    throw InputError("call #" + std::to_string(sequence_) + ": the ranks made different calls (" +
+                     what + ")");
+  }
+
+  Request point_to_point(bool sending, void* buf, std::size_t count, DataType type, int peer) {
+    const char* name = sending ? "send" : "recv";
+    if (peer < 0 || peer >= size())
+      throw InputError(std::string(name) + ": peer " + std::to_string(peer) + " is not a rank of " +
+                       std::to_string(size()));
+    if (peer == rank())
+      throw InputError(std::string(name) + ": rank " + std::to_string(peer) +
+                       " is this rank itself; copy the buffer instead");
+    const std::size_t bytes = count * size_of(type);
+    if (is_null_count(buf, bytes))
+      throw InputError(std::string(name) + ": the buffer is null on rank " +
+                       std::to_string(rank()));
+    auto program =
+        std::make_shared<RankProgram>(rank(), size(), ReductionSpec{type, ReduceOp::sum});
+    const std::array<std::size_t, 1> sizes{bytes};
+    program->set_buffers(sizes);
+    RankStep step;
+    step.op = 0;
+    step.op_kind = OpKind::transfer;
+    step.peer = peer;
+    step.from = step.to = Region{0, 0, bytes};
+    step.kind = sending ? StepKind::send : StepKind::recv;
+    program->add(step, {}, {});
+    program->add_completion(0);
+    auto& counter =
+        sending ? sends_[static_cast<std::size_t>(peer)] : recvs_[static_cast<std::size_t>(peer)];
+    RunInfo info;
+    info.point_to_point = true;
+    info.sequence = counter++;
+    info.label = std::string(name) + " #" + std::to_string(info.sequence) +
+                 (sending ? " to" : " from") + " rank " + std::to_string(peer) + " (" +
+                 std::to_string(count) + " x " + std::string(to_string(type)) + ")";
+    info.timeout = options_.settings.timeout;
+    Request request;
+    request.resources_ = std::make_unique<Request::Resources>();
+    request.resources_->pool = pool_;
+    request.run_ = transport_->start(std::move(program), {static_cast<std::byte*>(buf)}, info);
+    return request;
+  }
+
+  std::unique_ptr<Transport> transport_;
+  CommunicatorOptions options_;
+  std::optional<Algorithm> forced_;
+  JobPlacement placement_;
+  std::shared_ptr<const Fabric> fabric_;
+  std::string fabric_name_;
+  CostModel model_;
+  std::map<Key, Cached> cache_;
+  std::shared_ptr<ScratchPool> pool_;
+  std::shared_ptr<std::atomic<int>> in_flight_;
+  std::uint64_t sequence_ = 0;
+  std::vector<std::uint64_t> sends_;
+  std::vector<std::uint64_t> recvs_;
+};
+
+RAILCC_NAMESPACE_END

@@ -1,0 +1,46 @@
+// railcc/mpi/communicator.hpp: a Communicator for a job mpirun or srun started, over the
+// host backend (host_transport.hpp), set up from the environment as every railcc job is.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "railcc/bootstrap/env.hpp"
+#include "railcc/bootstrap/launcher.hpp"
+#include "railcc/comm/communicator.hpp"
+#include "railcc/config.hpp"
+#include "railcc/formats/job_inputs.hpp"
+#include "railcc/log.hpp"
+#include "railcc/mpi/host_transport.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+/// A communicator over `comm`'s ranks (MPI must be initialised), with railcc's settings
+/// from `env` (docs/env.md). Collective over `comm`. Logs at INFO how the job was
+/// launched, where the ranks sit and which fabric the tuner assumes.
+inline Communicator mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD,
+                                     const Environment& env = Environment::process(),
+                                     std::ostream* log_sink = &std::cerr) {
+  CommunicatorOptions o;
+  o.settings = RailccSettings::from(env);
+  o.log = Logger(o.settings.debug, log_sink);
+  auto transport = std::make_unique<MpiHostTransport>(comm, o.settings.bootstrap_timeout, o.log);
+  o.log.set_rank(transport->rank());
+  if (o.log.enabled(LogLevel::info)) {
+    std::string how = "an MPI communicator handed in: rank " + std::to_string(transport->rank()) +
+                      " of " + std::to_string(transport->size());
+    try {
+      const LaunchInfo launch = detect_launch(env);
+      if (launch.launcher != Launcher::none) how += "; launched by " + launch.describe();
+    } catch (const InputError&) {  // NOLINT(bugprone-empty-catch): only the log line
+    }
+    o.log.info(how);
+  }
+  JobInputs in = read_job_inputs(o.settings, static_cast<std::uint64_t>(transport->size()));
+  o.fabric = std::move(in.fabric);
+  o.fabric_name = in.fabric_name;
+  o.topology = std::move(in.topology);
+  return Communicator(std::move(transport), std::move(o));
+}
+
+RAILCC_NAMESPACE_END
