@@ -52,6 +52,7 @@
 #include "railcc/formats/fabric_spec.hpp"
 #include "railcc/sim/trace.hpp"
 #include "railcc/tune.hpp"
+#include "size_option.hpp"
 
 namespace {
 
@@ -89,30 +90,8 @@ double parse_real(const std::string& option, const std::string& s) {
   return v;
 }
 
-/// "8", "1K", "64M", "1G": bytes, suffixes in powers of 1024 as nccl-tests reads them.
 std::size_t parse_size(const std::string& option, const std::string& s) {
-  const auto digits = s.find_first_not_of("0123456789");
-  const std::string number = s.substr(0, digits);
-  const std::string rest = digits == std::string::npos ? "" : s.substr(digits);
-  unsigned shift = 0;
-  if (rest == "K" || rest == "k")
-    shift = 10;
-  else if (rest == "M" || rest == "m")
-    shift = 20;
-  else if (rest == "G" || rest == "g")
-    shift = 30;
-  else if (!rest.empty() && !number.empty())
-    throw InputError(option + " '" + s + "': unknown suffix '" + rest + "' (use K, M or G)");
-  if (number.empty()) {
-    throw InputError(option + " '" + s + "' is not a number of bytes (e.g. 8, 64K, 128M, 1G)");
-  }
-  std::uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), v);
-  (void)end;
-  if (ec != std::errc{} || v > (max_size_bytes >> shift)) {
-    throw InputError(option + " " + s + " is more than the 1 TiB railcc-sim simulates");
-  }
-  return static_cast<std::size_t>(v) << shift;
+  return railcc_tools::parse_byte_size(option, s, max_size_bytes, "the 1 TiB railcc-sim simulates");
 }
 
 /// Most ranks timing and data modes take (see run()).

@@ -41,6 +41,7 @@
 #include <utility>
 #include <vector>
 
+#include "railcc/backend/sim_backend.hpp"
 #include "railcc/bootstrap/env.hpp"
 #include "railcc/coll/call.hpp"
 #include "railcc/coll/collective.hpp"
@@ -257,6 +258,30 @@ class Communicator {
     return Communicator(std::move(part), std::move(o), me.rail);
   }
 
+  /// The time the simulator predicts for a call of this shape on the tuner's fabric,
+  /// with this job's placement and the plan the call runs (timing mode, collective base
+  /// included): railcc-perf's model column. A measured time far above it is a slow node
+  /// or link, or a transport slower than the fabric modelled (host memory is).
+  [[nodiscard]] Picoseconds model_time(Collective c, std::size_t count, DataType type,
+                                       ReduceOp op, int root, bool in_place,
+                                       const CallOptions& o = {}) const {
+    const PlanChoice choice = choose(c, model_bytes(c, count, type), o);
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    SimBackend sim(*fabric_, size(), cfg, model_endpoints());
+    sim.set_reduction({type, op});
+    const CollectiveBuffers b = allocate_buffers(sim, c, count, size_of(type), in_place);
+    CollectiveCall call;
+    call.count = count;
+    call.input = b.input;
+    call.output = b.output;
+    call.channels = choice.channels;
+    call.root = root;
+    call.phase_chunks = choice.phase_chunks;
+    post_collective(sim, c, call, choice.algorithm, choice.inter_host);
+    return sim.run().makespan;
+  }
+
   /// The plan a call of this shape runs, and why (the tuner's candidates), without
   /// running it.
   [[nodiscard]] PlanChoice explain(Collective c, std::size_t count, DataType type,
@@ -363,6 +388,25 @@ class Communicator {
     model_.hosts = placement_.hosts;
     model_.per_host = per_host;
     model_.switch_reduction = false;  // host memory has no NVSwitch to reduce in
+  }
+
+  /// The fabric's endpoint of each rank: local index `l` of host `h` is the fabric's
+  /// host h's l-th GPU.
+  std::vector<NodeIndex> model_endpoints() const {
+    const Fabric& f = *fabric_;
+    std::vector<NodeIndex> first_of_host;
+    for (NodeIndex e = 0; e < f.endpoint_count(); ++e) {
+      if (e == 0 || f.host(e) != f.host(e - 1)) first_of_host.push_back(e);
+    }
+    std::vector<NodeIndex> out;
+    for (const RankPlacement& r : placement_.ranks) {
+      const NodeIndex e = first_of_host.at(r.host) + r.local;
+      if (e >= f.endpoint_count() || f.host(e) != f.host(first_of_host[r.host]))
+        throw InputError("RAILCC_FABRIC: " + fabric_name_ + " has no GPU " +
+                         std::to_string(r.local) + " on host " + std::to_string(r.host));
+      out.push_back(e);
+    }
+    return out;
   }
 
   /// nccl-tests' size of a call: the per-rank buffer, or the whole p-rank buffer for
