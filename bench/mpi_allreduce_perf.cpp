@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "railcc/error.hpp"
 #include "../tools/size_option.hpp"
+#include "railcc/error.hpp"
 
 int main(int argc, char** argv) {
   std::string min_bytes = "8";
@@ -53,7 +53,9 @@ int main(int argc, char** argv) {
   int size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (rank == 0) std::printf("# MPI_Allreduce, %d ranks, float sum, out of place\n#%11s %10s %8s\n", size, "size", "time_us", "busbw");
+  if (rank == 0)
+    std::printf("# MPI_Allreduce, %d ranks, float sum, out of place\n#%11s %10s %8s\n", size,
+                "size", "time_us", "busbw");
   for (std::size_t bytes = lo; bytes <= hi;) {
     const std::size_t count = bytes / sizeof(float);
     if (count > 0) {
@@ -71,8 +73,8 @@ int main(int argc, char** argv) {
       double sum = 0;
       MPI_Allreduce(&mine, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
       const double s = sum / size;
-      const double busbw = static_cast<double>(count * sizeof(float)) / s / 1e9 * 2.0 *
-                           (size - 1) / size;
+      const double busbw =
+          static_cast<double>(count * sizeof(float)) / s / 1e9 * 2.0 * (size - 1) / size;
       if (rank == 0) std::printf(" %11zu %10.2f %8.3f\n", count * sizeof(float), s * 1e6, busbw);
     }
     const auto next = static_cast<std::size_t>(static_cast<double>(bytes) * factor);

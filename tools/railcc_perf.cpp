@@ -93,7 +93,9 @@ Run check_options(const Options& o, int ranks) {
                      "all_to_all");
   q.coll = *c;
   const auto t = parse_data_type(o.type);
-  if (!t) throw InputError("-d " + o.type + ": not a type (float, double, half, bfloat16, int32, int64, uint8)");
+  if (!t)
+    throw InputError("-d " + o.type +
+                     ": not a type (float, double, half, bfloat16, int32, int64, uint8)");
   q.type = *t;
   const auto op = parse_reduce_op(o.op);
   if (!op) throw InputError("-o " + o.op + ": not an op (sum, prod, min, max, avg)");
@@ -126,8 +128,8 @@ Run check_options(const Options& o, int ranks) {
   if (o.factor <= 1 && step == 0) throw InputError("-i 0 with no -f: the sizes never grow");
   for (std::size_t s = lo; s <= hi;) {
     q.sizes.push_back(s);
-    const std::size_t next = o.factor > 1 ? static_cast<std::size_t>(static_cast<double>(s) * o.factor)
-                                          : s + step;
+    const std::size_t next =
+        o.factor > 1 ? static_cast<std::size_t>(static_cast<double>(s) * o.factor) : s + step;
     if (next <= s) break;  // -b 0 with a factor
     s = next;
   }
@@ -378,10 +380,14 @@ std::string timing_columns(const std::optional<Timing>& t) {
 void print_header(const Communicator& comm, const Run& q, const Options& o) {
   std::printf("# railcc-perf: %s, %s backend, %s\n", std::string(to_string(q.coll)).c_str(),
               comm.transport_name().c_str(), comm.placement().describe().c_str());
-  std::printf("# %zu sizes, %d warm-up and %d timed iterations each, check %s, time across "
-              "ranks: %s\n",
-              q.sizes.size(), o.warmup, o.iters, o.check ? "on" : "off",
-              o.average == 0 ? "rank 0's" : o.average == 1 ? "average" : o.average == 2 ? "min" : "max");
+  std::printf(
+      "# %zu sizes, %d warm-up and %d timed iterations each, check %s, time across "
+      "ranks: %s\n",
+      q.sizes.size(), o.warmup, o.iters, o.check ? "on" : "off",
+      o.average == 0   ? "rank 0's"
+      : o.average == 1 ? "average"
+      : o.average == 2 ? "min"
+                       : "max");
   std::printf("# model: the simulated time on %s with this placement and plan\n",
               comm.fabric_name().c_str());
   std::printf("#\n");
@@ -390,9 +396,9 @@ void print_header(const Communicator& comm, const Run& q, const Options& o) {
   std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s  %10s  %s\n",
               "size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong", "time",
               "algbw", "busbw", "#wrong", "model", "algorithm");
-  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s  %10s\n",
-              "(B)", "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)",
-              "(GB/s)", "", "(us)");
+  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s  %10s\n", "(B)",
+              "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)",
+              "", "(us)");
   std::fflush(stdout);
 }
 

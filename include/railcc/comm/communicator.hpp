@@ -262,9 +262,8 @@ class Communicator {
   /// with this job's placement and the plan the call runs (timing mode, collective base
   /// included): railcc-perf's model column. A measured time far above it is a slow node
   /// or link, or a transport slower than the fabric modelled (host memory is).
-  [[nodiscard]] Picoseconds model_time(Collective c, std::size_t count, DataType type,
-                                       ReduceOp op, int root, bool in_place,
-                                       const CallOptions& o = {}) const {
+  [[nodiscard]] Picoseconds model_time(Collective c, std::size_t count, DataType type, ReduceOp op,
+                                       int root, bool in_place, const CallOptions& o = {}) const {
     const PlanChoice choice = choose(c, model_bytes(c, count, type), o);
     SimBackendConfig cfg;
     cfg.mode = SimMode::timing;

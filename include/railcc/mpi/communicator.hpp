@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "railcc/bootstrap/env.hpp"
@@ -26,16 +27,23 @@ inline Communicator mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD,
   o.log = Logger(o.settings.debug, log_sink);
   auto transport = std::make_unique<MpiHostTransport>(comm, o.settings.bootstrap_timeout, o.log);
   o.log.set_rank(transport->rank());
-  if (o.log.enabled(LogLevel::info)) {
-    std::string how = "an MPI communicator handed in: rank " + std::to_string(transport->rank()) +
-                      " of " + std::to_string(transport->size());
-    try {
-      const LaunchInfo launch = detect_launch(env);
-      if (launch.launcher != Launcher::none) how += "; launched by " + launch.describe();
-    } catch (const InputError&) {  // NOLINT(bugprone-empty-catch): only the log line
-    }
-    o.log.info(how);
+  std::string how = "an MPI communicator handed in: rank " + std::to_string(transport->rank()) +
+                    " of " + std::to_string(transport->size());
+  std::optional<LaunchInfo> launch;
+  try {
+    launch = detect_launch(env);
+  } catch (const InputError& e) {  // a launcher's variables that do not add up: say so
+    o.log.warn(std::string("the launcher's environment is not understood: ") + e.what());
   }
+  if (launch && launch->launcher != Launcher::none) {
+    how += "; launched by " + launch->describe();
+    // torchrun starts each process alone: MPI then sees a job of one per process.
+    if (comm == MPI_COMM_WORLD && launch->world_size != transport->size())
+      throw InputError("launched by " + launch->describe() + ", but MPI sees a job of " +
+                       std::to_string(transport->size()) +
+                       ": the host backend runs over MPI, so start the job with mpirun or srun");
+  }
+  o.log.info(how);
   JobInputs in = read_job_inputs(o.settings, static_cast<std::uint64_t>(transport->size()));
   o.fabric = std::move(in.fabric);
   o.fabric_name = in.fabric_name;
