@@ -365,7 +365,7 @@ Timing time_placement(Communicator& comm, const Run& q, const Options& o, std::s
 std::string timing_columns(const std::optional<Timing>& t) {
   char text[96];
   if (!t) {
-    std::snprintf(text, sizeof text, "  %7s  %6s  %6s  %5s", "N/A", "N/A", "N/A", "N/A");
+    std::snprintf(text, sizeof text, "  %7s  %6s  %6s  %6s", "N/A", "N/A", "N/A", "N/A");
     return text;
   }
   char wrong[24];
@@ -373,7 +373,7 @@ std::string timing_columns(const std::optional<Timing>& t) {
     std::snprintf(wrong, sizeof wrong, "%s", "N/A");
   else
     std::snprintf(wrong, sizeof wrong, "%lld", t->wrong);
-  std::snprintf(text, sizeof text, "  %7.2f  %6.2f  %6.2f  %5s", t->us, t->algbw, t->busbw, wrong);
+  std::snprintf(text, sizeof text, "  %7.2f  %6.2f  %6.2f  %6s", t->us, t->algbw, t->busbw, wrong);
   return text;
 }
 
@@ -391,12 +391,18 @@ void print_header(const Communicator& comm, const Run& q, const Options& o) {
   std::printf("# model: the simulated time on %s with this placement and plan\n",
               comm.fabric_name().c_str());
   std::printf("#\n");
-  std::printf("# %10s  %12s  %8s  %6s  %6s  %33s  %33s  %10s  %s\n", "", "", "", "", "",
-              "out-of-place", "in-place", "", "");
-  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s  %10s  %s\n",
+  // The two placements' blocks of columns, each titled over its middle (as nccl-tests).
+  auto centered = [](const std::string& title, std::size_t width) {
+    const std::size_t left = (width - title.size()) / 2;
+    return std::string(left, ' ') + title + std::string(width - left - title.size(), ' ');
+  };
+  const std::string lead(51, ' ');  // "#" and these: the first five columns
+  std::printf("#%s%s%s\n", lead.c_str(), centered("out-of-place", 33).c_str(),
+              centered("in-place", 33).c_str());
+  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %6s  %7s  %6s  %6s  %6s  %10s  %s\n",
               "size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong", "time",
               "algbw", "busbw", "#wrong", "model", "algorithm");
-  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s  %10s\n", "(B)",
+  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %6s  %7s  %6s  %6s  %6s  %10s\n", "(B)",
               "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)",
               "", "(us)");
   std::fflush(stdout);
