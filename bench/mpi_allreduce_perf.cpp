@@ -6,9 +6,6 @@
 //
 // Prints one row per size: bytes, time per call (us), bus bandwidth (GB/s, nccl-tests'
 // all-reduce factor 2 (p - 1) / p). Floats, sum, out of place.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -17,6 +14,7 @@
 
 #include "../tools/size_option.hpp"
 #include "railcc/error.hpp"
+#include "railcc/mpi/mpi_api.hpp"
 
 int main(int argc, char** argv) {
   std::string min_bytes = "8";

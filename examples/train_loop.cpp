@@ -11,9 +11,6 @@
 // The first step plans each layer's all-reduce; later steps reuse the plans. Gradients are
 // chosen so that the average is exact in float: at the end every rank checks that its
 // parameters equal the closed form and each other's, and the job exits 1 if not.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
 
 #include <chrono>
 #include <cstdio>

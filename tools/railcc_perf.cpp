@@ -23,10 +23,6 @@
 // the tuner's fabric with this job's placement and plan (Communicator::model_time). On
 // the host backend the model is a GPU fabric's, so measured times are far above it; on
 // GPUs a row far above its model is a slow node or link.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -33,6 +33,7 @@
 #include "railcc/coll/plan.hpp"
 #include "railcc/coll/projection.hpp"
 #include "railcc/coll/reduce_op.hpp"
+#include "railcc/coll/step_tracker.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 
@@ -247,49 +248,36 @@ class InProcessBackend {
           result_(result),
           me_(program.rank()),
           elem_(size_of(program.reduction().type)),
-          state_(program.steps().size()) {
-      const std::size_t n = program.steps().size();
-      std::vector<std::size_t> count(n + 1, 0);
-      for (std::size_t i = 0; i < n; ++i) {
-        state_[i].unmet = static_cast<std::uint32_t>(program.waits(i).size());
-        for (std::uint32_t w : program.waits(i)) ++count[w + 1];
-      }
-      for (std::size_t i = 0; i < n; ++i) count[i + 1] += count[i];
-      next_begin_ = count;
-      next_.resize(count[n]);
-      for (std::size_t i = 0; i < n; ++i) {
-        for (std::uint32_t w : program.waits(i)) next_[count[w]++] = static_cast<std::uint32_t>(i);
-      }
-      for (std::size_t i = 0; i < n; ++i) {
-        if (state_[i].unmet == 0) ready_.push_back(static_cast<std::uint32_t>(i));
-      }
-    }
+          state_(program.steps().size()),
+          tracker_(program) {}
 
     void run() {
-      const std::size_t n = program_.steps().size();
-      while (done_ < n) {
-        while (!ready_.empty() || !early_.empty()) {
+      for (;;) {
+        for (bool moved = true; moved;) {
+          moved = false;
           if (!early_.empty()) {
             Message m = std::move(early_.front());
             early_.pop_front();
             deliver(std::move(m));
+            moved = true;
             continue;
           }
-          const std::uint32_t i = ready_.front();
-          ready_.pop_front();
-          start(i);
+          std::uint32_t i = 0;
+          if (tracker_.pop_ready(i)) {
+            start(i);
+            moved = true;
+          }
         }
-        if (done_ == n) break;
+        if (tracker_.done()) break;
         auto arrived = exchange_.receive(me_, waiting_for());
         if (arrived.empty()) return;  // another rank failed
         for (auto& m : arrived) deliver(std::move(m));
       }
-      result_.steps = n;
+      result_.steps = program_.steps().size();
     }
 
    private:
     struct StepState {
-      std::uint32_t unmet = 0;                    // waits not done yet
       std::uint32_t expected = 0;                 // messages still to come in the current phase
       bool all_ready = false;                     // multicast root: every member is ready
       std::vector<std::vector<std::byte>> parts;  // combine: the members' data
@@ -472,12 +460,7 @@ class InProcessBackend {
       if (state_[i].expected == 0) complete(i);
     }
 
-    void complete(std::uint32_t i) {
-      ++done_;
-      for (std::size_t k = next_begin_[i]; k < next_begin_[i + 1]; ++k) {
-        if (--state_[next_[k]].unmet == 0) ready_.push_back(next_[k]);
-      }
-    }
+    void complete(std::uint32_t i) { tracker_.complete(i); }
 
     std::string waiting_for() const {
       if (expecting_.empty()) return "nothing it can name";
@@ -502,11 +485,8 @@ class InProcessBackend {
     int me_;
     std::size_t elem_;
     std::vector<StepState> state_;
-    std::vector<std::size_t> next_begin_;  // CSR: the steps that wait for step i
-    std::vector<std::uint32_t> next_;
-    std::deque<std::uint32_t> ready_;
+    StepTracker tracker_;
     std::deque<Message> early_;  // messages whose step has just started to expect them
-    std::size_t done_ = 0;
     std::unordered_map<std::pair<int, std::uint64_t>, std::uint32_t, KeyHash> expecting_;
     std::unordered_map<std::pair<int, std::uint64_t>, std::vector<std::byte>, KeyHash> arrived_;
   };

@@ -19,15 +19,6 @@
 // job and names it); one that stops or is late is named here.
 #pragma once
 
-// MPI's C API only: the C++ bindings are deprecated and do not build warning-free.
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1
-#endif
-#ifndef MPICH_SKIP_MPICXX
-#define MPICH_SKIP_MPICXX 1
-#endif
-#include <mpi.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -43,6 +34,7 @@
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/log.hpp"
+#include "railcc/mpi/mpi_api.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -103,10 +95,8 @@ inline Message decode(const std::string& bytes) {
 
 inline void check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING] = {};
-  int length = 0;
-  MPI_Error_string(rc, text, &length);
-  throw PeerError(std::string("bootstrap (MPI): ") + what + " failed: " + text);
+  throw PeerError(std::string("bootstrap (MPI): ") + what +
+                  " failed: " + detail::mpi_api::error_text(rc));
 }
 
 }  // namespace detail::mpi_boot

@@ -28,14 +28,6 @@
 // (MPI_ERRORS_RETURN), so they become exceptions that name the call.
 #pragma once
 
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1
-#endif
-#ifndef MPICH_SKIP_MPICXX
-#define MPICH_SKIP_MPICXX 1
-#endif
-#include <mpi.h>
-
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -55,6 +47,7 @@
 #include "railcc/error.hpp"
 #include "railcc/log.hpp"
 #include "railcc/mpi/bootstrap.hpp"
+#include "railcc/mpi/mpi_api.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -76,14 +69,6 @@ inline int tag_of(const RunInfo& info, OpId op, bool ack) {
          piece;
 }
 
-inline std::string mpi_error_text(int code) {
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS)
-    return "MPI error " + std::to_string(code);
-  return std::string(text, static_cast<std::size_t>(length));
-}
-
 /// What the transport and its runs share: the communicator, the scratch pool, and the
 /// failure that broke it.
 struct State {
@@ -100,7 +85,8 @@ struct State {
 };
 
 inline void check(int rc, const std::string& what) {
-  if (rc != MPI_SUCCESS) throw PeerError("host transport: " + what + ": " + mpi_error_text(rc));
+  if (rc != MPI_SUCCESS)
+    throw PeerError("host transport: " + what + ": " + detail::mpi_api::error_text(rc));
 }
 
 class Run final : public TransportRun {
@@ -324,7 +310,7 @@ class Run final : public TransportRun {
     const RankStep& s = program_->step(p.step);
     if (st.MPI_ERROR == MPI_ERR_TRUNCATE) mismatch(s, "more");
     failed("a message with rank " + std::to_string(s.peer) +
-           " failed: " + mpi_error_text(st.MPI_ERROR));
+           " failed: " + detail::mpi_api::error_text(st.MPI_ERROR));
   }
 
   /// The run went its timeout without progress: name whom it waits for.
