@@ -152,35 +152,7 @@ void input_element(DataType t, ReduceOp op, int r, std::size_t i, int ranks, std
     const auto [lo, hi] = product_input_range(t, static_cast<std::size_t>(ranks));
     x = lo + unit * (hi - lo);
   }
-  switch (t) {
-    case DataType::uint8: *out = static_cast<std::byte>(bits); break;
-    case DataType::int32: {
-      const auto v = static_cast<std::int32_t>(bits);
-      std::memcpy(out, &v, 4);
-      break;
-    }
-    case DataType::int64: {
-      const auto v = static_cast<std::int64_t>(bits);
-      std::memcpy(out, &v, 8);
-      break;
-    }
-    case DataType::float16: {
-      const auto v = Half::from_float(static_cast<float>(x)).bits;
-      std::memcpy(out, &v, 2);
-      break;
-    }
-    case DataType::bfloat16: {
-      const auto v = BFloat16::from_float(static_cast<float>(x)).bits;
-      std::memcpy(out, &v, 2);
-      break;
-    }
-    case DataType::float32: {
-      const auto v = static_cast<float>(x);
-      std::memcpy(out, &v, 4);
-      break;
-    }
-    case DataType::float64: std::memcpy(out, &x, 8); break;
-  }
+  store_element(t, out, x, bits);
 }
 
 /// One size of one placement: the buffers, the call, its check.

@@ -95,18 +95,9 @@ inline std::pair<double, double> product_input_range(DataType t, std::size_t ran
   return {lo, hi};
 }
 
-/// A random element: uniform in [-1, 1) for floats (in product_input_range for prod),
-/// any bit pattern for integers.
-inline void random_element(DataType t, ReduceOp op, std::byte* p, std::mt19937_64& rng,
-                           std::size_t ranks = 2) {
-  double x = 0;
-  if (op == ReduceOp::prod) {
-    const auto [lo, hi] = product_input_range(t, ranks);
-    x = std::uniform_real_distribution<double>(lo, hi)(rng);
-  } else {
-    x = std::uniform_real_distribution<double>(-1.0, 1.0)(rng);
-  }
-  const std::uint64_t bits = rng();
+/// Writes one element of type `t`: `x` rounded to the type for floats, the low bits of
+/// `bits` for integers.
+inline void store_element(DataType t, std::byte* p, double x, std::uint64_t bits) {
   switch (t) {
     case DataType::uint8: *p = static_cast<std::byte>(bits); break;
     case DataType::int32: {
@@ -136,6 +127,20 @@ inline void random_element(DataType t, ReduceOp op, std::byte* p, std::mt19937_6
     }
     case DataType::float64: std::memcpy(p, &x, 8); break;
   }
+}
+
+/// A random element: uniform in [-1, 1) for floats (in product_input_range for prod),
+/// any bit pattern for integers.
+inline void random_element(DataType t, ReduceOp op, std::byte* p, std::mt19937_64& rng,
+                           std::size_t ranks = 2) {
+  double x = 0;
+  if (op == ReduceOp::prod) {
+    const auto [lo, hi] = product_input_range(t, ranks);
+    x = std::uniform_real_distribution<double>(lo, hi)(rng);
+  } else {
+    x = std::uniform_real_distribution<double>(-1.0, 1.0)(rng);
+  }
+  store_element(t, p, x, rng());
 }
 
 /// Unit roundoff of a floating type (0 for integers).
