@@ -410,6 +410,38 @@ TEST_CASE("host backend: a rank that never makes the call is named by the others
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+TEST_CASE("host backend: a rank that stops mid-collective is named, and nobody hangs") {
+  if (world_size() < 2) return;
+  Communicator comm = world(1s);
+  const int stopper = comm.size() - 1;
+  std::vector<std::int32_t> buf(1 << 20, 1);
+  CallOptions ring;
+  ring.algorithm = Algorithm::ring;
+  std::string what;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    Request r =
+        comm.iall_reduce(buf.data(), buf.data(), buf.size(), DataType::int32, ReduceOp::sum, ring);
+    if (comm.rank() == stopper) {
+      r.test();  // its first sends are out: it is in the middle of the collective
+      std::this_thread::sleep_for(2500ms);  // and stops (a stopped or stuck process)
+    }
+    r.wait();
+  } catch (const PeerError& e) {
+    what = e.what();
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO(what);
+  CHECK(what.find("all_reduce #0 (ring, 1048576 x int32 sum)") != std::string::npos);
+  CHECK(what.find("made no progress for 1 s") != std::string::npos);
+  if (comm.rank() != stopper) {
+    CHECK(took < 2400ms);  // within the timeout (and scheduling), not after the stop
+    // The stopped rank's neighbour in the ring waits for it and names it.
+    if (comm.rank() == 0) CHECK(what.find("rank " + std::to_string(stopper)) != std::string::npos);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 TEST_CASE("host backend: calls that differ across ranks are named under RAILCC_CHECK_CALLS") {
   if (world_size() < 2) return;
   Communicator comm = world(10s, true);

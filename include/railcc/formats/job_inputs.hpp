@@ -1,5 +1,7 @@
 // railcc/formats/job_inputs.hpp: the files and presets a communicator's settings name
-// (RAILCC_FABRIC, RAILCC_TOPO_FILE), read before the communicator is built.
+// (RAILCC_FABRIC, RAILCC_TOPO_FILE), read before the communicator is built. An hwloc
+// topology (live, or an hwloc XML) needs railcc::hwloc: a program that links it discovers
+// the node and hands the topology to the communicator itself.
 #pragma once
 
 #include <optional>
@@ -36,7 +38,13 @@ inline JobInputs read_job_inputs(const RailccSettings& settings, std::uint64_t g
     try {
       in.topology = read_nccl_topology_xml(*settings.topo_file);
     } catch (const InputError& e) {
-      throw InputError(std::string("RAILCC_TOPO_FILE: ") + e.what());
+      std::string why = std::string("RAILCC_TOPO_FILE: ") + e.what();
+      // An hwloc XML: hwloc reads it (railcc::hwloc), and the program hands it in.
+      if (why.find("<topology>") != std::string::npos)
+        why +=
+            " (it looks like an hwloc XML: read it with railcc::read_hwloc_xml from "
+            "railcc::hwloc and pass it as mpi_communicator's topology)";
+      throw InputError(why);
     }
   }
   return in;

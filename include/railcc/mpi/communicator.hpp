@@ -13,15 +13,19 @@
 #include "railcc/formats/job_inputs.hpp"
 #include "railcc/log.hpp"
 #include "railcc/mpi/host_transport.hpp"
+#include "railcc/topology/node_topology.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
 /// A communicator over `comm`'s ranks (MPI must be initialised), with railcc's settings
 /// from `env` (docs/env.md). Collective over `comm`. Logs at INFO how the job was
-/// launched, where the ranks sit and which fabric the tuner assumes.
+/// launched, where the ranks sit and which fabric the tuner assumes. `topology`: this
+/// node's topology where the program discovered it (railcc::discover_node_topology or
+/// read_hwloc_xml, from railcc::hwloc); it takes the place of RAILCC_TOPO_FILE.
 inline Communicator mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD,
                                      const Environment& env = Environment::process(),
-                                     std::ostream* log_sink = &std::cerr) {
+                                     std::ostream* log_sink = &std::cerr,
+                                     std::optional<NodeTopology> topology = std::nullopt) {
   CommunicatorOptions o;
   o.settings = RailccSettings::from(env);
   o.log = Logger(o.settings.debug, log_sink);
@@ -44,10 +48,11 @@ inline Communicator mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD,
                        ": the host backend runs over MPI, so start the job with mpirun or srun");
   }
   o.log.info(how);
+  if (topology) o.settings.topo_file.reset();  // the program's own topology wins
   JobInputs in = read_job_inputs(o.settings, static_cast<std::uint64_t>(transport->size()));
   o.fabric = std::move(in.fabric);
   o.fabric_name = in.fabric_name;
-  o.topology = std::move(in.topology);
+  o.topology = topology ? std::move(topology) : std::move(in.topology);
   return Communicator(std::move(transport), std::move(o));
 }
 

@@ -315,12 +315,16 @@ class Run final : public TransportRun {
 
   /// The run went its timeout without progress: name whom it waits for.
   [[noreturn]] void fail() {
+    // What each request in flight waits for: data a peer sends, a peer's acknowledgement
+    // that it has written what this rank sent, a peer taking data this rank sends.
     std::vector<int> data_from;
     std::vector<int> acks_from;
+    std::vector<int> taken_by;
     for (const Pending& p : pending_) {
       const int peer = program_->step(p.step).peer;
       if (p.piece == Piece::data_in) data_from.push_back(peer);
-      if (p.piece == Piece::ack_in || p.piece == Piece::ack_out) acks_from.push_back(peer);
+      if (p.piece == Piece::ack_in) acks_from.push_back(peer);
+      if (p.piece == Piece::data_out) taken_by.push_back(peer);
     }
     auto tidy = [](std::vector<int>& v) {
       std::sort(v.begin(), v.end());
@@ -328,18 +332,24 @@ class Run final : public TransportRun {
     };
     tidy(data_from);
     tidy(acks_from);
+    tidy(taken_by);
     std::vector<int> all = data_from;
     all.insert(all.end(), acks_from.begin(), acks_from.end());
+    all.insert(all.end(), taken_by.begin(), taken_by.end());
     tidy(all);
     std::string waits;
-    if (!data_from.empty()) waits = "data from rank" + plural(data_from);
-    if (!acks_from.empty())
-      waits += std::string(waits.empty() ? "" : " and ") + "acknowledgements from rank" +
-               plural(acks_from);
+    auto add = [&](const std::vector<int>& ranks, const std::string& what) {
+      if (ranks.empty()) return;
+      waits += (waits.empty() ? "" : ", ") + what + plural(ranks);
+    };
+    add(data_from, "data from rank");
+    add(acks_from, "acknowledgements from rank");
+    add(taken_by, "its data to be taken by rank");
     if (waits.empty()) waits = "nothing it can name";
     failed("made no progress for " + detail::wire::duration_text(info_.timeout) + " on rank " +
-           std::to_string(state_->rank) + ", waiting for " + waits + " (rank" + plural(all) +
-           " died, stopped, or did not make this call)");
+           std::to_string(state_->rank) + ", waiting for " + waits + ": " +
+           (all.size() == 1 ? "that rank" : "one of those ranks") +
+           ", or one it waits for, died, stopped, or did not make this call");
   }
 
   static std::string plural(const std::vector<int>& ranks) {
