@@ -14,5 +14,5 @@
 #include "railcc/coll/post.hpp"
 #include "railcc/coll/projection.hpp"
 #include "railcc/coll/reduce_op.hpp"
-#include "railcc/coll/step_tracker.hpp"
 #include "railcc/coll/reference.hpp"
+#include "railcc/coll/step_tracker.hpp"
