@@ -346,6 +346,10 @@ class Communicator {
       std::size_t here = 0;
       for (const auto& p : placement_.ranks) here += p.host == me.host ? 1 : 0;
       my_rail = rail_from_topology(*options_.topology, me.local, here);
+      options_.log.info("node topology " + options_.topology->source() + ": " +
+                        std::to_string(options_.topology->gpus().size()) + " GPUs, " +
+                        std::to_string(options_.topology->nics().size()) + " NICs; local rank " +
+                        std::to_string(me.local) + " is on rail " + std::to_string(my_rail));
     }
     const auto rails = boot.all_gather(std::to_string(my_rail));
     for (std::size_t r = 0; r < rails.size(); ++r)
