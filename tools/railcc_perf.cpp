@@ -341,7 +341,11 @@ std::string timing_columns(const std::optional<Timing>& t) {
     std::snprintf(wrong, sizeof wrong, "%s", "N/A");
   else
     std::snprintf(wrong, sizeof wrong, "%lld", t->wrong);
-  std::snprintf(text, sizeof text, "  %7.2f  %6.2f  %6.2f  %6s", t->us, t->algbw, t->busbw, wrong);
+  // As nccl-tests prints times: fewer decimals as they grow, so the column stays 7 wide.
+  const char* time_format = t->us >= 10'000 ? "%7.0f" : t->us >= 100 ? "%7.1f" : "%7.2f";
+  char time[24];
+  std::snprintf(time, sizeof time, time_format, t->us);
+  std::snprintf(text, sizeof text, "  %s  %6.2f  %6.2f  %6s", time, t->algbw, t->busbw, wrong);
   return text;
 }
 
