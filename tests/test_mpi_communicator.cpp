@@ -293,6 +293,23 @@ TEST_CASE("host backend: non-blocking calls in flight together complete with the
   }
 }
 
+TEST_CASE("host backend: 32 collectives may be in flight; a 33rd is refused, nothing lost") {
+  Communicator comm = world();
+  std::vector<std::vector<std::int32_t>> bufs(33, std::vector<std::int32_t>(64, 1));
+  std::vector<Request> requests;
+  for (std::size_t k = 0; k < 32; ++k)
+    requests.push_back(
+        comm.iall_reduce(bufs[k].data(), bufs[k].data(), 64, DataType::int32, ReduceOp::sum));
+  CHECK_THROWS_WITH_AS(
+      comm.iall_reduce(bufs[32].data(), bufs[32].data(), 64, DataType::int32, ReduceOp::sum),
+      doctest::Contains("32 collectives are in flight"), InputError);
+  for (auto& r : requests) r.wait();
+  for (std::size_t k = 0; k < 32; ++k) CHECK(bufs[k][63] == comm.size());
+  // Once they completed, the next call runs (as call #32 on every rank).
+  comm.all_reduce(bufs[32].data(), bufs[32].data(), 64, DataType::int32, ReduceOp::sum);
+  CHECK(bufs[32][0] == comm.size());
+}
+
 TEST_CASE("host backend: split by host, then by local index, all-reduces within each part") {
   Communicator comm = world();
   const RankPlacement me = comm.placement().ranks[static_cast<std::size_t>(comm.rank())];

@@ -158,10 +158,6 @@ class Request {
 
 class Communicator {
  public:
-  /// Collectives a communicator lets be in flight at once (non-blocking calls not yet
-  /// waited for); one more is an InputError.
-  static constexpr int max_in_flight = 32;
-
   /// Collective over the transport's ranks: every rank says where it sits.
   Communicator(std::unique_ptr<Transport> transport, CommunicatorOptions options)
       : Communicator(std::move(transport), std::move(options), std::nullopt) {}
@@ -535,8 +531,11 @@ class Communicator {
     if (options_.settings.check_calls) check_same_call(s, in_place);
 
     const Cached& plan = plan_for(s, in_place, o);
-    if (*in_flight_ >= max_in_flight)
-      throw InputError(name + ": " + std::to_string(max_in_flight) +
+    // Collectives in flight at once (non-blocking calls not yet completed): as many as
+    // the transport's tags tell apart; one more is an InputError.
+    const int most = transport_->max_in_flight();
+    if (*in_flight_ >= most)
+      throw InputError(name + ": " + std::to_string(most) +
                        " collectives are in flight on this communicator; wait for some first");
     auto res = std::make_unique<Request::Resources>();
     res->pool = pool_;

@@ -72,6 +72,9 @@ class Transport {
   [[nodiscard]] virtual std::string name() const = 0;
   /// The bootstrap over the same ranks (placement exchange, call checks).
   virtual Bootstrap& bootstrap() = 0;
+  /// Collective runs that may be in flight at once: their numbers modulo this tell their
+  /// messages apart.
+  [[nodiscard]] virtual int max_in_flight() const = 0;
   /// Starts `program` (this rank's) on `buffers` (one pointer per program buffer). The
   /// program and the memory must outlive the run.
   virtual std::unique_ptr<TransportRun> start(std::shared_ptr<const RankProgram> program,
@@ -89,6 +92,8 @@ class LocalTransport final : public Transport {
   [[nodiscard]] int size() const override { return 1; }
   [[nodiscard]] std::string name() const override { return "local (one rank)"; }
   Bootstrap& bootstrap() override { return bootstrap_; }
+  /// Runs complete as they start: any number.
+  [[nodiscard]] int max_in_flight() const override { return 1 << 30; }
   std::unique_ptr<TransportRun> start(std::shared_ptr<const RankProgram> program,
                                       std::vector<std::byte*> buffers,
                                       const RunInfo& info) override {

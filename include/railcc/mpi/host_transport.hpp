@@ -423,6 +423,9 @@ class MpiHostTransport final : public Transport {
   [[nodiscard]] int size() const override { return state_->size; }
   [[nodiscard]] std::string name() const override { return "host (MPI)"; }
   Bootstrap& bootstrap() override { return *bootstrap_; }
+  [[nodiscard]] int max_in_flight() const override {
+    return static_cast<int>(detail::mpi_host::runs_in_flight);
+  }
 
   std::unique_ptr<TransportRun> start(std::shared_ptr<const RankProgram> program,
                                       std::vector<std::byte*> buffers,
