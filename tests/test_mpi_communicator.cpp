@@ -101,10 +101,6 @@ std::string describe(const Case& k) {
   return s.str();
 }
 
-bool reduces(Collective c) {
-  return c == Collective::all_reduce || c == Collective::reduce_scatter || c == Collective::reduce;
-}
-
 /// Runs one case on `comm` and MPI; returns the elements that differ (0: pass).
 std::size_t run_case(Communicator& comm, const Case& k, std::uint64_t seed) {
   const int p = comm.size();

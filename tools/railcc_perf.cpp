@@ -381,12 +381,10 @@ void print_header(const Communicator& comm, const Run& q, const Options& o) {
 }
 
 void print_row(const Run& q, const Row& r, int root) {
-  const bool reduces = q.coll == Collective::all_reduce || q.coll == Collective::reduce_scatter ||
-                       q.coll == Collective::reduce;
   const bool rooted = q.coll == Collective::broadcast || q.coll == Collective::reduce;
   std::printf("  %10zu  %12zu  %8s  %6s  %6d%s%s  %10.2f  %s\n", r.size, r.count,
               std::string(to_string(q.type)).c_str(),
-              reduces ? std::string(to_string(q.op)).c_str() : "none", rooted ? root : -1,
+              reduces(q.coll) ? std::string(to_string(q.op)).c_str() : "none", rooted ? root : -1,
               timing_columns(r.out_of_place).c_str(), timing_columns(r.in_place).c_str(),
               r.model_us, r.algorithm.c_str());
   std::fflush(stdout);
@@ -413,10 +411,9 @@ int run(const Options& o) {
   for (std::size_t i = 0; i < q.sizes.size(); ++i) {
     const std::size_t count = count_for_size(q.coll, q.sizes[i], size_of(q.type), p);
     if (count == 0) continue;  // under one element per rank: nccl-tests skips it too
-    const auto [in_elems, out_elems] = buffer_elements(q.coll, count, p);
     Row row;
     row.count = count;
-    row.size = (q.coll == Collective::reduce_scatter ? in_elems : out_elems) * size_of(q.type);
+    row.size = size_for_count(q.coll, count, size_of(q.type), p);
     row.algorithm = comm.explain(q.coll, count, q.type, q.call).name();
     const std::uint64_t seed = 1000 + i;
     row.out_of_place = time_placement(comm, q, o, count, row.size, false, seed);

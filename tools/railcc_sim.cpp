@@ -478,10 +478,9 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
                   SimBackend& b) {
   const std::size_t elem = size_of(q.type);
   const std::size_t count = count_for_size(q.coll, w.sizes[i], elem, w.ranks);
-  const auto [in_elems, out_elems] = buffer_elements(q.coll, count, w.ranks);
   Row row;
   row.count = count;
-  row.size = (q.coll == Collective::reduce_scatter ? in_elems : out_elems) * elem;
+  row.size = size_for_count(q.coll, count, elem, w.ranks);
   AlgorithmChoice choice = w.model.choose(q.coll, row.size);
   if (q.fixed) {
     choice.algorithm = *q.fixed;

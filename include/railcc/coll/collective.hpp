@@ -113,6 +113,20 @@ inline std::pair<std::size_t, std::size_t> buffer_elements(Collective c, std::si
   }
 }
 
+/// nccl-tests' size in bytes of a call of `count` elements (the inverse of
+/// count_for_size): the per-rank buffer for all-reduce, broadcast, reduce and send/recv,
+/// the whole p-rank buffer for the others.
+inline std::size_t size_for_count(Collective c, std::size_t count, std::size_t elem,
+                                  std::size_t ranks) {
+  const auto [in_elems, out_elems] = buffer_elements(c, count, ranks);
+  return (c == Collective::reduce_scatter ? in_elems : out_elems) * elem;
+}
+
+/// Whether the collective combines the ranks' data with a reduction operator.
+constexpr bool reduces(Collective c) {
+  return c == Collective::all_reduce || c == Collective::reduce_scatter || c == Collective::reduce;
+}
+
 /// nccl-tests' `count` for a size in bytes: elements per rank for all-reduce, broadcast,
 /// reduce and send/recv, per rank and peer for the others (their size is the whole
 /// p-rank buffer).

@@ -408,17 +408,16 @@ class Communicator {
     return out;
   }
 
-  /// nccl-tests' size of a call: the per-rank buffer, or the whole p-rank buffer for
-  /// all_gather, reduce_scatter and all_to_all.
+  /// nccl-tests' size of a call (what the cost model takes).
   std::size_t model_bytes(Collective c, std::size_t count, DataType type) const {
-    const std::size_t e = size_of(type);
-    const auto p = static_cast<std::size_t>(size());
-    switch (c) {
-      case Collective::reduce_scatter:
-      case Collective::all_gather:
-      case Collective::all_to_all: return count * e * p;
-      default: return count * e;
-    }
+    return size_for_count(c, count, size_of(type), static_cast<std::size_t>(size()));
+  }
+
+  /// "1048576 x int32 sum": a call's elements and, where it reduces, its op (in errors).
+  static std::string elements_text(const Shape& s) {
+    std::string t = std::to_string(s.count) + " x " + std::string(to_string(s.type));
+    if (reduces(s.collective)) t += " " + std::string(to_string(s.op));
+    return t;
   }
 
   PlanChoice choose(Collective c, std::size_t bytes, const CallOptions& o) const {
@@ -443,27 +442,27 @@ class Communicator {
       choice.algorithm = *forced_;
       choice.why = "RAILCC_ALGO";
     } else {
-      const AlgorithmChoice best = model_.choose(c, bytes);
-      choice.algorithm = best.algorithm;
-      choice.inter_host = best.inter_host;
-      if (!usable(choice.algorithm)) {
-        // No candidate was predicted at all (one rank moves nothing): the first that runs.
-        for (Algorithm a : algorithms_for(c)) {
-          if (usable(a)) {
-            choice.algorithm = a;
-            break;
-          }
-        }
-      }
+      // The least predicted time among the algorithms that run here (the first on a tie:
+      // one rank, where nothing moves, takes the collective's default).
       choice.why = "tuner:";
+      Picoseconds best;
+      bool chosen = false;
       for (Algorithm a : algorithms_for(c)) {
         if (!usable(a)) continue;
         for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
+          // Only hierarchical runs another algorithm across hosts: the others once.
           if (a != Algorithm::hierarchical && inter == Algorithm::ring) continue;
+          PlanChoice candidate;
+          candidate.algorithm = a;
+          candidate.inter_host = inter;
           const Picoseconds t = model_.predict(c, a, inter, bytes);
-          std::string name(to_string(a));
-          if (a == Algorithm::hierarchical) name += "+" + std::string(to_string(inter));
-          choice.why += " " + name + " " + format_us(t);
+          choice.why += " " + candidate.name() + " " + format_us(t);
+          if (!chosen || t < best) {
+            chosen = true;
+            best = t;
+            choice.algorithm = a;
+            choice.inter_host = inter;
+          }
         }
       }
       if (forced_)
@@ -483,7 +482,8 @@ class Communicator {
     return text;
   }
 
-  static bool is_null_count(const void* p, std::size_t bytes) { return p == nullptr && bytes != 0; }
+  /// A null pointer where the call needs bytes.
+  static bool missing(const void* p, std::size_t bytes) { return p == nullptr && bytes != 0; }
 
   /// Starts a collective on the caller's buffers.
   Request start(Shape s, const void* send, void* recv, const CallOptions& o) {
@@ -521,9 +521,9 @@ class Communicator {
     // Buffers NCCL does not read on this rank: the communicator's scratch stands in.
     const bool own_input = s.collective == Collective::broadcast && !root && !in_place;
     const bool own_output = s.collective == Collective::reduce && !root && !in_place;
-    if (!own_input && is_null_count(send, in_bytes))
+    if (!own_input && missing(send, in_bytes))
       throw InputError(name + ": sendbuff is null on rank " + std::to_string(rank()));
-    if (!own_output && is_null_count(recv, out_bytes))
+    if (!own_output && missing(recv, out_bytes))
       throw InputError(name + ": recvbuff is null on rank " + std::to_string(rank()));
     if (!in_place && !own_input && !own_output && send_b != nullptr && recv_b != nullptr &&
         send_b < recv_b + out_bytes && recv_b < send_b + in_bytes)
@@ -555,12 +555,7 @@ class Communicator {
     RunInfo info;
     info.sequence = sequence_++;
     info.label = name + " #" + std::to_string(info.sequence) + " (" + plan.choice.name() + ", " +
-                 std::to_string(s.count) + " x " + std::string(to_string(s.type)) +
-                 (s.collective == Collective::all_gather || s.collective == Collective::broadcast ||
-                          s.collective == Collective::all_to_all
-                      ? std::string()
-                      : " " + std::string(to_string(s.op))) +
-                 ")";
+                 elements_text(s) + ")";
     info.timeout = options_.settings.timeout;
     ++*in_flight_;
     res->in_flight = in_flight_;
@@ -612,11 +607,7 @@ class Communicator {
   /// RAILCC_CHECK_CALLS: every rank says what it was asked; any difference fails on
   /// every rank, naming the ranks and their calls.
   void check_same_call(const Shape& s, bool in_place) {
-    std::string mine = std::string(to_string(s.collective)) + " of " + std::to_string(s.count) +
-                       " x " + std::string(to_string(s.type));
-    if (s.collective != Collective::all_gather && s.collective != Collective::broadcast &&
-        s.collective != Collective::all_to_all)
-      mine += " " + std::string(to_string(s.op));
+    std::string mine = std::string(to_string(s.collective)) + " of " + elements_text(s);
     if (s.collective == Collective::broadcast || s.collective == Collective::reduce)
       mine += " from root " + std::to_string(s.root);
     if (in_place) mine += " in place";
@@ -647,7 +638,7 @@ class Communicator {
       throw InputError(std::string(name) + ": rank " + std::to_string(peer) +
                        " is this rank itself; copy the buffer instead");
     const std::size_t bytes = count * size_of(type);
-    if (is_null_count(buf, bytes))
+    if (missing(buf, bytes))
       throw InputError(std::string(name) + ": the buffer is null on rank " +
                        std::to_string(rank()));
     auto program =
