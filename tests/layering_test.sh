@@ -15,7 +15,7 @@ layer() {
     coll*) echo 4 ;;
     backend*|tune*) echo 5 ;;
     comm*) echo 6 ;;
-    mpi*) echo 7 ;;
+    mpi*|launch*) echo 7 ;;
     railcc.hpp) echo 9 ;;
     *) echo "unknown header $1" >&2; exit 2 ;;
   esac

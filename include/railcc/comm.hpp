@@ -4,4 +4,6 @@
 #include "railcc/comm/communicator.hpp"
 #include "railcc/comm/host_steps.hpp"
 #include "railcc/comm/placement.hpp"
+#include "railcc/comm/tcp_mesh.hpp"
+#include "railcc/comm/tcp_transport.hpp"
 #include "railcc/comm/transport.hpp"

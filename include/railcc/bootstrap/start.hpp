@@ -50,6 +50,9 @@ struct Job {
   RailccSettings settings;
   Logger log;
   std::unique_ptr<Bootstrap> bootstrap;
+  /// The address this process reached the store from (empty in a job of one): where a
+  /// transport listens for the other ranks.
+  std::string address;
 };
 
 /// Where the TCP store is for this job: RAILCC_BOOTSTRAP_ADDR, else MASTER_ADDR and
@@ -83,7 +86,9 @@ struct Job {
   options.port = port;
   options.timeout = job.settings.bootstrap_timeout;
   options.log = job.log;
-  job.bootstrap = std::make_unique<TcpStore>(job.launch.rank, job.launch.world_size, options);
+  auto store = std::make_unique<TcpStore>(job.launch.rank, job.launch.world_size, options);
+  job.address = store->local_address();
+  job.bootstrap = std::move(store);
   return job;
 }
 

@@ -35,6 +35,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -221,6 +222,49 @@ class Socket {
  private:
   int fd_ = -1;
 };
+
+/// One try at connecting to host:port (each address it resolves to), by `deadline`: a
+/// non-blocking socket with TCP_NODELAY, or an invalid one and `why` says what failed.
+inline Socket connect_once(const std::string& host, int port, Clock::time_point deadline,
+                           std::string& why) {
+  AddrInfo addrs;
+  resolve(addrs, host, port, false);
+  for (addrinfo* a = addrs.list; a != nullptr; a = a->ai_next) {
+    Socket s(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol));
+    if (!s.valid()) continue;
+    int rc = ::connect(s.fd(), a->ai_addr, a->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd p{s.fd(), POLLOUT, 0};
+      while ((rc = ::poll(&p, 1, millis_until(deadline))) == 0 && Clock::now() < deadline) {
+      }
+      int error = rc > 0 ? 0 : ETIMEDOUT;
+      socklen_t len = sizeof error;
+      if (rc > 0) ::getsockopt(s.fd(), SOL_SOCKET, SO_ERROR, &error, &len);
+      rc = error == 0 ? 0 : -1;
+      errno = error;
+    }
+    if (rc == 0) {
+      const int one = 1;
+      (void)::setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return s;
+    }
+    why = std::strerror(errno);
+  }
+  return Socket();
+}
+
+/// The numeric address and port of a socket's own end ("10.0.0.7", 41234).
+inline std::pair<std::string, int> local_end(int fd) {
+  sockaddr_storage self{};
+  socklen_t length = sizeof self;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &length) != 0) return {"", 0};
+  char host[NI_MAXHOST];
+  char service[NI_MAXSERV];
+  if (::getnameinfo(reinterpret_cast<sockaddr*>(&self), length, host, sizeof host, service,
+                    sizeof service, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return {"", 0};
+  return {host, std::atoi(service)};
+}
 
 }  // namespace detail::tcp
 
@@ -569,6 +613,11 @@ class TcpStore final : public Bootstrap {
 
   [[nodiscard]] int rank() const override { return rank_; }
   [[nodiscard]] int size() const override { return size_; }
+  /// The address this rank reached the store from: one the other ranks can reach it at
+  /// too (the store's host routes to it), for a transport to listen on.
+  [[nodiscard]] std::string local_address() const {
+    return detail::tcp::local_end(socket_.fd()).first;
+  }
 
   std::vector<std::string> all_gather(std::string_view mine) override {
     auto blobs = detail::wire::unpack_blobs(call(detail::tcp::Kind::all_gather, 0, mine), size_);
@@ -599,30 +648,8 @@ class TcpStore final : public Bootstrap {
     auto pause = std::chrono::milliseconds(5);
     std::string why = "no address";
     while (true) {
-      AddrInfo addrs;
-      resolve(addrs, options_.host, options_.port, false);
-      for (addrinfo* a = addrs.list; a != nullptr; a = a->ai_next) {
-        Socket s(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol));
-        if (!s.valid()) continue;
-        int rc = ::connect(s.fd(), a->ai_addr, a->ai_addrlen);
-        if (rc != 0 && errno == EINPROGRESS) {
-          pollfd p{s.fd(), POLLOUT, 0};
-          while ((rc = ::poll(&p, 1, millis_until(deadline))) == 0 && Clock::now() < deadline) {
-          }
-          int error = rc > 0 ? 0 : ETIMEDOUT;
-          socklen_t len = sizeof error;
-          if (rc > 0) ::getsockopt(s.fd(), SOL_SOCKET, SO_ERROR, &error, &len);
-          rc = error == 0 ? 0 : -1;
-          errno = error;
-        }
-        if (rc == 0) {
-          const int one = 1;
-          (void)::setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          socket_ = std::move(s);
-          return;
-        }
-        why = std::strerror(errno);
-      }
+      socket_ = connect_once(options_.host, options_.port, deadline, why);
+      if (socket_.valid()) return;
       if (Clock::now() + pause >= deadline) {
         broken_ = true;
         throw PeerError("bootstrap: rank " + std::to_string(rank_) +

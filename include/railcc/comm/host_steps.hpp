@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "railcc/bootstrap/wire.hpp"
 #include "railcc/coll/backend.hpp"
 #include "railcc/coll/projection.hpp"
 #include "railcc/coll/reduce_op.hpp"
@@ -76,6 +78,39 @@ inline void run_local_step(const RankProgram& program, const RankStep& s, const 
     from = spare.data();
   }
   reduce_into(red.type, red.op, to, from, s.to.bytes / elem);
+}
+
+/// Why a run that went `timeout` without progress on `rank` fails: whom it waits for.
+/// `data_from`: ranks whose data has not arrived; `acks_from`: ranks that have not said
+/// they wrote what this rank sent; `taken_by`: ranks that have not taken this rank's data.
+inline std::string no_progress_text(int rank, std::chrono::milliseconds timeout,
+                                    std::vector<int> data_from, std::vector<int> acks_from,
+                                    std::vector<int> taken_by) {
+  auto tidy = [](std::vector<int>& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  };
+  tidy(data_from);
+  tidy(acks_from);
+  tidy(taken_by);
+  std::vector<int> all = data_from;
+  all.insert(all.end(), acks_from.begin(), acks_from.end());
+  all.insert(all.end(), taken_by.begin(), taken_by.end());
+  tidy(all);
+  std::string waits;
+  auto add = [&](const std::vector<int>& ranks, const std::string& what) {
+    if (ranks.empty()) return;
+    waits += (waits.empty() ? "" : ", ") + what + (ranks.size() == 1 ? " " : "s ") +
+             detail::wire::list_ranks(ranks);
+  };
+  add(data_from, "data from rank");
+  add(acks_from, "acknowledgements from rank");
+  add(taken_by, "its data to be taken by rank");
+  if (waits.empty()) waits = "nothing it can name";
+  return "made no progress for " + detail::wire::duration_text(timeout) + " on rank " +
+         std::to_string(rank) + ", waiting for " + waits + ": " +
+         (all.size() == 1 ? "that rank" : "one of those ranks") +
+         ", or one it waits for, died, stopped, or did not make this call";
 }
 
 /// Host memory a transport reuses between runs (the receive side of reductions): a run

@@ -43,7 +43,8 @@ inline JobInputs read_job_inputs(const RailccSettings& settings, std::uint64_t g
       if (why.find("<topology>") != std::string::npos)
         why +=
             " (it looks like an hwloc XML: read it with railcc::read_hwloc_xml from "
-            "railcc::hwloc and pass it as mpi_communicator's topology)";
+            "railcc::hwloc and pass it as the communicator's topology: mpi_communicator or "
+            "tcp_communicator)";
       throw InputError(why);
     }
   }

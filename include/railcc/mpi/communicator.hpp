@@ -1,5 +1,6 @@
 // railcc/mpi/communicator.hpp: a Communicator for a job mpirun or srun started, over the
-// host backend (host_transport.hpp), set up from the environment as every railcc job is.
+// host backend (host_transport.hpp), set up from the environment as every railcc job is
+// (launch/communicator.hpp).
 #pragma once
 
 #include <memory>
@@ -10,7 +11,7 @@
 #include "railcc/bootstrap/launcher.hpp"
 #include "railcc/comm/communicator.hpp"
 #include "railcc/config.hpp"
-#include "railcc/formats/job_inputs.hpp"
+#include "railcc/launch/communicator.hpp"
 #include "railcc/log.hpp"
 #include "railcc/mpi/host_transport.hpp"
 #include "railcc/topology/node_topology.hpp"
@@ -26,34 +27,30 @@ inline Communicator mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD,
                                      const Environment& env = Environment::process(),
                                      std::ostream* log_sink = &std::cerr,
                                      std::optional<NodeTopology> topology = std::nullopt) {
-  CommunicatorOptions o;
-  o.settings = RailccSettings::from(env);
-  o.log = Logger(o.settings.debug, log_sink);
-  auto transport = std::make_unique<MpiHostTransport>(comm, o.settings.bootstrap_timeout, o.log);
-  o.log.set_rank(transport->rank());
+  RailccSettings settings = RailccSettings::from(env);
+  Logger log(settings.debug, log_sink);
+  auto transport = std::make_unique<MpiHostTransport>(comm, settings.bootstrap_timeout, log);
+  log.set_rank(transport->rank());
   std::string how = "an MPI communicator handed in: rank " + std::to_string(transport->rank()) +
                     " of " + std::to_string(transport->size());
   std::optional<LaunchInfo> launch;
   try {
     launch = detect_launch(env);
   } catch (const InputError& e) {  // a launcher's variables that do not add up: say so
-    o.log.warn(std::string("the launcher's environment is not understood: ") + e.what());
+    log.warn(std::string("the launcher's environment is not understood: ") + e.what());
   }
   if (launch && launch->launcher != Launcher::none) {
     how += "; launched by " + launch->describe();
     // torchrun starts each process alone: MPI then sees a job of one per process.
     if (comm == MPI_COMM_WORLD && launch->world_size != transport->size())
-      throw InputError("launched by " + launch->describe() + ", but MPI sees a job of " +
-                       std::to_string(transport->size()) +
-                       ": the host backend runs over MPI, so start the job with mpirun or srun");
+      throw InputError(
+          "launched by " + launch->describe() + ", but MPI sees a job of " +
+          std::to_string(transport->size()) +
+          ": this is the host backend over MPI, so start the job with mpirun or srun, or "
+          "use tcp_communicator (railcc-perf: --transport tcp)");
   }
-  o.log.info(how);
-  if (topology) o.settings.topo_file.reset();  // the program's own topology wins
-  JobInputs in = read_job_inputs(o.settings, static_cast<std::uint64_t>(transport->size()));
-  o.fabric = std::move(in.fabric);
-  o.fabric_name = in.fabric_name;
-  o.topology = topology ? std::move(topology) : std::move(in.topology);
-  return Communicator(std::move(transport), std::move(o));
+  log.info(how);
+  return job_communicator(std::move(transport), std::move(settings), log, std::move(topology));
 }
 
 RAILCC_NAMESPACE_END

@@ -326,34 +326,8 @@ class Run final : public TransportRun {
       if (p.piece == Piece::ack_in) acks_from.push_back(peer);
       if (p.piece == Piece::data_out) taken_by.push_back(peer);
     }
-    auto tidy = [](std::vector<int>& v) {
-      std::sort(v.begin(), v.end());
-      v.erase(std::unique(v.begin(), v.end()), v.end());
-    };
-    tidy(data_from);
-    tidy(acks_from);
-    tidy(taken_by);
-    std::vector<int> all = data_from;
-    all.insert(all.end(), acks_from.begin(), acks_from.end());
-    all.insert(all.end(), taken_by.begin(), taken_by.end());
-    tidy(all);
-    std::string waits;
-    auto add = [&](const std::vector<int>& ranks, const std::string& what) {
-      if (ranks.empty()) return;
-      waits += (waits.empty() ? "" : ", ") + what + plural(ranks);
-    };
-    add(data_from, "data from rank");
-    add(acks_from, "acknowledgements from rank");
-    add(taken_by, "its data to be taken by rank");
-    if (waits.empty()) waits = "nothing it can name";
-    failed("made no progress for " + detail::wire::duration_text(info_.timeout) + " on rank " +
-           std::to_string(state_->rank) + ", waiting for " + waits + ": " +
-           (all.size() == 1 ? "that rank" : "one of those ranks") +
-           ", or one it waits for, died, stopped, or did not make this call");
-  }
-
-  static std::string plural(const std::vector<int>& ranks) {
-    return (ranks.size() == 1 ? " " : "s ") + detail::wire::list_ranks(ranks);
+    failed(no_progress_text(state_->rank, info_.timeout, std::move(data_from), std::move(acks_from),
+                            std::move(taken_by)));
   }
 
   /// Ends the run as failed and breaks the transport: receives are cancelled, sends
