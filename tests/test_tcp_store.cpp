@@ -341,4 +341,9 @@ TEST_CASE("TCP store: bad joins and a store that is not there") {
     CHECK_THROWS_AS(TcpStoreServer("127.0.0.1", 70000, 2, 1s), InputError);
     CHECK_THROWS_AS(TcpStoreServer("no-such-host.invalid", 0, 2, 1s), InputError);
   }
+  SUBCASE("a port another process holds (torchrun's own store holds MASTER_PORT)") {
+    TcpStoreServer first("127.0.0.1", 0, 1, 100ms, Logger(LogLevel::none));
+    CHECK_THROWS_WITH_AS(TcpStoreServer("127.0.0.1", first.port(), 2, 1s),
+                         doctest::Contains("set RAILCC_BOOTSTRAP_ADDR to a free port"), InputError);
+  }
 }

@@ -2,6 +2,7 @@
 // reports them, with the time the simulator predicts for this job next to each row.
 //
 //   mpirun -np 4 railcc-perf -B host -b 8 -e 256M -f 4
+//   torchrun --nproc-per-node 4 --no-python railcc-perf -B host -b 8 -e 256M -f 4
 //
 // Flags as nccl-tests' where they make sense for a process per rank:
 //   -b -e -i -f       sizes: from -b to -e, adding -i bytes, or multiplying by -f (> 1)
@@ -9,14 +10,18 @@
 //   -c                check results (1, default) on a sampled set of elements per size
 //   -o -d -r          reduction op, data type, root
 //   -a                time across ranks: 0 rank 0's, 1 the average (default), 2 min, 3 max
-//   -B                backend: host (MPI); the GPU backends come with CUDA and NCCL
+//   -B                backend: host; the GPU backends come with CUDA and NCCL
+//   --transport       the host backend's: auto (default), mpi or tcp. auto takes MPI when
+//                     mpirun or srun started the job (and this build has MPI), TCP when a
+//                     launcher set RANK and WORLD_SIZE without MPI (torchrun), and MPI, else
+//                     TCP, for a process started alone
 //   --collective      all_reduce (default), reduce_scatter, all_gather, broadcast, reduce,
 //                     all_to_all
 //   --algo --inter --channels   the plan (default: the tuner's choice)
 //   --json FILE       the rows as JSON ("-": on stdout, instead of the table)
 // Not taken: -g and -t (one GPU, one thread per process), -z (calls on one communicator
-// complete in order, as on one stream), -p, -m. The host backend needs MPI: start it with
-// mpirun or srun (each process is one rank).
+// complete in order, as on one stream), -p, -m. Each process is one rank. Times are
+// combined across ranks with the communicator's own all-reduce and broadcast.
 // Columns: the out-of-place and in-place times (us, per iteration), algorithm and bus
 // bandwidth (GB/s, nccl-tests' bus factors), #wrong (elements that failed the check,
 // over all ranks), then `model` (us): the time the simulator predicts for this call on
@@ -26,6 +31,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -37,9 +43,13 @@
 #include <string>
 #include <vector>
 
+#include "railcc/bootstrap/launcher.hpp"
 #include "railcc/coll/reference.hpp"
-#include "railcc/mpi/communicator.hpp"
+#include "railcc/launch/communicator.hpp"
 #include "size_option.hpp"
+#ifdef RAILCC_PERF_WITH_MPI
+#include "railcc/mpi/communicator.hpp"
+#endif
 
 namespace {
 
@@ -60,6 +70,7 @@ struct Options {
   int root = 0;
   int average = 1;
   std::string backend = "host";
+  std::string transport = "auto";
   std::string collective = "all_reduce";
   std::string algo = "auto";
   std::string inter = "rabenseifner";
@@ -78,10 +89,6 @@ struct Run {
 
 Run check_options(const Options& o, int ranks) {
   Run q;
-  if (o.backend != "host")
-    throw InputError("-B " + o.backend +
-                     ": this build runs the host backend (-B host); the GPU backends need "
-                     "CUDA and NCCL");
   const auto c = parse_collective(o.collective);
   if (!c || *c == Collective::send_recv)
     throw InputError("--collective " + o.collective +
@@ -297,17 +304,24 @@ struct Row {
   std::string algorithm;
 };
 
-/// Seconds per iteration on this rank, combined across ranks as -a says.
-double combine_ranks(double seconds, int average, int ranks) {
+/// Seconds per iteration on this rank, combined across ranks as -a says (with the
+/// communicator's own calls, on either transport).
+double combine_ranks(Communicator& comm, double seconds, int average) {
   double out = seconds;
   switch (average) {
-    case 0: MPI_Bcast(&out, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD); return out;
+    case 0: comm.broadcast(&out, &out, 1, DataType::float64, 0); return out;
     case 1:
-      MPI_Allreduce(&seconds, &out, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-      return out / ranks;
-    case 2: MPI_Allreduce(&seconds, &out, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD); return out;
-    default: MPI_Allreduce(&seconds, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD); return out;
+      comm.all_reduce(&out, &out, 1, DataType::float64, ReduceOp::sum);
+      return out / comm.size();
+    case 2: comm.all_reduce(&out, &out, 1, DataType::float64, ReduceOp::min); return out;
+    default: comm.all_reduce(&out, &out, 1, DataType::float64, ReduceOp::max); return out;
   }
+}
+
+/// Returns once every rank has come to it: a one-element all-reduce.
+void barrier(Communicator& comm) {
+  std::int32_t one = 1;
+  comm.all_reduce(&one, &one, 1, DataType::int32, ReduceOp::sum);
 }
 
 Timing time_placement(Communicator& comm, const Run& q, const Options& o, std::size_t count,
@@ -315,15 +329,17 @@ Timing time_placement(Communicator& comm, const Run& q, const Options& o, std::s
   SizeRun run(comm, q, o.root, count, in_place);
   Timing t;
   if (o.check == 1) {
-    const auto mine = static_cast<long long>(run.check(seed));
-    MPI_Allreduce(&mine, &t.wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+    auto wrong = static_cast<std::int64_t>(run.check(seed));
+    comm.all_reduce(&wrong, &wrong, 1, DataType::int64, ReduceOp::sum);
+    t.wrong = static_cast<long long>(wrong);
   }
   for (int i = 0; i < o.warmup; ++i) run.call();
-  MPI_Barrier(MPI_COMM_WORLD);
-  const double t0 = MPI_Wtime();
+  barrier(comm);
+  const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < o.iters; ++i) run.call();
-  const double seconds = (MPI_Wtime() - t0) / o.iters;
-  const double s = combine_ranks(seconds, o.average, comm.size());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / o.iters;
+  const double s = combine_ranks(comm, seconds, o.average);
   t.us = s * 1e6;
   t.algbw = static_cast<double>(size) / s / 1e9;
   t.busbw = t.algbw * bus_factor(q.coll, static_cast<std::size_t>(comm.size()));
@@ -397,8 +413,7 @@ nlohmann::json timing_json(const std::optional<Timing>& t) {
   return j;
 }
 
-int run(const Options& o) {
-  Communicator comm = mpi_communicator();
+int run(Communicator& comm, const Options& o) {
   const Run q = check_options(o, comm.size());
   const bool lead = comm.rank() == 0;
   const bool json_out = o.json == "-";
@@ -470,6 +485,76 @@ int run(const Options& o) {
   return wrong == 0 ? 0 : 1;
 }
 
+/// Which transport the host backend takes (see the file's head), or an InputError.
+bool use_mpi(const Options& o, const Environment& env) {
+  if (o.transport != "auto" && o.transport != "mpi" && o.transport != "tcp")
+    throw InputError("--transport " + o.transport + ": auto, mpi or tcp");
+  if (o.backend != "host")
+    throw InputError("-B " + o.backend +
+                     ": this build runs the host backend (-B host); the GPU backends need "
+                     "CUDA and NCCL");
+#ifdef RAILCC_PERF_WITH_MPI
+  if (o.transport == "auto") {
+    const Launcher l = detect_launch(env).launcher;
+    return l != Launcher::torchrun;
+  }
+  return o.transport == "mpi";
+#else
+  (void)env;
+  if (o.transport == "mpi")
+    throw InputError("--transport mpi: this railcc-perf was built without MPI; use tcp");
+  return false;
+#endif
+}
+
+/// Starts the job on the transport the options and launcher say, runs, and reports.
+int start(int argc, char** argv, const Options& o) {
+  const Environment env = Environment::process();
+  bool mpi = false;
+  int rank = 0;
+  try {
+    mpi = use_mpi(o, env);
+    rank = detect_launch(env).rank;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "railcc-perf: error: %s\n", e.what());
+    return 2;
+  }
+#ifdef RAILCC_PERF_WITH_MPI
+  if (mpi) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  }
+#else
+  (void)argc;
+  (void)argv;
+#endif
+  int rc = 0;
+  try {
+#ifdef RAILCC_PERF_WITH_MPI
+    Communicator comm = mpi ? mpi_communicator() : tcp_communicator(env);
+#else
+    Communicator comm = tcp_communicator(env);
+#endif
+    rc = run(comm, o);
+  } catch (const InputError& e) {
+    // Every rank reads the same options and files: rank 0 says it once.
+    if (rank == 0) std::fprintf(stderr, "railcc-perf: error: %s\n", e.what());
+    rc = 2;
+  } catch (const std::exception& e) {
+    // A failed call (a peer that died or stopped). Over MPI the others may be stuck in
+    // MPI; over TCP they fail on their own (at once, or within RAILCC_TIMEOUT).
+    std::fprintf(stderr, "railcc-perf: rank %d: error: %s\n", rank, e.what());
+#ifdef RAILCC_PERF_WITH_MPI
+    if (mpi) MPI_Abort(MPI_COMM_WORLD, 3);
+#endif
+    rc = 3;
+  }
+#ifdef RAILCC_PERF_WITH_MPI
+  if (mpi) MPI_Finalize();
+#endif
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -491,7 +576,7 @@ int main(int argc, char** argv) {
   app.add_option("-r,--root", o.root, "root of broadcast and reduce")->capture_default_str();
   app.add_option("-a,--average", o.average, "time across ranks: 0 rank 0, 1 avg, 2 min, 3 max")
       ->capture_default_str();
-  app.add_option("-B,--backend", o.backend, "host (MPI)")->capture_default_str();
+  app.add_option("-B,--backend", o.backend, "host")->capture_default_str();
   app.add_option("--collective", o.collective,
                  "all_reduce, reduce_scatter, all_gather, broadcast, reduce, all_to_all")
       ->capture_default_str();
@@ -502,26 +587,12 @@ int main(int argc, char** argv) {
   app.add_option("--channels", o.channels, "rings side by side (0: the tuner's)")
       ->capture_default_str();
   app.add_option("--json", o.json, "write the rows as JSON to FILE ('-': stdout, no table)");
-  int rank = 0;
+  app.add_option("--transport", o.transport, "the host backend's: auto, mpi or tcp")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  int rc = 0;
-  try {
-    rc = run(o);
-  } catch (const InputError& e) {
-    // Every rank reads the same options and files: rank 0 says it once.
-    if (rank == 0) std::fprintf(stderr, "railcc-perf: error: %s\n", e.what());
-    rc = 2;
-  } catch (const std::exception& e) {
-    // A failed call (a peer that died or stopped): the others may be stuck in MPI.
-    std::fprintf(stderr, "railcc-perf: rank %d: error: %s\n", rank, e.what());
-    MPI_Abort(MPI_COMM_WORLD, 3);
-  }
-  MPI_Finalize();
-  return rc;
+  return start(argc, argv, o);
 }

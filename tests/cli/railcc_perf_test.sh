@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # railcc-perf as operators run it: under mpirun, the nccl-tests table with a model column
 # and checked results; --json; every collective; and the errors it must give instead of
-# running: a backend this build lacks, a bad size, a torchrun-style start without mpirun.
+# running: a backend this build lacks, a bad size, an unknown transport. Then a
+# torchrun-style start (no mpirun): the host backend over TCP; and TCP under mpirun.
 #   railcc_perf_test.sh RAILCC_PERF MPIEXEC [MPIEXEC FLAGS...]
 set -uo pipefail
 perf="$1"
@@ -58,12 +59,32 @@ expect "-B nccl" "$work/nccl" 'railcc-perf: error: -B nccl: this build runs the 
 "${clean[@]}" "$mpiexec" -np 2 "${mpi_flags[@]}" "$perf" -b 1X >"$work/size" 2>&1
 [ $? -eq 2 ] || { echo "FAIL: -b 1X did not exit 2"; fail=1; }
 expect "-b 1X" "$work/size" "unknown suffix 'X'"
-# torchrun-style: two processes that each see an MPI job of one.
+# torchrun-style (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; no mpirun): the host
+# backend over TCP, checked, with the same table.
+"${clean[@]}" bash "$(dirname "$0")/torchrun_style.sh" 3 "$perf" -B host -b 1K -e 64K -f 8 -n 3 \
+  -w 1 >"$work/torch" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: torchrun-style run exited $rc"; cat "$work/torch"; fail=1; }
+expect "torchrun header" "$work/torch" '^\[rank 0\] # railcc-perf: all_reduce, host \(TCP\) backend, 3 ranks on 1 host of 3'
+rows=$(grep -cE '^\[rank 0\] +[0-9]+ +[0-9]+ +float +sum +-1( +[0-9.]+){3} +0( +[0-9.]+){3} +0 +[0-9.]+ +[a-z+]+$' "$work/torch")
+[ "$rows" = 3 ] || { echo "FAIL: torchrun-style: expected 3 checked rows, got $rows"; cat "$work/torch"; fail=1; }
+expect "torchrun summary" "$work/torch" '^\[rank 0\] # Out of bounds values : 0 OK'
+# Under mpirun, --transport tcp needs a store address; given one, it runs over TCP too.
+"${clean[@]}" RAILCC_BOOTSTRAP_ADDR=127.0.0.1:$((20000 + RANDOM % 40000)) "$mpiexec" -np 2 \
+  "${mpi_flags[@]}" -x RAILCC_BOOTSTRAP_ADDR "$perf" --transport tcp -b 4K -e 4K -n 2 -w 1 \
+  >"$work/mpitcp" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: --transport tcp under mpirun exited $rc"; cat "$work/mpitcp"; fail=1; }
+expect "tcp under mpirun" "$work/mpitcp" '^# railcc-perf: all_reduce, host \(TCP\) backend, 2 ranks'
+# torchrun-style with --transport mpi: each process sees an MPI job of one, and says so.
 for r in 0 1; do
   "${clean[@]}" RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 \
-    MASTER_PORT=29555 "$perf" -b 1K -e 1K >"$work/torch.$r" 2>&1 &
+    MASTER_PORT=29555 "$perf" --transport mpi -b 1K -e 1K >"$work/torch.$r" 2>&1 &
 done
 wait
-expect "torchrun" "$work/torch.0" 'launched by torchrun: rank 0 of 2.*MPI sees a job of 1: the host backend runs over MPI, so start the job with mpirun or srun'
+expect "torchrun with MPI" "$work/torch.0" 'launched by torchrun: rank 0 of 2.*MPI sees a job of 1: this is the host backend over MPI, so start the job with mpirun or srun, or use tcp_communicator \(railcc-perf: --transport tcp\)'
+"${clean[@]}" "$perf" --transport udp >"$work/udp" 2>&1
+[ $? -eq 2 ] || { echo "FAIL: --transport udp did not exit 2"; fail=1; }
+expect "--transport udp" "$work/udp" 'railcc-perf: error: --transport udp: auto, mpi or tcp'
 [ $fail -eq 0 ] && echo "railcc-perf: all checks passed"
 exit $fail

@@ -292,6 +292,11 @@ class TcpStoreServer {
       if (::bind(s.fd(), a->ai_addr, a->ai_addrlen) != 0 ||
           ::listen(s.fd(), std::min(size, 4096)) != 0) {
         why = std::strerror(errno);
+        // torchrun's own store holds MASTER_PORT on rank 0's host.
+        if (errno == EADDRINUSE)
+          why +=
+              " (another process holds the port, as torchrun's own store does: set "
+              "RAILCC_BOOTSTRAP_ADDR to a free port on rank 0's host)";
         continue;
       }
       listener_ = std::move(s);

@@ -36,6 +36,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -258,10 +259,10 @@ class Run final : public TransportRun, public MeshListener {
 
   void wait() override {
     const std::lock_guard lock(mesh_->mutex());
-    // Blocking in poll() for up to 10 ms at a time: a message wakes it at once, and the
-    // timeout is checked between.
-    while (!step(10)) {
-    }
+    // Polls without blocking (yielding the core between) while messages are flowing,
+    // then blocks in poll() for up to 10 ms at a time: a message wakes it at once, and
+    // the timeout is checked between.
+    while (!step(Clock::now() - last_progress_ < spin ? 0 : 10)) std::this_thread::yield();
   }
 
   // MeshListener: called under the mesh's lock.
@@ -301,6 +302,11 @@ class Run final : public TransportRun, public MeshListener {
   }
 
  private:
+  /// How long wait() polls without blocking after the last progress: a peer's answer
+  /// usually comes within it, and a blocked process wakes later than a polling one. On 4
+  /// ranks over 2 cores a small all-reduce took about 210 us with 1 ms, 250-340 us with
+  /// none or 5 ms (noisy).
+  static constexpr std::chrono::microseconds spin{1000};
   enum class Piece : std::uint8_t { data_out = 0, ack_in = 1, data_in = 2 };
   static Piece piece_of(std::uint64_t token) { return static_cast<Piece>(token & 3); }
   static std::uint64_t token_of(std::uint32_t step, Piece p) {
