@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "check_contains.hpp"
+#include "communicator_cases.hpp"
 #include "railcc/coll/reference.hpp"
 #include "railcc/mpi/communicator.hpp"
 
@@ -70,7 +71,9 @@ MPI_Op mpi_op(ReduceOp op) {
   return MPI_OP_NULL;
 }
 
-using Bytes = std::vector<std::byte>;
+using railcc_test::Bytes;
+using railcc_test::Case;
+using railcc_test::describe;
 
 /// One output element against MPI's and the exact reduction of `inputs` (every rank's
 /// element), as the file's header says.
@@ -81,24 +84,6 @@ bool element_ok(DataType t, ReduceOp op, const std::vector<const std::byte*>& in
   if (mpi == nullptr) return true;
   if (!is_floating(t)) return std::memcmp(got, mpi, size_of(t)) == 0;
   return element_matches(t, x, mpi);
-}
-
-struct Case {
-  Collective c;
-  Algorithm algo;
-  DataType type;
-  ReduceOp op;
-  std::size_t count;
-  bool in_place;
-  int root;
-};
-
-std::string describe(const Case& k) {
-  std::ostringstream s;
-  s << to_string(k.c) << " " << to_string(k.algo) << " " << to_string(k.type) << " "
-    << to_string(k.op) << " count " << k.count << (k.in_place ? " in place" : "") << " root "
-    << k.root;
-  return s.str();
 }
 
 /// Runs one case on `comm` and MPI; returns the elements that differ (0: pass).
@@ -120,63 +105,10 @@ std::size_t run_case(Communicator& comm, const Case& k, std::uint64_t seed) {
   const Bytes& mine = inputs[static_cast<std::size_t>(me)];
 
   // railcc, in place or not, as NCCL lays the buffers out.
-  Bytes out(out_bytes, std::byte{0x5a});
-  Bytes in_copy = mine;
-  Bytes big;
-  CallOptions o;
-  o.algorithm = k.algo;
+  bool input_kept = true;
+  const Bytes out = call_case(comm, k, mine, out_bytes, input_kept);
   const std::size_t at = static_cast<std::size_t>(me) * k.count * e;
-  switch (k.c) {
-    case Collective::all_reduce:
-      if (k.in_place) {
-        out = mine;
-        comm.all_reduce(out.data(), out.data(), k.count, k.type, k.op, o);
-      } else {
-        comm.all_reduce(in_copy.data(), out.data(), k.count, k.type, k.op, o);
-      }
-      break;
-    case Collective::reduce_scatter:
-      if (k.in_place) {
-        big = mine;
-        comm.reduce_scatter(big.data(), big.data() + at, k.count, k.type, k.op, o);
-        std::memcpy(out.data(), big.data() + at, out_bytes);
-      } else {
-        comm.reduce_scatter(in_copy.data(), out.data(), k.count, k.type, k.op, o);
-      }
-      break;
-    case Collective::all_gather:
-      if (k.in_place) {
-        std::memcpy(out.data() + at, mine.data(), in_bytes);
-        comm.all_gather(out.data() + at, out.data(), k.count, k.type, o);
-      } else {
-        comm.all_gather(in_copy.data(), out.data(), k.count, k.type, o);
-      }
-      break;
-    case Collective::broadcast:
-      if (k.in_place) {
-        if (me == k.root) out = mine;
-        comm.broadcast(out.data(), out.data(), k.count, k.type, k.root, o);
-      } else {
-        comm.broadcast(me == k.root ? in_copy.data() : nullptr, out.data(), k.count, k.type, k.root,
-                       o);
-      }
-      break;
-    case Collective::reduce:
-      if (k.in_place) {
-        out = mine;
-        comm.reduce(out.data(), out.data(), k.count, k.type, k.op, k.root, o);
-      } else {
-        comm.reduce(in_copy.data(), me == k.root ? out.data() : nullptr, k.count, k.type, k.op,
-                    k.root, o);
-      }
-      break;
-    case Collective::all_to_all:
-      comm.all_to_all(in_copy.data(), out.data(), k.count, k.type, o);
-      break;
-    case Collective::send_recv: break;
-  }
-  std::size_t bad = 0;
-  if (!k.in_place && in_copy != mine) ++bad;  // the input is read, never written
+  std::size_t bad = input_kept ? 0 : 1;  // the input is read, never written
 
   // MPI on the same data.
   Bytes ref(out_bytes);

@@ -51,6 +51,14 @@ class HostBuffers {
   std::vector<std::byte*> base_;
 };
 
+/// A transport runs only the program of its own rank in a job of its size.
+inline void check_program_fits(const RankProgram& program, int rank, int size) {
+  if (program.ranks() != size || program.rank() != rank)
+    throw LogicError("host transport: rank " + std::to_string(program.rank()) + "'s program of " +
+                     std::to_string(program.ranks()) + " ranks on rank " + std::to_string(rank) +
+                     " of " + std::to_string(size));
+}
+
 /// Runs local step `s` of `program` (a copy, a reduction or the finish) on `mem`.
 /// Regions of one step may overlap (an in-place algorithm's shift): a copy moves as
 /// memmove does, a reduction reads its source before it writes.

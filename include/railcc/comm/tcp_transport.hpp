@@ -480,10 +480,7 @@ class TcpHostTransport final : public Transport {
   std::unique_ptr<TransportRun> start(std::shared_ptr<const RankProgram> program,
                                       std::vector<std::byte*> buffers,
                                       const RunInfo& info) override {
-    if (program->ranks() != size() || program->rank() != rank())
-      throw LogicError("host transport: rank " + std::to_string(program->rank()) +
-                       "'s program of " + std::to_string(program->ranks()) + " ranks on rank " +
-                       std::to_string(rank()) + " of " + std::to_string(size()));
+    check_program_fits(*program, rank(), size());
     return std::make_unique<detail::tcp_host::Run>(state_, std::move(program), std::move(buffers),
                                                    info);
   }
