@@ -2,9 +2,11 @@
 // averaged across ranks every step, as a framework's data-parallel wrapper does.
 //
 //   mpirun -np 4 railcc_example_train_loop [STEPS]
+//   torchrun --nproc-per-node 4 --no-python railcc_example_train_loop [STEPS]
 //
-// The process starts as mpirun started it (railcc reads the launcher's environment and
-// RAILCC_* settings: docs/env.md), builds one Communicator, and every step
+// The process starts as its launcher started it (railcc reads the launcher's environment
+// and RAILCC_* settings: docs/env.md): over MPI under mpirun or srun, over TCP under
+// torchrun. It builds one Communicator, and every step
 //  1. "runs backward" layer by layer, last layer first, and starts an all-reduce (avg) of
 //     each layer's gradient as soon as it is ready, without waiting (iall_reduce);
 //  2. waits for them all, then updates the parameters.
@@ -13,11 +15,13 @@
 // parameters equal the closed form and each other's, and the job exits 1 if not.
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "railcc/launch/communicator.hpp"
 #include "railcc/mpi/communicator.hpp"
 
 namespace {
@@ -28,8 +32,7 @@ float gradient(int rank, std::size_t i) {
   return static_cast<float>(rank + 1) * static_cast<float>(i % 5 + 1) * 0.25f;
 }
 
-int run(int steps) {
-  railcc::Communicator comm = railcc::mpi_communicator();
+int run(railcc::Communicator& comm, int steps) {
   const int rank = comm.rank();
   const int p = comm.size();
   // Layers of unequal sizes, as a model's are (in elements).
@@ -67,17 +70,17 @@ int run(int steps) {
       wrong += params[l][i] == w ? 0 : 1;
     }
   }
-  long long all_wrong = 0;
-  const auto mine = static_cast<long long>(wrong);
-  MPI_Allreduce(&mine, &all_wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+  const std::size_t plans = comm.cached_plans();  // the loop's, before the check's own call
+  auto all_wrong = static_cast<std::int64_t>(wrong);
+  comm.all_reduce(&all_wrong, &all_wrong, 1, railcc::DataType::int64, railcc::ReduceOp::sum);
   if (rank == 0) {
     std::size_t elements = 0;
     for (std::size_t n : layer_sizes) elements += n;
     std::printf(
         "%d ranks (%s), %d steps of %zu parameters in %zu layers: %.3f s, "
         "%zu plans made, %lld parameters wrong\n",
-        p, comm.placement().describe().c_str(), steps, elements, layer_sizes.size(), seconds,
-        comm.cached_plans(), all_wrong);
+        p, comm.placement().describe().c_str(), steps, elements, layer_sizes.size(), seconds, plans,
+        static_cast<long long>(all_wrong));
   }
   return all_wrong == 0 ? 0 : 1;
 }
@@ -85,14 +88,18 @@ int run(int steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  const bool mpi = railcc::launched_for_mpi();
+  if (mpi) MPI_Init(&argc, &argv);
   int rc = 0;
   try {
-    rc = run(argc > 1 ? std::atoi(argv[1]) : 10);
+    railcc::Communicator comm = mpi ? railcc::mpi_communicator() : railcc::tcp_communicator();
+    rc = run(comm, argc > 1 ? std::atoi(argv[1]) : 10);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_loop: %s\n", e.what());
-    MPI_Abort(MPI_COMM_WORLD, 3);
+    // Over MPI the other ranks may be stuck in MPI; over TCP they fail on their own.
+    if (mpi) MPI_Abort(MPI_COMM_WORLD, 3);
+    rc = 3;
   }
-  MPI_Finalize();
+  if (mpi) MPI_Finalize();
   return rc;
 }

@@ -494,10 +494,7 @@ bool use_mpi(const Options& o, const Environment& env) {
                      ": this build runs the host backend (-B host); the GPU backends need "
                      "CUDA and NCCL");
 #ifdef RAILCC_PERF_WITH_MPI
-  if (o.transport == "auto") {
-    const Launcher l = detect_launch(env).launcher;
-    return l != Launcher::torchrun;
-  }
+  if (o.transport == "auto") return launched_for_mpi(env);
   return o.transport == "mpi";
 #else
   (void)env;

@@ -18,6 +18,13 @@
 
 RAILCC_NAMESPACE_BEGIN
 
+/// Whether this job's host backend runs over MPI: true when mpirun or srun started it (or
+/// the process started alone), false under torchrun, whose processes each see an MPI job
+/// of one (their communicator is tcp_communicator's). A program calls MPI_Init only then.
+[[nodiscard]] inline bool launched_for_mpi(const Environment& env = Environment::process()) {
+  return detect_launch(env).launcher != Launcher::torchrun;
+}
+
 /// A communicator over `comm`'s ranks (MPI must be initialised), with railcc's settings
 /// from `env` (docs/env.md). Collective over `comm`. Logs at INFO how the job was
 /// launched, where the ranks sit and which fabric the tuner assumes. `topology`: this
