@@ -579,7 +579,7 @@ class TcpMesh {
     const char* h = p.stage.data() + p.stage_begin;
     detail::mesh::In& in = p.in;
     if (get32(h) != detail::mesh::magic) {
-      dead(r, p, "rank " + std::to_string(r) + " sent bytes that are not railcc's messages");
+      dead(p, "rank " + std::to_string(r) + " sent bytes that are not railcc's messages");
       return;
     }
     in = detail::mesh::In{};
@@ -646,15 +646,13 @@ class TcpMesh {
       ++departures_;
       return;
     }
-    dead(r, p,
-         "rank " + std::to_string(r) + " closed its connection" +
-             (error.empty() ? "" : " (" + error + ")") +
-             (p.in.active ? " in the middle of a message" : "") +
-             ": its process exited, was killed, or failed");
+    dead(p, "rank " + std::to_string(r) + " closed its connection" +
+                (error.empty() ? "" : " (" + error + ")") +
+                (p.in.active ? " in the middle of a message" : "") +
+                ": its process exited, was killed, or failed");
   }
 
-  void dead(int r, detail::mesh::Peer& p, std::string why) {
-    (void)r;
+  void dead(detail::mesh::Peer& p, std::string why) {
     p.state = detail::mesh::PeerState::dead;
     p.why = std::move(why);
     p.socket.reset();

@@ -387,9 +387,7 @@ class Run final : public TransportRun, public MeshListener {
         open_[i] = 0b100;
         std::byte* into = mem_.at(s.to);
         if (s.action == RecvAction::reduce) {
-          auto [it, fresh] = scratch_.emplace(i, state_->pool.take(s.to.bytes));
-          (void)fresh;
-          into = it->second.data();
+          into = scratch_.emplace(i, state_->pool.take(s.to.bytes)).first->second.data();
         }
         mesh_->post(state_->group.at(s.peer), key(s.op, false), into, s.to.bytes, this,
                     token_of(i, Piece::data_in));
