@@ -39,7 +39,7 @@ inline const railcc::Fabric& fabric64() {
   return f;
 }
 
-/// Calls fn(case) for every case of the matrix (2,125 of them), with the case CAPTUREd.
+/// Calls fn(case) for every case of the matrix (2,511 of them), with the case CAPTUREd.
 template <class Fn>
 std::size_t for_each_matrix_case(Fn&& fn) {
   using railcc::Algorithm;
@@ -56,9 +56,11 @@ std::size_t for_each_matrix_case(Fn&& fn) {
   const Row rows[] = {
       {Collective::all_reduce, Algorithm::ring, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::rabenseifner, Algorithm::ring, true},
+      {Collective::all_reduce, Algorithm::mixed_radix, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::tree, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::hierarchical, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::hierarchical, Algorithm::rabenseifner, true},
+      {Collective::all_reduce, Algorithm::hierarchical, Algorithm::mixed_radix, true},
       {Collective::all_reduce, Algorithm::nvls, Algorithm::ring, true},
       {Collective::all_reduce, Algorithm::nvls, Algorithm::rabenseifner, true},
       {Collective::reduce_scatter, Algorithm::ring, Algorithm::ring, true},

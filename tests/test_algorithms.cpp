@@ -3,12 +3,15 @@
 // Inputs are random per case; outputs are poisoned first so an unwritten element fails.
 #include <doctest/doctest.h>
 
+#include <iterator>
+#include <random>
 #include <vector>
 
 #include "check_contains.hpp"
 #include "correctness_matrix.hpp"
 #include "railcc/backend/sim_verified.hpp"
 #include "railcc/coll/collectives.hpp"
+#include "railcc/coll/plan.hpp"
 #include "railcc/coll/reference.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "test_support.hpp"
@@ -162,4 +165,70 @@ TEST_CASE("Timing and data modes refuse a collective past max_flows while it is 
   const auto buffers2 = allocate_buffers(ok, Collective::all_reduce, 1 << 16, 4, false);
   CollectiveCall call2{1 << 16, buffers2.input, buffers2.output, 1, 0};
   CHECK_NOTHROW(all_reduce(ok, call2, Algorithm::ring));
+}
+
+TEST_CASE("Randomized: mixed radix against the reference at any rank and host count") {
+  // Rank counts with every kind of factorisation (primes above and below the radices the
+  // hosts have, powers of two, products), flat and across hosts, on random data.
+  std::mt19937_64 rng(2026);
+  const DataType types[] = {DataType::float32, DataType::int32, DataType::bfloat16, DataType::uint8,
+                            DataType::float64};
+  const ReduceOp ops[] = {ReduceOp::sum, ReduceOp::max, ReduceOp::avg, ReduceOp::prod};
+  int cases = 0;
+  for (int i = 0; i < 60; ++i) {
+    const bool hierarchical = i % 2 == 1;
+    const int p = hierarchical ? 8 * static_cast<int>(1 + rng() % 8)  // 1 to 8 hosts of 8
+                               : static_cast<int>(1 + rng() % 64);
+    Case c{Collective::all_reduce,
+           hierarchical ? Algorithm::hierarchical : Algorithm::mixed_radix,
+           Algorithm::mixed_radix,
+           p,
+           types[rng() % std::size(types)],
+           ops[rng() % std::size(ops)],
+           static_cast<std::size_t>(rng() % 200),
+           rng() % 2 == 0,
+           1 + static_cast<int>(rng() % 3),
+           0,
+           static_cast<int>(rng() % 4),
+           rng() % 3 == 0 ? 3u : 1u};
+    CAPTURE(p);
+    CAPTURE(hierarchical);
+    CAPTURE(to_string(c.type));
+    CAPTURE(to_string(c.op));
+    CAPTURE(c.count);
+    CAPTURE(c.phase_chunks);
+    CHECK(run_case(c, rng()) == 0);
+    ++cases;
+  }
+  CHECK(cases == 60);
+}
+
+TEST_CASE("Mixed radix factors: primes smallest first, and the steps they take") {
+  CHECK(mixed_radix_factors(1).empty());
+  CHECK(mixed_radix_factors(2) == std::vector<std::size_t>{2});
+  CHECK(mixed_radix_factors(12) == std::vector<std::size_t>{2, 2, 3});
+  CHECK(mixed_radix_factors(12500) == std::vector<std::size_t>{2, 2, 5, 5, 5, 5, 5});
+  CHECK(mixed_radix_factors(125000) == std::vector<std::size_t>{2, 2, 2, 5, 5, 5, 5, 5, 5});
+  CHECK(mixed_radix_factors(97) == std::vector<std::size_t>{97});
+  CHECK(mixed_radix_steps(1) == 0);
+  CHECK(mixed_radix_steps(1024) == 20);  // 2 log2 q: recursive halving and doubling
+  CHECK(mixed_radix_steps(12500) == 2 * (1 + 1 + 4 * 5));
+  // Whatever the count, the ranks put 2 (q - 1) x n bytes on the wire together, as a
+  // ring does: each level's ring moves (f - 1) of the span its group holds.
+  for (int q : {2, 3, 6, 7, 12, 30, 64}) {
+    for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{13}, std::size_t{1000}}) {
+      CAPTURE(q);
+      CAPTURE(count);
+      PlanBuilder b(PlanTarget::hosts(q, 1), {DataType::int32, ReduceOp::sum});
+      const BufferId buf = b.allocate(count * 4);
+      const auto done = all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::mixed_radix);
+      const Plan plan = b.build(done);
+      std::size_t wire = 0;
+      for (OpId id = 0; id < plan.size(); ++id) {
+        if (plan.op(id).kind == OpKind::transfer && plan.op(id).src != plan.op(id).dst)
+          wire += plan.op(id).from.bytes;
+      }
+      CHECK(wire == 2 * static_cast<std::size_t>(q - 1) * count * 4);
+    }
+  }
 }

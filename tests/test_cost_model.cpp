@@ -106,8 +106,8 @@ TEST_CASE("Randomized: choose() is the cheapest applicable prediction, never bel
       const bool whole_hosts = m.ranks == m.hosts * m.per_host && m.per_host > 1;
       if (a == Algorithm::hierarchical && (m.hosts < 2 || !whole_hosts)) continue;
       if (a == Algorithm::nvls && (!m.switch_reduction || !whole_hosts)) continue;
-      for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
-        if (!hier && inter == Algorithm::ring) continue;
+      for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner, Algorithm::mixed_radix}) {
+        if (!hier && inter != Algorithm::rabenseifner) continue;
         const Picoseconds t = m.predict(c, a, inter, bytes);
         best = std::min(best, t);
         // No prediction beats the bytes each GPU must move over its bottleneck.
@@ -146,4 +146,75 @@ TEST_CASE("The bandwidth bound: NVLS halves the NVLink bytes of an all-reduce in
   CHECK(
       across.bandwidth_bound(Collective::all_reduce, n).in_seconds() ==
       doctest::Approx(2.0 * 255 / 256 * static_cast<double>(n) / 8 / across.nic_Bps).epsilon(1e-9));
+}
+
+TEST_CASE("Mixed radix: the model's closed form is the simulated time on one leaf") {
+  const SimConfig sim;
+  for (std::uint32_t p : {5u, 12u, 24u}) {
+    CAPTURE(p);
+    const auto fabric = one_leaf(p, Picoseconds::ns(15));
+    const CostModel m = CostModel::of(fabric, p, sim);
+    const std::size_t bytes = std::size_t{27720} * 64;
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    SimBackend b(fabric, static_cast<int>(p), cfg);
+    b.set_reduction({DataType::float32, ReduceOp::sum});
+    const BufferId buf = b.allocate(bytes);
+    all_reduce(b, CollectiveCall{bytes / 4, buf, buf}, Algorithm::mixed_radix);
+    const Picoseconds simulated = b.run().makespan;
+    const Picoseconds predicted =
+        m.predict(Collective::all_reduce, Algorithm::mixed_radix, Algorithm::mixed_radix, bytes);
+    // One leaf has no top tier: the model's far step is its near one here.
+    CHECK(std::llabs(predicted.count() - simulated.count()) <= static_cast<long long>(p) * 4);
+  }
+}
+
+TEST_CASE("Across a host count that is not a power of two the tuner leaves Rabenseifner's fold") {
+  ColossusParams params;
+  params.gpus = 8 * 48;  // 48 hosts: 32 + a fold of 16
+  const CostModel m = CostModel::of(colossus(params), 8 * 48);
+  const AlgorithmChoice large = m.choose(Collective::all_reduce, std::size_t{1} << 30);
+  CHECK(large.inter_host != Algorithm::rabenseifner);
+  const auto fold = m.predict(Collective::all_reduce, Algorithm::hierarchical,
+                              Algorithm::rabenseifner, std::size_t{1} << 30);
+  const auto mixed = m.predict(Collective::all_reduce, Algorithm::hierarchical,
+                               Algorithm::mixed_radix, std::size_t{1} << 30);
+  CHECK(mixed.in_seconds() < 0.8 * fold.in_seconds());
+}
+
+TEST_CASE("The tuner's candidates: each prediction, the reason where one cannot run") {
+  const CostModel one_host = CostModel::of(colossus_2048(), 8);
+  const auto on_one = one_host.candidates(Collective::all_reduce, 1 << 20);
+  // Every algorithm of the table once (one host: the inter-host choice is moot).
+  CHECK(on_one.size() == algorithms_for(Collective::all_reduce).size());
+  for (const auto& k : on_one) {
+    CAPTURE(to_string(k.choice));
+    if (k.choice.algorithm == Algorithm::hierarchical) {
+      CHECK_FALSE(k.runs());
+      CHECK_CONTAINS(k.excluded, "one host");
+    } else {
+      CHECK(k.runs());
+      CHECK(k.choice.predicted == one_host.predict(Collective::all_reduce, k.choice.algorithm,
+                                                   k.choice.inter_host, 1 << 20));
+    }
+  }
+  // Across hosts, hierarchical and nvls once per inter-host algorithm.
+  const CostModel many = CostModel::of(colossus_2048(), 2048);
+  const auto across = many.candidates(Collective::all_reduce, 1 << 30);
+  CHECK(across.size() ==
+        algorithms_for(Collective::all_reduce).size() - 2 + 2 * inter_host_algorithms().size());
+  Picoseconds least = Picoseconds::max();
+  for (const auto& k : across) {
+    CHECK(k.runs());
+    least = std::min(least, k.choice.predicted);
+  }
+  CHECK(many.choose(Collective::all_reduce, 1 << 30).predicted == least);
+  // Ranks that do not fill their hosts: neither hierarchical nor nvls, and why.
+  const CostModel ragged = CostModel::of(colossus_2048(), 12);
+  for (const auto& k : ragged.candidates(Collective::all_reduce, 1 << 20)) {
+    const bool hier =
+        k.choice.algorithm == Algorithm::hierarchical || k.choice.algorithm == Algorithm::nvls;
+    CHECK(k.runs() == !hier);
+    if (hier) CHECK_CONTAINS(k.excluded, "do not fill their hosts evenly");
+  }
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <random>
 #include <set>
@@ -150,6 +151,40 @@ TEST_CASE(
       expected += step(count * 4 * d / pow2) * 2;    // halving + doubling
     if (p != pow2) expected += step(count * 4) * 2;  // fold and unfold
     CHECK(r.makespan == cfg.collective_base + expected);
+  }
+}
+
+TEST_CASE("Mixed radix time: per prime factor f, 2 (f - 1) ring steps of the held span / f") {
+  const auto cable = Picoseconds::ns(15);
+  // 27,720 = lcm(1..11): every level's parts are equal for these rank counts.
+  const std::size_t count = std::size_t{27720} * 16;
+  for (std::uint32_t p : {2u, 4u, 6u, 7u, 11u, 12u, 30u}) {
+    CAPTURE(p);
+    const auto fabric = one_leaf(p, cable);
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    SimBackend b(fabric, static_cast<int>(p), cfg);
+    b.set_reduction({DataType::float32, ReduceOp::sum});
+    const BufferId buf = b.allocate(count * 4);
+    all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::mixed_radix);
+    const Picoseconds t = b.run().makespan;
+    const Picoseconds alpha = cfg.sim.message_overhead + cable * 2 + cfg.sim.switch_hop;
+    Picoseconds expected;
+    std::size_t held = count * 4;
+    for (std::size_t f : mixed_radix_factors(p)) {
+      held /= f;
+      expected += (alpha + transfer_time(Bytes::of(held), Bandwidth::gbps(400))) *
+                  static_cast<std::int64_t>(2 * (f - 1));
+    }
+    CHECK(t == cfg.collective_base + expected);
+    // Where p is not a power of two it beats Rabenseifner's fold at this size.
+    if (!std::has_single_bit(p)) {
+      SimBackend r(fabric, static_cast<int>(p), cfg);
+      r.set_reduction({DataType::float32, ReduceOp::sum});
+      const BufferId rb = r.allocate(count * 4);
+      all_reduce(r, CollectiveCall{count, rb, rb}, Algorithm::rabenseifner);
+      CHECK(t < r.run().makespan);
+    }
   }
 }
 

@@ -110,8 +110,8 @@ Run check_options(const Options& o, int ranks) {
     q.call.algorithm = a;
   }
   const auto inter = parse_algorithm(o.inter);
-  if (!inter || (*inter != Algorithm::ring && *inter != Algorithm::rabenseifner))
-    throw InputError("--inter " + o.inter + ": ring or rabenseifner");
+  if (!inter || !runs_across_hosts(*inter))
+    throw InputError("--inter " + o.inter + ": ring, rabenseifner or mixed_radix");
   if (q.call.algorithm == Algorithm::hierarchical) q.call.inter_host = inter;
   if (o.channels < 0 || o.channels > 64) throw InputError("--channels: 0 (the tuner's) to 64");
   q.call.channels = o.channels;

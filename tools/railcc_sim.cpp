@@ -5,8 +5,9 @@
 //   --fabric PRESET|FILE.json            colossus, llama3, hpn, fat-tree, or a railcc.fabric.v1
 //   file
 //   --gpus N                             colossus: build it for N GPUs; others: use the first N
-//   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner (hierarchical's inter-host)
-//   -b/-e/-f                             min and max size (bytes, K/M/G suffixes), factor
+//   --collective NAME  --algo NAME|auto  --inter ring|rabenseifner|mixed_radix (hierarchical's
+//   inter-host) -b/-e/-f                             min and max size (bytes, K/M/G suffixes),
+//   factor
 //   --type --op --root --channels        as nccl-tests (-d, -o, -r) and NCCL's channels
 //                                        (default: one per GPU of a host for ring and
 //                                        tree, 1 otherwise and in data mode)
@@ -14,7 +15,8 @@
 //   --phase-chunks N   chunks hierarchical and nvls pipeline their phases in (0: the count
 //                      with the least predicted time on this fabric)
 //   --pipeline-chunks N  chunks a chain or tree pipelines (broadcast, reduce, tree)
-//   --routing ecmp|spray  --fail-links FRACTION --seed S (switch-to-switch cables)
+//   --routing ecmp|spray  --schedule off|on (QPs chosen per step)  --fail-links FRACTION --seed S
+//   (switch-to-switch cables)
 //   --transport rdma|tcp   --message-overhead-us --nvlink-overhead-us --nvls-overhead-us
 //   --switch-hop-us --base-us   fixed costs (the profile, then the fabric file, then these)
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
@@ -105,6 +107,7 @@ struct Options {
   std::string algo = "auto";
   std::string inter = "rabenseifner";
   std::string routing = "ecmp";
+  std::string schedule = "off";
   std::string min_bytes = "1K";
   std::string max_bytes = "1G";
   std::string factor = "4";
@@ -124,6 +127,7 @@ struct Options {
   bool data = false;
   std::string trace;
   bool json = false;
+  std::string explain;  // "", "predicted" or "simulated"
 };
 
 /// Options after checking: numbers parsed, every bound applied.
@@ -213,7 +217,8 @@ struct Row {
   std::string algo;
   double efficiency = 0;
   double predicted_us = 0;
-  SimResult sim;  // until the row is printed and traced
+  SimBackend::QpChoiceSummary qps;  // what choosing QPs did (--schedule on)
+  SimResult sim;                    // until the row is printed and traced
 };
 
 /// Progress on stderr while the sweep runs, when stderr is a terminal: which size of how
@@ -332,8 +337,8 @@ Request parse_request(const Options& o) {
   if (!op) throw InputError("--op '" + o.op + "': use sum, prod, min, max or avg");
   q.op = *op;
   const auto inter = parse_algorithm(o.inter);
-  if (!inter || (*inter != Algorithm::ring && *inter != Algorithm::rabenseifner))
-    throw InputError("--inter '" + o.inter + "': use ring or rabenseifner");
+  if (!inter || !runs_across_hosts(*inter))
+    throw InputError("--inter '" + o.inter + "': use ring, rabenseifner or mixed_radix");
   q.inter = *inter;
   if (o.algo != "auto") {
     q.fixed = parse_algorithm(o.algo);
@@ -354,6 +359,12 @@ Request parse_request(const Options& o) {
     throw InputError("--mode '" + o.mode + "': use steps, timing or data");
   if (o.routing != "ecmp" && o.routing != "spray")
     throw InputError("--routing '" + o.routing + "': use ecmp or spray");
+  if (!o.explain.empty() && o.explain != "predicted" && o.explain != "simulated")
+    throw InputError("--explain '" + o.explain + "': use predicted (the default) or simulated");
+  if (!o.explain.empty() && o.json)
+    throw InputError("--explain prints lines for people; --json has the tuner's pick per row");
+  if (o.schedule != "off" && o.schedule != "on")
+    throw InputError("--schedule '" + o.schedule + "': use off or on");
   q.min_bytes = parse_size("-b", o.min_bytes);
   q.max_bytes = parse_size("-e", o.max_bytes);
   if (q.min_bytes == 0 || q.max_bytes < q.min_bytes)
@@ -437,6 +448,8 @@ Sweep set_up(const Options& o, const Request& q) {
   w.cfg.qps_per_connection = static_cast<std::uint32_t>(q.n.qps);
   w.cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
   w.cfg.sim.routing.seed = q.n.seed;
+  // Spraying uses every path already: there is no hash to steer.
+  w.cfg.choose_qps = o.schedule == "on" && w.cfg.sim.routing.mode == RoutingMode::ecmp;
   apply_costs(q.n, file_costs, w.cfg);
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
   w.model.collective_base = w.cfg.collective_base;
@@ -521,11 +534,71 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
   row.predicted_us = choice.predicted.in_us();
   const double bound = w.model.bandwidth_bound(q.coll, row.size).in_seconds();
   row.efficiency = seconds > 0 ? bound / seconds : 0;
+  row.qps = b.qp_choice_summary();
   row.sim = std::move(sim);
   return row;
 }
 
 bool rooted(Collective c) { return c == Collective::broadcast || c == Collective::reduce; }
+
+/// Simulated time of one candidate at one size (for --explain simulated): timing or steps
+/// mode as the sweep runs (data mode's candidates are timed without data).
+Picoseconds simulate_candidate(const Request& q, const Sweep& w, const AlgorithmChoice& c,
+                               std::size_t count, bool in_place) {
+  SimBackendConfig cfg = w.cfg;
+  if (cfg.mode == SimMode::data) cfg.mode = SimMode::timing;
+  SimBackend b(w.fabric, static_cast<int>(w.ranks), cfg);
+  b.set_reduction({q.type, q.op});
+  const auto buffers = allocate_buffers(b, q.coll, count, size_of(q.type), in_place);
+  CollectiveCall call{count, buffers.input, buffers.output, channels_for(w, c.algorithm), w.root};
+  call.phase_chunks = w.model.phase_chunks_for(c.algorithm, c.inter_host, count * size_of(q.type));
+  call.pipeline_chunks = q.n.pipeline_chunks;
+  post_collective(b, q.coll, call, c.algorithm, c.inter_host);
+  return b.run().makespan;
+}
+
+/// --explain: every candidate the tuner weighed at this size, its predicted (and, on
+/// request, simulated) time, and why the pick won.
+void print_explanation(const Options& o, const Request& q, const Sweep& w, const Row& row) {
+  const auto all = w.model.candidates(q.coll, row.size);
+  const AlgorithmChoice pick = w.model.choose(q.coll, row.size);
+  const bool simulated = o.explain == "simulated";
+  const double bound = w.model.bandwidth_bound(q.coll, row.size).in_us();
+  std::string runner_up;
+  double runner_up_us = 0;
+  for (const auto& k : all) {
+    if (!k.runs() ||
+        (k.choice.algorithm == pick.algorithm && k.choice.inter_host == pick.inter_host))
+      continue;
+    if (runner_up.empty() || k.choice.predicted.in_us() < runner_up_us) {
+      runner_up = to_string(k.choice);
+      runner_up_us = k.choice.predicted.in_us();
+    }
+  }
+  std::printf("# explain %zu B: tuner picks %s, the least predicted time (%.2f us", row.size,
+              to_string(pick).c_str(), pick.predicted.in_us());
+  if (!runner_up.empty())
+    std::printf("; next %s, +%.1f%%", runner_up.c_str(),
+                (runner_up_us / pick.predicted.in_us() - 1) * 100);
+  std::printf(
+      "); bound %.2f us%s\n", bound,
+      q.fixed ? ("; --algo " + std::string(to_string(*q.fixed)) + " ran instead").c_str() : "");
+  for (const auto& k : all) {
+    const std::string name = to_string(k.choice);
+    if (!k.runs()) {
+      std::printf("#   %-28s does not run here: %s\n", name.c_str(), k.excluded.c_str());
+      continue;
+    }
+    std::printf("#   %-28s predicted %12.2f us", name.c_str(), k.choice.predicted.in_us());
+    if (simulated) {
+      const Picoseconds t = simulate_candidate(q, w, k.choice, row.count, o.in_place);
+      std::printf("   simulated %12.2f us (eff %.3f)", t.in_us(),
+                  t > Picoseconds{} ? bound / t.in_us() : 0.0);
+    }
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+}
 
 void print_header(const Options& o, const Request& q, const Sweep& w) {
   const std::string fabric_line =
@@ -543,6 +616,11 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
               q.mode_name.c_str(), o.in_place ? "in place" : "out of place",
               q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)",
               channels.c_str());
+  if (o.schedule == "on") {
+    std::printf("# schedule on: %s\n",
+                w.cfg.choose_qps ? "each step's QPs chosen against the ECMP hash (qp_paths)"
+                                 : "spray routing uses every path, no QPs to choose");
+  }
   const auto& sim = w.cfg.sim;
   std::printf(
       "# fixed costs (%s): message %.2f us, NVLink %.2f us, NVLS %.2f us, switch hop %.2f us, "
@@ -573,6 +651,7 @@ struct Summary {
   double avg_busbw = 0;
   std::size_t wrong = 0;
   double wall_seconds = 0;
+  SimBackend::QpChoiceSummary qps;  // over every size
   std::string trace_note;
 };
 
@@ -587,6 +666,7 @@ void print_json(const Options& o, const Request& q, const Sweep& w, const std::v
   j["gpus_per_host"] = w.model.per_host;
   j["failed_cables"] = w.failed;
   j["routing"] = o.routing;
+  j["schedule"] = o.schedule;
   j["channels"] = w.channels;
   j["transport"] = o.transport;
   j["fixed_costs_us"] = {{"message_overhead", w.cfg.sim.message_overhead.in_us()},
@@ -610,6 +690,12 @@ void print_json(const Options& o, const Request& q, const Sweep& w, const std::v
                      {"efficiency", r.efficiency},
                      {"predicted_us", r.predicted_us}};
     x["wrong"] = r.wrong < 0 ? nlohmann::json(nullptr) : nlohmann::json(r.wrong);
+    if (w.cfg.choose_qps) {
+      x["qp_choice"] = {{"flows", r.qps.flows},
+                        {"moved", r.qps.moved},
+                        {"shared_links_blind", r.qps.shared_links_before},
+                        {"shared_links_chosen", r.qps.shared_links_after}};
+    }
     j["rows"].push_back(x);
   }
   j["avg_busbw"] = sum.avg_busbw;
@@ -623,6 +709,13 @@ void print_summary(const Request& q, const std::vector<Row>& rows, const Summary
   std::printf("# Avg bus bandwidth    : %.3f GB/s\n", sum.avg_busbw);
   std::printf("# eff: the bandwidth bound (each GPU's bytes over NVLink or its NICs) / time\n");
   if (!sum.trace_note.empty()) std::printf("# trace: %s\n", sum.trace_note.c_str());
+  if (sum.qps.steps > 0) {
+    std::printf(
+        "# QPs chosen: %zu steps, %zu flows between leaves, %zu moved; switch links carrying 2+ "
+        "flows of a step: %zu hashed blindly, %zu chosen\n",
+        sum.qps.steps, sum.qps.flows, sum.qps.moved, sum.qps.shared_links_before,
+        sum.qps.shared_links_after);
+  }
   std::printf("# %zu sizes simulated in %.1f s\n", rows.size(), sum.wall_seconds);
 }
 
@@ -648,7 +741,16 @@ int run(const Options& o) {
     SimBackend b(w.fabric, static_cast<int>(w.ranks), w.cfg);
     Row row = simulate_size(o, q, w, i, b);
     if (row.wrong > 0) sum.wrong += static_cast<std::size_t>(row.wrong);
-    if (!o.json) progress.above([&] { print_row(q, w, row); });
+    sum.qps.steps += row.qps.steps;
+    sum.qps.flows += row.qps.flows;
+    sum.qps.moved += row.qps.moved;
+    sum.qps.shared_links_before += row.qps.shared_links_before;
+    sum.qps.shared_links_after += row.qps.shared_links_after;
+    if (!o.json)
+      progress.above([&] {
+        print_row(q, w, row);
+        if (!o.explain.empty()) print_explanation(o, q, w, row);
+      });
     if (trace_out.is_open() && i + 1 == w.sizes.size()) {
       if (q.mode == SimMode::steps)
         write_step_trace(trace_out, b.step_result());
@@ -688,9 +790,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--algo", o.algo, "auto, or ring, rabenseifner, tree, hierarchical, bruck, ...")
       ->capture_default_str();
-  app.add_option("--inter", o.inter, "hierarchical's algorithm across hosts: ring or rabenseifner")
+  app.add_option("--inter", o.inter,
+                 "hierarchical's algorithm across hosts: ring, rabenseifner or mixed_radix")
       ->capture_default_str();
   app.add_option("--routing", o.routing, "ecmp or spray")->capture_default_str();
+  app.add_option("--schedule", o.schedule,
+                 "off, or on: choose each step's QPs against the ECMP hash so its flows take "
+                 "different paths")
+      ->capture_default_str();
   app.add_option("-b,--minbytes", o.min_bytes, "smallest size (bytes; K, M, G)")
       ->capture_default_str();
   app.add_option("-e,--maxbytes", o.max_bytes, "largest size")->capture_default_str();
@@ -732,6 +839,11 @@ int main(int argc, char** argv) {
   app.add_flag("--data", o.data, "data mode: real buffers, outputs checked (small fabrics)");
   app.add_option("--trace", o.trace, "Chrome/Perfetto trace of the largest size");
   app.add_flag("--json", o.json, "results as JSON (schema railcc.sim_results.v1)");
+  auto* explain_option =
+      app.add_option("--explain", o.explain,
+                     "after each row, the tuner's candidates and why its pick won: predicted "
+                     "(the default), or simulated (each candidate simulated too)")
+          ->expected(0, 1);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -740,6 +852,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   o.gpus_given = gpus_option->count() > 0;
+  if (explain_option->count() > 0 && o.explain.empty()) o.explain = "predicted";
   try {
     return run(o);
   } catch (const InputError& e) {

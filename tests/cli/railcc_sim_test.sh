@@ -20,7 +20,7 @@ for c in all_reduce reduce_scatter all_gather broadcast reduce all_to_all send_r
   fi
 done
 # Every all-reduce algorithm, forced, in data mode, with avg on int32.
-for a in ring rabenseifner tree hierarchical nvls; do
+for a in ring rabenseifner mixed_radix tree hierarchical nvls; do
   out=$(sim --gpus 32 --algo $a --data -d int32 -o avg -b 1K -e 1K 2>&1); rc=$?
   [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q "  $a" && pass "--algo $a --data" ||
     fail "--algo $a --data (exit $rc): $out"
@@ -150,6 +150,42 @@ out=$(sim --gpus 8 -b 1K -e 4K --trace /nonexistent/dir/t.json 2>&1); rc=$?
 [ $rc -eq 2 ] && printf '%s\n' "$out" | grep -q "cannot write /nonexistent/dir/t.json" &&
   ! printf '%s\n' "$out" | grep -q '^ ' && pass "an unwritable --trace, before any row" ||
   fail "unwritable --trace: exit $rc: $out"
+expect_error "an unknown --schedule" "use off or on" --schedule sometimes --gpus 8
+expect_error "an unknown --explain" "use predicted (the default) or simulated" --explain why --gpus 8
+expect_error "an unknown --inter" "use ring, rabenseifner or mixed_radix" --inter bruck --gpus 8
+
+# --schedule on chooses each step's QPs: fewer switch links shared than blind hashing, a
+# time no worse, and the data unchanged; with spraying it says there is nothing to choose.
+off=$(sim --gpus 2048 -b 64M -e 64M 2>/dev/null | grep -v '^#')
+on_out=$(sim --gpus 2048 -b 64M -e 64M --schedule on 2>/dev/null)
+on=$(printf '%s\n' "$on_out" | grep -v '^#')
+qps=$(printf '%s\n' "$on_out" | sed -n 's/^# QPs chosen: .* flows of a step: \([0-9]*\) hashed blindly, \([0-9]*\) chosen$/\1 \2/p')
+set -- $off
+t_off=$6
+set -- $on
+t_on=$6
+set -- $qps
+[ -n "$qps" ] && [ "$2" -lt "$1" ] && awk -v a="$t_on" -v b="$t_off" 'BEGIN { exit !(a <= b) }' &&
+  pass "--schedule on: shared links $1 -> $2, $t_off -> $t_on us" ||
+  fail "--schedule on: $on_out / off: $off"
+out=$(sim --gpus 64 --schedule on --data -d int32 -b 64K -e 64K 2>&1)
+printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && pass "--schedule on --data" ||
+  fail "--schedule on --data: $out"
+sim --gpus 64 --schedule on --routing spray -b 1M -e 1M 2>/dev/null |
+  grep -q '^# schedule on: spray routing uses every path, no QPs to choose$' &&
+  pass "--schedule on with spraying says so" || fail "--schedule on --routing spray"
+
+# --explain: every candidate with its prediction, the pick named with the runner-up, the
+# hierarchical ones excluded on one host with the reason; simulated on request.
+out=$(sim --gpus 256 -b 1G -e 1G --explain 2>&1)
+printf '%s\n' "$out" | grep -q '^# explain 1073741824 B: tuner picks [a-z_+]*, the least predicted time (.*; next ' &&
+  [ "$(printf '%s\n' "$out" | grep -c '^#   .* predicted ')" -ge 8 ] &&
+  pass "--explain lists the candidates" || fail "--explain: $out"
+out=$(sim --gpus 8 -b 1M -e 1M --explain simulated 2>&1)
+printf '%s\n' "$out" | grep -q '^#   hierarchical .* does not run here: one host' &&
+  printf '%s\n' "$out" | grep -q '^#   nvls .* predicted .* simulated .* (eff ' &&
+  pass "--explain simulated" || fail "--explain simulated: $out"
+
 # --help is not an error.
 sim --help >/dev/null 2>&1 && pass "--help exits 0" || fail "--help"
 # Products of 512 halves are checked as the correct IEEE results they are.

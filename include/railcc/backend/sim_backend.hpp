@@ -35,6 +35,7 @@
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric/fabric.hpp"
+#include "railcc/schedule/qp_paths.hpp"
 #include "railcc/sim/engine.hpp"
 #include "railcc/sim/step_schedule.hpp"
 #include "railcc/units.hpp"
@@ -68,6 +69,11 @@ struct SimBackendConfig {
   /// Steps mode: most flows and tasks in the graph that simulates a pipeline's units
   /// overlapping (StepSchedule::set_pipeline_expansion_flows).
   std::size_t pipeline_expansion_flows = std::size_t{1} << 21;
+  /// Choose each flow's QP so that the flows of a step take different paths under the
+  /// fabric's ECMP hash (schedule/qp_paths.hpp), instead of hashing the channel's QP
+  /// blindly. ECMP routing only.
+  bool choose_qps = false;
+  QpChoiceOptions qp_choice{};
 };
 
 class SimBackend {
@@ -84,6 +90,11 @@ class SimBackend {
     if (config_.qps_per_connection < 1 || config_.qps_per_connection > 1024) {
       throw InputError("sim backend: qps_per_connection must be 1 to 1024, not " +
                        std::to_string(config_.qps_per_connection));
+    }
+    if (config_.choose_qps && config_.sim.routing.mode != RoutingMode::ecmp) {
+      throw InputError(
+          "sim backend: choosing QPs steers ECMP's hash; with packet spraying every flow "
+          "already uses every path (choose_qps needs ECMP routing)");
     }
     if (!(config_.nvls_efficiency > 0 && config_.nvls_efficiency <= 1)) {
       throw InputError("sim backend: nvls_efficiency must be in (0, 1], not " +
@@ -241,6 +252,16 @@ class SimBackend {
 
   /// The flow graph the last run() simulated (timing and data modes), for traces.
   [[nodiscard]] const FlowGraph& last_graph() const { return last_graph_; }
+  /// What choosing QPs did in the last run() (SimBackendConfig::choose_qps).
+  struct QpChoiceSummary {
+    std::size_t steps = 0;                ///< steps with flows that had a path to choose
+    std::size_t flows = 0;                ///< such flows, over those steps
+    std::size_t moved = 0;                ///< flows whose QP the chooser changed
+    std::size_t shared_links_before = 0;  ///< switch links carrying 2+ flows of a step, blindly
+    std::size_t shared_links_after = 0;   ///< the same with the chosen QPs
+    double worst_ratio = 0;  ///< largest busiest-link time chosen / blind over the steps
+  };
+  [[nodiscard]] const QpChoiceSummary& qp_choice_summary() const { return qp_stats_; }
   /// The steps of the last run() in steps mode.
   [[nodiscard]] const StepResult& step_result() const { return step_result_; }
   /// Operations posted since the last run().
@@ -437,8 +458,14 @@ class SimBackend {
       steps.repeat(first_item, r.more);
   }
 
-  SimResult evaluate_steps(const StepSchedule& steps) {
+  SimResult evaluate_steps(StepSchedule& steps) {
     SimResult result;
+    qp_stats_ = {};
+    if (config_.choose_qps) {
+      QpPathChooser chooser(fabric_, config_.sim.routing, config_.qp_choice);
+      steps.for_each_network_step(
+          [&](std::span<FlowSpec* const> flows) { note(chooser.choose(flows)); });
+    }
     step_result_ = steps.evaluate(fabric_, config_.sim);
     result.makespan = step_result_.makespan;
     result.bytes_sent = result.bytes_delivered = step_result_.bytes_sent;
@@ -461,10 +488,19 @@ class SimBackend {
     std::vector<DataEffect> effects;
     std::vector<int> group_ranks;
     const bool data = config_.mode == SimMode::data;
+    // Each flow's step (1 + its dependencies' latest; a task that takes no time: their
+    // latest), to hand the QP chooser the flows that run at once.
+    std::vector<std::uint32_t> level;
     auto post = [&](const FlowSpec& spec, std::span<const FlowId> after) {
       if (graph.size() >= config_.max_flows) throw too_many_flows();
       const FlowId id = graph.add(spec);
-      for (FlowId d : after) graph.depends_on(id, d);
+      std::uint32_t l = 0;
+      for (FlowId d : after) {
+        graph.depends_on(id, d);
+        l = std::max(l, level[d]);
+      }
+      const bool takes_time = spec.src != spec.dst || spec.delay > Picoseconds{};
+      level.push_back(l + (takes_time ? 1 : 0));
       return id;
     };
     std::vector<FlowId> after;
@@ -502,10 +538,46 @@ class SimBackend {
         group_ranks.insert(group_ranks.end(), group.begin(), group.end());
       }
     }
+    qp_stats_ = {};
+    if (config_.choose_qps) choose_qps_by_step(graph, level);
     SimResult result = simulate(fabric_, graph, config_.sim);
     if (data) apply(result, effects, group_ranks, plan.reduction());
     last_graph_ = std::move(graph);
     return result;
+  }
+
+  /// Timing and data modes: the QP of every flow between hosts, chosen step by step.
+  void choose_qps_by_step(FlowGraph& graph, const std::vector<std::uint32_t>& level) {
+    std::vector<std::vector<FlowId>> by_level;
+    for (FlowId f = 0; f < graph.size(); ++f) {
+      const FlowSpec& s = graph.flow(f);
+      if (s.src == s.dst || s.src >= fabric_.endpoint_count() ||
+          s.dst >= fabric_.endpoint_count() || fabric_.host(s.src) == fabric_.host(s.dst))
+        continue;
+      if (by_level.size() <= level[f]) by_level.resize(level[f] + 1);
+      by_level[level[f]].push_back(f);
+    }
+    QpPathChooser chooser(fabric_, config_.sim.routing, config_.qp_choice);
+    std::vector<FlowSpec> specs;
+    std::vector<FlowSpec*> pointers;
+    for (const auto& step : by_level) {
+      if (step.empty()) continue;
+      specs.clear();
+      pointers.clear();
+      for (FlowId f : step) specs.push_back(graph.flow(f));
+      for (FlowSpec& s : specs) pointers.push_back(&s);
+      note(chooser.choose(pointers));
+      for (std::size_t i = 0; i < step.size(); ++i) graph.set_qp(step[i], specs[i].qp);
+    }
+  }
+  void note(const QpChoiceStats& s) {
+    qp_stats_.steps += s.flows > 0 ? 1 : 0;
+    qp_stats_.flows += s.flows;
+    qp_stats_.moved += s.moved;
+    qp_stats_.shared_links_before += s.shared_before;
+    qp_stats_.shared_links_after += s.shared_after;
+    qp_stats_.worst_ratio =
+        std::max(qp_stats_.worst_ratio, s.worst_before > 0 ? s.worst_after / s.worst_before : 0.0);
   }
 
   /// Applies every operation's effect in simulated-time order: reads at start, writes at
@@ -613,6 +685,7 @@ class SimBackend {
   Lowered lowered_;                              // scratch: one operation's flows
   std::vector<StepSchedule::Index> step_deps_;   // scratch: one operation's dependencies
   FlowGraph last_graph_;
+  QpChoiceSummary qp_stats_;
   StepResult step_result_;
   std::vector<std::vector<std::vector<std::byte>>> data_;  // [buffer][rank][byte]
   std::size_t allocated_ = 0;

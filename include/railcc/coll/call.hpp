@@ -57,7 +57,13 @@ enum class Algorithm : std::uint8_t {
   /// Hierarchical with the host's phases in the NVSwitch (NVLS: the switch reduces and
   /// multicasts, each byte crosses a GPU's NVLink once each way). Wins inside H100/H200
   /// hosts whose NVSwitches reduce; needs a SwitchReduceBackend.
-  nvls
+  nvls,
+  /// Mixed-radix reduce-scatter and all-gather over p's prime factors f1 x ... x fm, a
+  /// ring over each factor's groups, nearest positions first: 2 (f1 - 1 + ... + fm - 1)
+  /// steps, 2 (p - 1) / p n beta for any p (no fold). Rabenseifner's bandwidth where p is
+  /// not a power of two (12,500 hosts of 100,000 GPUs), at a few more latencies where p
+  /// has large prime factors.
+  mixed_radix
 };
 
 constexpr std::string_view to_string(Algorithm a) {
@@ -70,14 +76,15 @@ constexpr std::string_view to_string(Algorithm a) {
     case Algorithm::bruck: return "bruck";
     case Algorithm::tree: return "tree";
     case Algorithm::nvls: return "nvls";
+    case Algorithm::mixed_radix: return "mixed_radix";
   }
   return "?";
 }
 
 inline std::optional<Algorithm> parse_algorithm(std::string_view s) {
-  for (auto a :
-       {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical, Algorithm::chain,
-        Algorithm::pairwise, Algorithm::bruck, Algorithm::tree, Algorithm::nvls}) {
+  for (auto a : {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical,
+                 Algorithm::chain, Algorithm::pairwise, Algorithm::bruck, Algorithm::tree,
+                 Algorithm::nvls, Algorithm::mixed_radix}) {
     if (s == to_string(a)) return a;
   }
   return std::nullopt;

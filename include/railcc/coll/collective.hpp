@@ -76,8 +76,8 @@ inline double bus_factor(Collective c, std::size_t ranks) {
 inline std::vector<Algorithm> algorithms_for(Collective c) {
   switch (c) {
     case Collective::all_reduce:
-      return {Algorithm::ring, Algorithm::rabenseifner, Algorithm::tree, Algorithm::hierarchical,
-              Algorithm::nvls};
+      return {Algorithm::ring,         Algorithm::rabenseifner, Algorithm::tree,
+              Algorithm::hierarchical, Algorithm::nvls,         Algorithm::mixed_radix};
     case Collective::reduce_scatter: return {Algorithm::ring, Algorithm::bruck};
     case Collective::all_gather: return {Algorithm::ring, Algorithm::bruck};
     case Collective::broadcast:
@@ -86,6 +86,18 @@ inline std::vector<Algorithm> algorithms_for(Collective c) {
     case Collective::send_recv: return {Algorithm::pairwise};
   }
   return {};
+}
+
+/// The algorithms hierarchical and nvls all-reduce may run across hosts (the first is
+/// the default).
+inline std::vector<Algorithm> inter_host_algorithms() {
+  return {Algorithm::rabenseifner, Algorithm::ring, Algorithm::mixed_radix};
+}
+
+/// Whether `a` can run across hosts inside hierarchical or nvls all-reduce.
+inline bool runs_across_hosts(Algorithm a) {
+  const auto algos = inter_host_algorithms();
+  return std::find(algos.begin(), algos.end(), a) != algos.end();
 }
 
 /// Whether `a` is one of the collective's algorithms.

@@ -13,10 +13,11 @@
 // In place: output == input (for all_gather, the rank's input is then expected at its
 // chunk of the output, as NCCL's in-place all-gather expects). Algorithms:
 //   ring (channels), rabenseifner (recursive halving-doubling, any rank count),
+//   mixed_radix (a ring over each prime factor's groups: no fold for any rank count),
 //   hierarchical (ring reduce-scatter inside each host over NVLink, all-reduce of each
-//   GPU's share across hosts on its rail with ring or rabenseifner, ring all-gather inside
-//   the host), chain (pipelined broadcast / reduce along the ring), pairwise (direct
-//   all-to-all), bruck (all-gather and reduce-scatter in ceil(log2 p) steps), nvls
+//   GPU's share across hosts on its rail with ring, rabenseifner or mixed_radix, ring
+//   all-gather inside the host), chain (pipelined broadcast / reduce along the ring), pairwise
+//   (direct all-to-all), bruck (all-gather and reduce-scatter in ceil(log2 p) steps), nvls
 //   (hierarchical with the host's phases in the NVSwitch), tree (double binary tree
 //   all-reduce, pipelined). Each returns, per rank, the operations
 //   after which its output is final.

@@ -388,4 +388,88 @@ std::vector<Deps> rabenseifner_all_reduce_phase(B& b, const std::vector<int>& ra
   return state;
 }
 
+/// The factors mixed_radix_all_reduce_phase works through for a group of q positions: q's
+/// prime factors, smallest first (2 x 2 x 5 x 5 x 5 x 5 x 5 for 12,500). Empty for q = 1.
+inline std::vector<std::size_t> mixed_radix_factors(std::size_t q) {
+  std::vector<std::size_t> f;
+  for (std::size_t d = 2; d * d <= q; ++d) {
+    while (q % d == 0) {
+      f.push_back(d);
+      q /= d;
+    }
+  }
+  if (q > 1) f.push_back(q);
+  return f;
+}
+
+/// Network steps of mixed_radix_all_reduce_phase over q positions: 2 (f1 - 1 + ... +
+/// fm - 1) for q = f1 x ... x fm.
+inline std::size_t mixed_radix_steps(std::size_t q) {
+  std::size_t steps = 0;
+  for (std::size_t f : mixed_radix_factors(q)) steps += 2 * (f - 1);
+  return steps;
+}
+
+/// Mixed-radix all-reduce over a group of any size q = f1 x f2 x ... x fm (its prime
+/// factors, smallest first): bandwidth-optimal whatever q is, where Rabenseifner folds a
+/// whole span in and out when q is not a power of two. Position j has digits
+/// d1 = j mod f1 (the nearest positions differ in it), d2 = (j / f1) mod f2, ...
+/// Reduce-scatter: at level i the fi positions that differ only in digit i run a ring
+/// reduce-scatter over the span they hold, cut in fi parts; each keeps part di. Each
+/// position finishes the part it ends with (a q-th of the span); then the levels run
+/// backwards as ring all-gathers over the same groups and parts. Each position sends and
+/// receives (q - 1) / q of the span each way, as a ring does, in 2 (f1 - 1 + ... + fm - 1)
+/// steps: 2 log2 q for a power of two, where it is recursive halving and doubling with the
+/// nearest partner first. The largest parts move between the nearest positions; a q-th of
+/// the span travels between the farthest.
+template <CollectiveBackend B>
+std::vector<Deps> mixed_radix_all_reduce_phase(B& b, const std::vector<int>& ranks,
+                                               const Span& span, const std::vector<Deps>& ready) {
+  const std::size_t q = ranks.size();
+  if (q == 1) return finish_phase(b, Group(ranks), span, ready);
+  const auto factors = mixed_radix_factors(q);
+  std::vector<Deps> state = ready;
+  // held[i][j]: the span position j holds when level i starts (level i's group span).
+  std::vector<std::vector<Span>> held(factors.size() + 1);
+  held[0].assign(q, span);
+  // Runs level i's ring pass in every group of it: the positions base + e x stride, e < fi,
+  // with base's digit i zero.
+  auto run_level = [&](std::size_t i, bool reduce) {
+    std::size_t stride = 1;
+    for (std::size_t k = 0; k < i; ++k) stride *= factors[k];
+    const std::size_t f = factors[i];
+    if (reduce) held[i + 1].resize(q);
+    std::vector<int> group_ranks(f);
+    std::vector<Deps> local(f);
+    for (std::size_t base = 0; base < q; ++base) {
+      if ((base / stride) % f != 0) continue;
+      for (std::size_t e = 0; e < f; ++e) {
+        group_ranks[e] = ranks[base + e * stride];
+        local[e] = std::move(state[base + e * stride]);
+      }
+      const Group g(group_ranks);
+      const Span group_span = held[i][base];  // every member holds the same span
+      auto out = reduce ? ring_reduce_scatter_phase(b, g, group_span, 1, local)
+                        : ring_all_gather_phase(b, g, group_span, 1, local);
+      for (std::size_t e = 0; e < f; ++e) {
+        state[base + e * stride] = std::move(out[e]);
+        if (reduce) {
+          const auto [c0, c1] = part_range(group_span.count, f, e);
+          held[i + 1][base + e * stride] = Span{span.buffer, group_span.first + c0, c1 - c0};
+        }
+      }
+    }
+  };
+  for (std::size_t i = 0; i < factors.size(); ++i) run_level(i, true);
+  for (std::size_t j = 0; j < q; ++j) {
+    const Span& part = held[factors.size()][j];
+    state[j] = {b.finish(ranks[j],
+                         Region{span.buffer, part.first * size_of(b.reduction().type),
+                                part.count * size_of(b.reduction().type)},
+                         state[j])};
+  }
+  for (std::size_t i = factors.size(); i-- > 0;) run_level(i, false);
+  return state;
+}
+
 RAILCC_NAMESPACE_END

@@ -313,7 +313,7 @@ class Communicator {
       if (!forced_)
         throw InputError("environment: RAILCC_ALGO=\"" + *options_.settings.algorithm +
                          "\" is not an algorithm (ring, rabenseifner, tree, hierarchical, "
-                         "chain, pairwise, bruck)");
+                         "mixed_radix, chain, pairwise, bruck)");
     }
     meet(rail);
     set_up_fabric();
@@ -449,9 +449,9 @@ class Communicator {
       bool chosen = false;
       for (Algorithm a : algorithms_for(c)) {
         if (!usable(a)) continue;
-        for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
+        for (Algorithm inter : inter_host_algorithms()) {
           // Only hierarchical runs another algorithm across hosts: the others once.
-          if (a != Algorithm::hierarchical && inter == Algorithm::ring) continue;
+          if (a != Algorithm::hierarchical && inter != inter_host_algorithms().front()) continue;
           PlanChoice candidate;
           candidate.algorithm = a;
           candidate.inter_host = inter;

@@ -139,32 +139,9 @@ class Router {
       info.nvlink = true;
       return info;
     }
-    // Candidate NIC port pairs in the same plane, closest common tier first.
-    auto& pairs = port_pairs_;  // scratch kept across calls: route() runs once per flow
-    pairs.clear();
-    int best = 1 << 30;
-    for (LinkIndex ls : f_.up_links(key.src)) {
-      const auto& sl = f_.link(ls);
-      if (f_.kind(sl.to) != FabricNodeKind::network_switch || !sl.alive()) continue;
-      for (LinkIndex ld : f_.up_links(key.dst)) {
-        const auto& dl = f_.link(ld);
-        if (f_.kind(dl.to) != FabricNodeKind::network_switch || !dl.alive()) continue;
-        if (f_.plane_of(sl.to) != f_.plane_of(dl.to)) continue;
-        const int t = common_tier(sl.to, dl.to);
-        if (t < best) {
-          best = t;
-          pairs.clear();
-        }
-        if (t == best) pairs.emplace_back(ls, ld);
-      }
-    }
-    if (pairs.empty() || best > f_.tiers()) {
-      throw InputError("flow " + name(key) +
-                       " has no live path: no NIC ports of the two endpoints "
-                       "reach a common switch");
-    }
     const FlowHash h = hash_of(key);
-    const auto& chosen = pairs[h.at(0xfeedu) % pairs.size()];
+    int best = 0;
+    const auto chosen = port_pair(key, h, best);
     const NodeIndex src_leaf = f_.link(chosen.first).to;
     const NodeIndex dst_leaf = f_.link(chosen.second).to;
     const std::size_t start = out.size();
@@ -191,6 +168,31 @@ class Router {
     }
     info.switch_hops = static_cast<std::uint32_t>(out.size() - start - 1);
     return info;
+  }
+
+  /// The link above the source's leaf that ECMP tries first for this key, or no_link_index
+  /// where the path turns at the leaf (or the route is not ECMP's through the network).
+  /// A few hashes, not a route: schedule passes that try many QPs for a flow bound a
+  /// candidate by this link's load before routing it (where links have failed, the route
+  /// may take another branch).
+  LinkIndex ecmp_first_up_link(const FlowKey& key) {
+    if (opt_.mode != RoutingMode::ecmp || is_nvswitch(key.src) || is_nvswitch(key.dst) ||
+        key.src >= f_.endpoint_count() || key.dst >= f_.endpoint_count() || key.src == key.dst ||
+        over_nvlink(f_, key.src, key.dst))
+      return no_link;
+    const FlowHash h = hash_of(key);
+    int top = 0;
+    const auto chosen = port_pair(key, h, top);
+    const NodeIndex src_leaf = f_.link(chosen.first).to;
+    if (top == 1) return no_link;
+    const auto ups = f_.up_links(src_leaf);
+    if (ups.empty()) return no_link;
+    const std::size_t first = h.at(src_leaf) % ups.size();
+    for (std::size_t i = 0; i < ups.size(); ++i) {
+      const LinkIndex l = ups[(first + i) % ups.size()];
+      if (f_.link(l).alive()) return l;
+    }
+    return no_link;
   }
 
   /// Checks a caller-chosen path (consecutive live links from src to dst) and appends it.
@@ -239,6 +241,47 @@ class Router {
 
  private:
   static constexpr LinkIndex no_link = no_link_index;
+
+  struct FlowHash;
+  /// The NIC ports a flow leaves and enters by: among the live pairs in one plane whose
+  /// leaves share a block at the lowest tier (`tier`, 1: the same leaf), the hash's pick.
+  std::pair<LinkIndex, LinkIndex> port_pair(const FlowKey& key, const FlowHash& h, int& tier) {
+    auto& pairs = port_pairs_;  // kept across calls: the last endpoints' candidates
+    // The candidates depend on the endpoints only (the fabric's health is fixed while a
+    // router lives): a pass that tries many QPs for one flow finds them once.
+    if (key.src == pairs_src_ && key.dst == pairs_dst_) {
+      tier = pairs_tier_;
+      return pairs[h.at(0xfeedu) % pairs.size()];
+    }
+    pairs_src_ = pairs_dst_ = no_node;
+    pairs.clear();
+    int best = 1 << 30;
+    for (LinkIndex ls : f_.up_links(key.src)) {
+      const auto& sl = f_.link(ls);
+      if (f_.kind(sl.to) != FabricNodeKind::network_switch || !sl.alive()) continue;
+      for (LinkIndex ld : f_.up_links(key.dst)) {
+        const auto& dl = f_.link(ld);
+        if (f_.kind(dl.to) != FabricNodeKind::network_switch || !dl.alive()) continue;
+        if (f_.plane_of(sl.to) != f_.plane_of(dl.to)) continue;
+        const int t = common_tier(sl.to, dl.to);
+        if (t < best) {
+          best = t;
+          pairs.clear();
+        }
+        if (t == best) pairs.emplace_back(ls, ld);
+      }
+    }
+    if (pairs.empty() || best > f_.tiers()) {
+      throw InputError("flow " + name(key) +
+                       " has no live path: no NIC ports of the two endpoints "
+                       "reach a common switch");
+    }
+    tier = best;
+    pairs_src_ = key.src;
+    pairs_dst_ = key.dst;
+    pairs_tier_ = best;
+    return pairs[h.at(0xfeedu) % pairs.size()];
+  }
 
   std::string name(const FlowKey& k) const {
     return std::to_string(k.src) + " -> " + std::to_string(k.dst) + " (qp " + std::to_string(k.qp) +
@@ -425,6 +468,8 @@ class Router {
   const Fabric& f_;
   RoutingOptions opt_;
   std::vector<std::pair<LinkIndex, LinkIndex>> port_pairs_;
+  NodeIndex pairs_src_ = no_node, pairs_dst_ = no_node;  // whose candidates port_pairs_ holds
+  int pairs_tier_ = 0;
   std::vector<LinkIndex> scratch_links_;  // pinned(): the path, sorted
   std::unordered_map<std::uint64_t, ResourceIndex> pool_index_;
   std::vector<double> pool_capacity_;

@@ -51,6 +51,8 @@ class FlowGraph {
     pinned_offsets_.back() = static_cast<std::uint32_t>(pinned_links_.size());
     return id;
   }
+  /// The flow's QP (its ECMP entropy): schedule passes choose it once the graph is built.
+  void set_qp(FlowId f, std::uint32_t qp) { flows_.at(f).qp = qp; }
   /// `later` starts only after `earlier` is delivered.
   void depends_on(FlowId later, FlowId earlier) {
     if (later >= flows_.size() || earlier >= flows_.size()) {

@@ -45,6 +45,15 @@ inline std::string to_string(const AlgorithmChoice& c) {
   return s;
 }
 
+/// One (algorithm, inter-host algorithm) pair the tuner weighed for a call: its predicted
+/// time, or why it cannot run here.
+struct TunerCandidate {
+  AlgorithmChoice choice;
+  std::string excluded;  ///< empty: it runs here; otherwise the reason it does not
+
+  [[nodiscard]] bool runs() const { return excluded.empty(); }
+};
+
 /// The model's inputs, read from a fabric and the simulator's configuration.
 struct CostModel {
   std::size_t ranks = 1;
@@ -154,6 +163,23 @@ struct CostModel {
       if (q != pow2) t += (local > 1 ? alpha_nvlink + secs(v / nvlink_Bps) : far + secs(v / B)) * 2;
       return t;
     };
+    // Mixed radix over q ranks of v bytes: per prime factor f of q, a ring reduce-scatter
+    // and all-gather of f - 1 steps over the part held; a level whose groups lie inside
+    // hosts (of `local` consecutive ranks) runs over NVLink.
+    auto mixed = [&](std::size_t q, double v, std::size_t local) {
+      Picoseconds t;
+      std::size_t stride = 1;
+      double held = v;
+      for (std::size_t f : mixed_radix_factors(q)) {
+        const bool nv = local % (stride * f) == 0;
+        const Picoseconds alpha = nv ? alpha_nvlink : far;
+        const double rate = nv ? nvlink_Bps : B;
+        held /= static_cast<double>(f);
+        t += (alpha + secs(held / rate)) * static_cast<std::int64_t>(2 * (f - 1));
+        stride *= f;
+      }
+      return t;
+    };
     const double K = pipeline_chunks;
     const auto G = static_cast<double>(per_host);
     // Across hosts, the channels' rings and trees cross on min(channels, G) NICs of each
@@ -168,6 +194,7 @@ struct CostModel {
           case Algorithm::ring:
             return (near + secs(n / p / ring_Bps)) * static_cast<std::int64_t>(2 * (ranks - 1));
           case Algorithm::rabenseifner: return rab(p, n, static_cast<double>(per_host));
+          case Algorithm::mixed_radix: return mixed(ranks, n, per_host);
           case Algorithm::tree: {
             // NCCL's shape: a chain of G GPUs in each host, a double binary tree over the
             // H hosts' heads, up and back down: 2 (G - 1) + 2 ceil(log2(H + 1)) stages a
@@ -245,21 +272,41 @@ struct CostModel {
     return static_cast<int>(phase_costs(a, inter, bytes).best_chunks());
   }
 
-  /// The fastest predicted algorithm for the collective at this size.
+  /// Every algorithm of the collective (hierarchical and nvls once per inter-host
+  /// algorithm, the others once) in the applicability table's order, with its predicted
+  /// time, or the reason it does not run on these ranks: what choose() picks from, and
+  /// what `railcc-sim --explain` prints.
+  [[nodiscard]] std::vector<TunerCandidate> candidates(Collective c, std::size_t bytes) const {
+    std::vector<TunerCandidate> out;
+    const bool whole_hosts = ranks == hosts * per_host;
+    for (Algorithm a : algorithms_for(c)) {
+      const bool hier = a == Algorithm::hierarchical || a == Algorithm::nvls;
+      std::string excluded;
+      if (hier && per_host < 2) excluded = "one GPU per host: no NVLink phase to split off";
+      if (hier && !whole_hosts) excluded = "the ranks do not fill their hosts evenly";
+      if (a == Algorithm::hierarchical && hosts < 2) excluded = "one host: nvls or ring do this";
+      if (a == Algorithm::nvls && !switch_reduction)
+        excluded = "the NVSwitches do not reduce (no NVLS)";
+      for (Algorithm inter : inter_host_algorithms()) {
+        if (!hier && inter != inter_host_algorithms().front()) continue;
+        TunerCandidate k;
+        k.choice = {a, inter, Picoseconds::max(), hosts > 1};
+        k.excluded = excluded;
+        if (k.runs()) k.choice.predicted = predict(c, a, inter, bytes);
+        out.push_back(std::move(k));
+        if (!hier || hosts < 2) break;  // across hosts matters only where there are hosts
+      }
+    }
+    return out;
+  }
+
+  /// The fastest predicted algorithm for the collective at this size (the first of the
+  /// candidates on a tie).
   [[nodiscard]] AlgorithmChoice choose(Collective c, std::size_t bytes) const {
     AlgorithmChoice best;
     best.predicted = Picoseconds::max();
-    for (Algorithm a : algorithms_for(c)) {
-      const bool hier = a == Algorithm::hierarchical || a == Algorithm::nvls;
-      if (a == Algorithm::hierarchical && (hosts < 2 || per_host < 2 || ranks != hosts * per_host))
-        continue;
-      if (a == Algorithm::nvls && (!switch_reduction || per_host < 2 || ranks != hosts * per_host))
-        continue;
-      for (Algorithm inter : {Algorithm::ring, Algorithm::rabenseifner}) {
-        if (!hier && inter == Algorithm::rabenseifner) continue;
-        const Picoseconds t = predict(c, a, inter, bytes);
-        if (t < best.predicted) best = {a, hier ? inter : Algorithm::rabenseifner, t, hosts > 1};
-      }
+    for (const TunerCandidate& k : candidates(c, bytes)) {
+      if (k.runs() && k.choice.predicted < best.predicted) best = k.choice;
     }
     return best;
   }

@@ -75,11 +75,11 @@ struct PhaseRates {
 };
 
 /// What hierarchical (or nvls, `algo`) all-reduce of `bytes` over `hosts` hosts of
-/// `gpus_per_host` GPUs costs per phase, with `inter_host` (ring or rabenseifner) across
-/// hosts: reduce-scatter and all-gather inside the hosts (2 (G - 1) ring steps, or an NVLS
-/// reduction and multicast), and the all-reduce of a GPU's share across hosts (2 (H - 1)
-/// ring steps, or 2 log2 H halving and doubling steps, plus a fold and an unfold when H is
-/// not a power of two).
+/// `gpus_per_host` GPUs costs per phase, with `inter_host` (ring, rabenseifner or
+/// mixed_radix) across hosts: reduce-scatter and all-gather inside the hosts (2 (G - 1)
+/// ring steps, or an NVLS reduction and multicast), and the all-reduce of a GPU's share
+/// across hosts (2 (H - 1) ring steps; 2 log2 H halving and doubling steps, plus a fold
+/// and an unfold of the whole share when H is not a power of two; or mixed_radix_steps(H)).
 inline PhaseCosts hierarchical_phase_costs(Algorithm algo, Algorithm inter_host, std::size_t bytes,
                                            std::size_t hosts, std::size_t gpus_per_host,
                                            const PhaseRates& r = {}) {
@@ -99,8 +99,13 @@ inline PhaseCosts hierarchical_phase_costs(Algorithm algo, Algorithm inter_host,
     if (inter_host == Algorithm::rabenseifner) {
       double steps = 0, pow2 = 1;
       for (; pow2 * 2 <= H; pow2 *= 2) steps += 2;
-      if (pow2 != H) steps += 2;  // fold the hosts past the power of two in, and out
+      if (pow2 != H) {
+        steps += 2;  // fold the hosts past the power of two in, and out: a whole share each
+        c.network_seconds += 2 * n / G / r.nic_Bps;
+      }
       c.network_latency = steps * r.far_step;
+    } else if (inter_host == Algorithm::mixed_radix) {
+      c.network_latency = static_cast<double>(mixed_radix_steps(hosts)) * r.far_step;
     } else {
       c.network_latency = 2 * (H - 1) * r.near_step;
     }
@@ -151,7 +156,7 @@ struct BinaryTree {
 
 /// Hierarchical all-reduce (algorithm hierarchical or nvls): reduce-scatter inside each
 /// host (a ring over NVLink, or NVLS in the switch), all-reduce of each GPU's share across
-/// hosts on its rail (ring or rabenseifner), all-gather inside the host (ring, or NVLS
+/// hosts on its rail (ring, rabenseifner or mixed_radix), all-gather inside the host (ring, or NVLS
 /// multicast). With K phase chunks each phase runs chunk after chunk, so chunk k's
 /// network phase overlaps the NVLink phases of its neighbours.
 template <CollectiveBackend B>
@@ -173,8 +178,9 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
                        "; every host needs the same number");
     }
   }
-  if (inter_host != Algorithm::ring && inter_host != Algorithm::rabenseifner) {
-    throw InputError(std::string(what) + ": the inter-host algorithm must be ring or rabenseifner");
+  if (!runs_across_hosts(inter_host)) {
+    throw InputError(std::string(what) +
+                     ": the inter-host algorithm must be ring, rabenseifner or mixed_radix");
   }
   const bool nvls = algo == Algorithm::nvls;
   if (nvls) {
@@ -232,10 +238,18 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
       for (const auto& [h, rs] : hosts) rail.push_back(rs[gi]);
       const auto [c0, c1] = part_range(span.count, G, gi);
       const Span share{call.output, span.first + c0, c1 - c0};
-      const auto rail_done =
-          inter_host == Algorithm::ring
-              ? ring_all_reduce_group(b, rail, share, call.channels, by_position(state, rail))
-              : rabenseifner_all_reduce_phase(b, rail, share, by_position(state, rail));
+      std::vector<Deps> rail_done;
+      switch (inter_host) {
+        case Algorithm::ring:
+          rail_done =
+              ring_all_reduce_group(b, rail, share, call.channels, by_position(state, rail));
+          break;
+        case Algorithm::mixed_radix:
+          rail_done = mixed_radix_all_reduce_phase(b, rail, share, by_position(state, rail));
+          break;
+        default:
+          rail_done = rabenseifner_all_reduce_phase(b, rail, share, by_position(state, rail));
+      }
       to_ranks(state, rail_done, rail);
     }
     inter_prev = state;
@@ -461,6 +475,9 @@ std::vector<Deps> all_reduce(B& b, const CollectiveCall& call, Algorithm algo = 
     }
     case Algorithm::rabenseifner:
       to_ranks(done, rabenseifner_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
+      return done;
+    case Algorithm::mixed_radix:
+      to_ranks(done, mixed_radix_all_reduce_phase(b, ring, span, by_position(ready, ring)), ring);
       return done;
     case Algorithm::tree: return tree_all_reduce(b, call, ready);
     default:

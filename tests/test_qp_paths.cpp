@@ -1,0 +1,211 @@
+// schedule/qp_paths.hpp: QPs chosen against the ECMP hash put a step's flows on different
+// links where the fabric allows it, never make a step worse than blind hashing, report
+// what a from-scratch count of the links confirms, and never change what a collective
+// computes.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "check_contains.hpp"
+#include "railcc/backend/sim_backend.hpp"
+#include "railcc/backend/sim_verified.hpp"
+#include "railcc/coll/collectives.hpp"
+#include "railcc/fabric/presets.hpp"
+#include "railcc/schedule/qp_paths.hpp"
+#include "test_support.hpp"
+
+using namespace railcc;
+using railcc_test::error_of;
+
+namespace {
+
+/// The reference: every flow routed from scratch with its QP by a fresh router; per
+/// switch-to-switch link, how many flows cross it and their bytes.
+struct LinkCount {
+  std::size_t shared = 0;  ///< links with 2+ flows
+  double worst = 0;        ///< the busiest link's bytes over capacity (seconds)
+  int most = 0;            ///< the most flows on one link
+};
+LinkCount count_links(const Fabric& f, const std::vector<FlowSpec>& flows, std::uint64_t seed) {
+  Router router(f, RoutingOptions{RoutingMode::ecmp, seed});
+  std::map<LinkIndex, std::pair<int, double>> on;
+  std::vector<ResourceIndex> path;
+  for (const FlowSpec& s : flows) {
+    path.clear();
+    router.route(FlowKey{s.src, s.dst, s.qp}, path);
+    for (ResourceIndex r : path) {
+      const FabricLink& l = f.link(r);
+      if (f.kind(l.from) != FabricNodeKind::network_switch ||
+          f.kind(l.to) != FabricNodeKind::network_switch)
+        continue;
+      on[r].first += 1;
+      on[r].second += static_cast<double>(s.size.count());
+    }
+  }
+  LinkCount c;
+  for (const auto& [l, v] : on) {
+    if (v.first > 1) ++c.shared;
+    c.most = std::max(c.most, v.first);
+    c.worst = std::max(c.worst, v.second / f.link(l).usable().in_bytes_per_second());
+  }
+  return c;
+}
+
+QpChoiceStats choose(const Fabric& f, std::vector<FlowSpec>& flows, std::uint64_t seed,
+                     QpChoiceOptions options = {}) {
+  QpPathChooser chooser(f, RoutingOptions{RoutingMode::ecmp, seed}, options);
+  std::vector<FlowSpec*> step;
+  for (FlowSpec& s : flows) step.push_back(&s);
+  return chooser.choose(step);
+}
+
+/// Host h of a k-ary fat tree (one GPU each) sends to the host one pod over, in the
+/// same position: every edge switch's k/2 flows leave it, and an assignment exists that
+/// puts each on its own aggregation and core link.
+std::vector<FlowSpec> next_pod(std::uint32_t k, Bytes size) {
+  const std::uint32_t hosts = k * k * k / 4, per_pod = k * k / 4;
+  std::vector<FlowSpec> flows;
+  for (std::uint32_t h = 0; h < hosts; ++h)
+    flows.push_back({h, (h + per_pod) % hosts, size, 0, {}});
+  return flows;
+}
+
+}  // namespace
+
+TEST_CASE("Fat trees whose step has a collision-free assignment get one") {
+  for (std::uint32_t k : {4u, 6u, 8u}) {
+    for (std::uint64_t seed : {1u, 2u, 3u}) {
+      CAPTURE(k);
+      CAPTURE(seed);
+      const Fabric f = fat_tree(k);
+      auto flows = next_pod(k, Bytes::of(1 << 20));
+      const LinkCount blind = count_links(f, flows, seed);
+      const QpChoiceStats s = choose(f, flows, seed);
+      const LinkCount chosen = count_links(f, flows, seed);
+      CHECK(blind.shared > 0);  // hashed blindly, flows collide
+      CHECK(s.shared_before == blind.shared);
+      CHECK(chosen.shared == 0);
+      CHECK(chosen.most == 1);
+      CHECK(s.shared_after == 0);
+      CHECK(s.flows == flows.size());
+    }
+  }
+}
+
+TEST_CASE("Randomized: the chooser's report is what a fresh count finds, never worse than blind") {
+  std::mt19937_64 rng(11);
+  ColossusParams small;
+  small.gpus = 1024;  // 2 arrays of 64 hosts... 128 hosts, 16 leaves, one pod
+  const Fabric fabrics[] = {fat_tree(4), fat_tree(8), colossus(small), hpn({2, 16})};
+  int checked = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    const Fabric& f = fabrics[trial % 4];
+    const auto n = static_cast<std::uint32_t>(f.endpoint_count());
+    // A random step: a random partial permutation, random sizes, some flows twice.
+    std::vector<std::uint32_t> dst(n);
+    std::iota(dst.begin(), dst.end(), 0u);
+    std::shuffle(dst.begin(), dst.end(), rng);
+    std::vector<FlowSpec> flows;
+    for (std::uint32_t s = 0; s < n; ++s) {
+      if (dst[s] == s || rng() % 3 == 0) continue;
+      const Bytes size = Bytes::of(static_cast<std::int64_t>(1 + rng() % (1 << 20)));
+      flows.push_back({s, dst[s], size, static_cast<std::uint32_t>(rng() % 4), {}});
+      if (rng() % 8 == 0) flows.push_back({s, dst[s], size, 0, {}});
+    }
+    const std::uint64_t seed = rng();
+    CAPTURE(trial);
+    const LinkCount blind = count_links(f, flows, seed);
+    QpChoiceOptions options;
+    options.candidates = 1 + static_cast<std::uint32_t>(rng() % 64);
+    options.repair_rounds = static_cast<int>(rng() % 4);
+    const QpChoiceStats s = choose(f, flows, seed, options);
+    const LinkCount chosen = count_links(f, flows, seed);
+    CHECK(s.shared_before == blind.shared);
+    CHECK(s.shared_after == chosen.shared);
+    CHECK(s.worst_before == doctest::Approx(blind.worst));
+    CHECK(s.worst_after == doctest::Approx(chosen.worst));
+    CHECK(chosen.worst <= blind.worst * (1 + 1e-12));
+    for (const FlowSpec& x : flows) CHECK(x.qp < std::max(options.candidates, 4u));
+    ++checked;
+  }
+  CHECK(checked == 40);
+}
+
+TEST_CASE("A step of flows on their own links runs at the link rate; blind hashing is slower") {
+  // 16 hosts of a 4-ary fat tree, each sending 4 MiB one pod over, in one step.
+  const Fabric f = fat_tree(4);
+  Picoseconds times[2];
+  for (int on = 0; on < 2; ++on) {
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    cfg.choose_qps = on == 1;
+    SimBackend b(f, 16, cfg);
+    b.set_reduction({DataType::uint8, ReduceOp::sum});
+    const std::size_t bytes = std::size_t{4} << 20;
+    const BufferId buf = b.allocate(bytes);
+    for (int h = 0; h < 16; ++h)
+      b.transfer(h, {buf, 0, bytes}, (h + 4) % 16, {buf, 0, bytes}, RecvAction::copy, {});
+    times[on] = b.run().makespan;
+    if (on == 1) {
+      CHECK(b.qp_choice_summary().shared_links_after == 0);
+      CHECK(b.qp_choice_summary().flows == 16);
+      // One flow per link: a message's start-up, five links' latency, four switches,
+      // then 4 MiB at 400 Gb/s.
+      const Picoseconds closed = cfg.collective_base + cfg.sim.message_overhead +
+                                 cable::in_rack * 2 + cable::in_row * 2 + cable::across_hall * 2 +
+                                 cfg.sim.switch_hop * 5 +
+                                 transfer_time(Bytes::of(bytes), Bandwidth::gbps(400));
+      CHECK(times[1] == closed);
+    }
+  }
+  CHECK(times[0] > times[1]);
+}
+
+TEST_CASE("Choosing QPs never changes what a collective computes") {
+  ColossusParams params;
+  params.gpus = 64;
+  const Fabric f = colossus(params);
+  int cases = 0;
+  for (Algorithm algo : {Algorithm::ring, Algorithm::rabenseifner, Algorithm::mixed_radix,
+                         Algorithm::hierarchical, Algorithm::tree}) {
+    for (int p : {16, 24, 64}) {
+      CAPTURE(to_string(algo));
+      CAPTURE(p);
+      SimBackendConfig cfg;
+      cfg.choose_qps = true;
+      cfg.qps_per_connection = p == 24 ? 3 : 1;
+      SimBackend b(f, p, cfg);
+      b.set_reduction({DataType::int32, ReduceOp::sum});
+      VerifiedCall call;
+      call.algorithm = algo;
+      call.inter_host = Algorithm::mixed_radix;
+      call.count = 1000 + static_cast<std::size_t>(p);
+      call.channels = 2;
+      CHECK(run_verified(b, call, 99).wrong == 0);
+      ++cases;
+    }
+  }
+  CHECK(cases == 15);
+}
+
+TEST_CASE("QP choice is for ECMP: spraying and zero candidates are refused") {
+  const Fabric f = fat_tree(4);
+  CHECK_CONTAINS(error_of([&] {
+                   QpPathChooser(f, RoutingOptions{RoutingMode::spray, 0});
+                 }),
+                 "there is no hash to steer");
+  CHECK_CONTAINS(error_of([&] {
+                   QpChoiceOptions o;
+                   o.candidates = 0;
+                   QpPathChooser(f, RoutingOptions{}, o);
+                 }),
+                 "candidates must be at least 1");
+  SimBackendConfig cfg;
+  cfg.choose_qps = true;
+  cfg.sim.routing.mode = RoutingMode::spray;
+  CHECK_CONTAINS(error_of([&] { SimBackend(f, 4, cfg); }), "choose_qps needs ECMP routing");
+}
