@@ -60,14 +60,15 @@ inline Bytes call_case(railcc::Communicator& comm, const Case& k, const Bytes& m
       if (k.in_place) {
         big = mine;
         comm.reduce_scatter(big.data(), big.data() + at, k.count, k.type, k.op, o);
-        std::memcpy(out.data(), big.data() + at, out_bytes);
+        if (out_bytes > 0) std::memcpy(out.data(), big.data() + at, out_bytes);
       } else {
         comm.reduce_scatter(in_copy.data(), out.data(), k.count, k.type, k.op, o);
       }
       break;
     case Collective::all_gather:
       if (k.in_place) {
-        std::memcpy(out.data() + at, mine.data(), in_bytes);
+        // (memcpy of nothing still needs valid pointers: a zero count has none.)
+        if (in_bytes > 0) std::memcpy(out.data() + at, mine.data(), in_bytes);
         comm.all_gather(out.data() + at, out.data(), k.count, k.type, o);
       } else {
         comm.all_gather(in_copy.data(), out.data(), k.count, k.type, o);

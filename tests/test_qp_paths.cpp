@@ -23,8 +23,9 @@ using railcc_test::error_of;
 
 namespace {
 
-/// The reference: every flow routed from scratch with its QP by a fresh router; per
-/// switch-to-switch link, how many flows cross it and their bytes.
+/// The reference: every flow routed from scratch with its QP by a fresh router; per link
+/// a QP can change (between switches, and a GPU's port where it has several), how many
+/// flows cross it and their bytes.
 struct LinkCount {
   std::size_t shared = 0;  ///< links with 2+ flows
   double worst = 0;        ///< the busiest link's bytes over capacity (seconds)
@@ -37,11 +38,17 @@ LinkCount count_links(const Fabric& f, const std::vector<FlowSpec>& flows, std::
   for (const FlowSpec& s : flows) {
     path.clear();
     router.route(FlowKey{s.src, s.dst, s.qp}, path);
+    auto ports = [&](NodeIndex e) {
+      int n = 0;
+      if (f.kind(e) != FabricNodeKind::endpoint) return n;
+      for (LinkIndex l : f.up_links(e)) n += f.kind(f.link(l).to) != FabricNodeKind::nvswitch;
+      return n;
+    };
     for (ResourceIndex r : path) {
       const FabricLink& l = f.link(r);
-      if (f.kind(l.from) != FabricNodeKind::network_switch ||
-          f.kind(l.to) != FabricNodeKind::network_switch)
-        continue;
+      const bool a = f.kind(l.from) == FabricNodeKind::network_switch;
+      const bool b = f.kind(l.to) == FabricNodeKind::network_switch;
+      if (!(a && b) && !(b && ports(l.from) > 1) && !(a && ports(l.to) > 1)) continue;
       on[r].first += 1;
       on[r].second += static_cast<double>(s.size.count());
     }
@@ -163,6 +170,39 @@ TEST_CASE("A step of flows on their own links runs at the link rate; blind hashi
     }
   }
   CHECK(times[0] > times[1]);
+}
+
+TEST_CASE("On a dual-plane fabric a connection's two QPs take both planes") {
+  // HPN: each GPU's NIC is two 200G ports, one per plane; the hash picks the plane. Each
+  // of 32 GPUs sends 8 MiB to the GPU of its rail in the other segment, over 2 QPs.
+  const Fabric f = hpn({2, 16});
+  Picoseconds times[2];
+  for (int on = 0; on < 2; ++on) {
+    SimBackendConfig cfg;
+    cfg.mode = SimMode::timing;
+    cfg.qps_per_connection = 2;
+    cfg.choose_qps = on == 1;
+    SimBackend b(f, 256, cfg);
+    b.set_reduction({DataType::uint8, ReduceOp::sum});
+    const std::size_t bytes = std::size_t{8} << 20;
+    const BufferId buf = b.allocate(bytes);
+    for (int r = 0; r < 128; r += 4)
+      b.transfer(r, {buf, 0, bytes}, r + 128, {buf, 0, bytes}, RecvAction::copy, {});
+    times[on] = b.run().makespan;
+    if (on == 1) {
+      CHECK(b.qp_choice_summary().flows == 64);
+      // (A ToR's 400G up-link may carry two 200G flows at their full rate: links shared
+      // by two flows are no slower here, the time says so.) Half the bytes on each
+      // plane's port at once: 4 MiB at 200 Gb/s, after the
+      // start-up, the cables (NIC, ToR up, down, NIC) and two switches.
+      const HpnParams p;
+      const Picoseconds closed = cfg.collective_base + cfg.sim.message_overhead +
+                                 cable::in_rack * 2 + cable::in_row * 2 + cfg.sim.switch_hop * 3 +
+                                 transfer_time(Bytes::of(bytes / 2), p.port);
+      CHECK(times[1] == closed);
+    }
+  }
+  CHECK(times[0] > times[1]);  // blind, some connections put both QPs on one plane
 }
 
 TEST_CASE("Choosing QPs never changes what a collective computes") {

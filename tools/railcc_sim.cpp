@@ -103,6 +103,7 @@ struct Options {
   std::string fabric = "colossus";
   std::string gpus;  // not given: every GPU of the fabric
   bool gpus_given = false;
+  bool qps_given = false;
   std::string collective = "all_reduce";
   std::string algo = "auto";
   std::string inter = "rabenseifner";
@@ -450,6 +451,14 @@ Sweep set_up(const Options& o, const Request& q) {
   w.cfg.sim.routing.seed = q.n.seed;
   // Spraying uses every path already: there is no hash to steer.
   w.cfg.choose_qps = o.schedule == "on" && w.cfg.sim.routing.mode == RoutingMode::ecmp;
+  // Scheduled, a connection gets a QP per port of its GPU's NIC unless --qps says
+  // otherwise: one QP is one port, and a dual-plane NIC (HPN) would run at half its rate.
+  if (o.schedule == "on" && !o.qps_given) {
+    std::uint32_t ports = 0;
+    for (LinkIndex l : w.fabric.up_links(0))
+      ports += w.fabric.kind(w.fabric.link(l).to) == FabricNodeKind::network_switch ? 1 : 0;
+    w.cfg.qps_per_connection = std::max<std::uint32_t>(1, ports);
+  }
   apply_costs(q.n, file_costs, w.cfg);
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
   w.model.collective_base = w.cfg.collective_base;
@@ -617,9 +626,11 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
               q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)",
               channels.c_str());
   if (o.schedule == "on") {
-    std::printf("# schedule on: %s\n",
+    std::printf("# schedule on: %s; %u QP%s per connection%s\n",
                 w.cfg.choose_qps ? "each step's QPs chosen against the ECMP hash (qp_paths)"
-                                 : "spray routing uses every path, no QPs to choose");
+                                 : "spray routing uses every path, no QPs to choose",
+                w.cfg.qps_per_connection, w.cfg.qps_per_connection == 1 ? "" : "s",
+                o.qps_given ? "" : " (one per NIC port)");
   }
   const auto& sim = w.cfg.sim;
   std::printf(
@@ -823,8 +834,12 @@ int main(int argc, char** argv) {
                  "start-up of an NVLS reduction or multicast (default 3.4 us)");
   app.add_option("--switch-hop-us", o.switch_hop_us, "per network switch crossed (default 0.5 us)");
   app.add_option("--base-us", o.base_us, "paid once per collective (default 6.6 us)");
-  app.add_option("--qps", o.qps, "QPs per connection between hosts, each hashed on its own by ECMP")
-      ->capture_default_str();
+  auto* qps_option =
+      app.add_option(
+             "--qps", o.qps,
+             "QPs per connection between hosts, each hashed on its own by ECMP (default 1; with "
+             "--schedule on, one per NIC port of a GPU)")
+          ->capture_default_str();
   app.add_option("--channels", o.channels,
                  "channels: rings or tree pairs side by side, each crossing hosts on its own "
                  "NIC (1-64; auto: one per GPU of a host for ring and tree, 1 otherwise "
@@ -852,6 +867,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   o.gpus_given = gpus_option->count() > 0;
+  o.qps_given = qps_option->count() > 0;
   if (explain_option->count() > 0 && o.explain.empty()) o.explain = "predicted";
   try {
     return run(o);

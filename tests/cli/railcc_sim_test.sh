@@ -172,7 +172,7 @@ out=$(sim --gpus 64 --schedule on --data -d int32 -b 64K -e 64K 2>&1)
 printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && pass "--schedule on --data" ||
   fail "--schedule on --data: $out"
 sim --gpus 64 --schedule on --routing spray -b 1M -e 1M 2>/dev/null |
-  grep -q '^# schedule on: spray routing uses every path, no QPs to choose$' &&
+  grep -q '^# schedule on: spray routing uses every path, no QPs to choose; 1 QP per connection' &&
   pass "--schedule on with spraying says so" || fail "--schedule on --routing spray"
 
 # --explain: every candidate with its prediction, the pick named with the runner-up, the

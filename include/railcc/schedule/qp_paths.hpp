@@ -17,10 +17,11 @@
 //  2. repair: a flow on a link that carries more than one of the step's flows tries its
 //     candidates again against everyone else's paths, moving where its busiest link gets
 //     less loaded, for a few rounds or until nothing moves.
-// The NIC links (a GPU's first and last hop) are the same for every QP and are left out
-// of the choice. Flows inside a host (NVLink) or under one leaf have one path and keep
-// their QP. The result is a function of the flows and the hash's seed only, so every
-// rank that knows the step computes the same QPs.
+// A GPU's NIC link is the same for every QP and is left out of the choice, unless the GPU
+// has several ports (HPN's dual plane: the hash picks the plane), where a connection
+// striped over two QPs gets one on each. Flows inside a host (NVLink) or under one leaf
+// of a one-port GPU have one path and keep their QP. The result is a function of the
+// flows and the hash's seed only, so every rank that knows the step computes the same QPs.
 //
 // Where the hash is not railcc's (a real switch's hash and seed are not known), the
 // chooser's QPs are no better than any; striping a connection over k QPs
@@ -158,17 +159,29 @@ class QpPathChooser {
   }
 
  private:
-  /// The switch links of the flow's ECMP path with QP `qp` (its NIC links left out).
+  /// The links of the flow's ECMP path with QP `qp` that the QP chooses: between
+  /// switches, and a NIC's port where its GPU has several (a dual-plane fabric's hash
+  /// picks the plane, so the port).
   void switch_links(const FlowSpec& f, std::uint32_t qp, std::vector<LinkIndex>& out) {
     route_.clear();
     router_.route(FlowKey{f.src, f.dst, qp}, route_);
     out.clear();
     for (ResourceIndex r : route_) {
       const FabricLink& l = fabric_.link(r);
-      if (fabric_.kind(l.from) == FabricNodeKind::network_switch &&
-          fabric_.kind(l.to) == FabricNodeKind::network_switch)
+      const bool from_switch = fabric_.kind(l.from) == FabricNodeKind::network_switch;
+      const bool to_switch = fabric_.kind(l.to) == FabricNodeKind::network_switch;
+      if ((from_switch && to_switch) || (to_switch && nic_ports(l.from) > 1) ||
+          (from_switch && nic_ports(l.to) > 1))
         out.push_back(r);
     }
+  }
+  /// Network ports of an endpoint (its links up to switches).
+  std::size_t nic_ports(NodeIndex e) const {
+    if (fabric_.kind(e) != FabricNodeKind::endpoint) return 0;
+    std::size_t n = 0;
+    for (LinkIndex l : fabric_.up_links(e))
+      n += fabric_.kind(fabric_.link(l).to) == FabricNodeKind::network_switch ? 1 : 0;
+    return n;
   }
   void add(const std::vector<LinkIndex>& path, double bytes) {
     for (LinkIndex l : path) {
