@@ -174,7 +174,6 @@ TEST_CASE("Randomized: mixed radix against the reference at any rank and host co
   const DataType types[] = {DataType::float32, DataType::int32, DataType::bfloat16, DataType::uint8,
                             DataType::float64};
   const ReduceOp ops[] = {ReduceOp::sum, ReduceOp::max, ReduceOp::avg, ReduceOp::prod};
-  int cases = 0;
   for (int i = 0; i < 60; ++i) {
     const bool hierarchical = i % 2 == 1;
     const int p = hierarchical ? 8 * static_cast<int>(1 + rng() % 8)  // 1 to 8 hosts of 8
@@ -198,9 +197,7 @@ TEST_CASE("Randomized: mixed radix against the reference at any rank and host co
     CAPTURE(c.count);
     CAPTURE(c.phase_chunks);
     CHECK(run_case(c, rng()) == 0);
-    ++cases;
   }
-  CHECK(cases == 60);
 }
 
 TEST_CASE("Mixed radix factors: primes smallest first, and the steps they take") {

@@ -108,7 +108,6 @@ TEST_CASE("Randomized: the chooser's report is what a fresh count finds, never w
   ColossusParams small;
   small.gpus = 1024;  // 2 arrays of 64 hosts... 128 hosts, 16 leaves, one pod
   const Fabric fabrics[] = {fat_tree(4), fat_tree(8), colossus(small), hpn({2, 16})};
-  int checked = 0;
   for (int trial = 0; trial < 40; ++trial) {
     const Fabric& f = fabrics[trial % 4];
     const auto n = static_cast<std::uint32_t>(f.endpoint_count());
@@ -137,9 +136,7 @@ TEST_CASE("Randomized: the chooser's report is what a fresh count finds, never w
     CHECK(s.worst_after == doctest::Approx(chosen.worst));
     CHECK(chosen.worst <= blind.worst * (1 + 1e-12));
     for (const FlowSpec& x : flows) CHECK(x.qp < std::max(options.candidates, 4u));
-    ++checked;
   }
-  CHECK(checked == 40);
 }
 
 TEST_CASE("A step of flows on their own links runs at the link rate; blind hashing is slower") {
@@ -209,7 +206,6 @@ TEST_CASE("Choosing QPs never changes what a collective computes") {
   ColossusParams params;
   params.gpus = 64;
   const Fabric f = colossus(params);
-  int cases = 0;
   for (Algorithm algo : {Algorithm::ring, Algorithm::rabenseifner, Algorithm::mixed_radix,
                          Algorithm::hierarchical, Algorithm::tree}) {
     for (int p : {16, 24, 64}) {
@@ -226,10 +222,8 @@ TEST_CASE("Choosing QPs never changes what a collective computes") {
       call.count = 1000 + static_cast<std::size_t>(p);
       call.channels = 2;
       CHECK(run_verified(b, call, 99).wrong == 0);
-      ++cases;
     }
   }
-  CHECK(cases == 15);
 }
 
 TEST_CASE("QP choice is for ECMP: spraying and zero candidates are refused") {

@@ -47,6 +47,17 @@ Picoseconds all_reduce_time(const Fabric& fabric, int ranks, const AllReduceCase
   return b.run().makespan;
 }
 
+/// Simulated time (timing mode) of a float32 sum all-reduce of `count` elements in place.
+Picoseconds timed_all_reduce(const Fabric& fabric, int ranks, std::size_t count, Algorithm algo) {
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::timing;
+  SimBackend b(fabric, ranks, cfg);
+  b.set_reduction({DataType::float32, ReduceOp::sum});
+  const BufferId buf = b.allocate(count * 4);
+  all_reduce(b, CollectiveCall{count, buf, buf}, algo);
+  return b.run().makespan;
+}
+
 /// nccl-tests' bus bandwidth of an all-reduce over n ranks: algbw x 2 (n - 1) / n, GB/s.
 double all_reduce_busbw(std::size_t bytes, Picoseconds t, int n) {
   return static_cast<double>(bytes) / t.in_seconds() / 1e9 * 2.0 * (n - 1) / n;
@@ -161,13 +172,9 @@ TEST_CASE("Mixed radix time: per prime factor f, 2 (f - 1) ring steps of the hel
   for (std::uint32_t p : {2u, 4u, 6u, 7u, 11u, 12u, 30u}) {
     CAPTURE(p);
     const auto fabric = one_leaf(p, cable);
-    SimBackendConfig cfg;
-    cfg.mode = SimMode::timing;
-    SimBackend b(fabric, static_cast<int>(p), cfg);
-    b.set_reduction({DataType::float32, ReduceOp::sum});
-    const BufferId buf = b.allocate(count * 4);
-    all_reduce(b, CollectiveCall{count, buf, buf}, Algorithm::mixed_radix);
-    const Picoseconds t = b.run().makespan;
+    const Picoseconds t =
+        timed_all_reduce(fabric, static_cast<int>(p), count, Algorithm::mixed_radix);
+    const SimBackendConfig cfg;
     const Picoseconds alpha = cfg.sim.message_overhead + cable * 2 + cfg.sim.switch_hop;
     Picoseconds expected;
     std::size_t held = count * 4;
@@ -178,13 +185,8 @@ TEST_CASE("Mixed radix time: per prime factor f, 2 (f - 1) ring steps of the hel
     }
     CHECK(t == cfg.collective_base + expected);
     // Where p is not a power of two it beats Rabenseifner's fold at this size.
-    if (!std::has_single_bit(p)) {
-      SimBackend r(fabric, static_cast<int>(p), cfg);
-      r.set_reduction({DataType::float32, ReduceOp::sum});
-      const BufferId rb = r.allocate(count * 4);
-      all_reduce(r, CollectiveCall{count, rb, rb}, Algorithm::rabenseifner);
-      CHECK(t < r.run().makespan);
-    }
+    if (!std::has_single_bit(p))
+      CHECK(t < timed_all_reduce(fabric, static_cast<int>(p), count, Algorithm::rabenseifner));
   }
 }
 

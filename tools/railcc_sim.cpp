@@ -454,10 +454,8 @@ Sweep set_up(const Options& o, const Request& q) {
   // Scheduled, a connection gets a QP per port of its GPU's NIC unless --qps says
   // otherwise: one QP is one port, and a dual-plane NIC (HPN) would run at half its rate.
   if (o.schedule == "on" && !o.qps_given) {
-    std::uint32_t ports = 0;
-    for (LinkIndex l : w.fabric.up_links(0))
-      ports += w.fabric.kind(w.fabric.link(l).to) == FabricNodeKind::network_switch ? 1 : 0;
-    w.cfg.qps_per_connection = std::max<std::uint32_t>(1, ports);
+    w.cfg.qps_per_connection =
+        static_cast<std::uint32_t>(std::max<std::size_t>(1, network_ports(w.fabric, 0)));
   }
   apply_costs(q.n, file_costs, w.cfg);
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
@@ -752,11 +750,7 @@ int run(const Options& o) {
     SimBackend b(w.fabric, static_cast<int>(w.ranks), w.cfg);
     Row row = simulate_size(o, q, w, i, b);
     if (row.wrong > 0) sum.wrong += static_cast<std::size_t>(row.wrong);
-    sum.qps.steps += row.qps.steps;
-    sum.qps.flows += row.qps.flows;
-    sum.qps.moved += row.qps.moved;
-    sum.qps.shared_links_before += row.qps.shared_links_before;
-    sum.qps.shared_links_after += row.qps.shared_links_after;
+    sum.qps += row.qps;
     if (!o.json)
       progress.above([&] {
         print_row(q, w, row);

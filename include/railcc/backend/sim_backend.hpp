@@ -259,7 +259,15 @@ class SimBackend {
     std::size_t moved = 0;                ///< flows whose QP the chooser changed
     std::size_t shared_links_before = 0;  ///< switch links carrying 2+ flows of a step, blindly
     std::size_t shared_links_after = 0;   ///< the same with the chosen QPs
-    double worst_ratio = 0;  ///< largest busiest-link time chosen / blind over the steps
+
+    QpChoiceSummary& operator+=(const QpChoiceSummary& o) {
+      steps += o.steps;
+      flows += o.flows;
+      moved += o.moved;
+      shared_links_before += o.shared_links_before;
+      shared_links_after += o.shared_links_after;
+      return *this;
+    }
   };
   [[nodiscard]] const QpChoiceSummary& qp_choice_summary() const { return qp_stats_; }
   /// The steps of the last run() in steps mode.
@@ -571,13 +579,7 @@ class SimBackend {
     }
   }
   void note(const QpChoiceStats& s) {
-    qp_stats_.steps += s.flows > 0 ? 1 : 0;
-    qp_stats_.flows += s.flows;
-    qp_stats_.moved += s.moved;
-    qp_stats_.shared_links_before += s.shared_before;
-    qp_stats_.shared_links_after += s.shared_after;
-    qp_stats_.worst_ratio =
-        std::max(qp_stats_.worst_ratio, s.worst_before > 0 ? s.worst_after / s.worst_before : 0.0);
+    qp_stats_ += {s.flows > 0 ? 1u : 0u, s.flows, s.moved, s.shared_before, s.shared_after};
   }
 
   /// Applies every operation's effect in simulated-time order: reads at start, writes at

@@ -86,6 +86,15 @@ inline LinkIndex nvlink_of(const Fabric& f, NodeIndex e) {
   return no_link_index;
 }
 
+/// Network ports of endpoint `e`: its links up to switches (2 on a dual-plane NIC).
+inline std::size_t network_ports(const Fabric& f, NodeIndex e) {
+  if (f.kind(e) != FabricNodeKind::endpoint) return 0;
+  std::size_t n = 0;
+  for (LinkIndex l : f.up_links(e))
+    n += f.kind(f.link(l).to) == FabricNodeKind::network_switch ? 1 : 0;
+  return n;
+}
+
 /// Whether the router sends a flow between endpoints `src` and `dst` over NVLink (the same
 /// host, both NVLinks alive) instead of through the NICs.
 inline bool over_nvlink(const Fabric& f, NodeIndex src, NodeIndex dst) {

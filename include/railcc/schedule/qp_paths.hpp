@@ -170,18 +170,10 @@ class QpPathChooser {
       const FabricLink& l = fabric_.link(r);
       const bool from_switch = fabric_.kind(l.from) == FabricNodeKind::network_switch;
       const bool to_switch = fabric_.kind(l.to) == FabricNodeKind::network_switch;
-      if ((from_switch && to_switch) || (to_switch && nic_ports(l.from) > 1) ||
-          (from_switch && nic_ports(l.to) > 1))
+      if ((from_switch && to_switch) || (to_switch && network_ports(fabric_, l.from) > 1) ||
+          (from_switch && network_ports(fabric_, l.to) > 1))
         out.push_back(r);
     }
-  }
-  /// Network ports of an endpoint (its links up to switches).
-  std::size_t nic_ports(NodeIndex e) const {
-    if (fabric_.kind(e) != FabricNodeKind::endpoint) return 0;
-    std::size_t n = 0;
-    for (LinkIndex l : fabric_.up_links(e))
-      n += fabric_.kind(fabric_.link(l).to) == FabricNodeKind::network_switch ? 1 : 0;
-    return n;
   }
   void add(const std::vector<LinkIndex>& path, double bytes) {
     for (LinkIndex l : path) {
