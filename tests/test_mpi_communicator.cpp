@@ -362,12 +362,15 @@ TEST_CASE("host backend: a rank that stops mid-collective is named, and nobody h
   std::vector<std::int32_t> buf(1 << 20, 1);
   CallOptions ring;
   ring.algorithm = Algorithm::ring;
-  // The stopper starts the call, takes what has arrived (test), and stops. Peers far
-  // enough ahead can let that one test() finish the stopper's part, and then the call
-  // completes everywhere: the next call is tried, up to five.
+  // The stopper starts the call, takes what has arrived (test), and stops. The others
+  // start 300 ms later: had they been first, that one test() could take everything they
+  // sent and finish the stopper's part, and the call would complete everywhere (it did
+  // on a loaded machine, five times in a row). If it still completes, the next call is
+  // tried, up to five.
   bool seen = false;
   for (int attempt = 0; attempt < 5 && !seen; ++attempt) {
     std::string what;
+    if (comm.rank() != stopper) std::this_thread::sleep_for(300ms);
     const auto t0 = std::chrono::steady_clock::now();
     try {
       Request r = comm.iall_reduce(buf.data(), buf.data(), buf.size(), DataType::int32,
