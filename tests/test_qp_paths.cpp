@@ -14,6 +14,7 @@
 #include "railcc/backend/sim_backend.hpp"
 #include "railcc/backend/sim_verified.hpp"
 #include "railcc/coll/collectives.hpp"
+#include "railcc/fabric/failures.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/schedule/qp_paths.hpp"
 #include "test_support.hpp"
@@ -107,9 +108,18 @@ TEST_CASE("Randomized: the chooser's report is what a fresh count finds, never w
   std::mt19937_64 rng(11);
   ColossusParams small;
   small.gpus = 1024;  // 2 arrays of 64 hosts... 128 hosts, 16 leaves, one pod
-  const Fabric fabrics[] = {fat_tree(4), fat_tree(8), colossus(small), hpn({2, 16})};
-  for (int trial = 0; trial < 40; ++trial) {
-    const Fabric& f = fabrics[trial % 4];
+  // The same four with 3% of their switch cables down: the router's backtracking takes
+  // flows around them, and the chooser's count of the links must follow it.
+  const Fabric whole[] = {fat_tree(4), fat_tree(8), colossus(small), hpn({2, 16})};
+  std::vector<Fabric> fabrics(std::begin(whole), std::end(whole));
+  std::size_t failed = 0;
+  for (const Fabric& w : whole) {
+    fabrics.push_back(w);
+    failed += fail_switch_cables(fabrics.back(), 0.03, 5);
+  }
+  CHECK(failed > 0);
+  for (int trial = 0; trial < 48; ++trial) {
+    const Fabric& f = fabrics[static_cast<std::size_t>(trial) % fabrics.size()];
     const auto n = static_cast<std::uint32_t>(f.endpoint_count());
     // A random step: a random partial permutation, random sizes, some flows twice.
     std::vector<std::uint32_t> dst(n);
@@ -224,6 +234,41 @@ TEST_CASE("Choosing QPs never changes what a collective computes") {
       CHECK(run_verified(b, call, 99).wrong == 0);
     }
   }
+}
+
+TEST_CASE("With switch cables down, chosen QPs still give the right data, or name a cut-off flow") {
+  ColossusParams params;
+  params.gpus = 512;
+  params.hosts_per_array = 8;  // 8 arrays: rings and partners leave their leaf
+  Fabric f = colossus(params);
+  CHECK(fail_switch_cables(f, 0.05, 7) > 0);
+  for (Algorithm algo : {Algorithm::ring, Algorithm::mixed_radix, Algorithm::hierarchical}) {
+    CAPTURE(to_string(algo));
+    SimBackendConfig cfg;
+    cfg.choose_qps = true;
+    SimBackend b(f, 512, cfg);
+    b.set_reduction({DataType::int32, ReduceOp::sum});
+    VerifiedCall call;
+    call.algorithm = algo;
+    call.inter_host = Algorithm::mixed_radix;
+    call.count = 4099;
+    CHECK(run_verified(b, call, 5).wrong == 0);
+  }
+  // Every up-link of GPU 0's leaf down: its flows to other leaves have no path, and the
+  // error names one of them rather than choosing a QP for it.
+  NodeIndex leaf = 0;
+  for (LinkIndex l : f.up_links(0))
+    if (f.kind(f.link(l).to) == FabricNodeKind::network_switch) leaf = f.link(l).to;
+  REQUIRE(leaf != 0);
+  for (LinkIndex l : f.up_links(leaf)) f.set_cable_health(l, 0.0f);
+  SimBackendConfig cfg;
+  cfg.choose_qps = true;
+  SimBackend b(f, 512, cfg);
+  b.set_reduction({DataType::int32, ReduceOp::sum});
+  VerifiedCall call;
+  call.algorithm = Algorithm::ring;
+  call.count = 4099;
+  CHECK_CONTAINS(error_of([&] { (void)run_verified(b, call, 5); }), "has no live path between");
 }
 
 TEST_CASE("QP choice is for ECMP: spraying and zero candidates are refused") {

@@ -178,28 +178,14 @@ Settings check_numbers(const Options& o) {
   us("--switch-hop-us", o.switch_hop_us, n.costs.switch_hop);
   us("--base-us", o.base_us, n.costs.collective_base);
   n.fail_links = parse_real("--fail-links", o.fail_links);
+  if (!(n.fail_links >= 0 && n.fail_links < 1))
+    throw InputError("--fail-links " + o.fail_links + " is out of range: use a fraction in [0, 1)");
   n.seed = parse_whole("--seed", o.seed, 0, std::numeric_limits<std::uint64_t>::max());
   return n;
 }
 
 Fabric build_fabric(const Options& o, const Settings& n, FixedCosts& file_costs) {
   return fabric_from_spec(o.fabric, n.gpus, &file_costs, "--fabric");
-}
-
-/// Marks `fraction` of the switch-to-switch cables down, chosen by `seed`. NIC cables are
-/// left alone: a GPU whose only cable is down is a dead GPU, not a degraded fabric.
-std::size_t fail_links(Fabric& f, double fraction, std::uint64_t seed) {
-  if (!(fraction >= 0 && fraction < 1))
-    throw InputError("--fail-links must be a fraction in [0, 1)");
-  std::vector<LinkIndex> cables;
-  for (LinkIndex l = 0; l < f.link_count(); l += 2) {
-    if (f.link(l).level > 1) cables.push_back(l);
-  }
-  const auto n = static_cast<std::size_t>(fraction * static_cast<double>(cables.size()) + 0.5);
-  std::mt19937_64 rng(seed);
-  std::shuffle(cables.begin(), cables.end(), rng);
-  for (std::size_t i = 0; i < n; ++i) f.set_cable_health(cables[i], 0.0f);
-  return n;
 }
 
 std::size_t switch_count(const Fabric& f) {
@@ -419,7 +405,7 @@ Sweep set_up(const Options& o, const Request& q) {
   Sweep w;
   FixedCosts file_costs;
   w.fabric = build_fabric(o, q.n, file_costs);
-  w.failed = q.n.fail_links > 0 ? fail_links(w.fabric, q.n.fail_links, q.n.seed) : 0;
+  w.failed = q.n.fail_links > 0 ? fail_switch_cables(w.fabric, q.n.fail_links, q.n.seed) : 0;
   w.ranks = q.n.gpus > 0 ? q.n.gpus : w.fabric.endpoint_count();
   if (w.ranks > w.fabric.endpoint_count()) {
     throw InputError("--gpus " + std::to_string(w.ranks) + ": the fabric has only " +

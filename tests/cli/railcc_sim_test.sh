@@ -171,6 +171,14 @@ set -- $qps
 out=$(sim --gpus 64 --schedule on --data -d int32 -b 64K -e 64K 2>&1)
 printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && pass "--schedule on --data" ||
   fail "--schedule on --data: $out"
+# With 5% of the switch cables down the chosen QPs still give the right data; with 95%
+# down a flow has no path, and the error names it (no QP is chosen for it).
+out=$(sim --gpus 1024 --schedule on --fail-links 0.05 --data -d int32 -b 64K -e 64K 2>&1)
+printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && pass "--schedule on --fail-links 0.05 --data" ||
+  fail "--schedule on --fail-links 0.05 --data: $out"
+out=$(sim --gpus 1024 --schedule on --fail-links 0.95 -b 64K -e 64K 2>&1); rc=$?
+[ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q 'railcc-sim: flow .* has no live path between' &&
+  pass "--schedule on on a cut fabric names the flow" || fail "--schedule on, cut fabric: exit $rc: $out"
 sim --gpus 64 --schedule on --routing spray -b 1M -e 1M 2>/dev/null |
   grep -q '^# schedule on: spray routing uses every path, no QPs to choose; 1 QP per connection' &&
   pass "--schedule on with spraying says so" || fail "--schedule on --routing spray"
