@@ -1,7 +1,7 @@
 // schedule/qp_paths.hpp: QPs chosen against the ECMP hash put a step's flows on different
 // links where the fabric allows it, never make a step worse than blind hashing, report
 // what a from-scratch count of the links confirms, and never change what a collective
-// computes.
+// computes. schedule/qp_striping.hpp: without the hash, the QPs a connection stripes over.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include "railcc/fabric/failures.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/schedule/qp_paths.hpp"
+#include "railcc/schedule/qp_striping.hpp"
 #include "test_support.hpp"
 
 using namespace railcc;
@@ -287,4 +288,62 @@ TEST_CASE("QP choice is for ECMP: spraying and zero candidates are refused") {
   cfg.choose_qps = true;
   cfg.sim.routing.mode = RoutingMode::spray;
   CHECK_CONTAINS(error_of([&] { SimBackend(f, 4, cfg); }), "choose_qps needs ECMP routing");
+}
+
+TEST_CASE(
+    "Without the hash, a connection stripes over min(first hops, 16) QPs, one per port at least") {
+  // A k-ary fat tree's edge switch has k / 2 up-links.
+  for (std::uint32_t k : {4u, 8u}) {
+    const StripingChoice c = blind_striping(fat_tree(k));
+    CHECK(c.first_hops == k / 2);
+    CHECK(c.ports == 1);
+    CHECK(c.qps == k / 2);
+  }
+  // Colossus' rail leaf: 64 hosts down, 64 up; capped at 16.
+  ColossusParams small;
+  small.gpus = 1024;
+  const StripingChoice col = blind_striping(colossus(small));
+  CHECK(col.first_hops == 64);
+  CHECK(col.qps == max_striping_qps);
+  CHECK(col.why() == "min(64 first hops out of a leaf, 16) = 16 QPs");
+  // HPN's dual-plane NIC: two ports.
+  CHECK(blind_striping(hpn({2, 16})).ports == 2);
+  // One tier (every GPU under one leaf per rail): nothing to spread over, one QP a port.
+  ColossusParams one_leaf;
+  one_leaf.gpus = 64;
+  Fabric f = colossus(one_leaf);
+  for (LinkIndex l = 0; l < f.link_count(); ++l)
+    if (f.link(l).level > 1) f.set_cable_health(l, 0.0f);
+  const StripingChoice none = blind_striping(f);
+  CHECK(none.first_hops == 0);
+  CHECK(none.qps == 1);
+  // Dead up-links are not hops: a fat tree of k = 4 with one of every edge's two up-links
+  // down stripes over one.
+  Fabric half = fat_tree(4);
+  for (NodeIndex v = 0; v < half.node_count(); ++v) {
+    if (half.kind(v) != FabricNodeKind::network_switch || half.tier(v) != 1) continue;
+    half.set_cable_health(half.up_links(v).front(), 0.0f);
+  }
+  CHECK(blind_striping(half).first_hops == 1);
+  CHECK(blind_striping(half).qps == 1);
+}
+
+TEST_CASE("Striping over the blind choice's QPs never changes what a collective computes") {
+  ColossusParams params;
+  params.gpus = 512;
+  params.hosts_per_array = 8;
+  const Fabric f = colossus(params);
+  SimBackendConfig cfg;
+  cfg.qps_per_connection = blind_striping(f).qps;
+  REQUIRE(cfg.qps_per_connection == 8);  // 8 arrays: a leaf has 8 up-links
+  for (Algorithm algo : {Algorithm::ring, Algorithm::mixed_radix, Algorithm::hierarchical}) {
+    CAPTURE(to_string(algo));
+    SimBackend b(f, 512, cfg);
+    b.set_reduction({DataType::int32, ReduceOp::sum});
+    VerifiedCall call;
+    call.algorithm = algo;
+    call.inter_host = Algorithm::mixed_radix;
+    call.count = 4099;
+    CHECK(run_verified(b, call, 3).wrong == 0);
+  }
 }

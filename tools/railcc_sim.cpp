@@ -16,7 +16,8 @@
 //                      with the least predicted time on this fabric)
 //   --pipeline-chunks N  chunks a chain or tree pipelines (broadcast, reduce, tree)
 //   --routing ecmp|spray  --schedule off|on (QPs chosen per step)  --fail-links FRACTION --seed S
-//   (switch-to-switch cables)
+//   (switch-to-switch cables)  --ecmp-hash known|unknown (unknown: --schedule on stripes
+//   each connection over QPs instead of choosing them)
 //   --transport rdma|tcp   --message-overhead-us --nvlink-overhead-us --nvls-overhead-us
 //   --switch-hop-us --base-us   fixed costs (the profile, then the fabric file, then these)
 //   --mode steps|timing|data, --data     steps (default: scale), per-operation, or real data
@@ -52,6 +53,7 @@
 #include "railcc/fabric.hpp"
 #include "railcc/formats/fabric_json.hpp"
 #include "railcc/formats/fabric_spec.hpp"
+#include "railcc/schedule.hpp"
 #include "railcc/sim/trace.hpp"
 #include "railcc/tune.hpp"
 #include "size_option.hpp"
@@ -109,6 +111,7 @@ struct Options {
   std::string inter = "rabenseifner";
   std::string routing = "ecmp";
   std::string schedule = "off";
+  std::string ecmp_hash = "known";
   std::string min_bytes = "1K";
   std::string max_bytes = "1G";
   std::string factor = "4";
@@ -352,6 +355,9 @@ Request parse_request(const Options& o) {
     throw InputError("--explain prints lines for people; --json has the tuner's pick per row");
   if (o.schedule != "off" && o.schedule != "on")
     throw InputError("--schedule '" + o.schedule + "': use off or on");
+  if (o.ecmp_hash != "known" && o.ecmp_hash != "unknown")
+    throw InputError("--ecmp-hash '" + o.ecmp_hash +
+                     "': use known (the switches hash as railcc's model does) or unknown");
   q.min_bytes = parse_size("-b", o.min_bytes);
   q.max_bytes = parse_size("-e", o.max_bytes);
   if (q.min_bytes == 0 || q.max_bytes < q.min_bytes)
@@ -367,7 +373,8 @@ Request parse_request(const Options& o) {
 /// The fabric and everything fixed for the whole sweep.
 struct Sweep {
   Fabric fabric;
-  std::size_t failed = 0;  // cables failed on purpose
+  std::size_t failed = 0;                  // cables failed on purpose
+  std::optional<StripingChoice> striping;  // --schedule on with an unknown hash
   std::size_t ranks = 0;
   int root = 0;
   int channels = 1;  // rings and trees (all algorithms when explicit_channels)
@@ -435,13 +442,18 @@ Sweep set_up(const Options& o, const Request& q) {
   w.cfg.qps_per_connection = static_cast<std::uint32_t>(q.n.qps);
   w.cfg.sim.routing.mode = o.routing == "spray" ? RoutingMode::spray : RoutingMode::ecmp;
   w.cfg.sim.routing.seed = q.n.seed;
-  // Spraying uses every path already: there is no hash to steer.
-  w.cfg.choose_qps = o.schedule == "on" && w.cfg.sim.routing.mode == RoutingMode::ecmp;
+  // Spraying uses every path already: there is no hash to steer. A hash railcc does not
+  // know cannot be steered either: connections stripe over QPs instead (qp_striping.hpp).
+  const bool ecmp = w.cfg.sim.routing.mode == RoutingMode::ecmp;
+  if (o.schedule == "on" && ecmp && o.ecmp_hash == "unknown") w.striping = blind_striping(w.fabric);
+  w.cfg.choose_qps = o.schedule == "on" && ecmp && !w.striping;
   // Scheduled, a connection gets a QP per port of its GPU's NIC unless --qps says
   // otherwise: one QP is one port, and a dual-plane NIC (HPN) would run at half its rate.
   if (o.schedule == "on" && !o.qps_given) {
     w.cfg.qps_per_connection =
-        static_cast<std::uint32_t>(std::max<std::size_t>(1, network_ports(w.fabric, 0)));
+        w.striping
+            ? w.striping->qps
+            : static_cast<std::uint32_t>(std::max<std::size_t>(1, network_ports(w.fabric, 0)));
   }
   apply_costs(q.n, file_costs, w.cfg);
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
@@ -609,7 +621,16 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
               q.mode_name.c_str(), o.in_place ? "in place" : "out of place",
               q.fixed ? std::string(to_string(*q.fixed)).c_str() : "auto (alpha-beta cost model)",
               channels.c_str());
-  if (o.schedule == "on") {
+  if (w.striping) {
+    const std::string qps = o.qps_given ? std::to_string(w.cfg.qps_per_connection) +
+                                              (w.cfg.qps_per_connection == 1 ? " QP" : " QPs") +
+                                              " per connection, as --qps says"
+                                        : "each connection stripes over " + w.striping->why();
+    std::printf(
+        "# schedule on: the ECMP hash is unknown (--ecmp-hash unknown), so no QP is "
+        "chosen: %s\n",
+        qps.c_str());
+  } else if (o.schedule == "on") {
     std::printf("# schedule on: %s; %u QP%s per connection%s\n",
                 w.cfg.choose_qps ? "each step's QPs chosen against the ECMP hash (qp_paths)"
                                  : "spray routing uses every path, no QPs to choose",
@@ -662,6 +683,8 @@ void print_json(const Options& o, const Request& q, const Sweep& w, const std::v
   j["failed_cables"] = w.failed;
   j["routing"] = o.routing;
   j["schedule"] = o.schedule;
+  j["ecmp_hash"] = o.ecmp_hash;
+  j["qps_per_connection"] = w.cfg.qps_per_connection;
   j["channels"] = w.channels;
   j["transport"] = o.transport;
   j["fixed_costs_us"] = {{"message_overhead", w.cfg.sim.message_overhead.in_us()},
@@ -788,6 +811,10 @@ int main(int argc, char** argv) {
   app.add_option("--schedule", o.schedule,
                  "off, or on: choose each step's QPs against the ECMP hash so its flows take "
                  "different paths")
+      ->capture_default_str();
+  app.add_option("--ecmp-hash", o.ecmp_hash,
+                 "known, or unknown: the switches' hash is not railcc's model, so --schedule on "
+                 "stripes each connection over QPs instead of choosing them")
       ->capture_default_str();
   app.add_option("-b,--minbytes", o.min_bytes, "smallest size (bytes; K, M, G)")
       ->capture_default_str();

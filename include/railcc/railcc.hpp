@@ -10,6 +10,7 @@
 #include "railcc/error.hpp"
 #include "railcc/fabric.hpp"
 #include "railcc/log.hpp"
+#include "railcc/schedule.hpp"
 #include "railcc/sim.hpp"
 #include "railcc/topology.hpp"
 #include "railcc/tune.hpp"

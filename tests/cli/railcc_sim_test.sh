@@ -179,6 +179,13 @@ printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && pass "--sche
 out=$(sim --gpus 1024 --schedule on --fail-links 0.95 -b 64K -e 64K 2>&1); rc=$?
 [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q 'railcc-sim: flow .* has no live path between' &&
   pass "--schedule on on a cut fabric names the flow" || fail "--schedule on, cut fabric: exit $rc: $out"
+# A hash railcc does not know cannot be steered: --schedule on stripes each connection
+# over the QPs the fabric suggests, says so, and the data stays right.
+out=$(sim --gpus 1024 --schedule on --ecmp-hash unknown --data -d int32 -b 64K -e 64K 2>&1)
+printf '%s\n' "$out" | grep -q '^# schedule on: the ECMP hash is unknown (--ecmp-hash unknown), so no QP is chosen: each connection stripes over min(64 first hops out of a leaf, 16) = 16 QPs$' &&
+  printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && ! printf '%s\n' "$out" | grep -q '^# QPs chosen' &&
+  pass "--ecmp-hash unknown stripes and says so" || fail "--ecmp-hash unknown: $out"
+expect_error "an unknown --ecmp-hash" "use known (the switches hash as railcc's model does) or unknown" --ecmp-hash crc --gpus 8
 sim --gpus 64 --schedule on --routing spray -b 1M -e 1M 2>/dev/null |
   grep -q '^# schedule on: spray routing uses every path, no QPs to choose; 1 QP per connection' &&
   pass "--schedule on with spraying says so" || fail "--schedule on --routing spray"
