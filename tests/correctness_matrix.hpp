@@ -70,6 +70,7 @@ std::size_t for_each_matrix_case(Fn&& fn) {
       {Collective::all_gather, Algorithm::bruck, Algorithm::ring, false},
       {Collective::broadcast, Algorithm::chain, Algorithm::ring, false},
       {Collective::all_to_all, Algorithm::pairwise, Algorithm::ring, false},
+      {Collective::all_to_all, Algorithm::pxn, Algorithm::ring, false},
       {Collective::send_recv, Algorithm::pairwise, Algorithm::ring, false},
   };
   for (const auto& row : rows) {

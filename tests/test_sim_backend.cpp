@@ -843,3 +843,64 @@ TEST_CASE("Validation: a size sweep of the ring on 4 H100, where the model holds
     if (p.bytes >= (std::size_t{128} << 20)) CHECK(std::abs(error) <= 0.10);
   }
 }
+
+TEST_CASE("Rail alignment from the per-link bytes: nothing between hosts climbs above the leaves") {
+  // One array of 32 hosts: each rail has one leaf, so a flow between hosts that stays on
+  // its rail never leaves its leaf, and one that changes rails must cross a spine. The
+  // simulator's per-link accounting is the witness.
+  ColossusParams params;
+  params.gpus = 256;
+  params.hosts_per_array = 32;
+  const Fabric f = colossus(params);
+  const auto above_leaves = [&](const SimResult& r) {
+    double bytes = 0;
+    for (LinkIndex l = 0; l < f.link_count(); ++l)
+      bytes += f.link(l).level >= 2 ? r.link_bytes[l] : 0;
+    return bytes;
+  };
+  const auto nic_bytes = [&](const SimResult& r) {
+    double bytes = 0;
+    for (LinkIndex l = 0; l < f.link_count(); ++l)
+      bytes += f.link(l).level == 1 && f.link(l).up ? r.link_bytes[l] : 0;
+    return bytes;
+  };
+  SimBackendConfig cfg;
+  cfg.mode = SimMode::timing;
+  const std::size_t count = 256 * 64;
+  const auto all_reduce_run = [&](Algorithm algo, Algorithm inter) {
+    SimBackend b(f, 256, cfg);
+    b.set_reduction({DataType::float32, ReduceOp::sum});
+    const BufferId buf = b.allocate(count * 4);
+    CollectiveCall call{count, buf, buf};
+    call.channels = algo == Algorithm::ring ? 8 : 1;
+    all_reduce(b, call, algo, inter);
+    return b.run();
+  };
+  for (Algorithm inter : inter_host_algorithms()) {
+    CAPTURE(to_string(inter));
+    const SimResult r = all_reduce_run(Algorithm::hierarchical, inter);
+    CHECK(nic_bytes(r) > 0);
+    CHECK(above_leaves(r) == 0);
+  }
+  // The rail-aligned rings of the flat ring (an even number of hosts).
+  const SimResult ring = all_reduce_run(Algorithm::ring, Algorithm::ring);
+  CHECK(nic_bytes(ring) > 0);
+  CHECK(above_leaves(ring) == 0);
+  // All-to-all: pairwise sends 7 of 8 chunks between hosts across rails; PXN none.
+  const auto all_to_all_run = [&](Algorithm algo) {
+    SimBackend b(f, 256, cfg);
+    b.set_reduction({DataType::float32, ReduceOp::sum});
+    const BufferId in = b.allocate(256 * 16 * 4);
+    const BufferId out = b.allocate(256 * 16 * 4);
+    all_to_all(b, CollectiveCall{16, in, out}, algo);
+    return b.run();
+  };
+  const SimResult pairwise = all_to_all_run(Algorithm::pairwise);
+  const SimResult pxn = all_to_all_run(Algorithm::pxn);
+  CHECK(above_leaves(pairwise) > 0);
+  CHECK(above_leaves(pxn) == 0);
+  // The same bytes leave the GPUs through their NICs either way: (H - 1) / H of each
+  // GPU's buffer, 31 / 32 of 256 x 64 B.
+  CHECK(nic_bytes(pairwise) == doctest::Approx(256.0 * 256 * 64 * 31 / 32));
+  CHECK(nic_bytes(pxn) == doctest::Approx(256.0 * 256 * 64 * 31 / 32));
+}

@@ -63,7 +63,12 @@ enum class Algorithm : std::uint8_t {
   /// steps, 2 (p - 1) / p n beta for any p (no fold). Rabenseifner's bandwidth where p is
   /// not a power of two (12,500 hosts of 100,000 GPUs), at a few more latencies where p
   /// has large prime factors.
-  mixed_radix
+  mixed_radix,
+  /// All-to-all with NCCL's PXN: a chunk for another host crosses NVLink first, to the GPU
+  /// of its host on the destination's rail, which sends its host's chunks for that
+  /// destination as one message: (G - 1) / G n over NVLink, then (H - 1) / H n over the
+  /// NIC, every network byte on its rail.
+  pxn
 };
 
 constexpr std::string_view to_string(Algorithm a) {
@@ -77,6 +82,7 @@ constexpr std::string_view to_string(Algorithm a) {
     case Algorithm::tree: return "tree";
     case Algorithm::nvls: return "nvls";
     case Algorithm::mixed_radix: return "mixed_radix";
+    case Algorithm::pxn: return "pxn";
   }
   return "?";
 }
@@ -84,7 +90,7 @@ constexpr std::string_view to_string(Algorithm a) {
 inline std::optional<Algorithm> parse_algorithm(std::string_view s) {
   for (auto a : {Algorithm::ring, Algorithm::rabenseifner, Algorithm::hierarchical,
                  Algorithm::chain, Algorithm::pairwise, Algorithm::bruck, Algorithm::tree,
-                 Algorithm::nvls, Algorithm::mixed_radix}) {
+                 Algorithm::nvls, Algorithm::mixed_radix, Algorithm::pxn}) {
     if (s == to_string(a)) return a;
   }
   return std::nullopt;

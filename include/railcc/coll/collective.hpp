@@ -82,7 +82,7 @@ inline std::vector<Algorithm> algorithms_for(Collective c) {
     case Collective::all_gather: return {Algorithm::ring, Algorithm::bruck};
     case Collective::broadcast:
     case Collective::reduce: return {Algorithm::chain};
-    case Collective::all_to_all: return {Algorithm::pairwise};
+    case Collective::all_to_all: return {Algorithm::pairwise, Algorithm::pxn};
     case Collective::send_recv: return {Algorithm::pairwise};
   }
   return {};

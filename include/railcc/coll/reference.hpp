@@ -364,6 +364,7 @@ std::size_t count_wrong(B& b, const VerifiedCall& c, const VerifiedInputs& v) {
         }
         break;
       case Collective::broadcast:
+        if (c.count == 0) break;
         wrong += std::memcmp(got.data(), inputs[static_cast<std::size_t>(c.root)].data(),
                              c.count * e) == 0
                      ? 0
@@ -375,6 +376,7 @@ std::size_t count_wrong(B& b, const VerifiedCall& c, const VerifiedInputs& v) {
           wrong += element_matches(type, expected[i], got.data() + i * e) ? 0 : 1;
         break;
       case Collective::all_to_all:
+        if (c.count == 0) break;  // nothing to compare (and memcmp takes no null buffer)
         for (std::size_t k = 0; k < P; ++k) {
           wrong += std::memcmp(got.data() + k * c.count * e, inputs[k].data() + r * c.count * e,
                                c.count * e) == 0
@@ -385,7 +387,8 @@ std::size_t count_wrong(B& b, const VerifiedCall& c, const VerifiedInputs& v) {
       case Collective::send_recv: {
         const std::size_t j = ring_position[r];
         const auto from = static_cast<std::size_t>(ring[(j + P - 1) % P]);
-        wrong += std::memcmp(got.data(), inputs[from].data(), c.count * e) == 0 ? 0 : 1;
+        if (c.count > 0)
+          wrong += std::memcmp(got.data(), inputs[from].data(), c.count * e) == 0 ? 0 : 1;
         break;
       }
     }

@@ -244,7 +244,15 @@ struct CostModel {
       case Collective::broadcast:
       case Collective::reduce:
         return (near + secs(n / K / B)) * static_cast<std::int64_t>(p - 1 + K - 1);
-      case Collective::all_to_all: return far + secs(n * (p - 1) / p / B);
+      case Collective::all_to_all: {
+        if (a != Algorithm::pxn || !multi) return far + secs(n * (p - 1) / p / B);
+        // PXN: its NVLink phase, then its rail phase (coll/algorithms/all_to_all.hpp).
+        const auto G = static_cast<double>(per_host);
+        const auto H = static_cast<double>(hosts);
+        const Picoseconds nv =
+            G > 1 ? alpha_nvlink + secs(n * (G - 1) / G / nvlink_Bps) : Picoseconds{};
+        return nv + far + secs(n * (H - 1) / H / nic_Bps);
+      }
       case Collective::send_recv: return near + secs(n / B);
     }
     return Picoseconds::max();
