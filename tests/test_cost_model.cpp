@@ -169,6 +169,30 @@ TEST_CASE("Mixed radix: the model's closed form is the simulated time on one lea
   }
 }
 
+TEST_CASE("Far steps climb only to the tier where the job's GPUs meet") {
+  // 64 GPUs fill 8 hosts of one colossus array: every rail has one leaf, so partners on
+  // one rail meet there, and GPUs on different rails meet one tier up. The model once
+  // charged every far step the way to the top tier and back: 3.3 us a step too many here,
+  // enough to pick NVLS at 32 us over mixed radix at 19 us (railcc-sim --explain simulated).
+  const SimConfig sim;
+  const CostModel small = CostModel::of(colossus_2048(), 64, sim);
+  CHECK(small.alpha_far == small.alpha_near);
+  CHECK(small.alpha_cross > small.alpha_near);
+  // 2,048 GPUs span 4 arrays: one rail's leaves meet at the spines.
+  const CostModel big = CostModel::of(colossus_2048(), 2048, sim);
+  CHECK(big.alpha_far == small.alpha_cross);
+  // Rabenseifner at 1 KiB on the 64: the prediction is the simulated time.
+  SimBackend b(colossus_2048(), 64, SimBackendConfig{});
+  b.set_reduction({DataType::float32, ReduceOp::sum});
+  const BufferId buf = b.allocate(1024);
+  all_reduce(b, CollectiveCall{256, buf, buf}, Algorithm::rabenseifner);
+  const Picoseconds simulated = b.run().makespan;
+  const Picoseconds predicted =
+      small.predict(Collective::all_reduce, Algorithm::rabenseifner, Algorithm::ring, 1024);
+  CHECK(std::llabs(predicted.count() - simulated.count()) <= 64);
+  CHECK(small.choose(Collective::all_reduce, 1024).algorithm != Algorithm::nvls);
+}
+
 TEST_CASE("Across a host count that is not a power of two the tuner leaves Rabenseifner's fold") {
   ColossusParams params;
   params.gpus = 8 * 48;  // 48 hosts: 32 + a fold of 16

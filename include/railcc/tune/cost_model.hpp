@@ -65,7 +65,11 @@ struct CostModel {
   Picoseconds alpha_nvls;  ///< an NVLS stage (the switch's reduction or multicast)
   Picoseconds collective_base = nccl_collective_base;  ///< paid once per collective
   Picoseconds alpha_near;                              ///< network step through one leaf
-  Picoseconds alpha_far;                               ///< network step through the top tier
+  /// A network step between the job's farthest hosts on one rail (up to the tier where
+  /// they meet, and down).
+  Picoseconds alpha_far;
+  /// A network step between the job's farthest GPUs on any rails.
+  Picoseconds alpha_cross;
   int pipeline_chunks = 8;
   /// Chunks hierarchical and nvls pipeline their phases in across hosts (0: the count
   /// with the least predicted time, phase_chunks_for).
@@ -75,6 +79,35 @@ struct CostModel {
   int channels = 1;
   bool switch_reduction = false;  ///< the hosts' NVSwitches reduce (NVLS)
   double nvls_efficiency = nccl_nvls_efficiency;
+
+  /// The switch endpoint e's first NIC port reaches (no_node: it has none).
+  static NodeIndex leaf_of(const Fabric& f, NodeIndex e) {
+    for (LinkIndex l : f.up_links(e))
+      if (f.link(l).level > 0) return f.link(l).to;
+    return no_node;
+  }
+  /// The lowest tier at which leaves a and b share a block (1: the same leaf).
+  static int meeting_tier(const Fabric& f, NodeIndex a, NodeIndex b) {
+    if (a == b || a == no_node || b == no_node) return 1;
+    for (int t = 2; t <= f.tiers(); ++t) {
+      const BlockIndex x = f.ancestor(f.block_of(a), t);
+      if (x != no_block && x == f.ancestor(f.block_of(b), t)) return t;
+    }
+    return f.tiers();
+  }
+  /// A step's latency without its start-up: the NIC cables and the leaf, then up the first
+  /// up-links from `leaf` to tier `top` and back down the same way.
+  static Picoseconds climb(const Fabric& f, NodeIndex leaf, int top, Picoseconds nic_latency,
+                           const SimConfig& sim) {
+    Picoseconds t = nic_latency * 2 + sim.switch_hop;
+    NodeIndex at = leaf;
+    for (int tier = 1; tier < top && at != no_node && !f.up_links(at).empty(); ++tier) {
+      const auto& k = f.link(f.up_links(at).front());
+      t = t + k.latency * 2 + sim.switch_hop * 2;
+      at = k.to;
+    }
+    return t;
+  }
 
   /// For `ranks` ranks on the fabric's first endpoints (what SimBackend does by default).
   static CostModel of(const Fabric& f, std::size_t ranks, const SimConfig& sim = {}) {
@@ -109,21 +142,20 @@ struct CostModel {
       }
     }
     m.alpha_near = sim.message_overhead + nic_latency * 2 + sim.switch_hop;
-    // Up the first up-links to the top tier and back down the same way.
-    Picoseconds far = nic_latency * 2 + sim.switch_hop;
-    NodeIndex at = no_node;
-    for (LinkIndex l : f.up_links(0)) {
-      if (f.link(l).level > 0) {
-        at = f.link(l).to;
-        break;
-      }
+    // A far step climbs to the lowest tier where the job's GPUs meet, not to the fabric's
+    // top: 64 GPUs in one colossus array never leave their rails' leaves. Rail-aligned
+    // steps (every algorithm's partners between hosts share a local index) climb to where
+    // the hosts' first GPUs meet; steps between any two GPUs (pairwise all-to-all) to where
+    // every GPU does.
+    const NodeIndex leaf0 = leaf_of(f, 0);
+    int rail_tier = 1, any_tier = 1;
+    for (NodeIndex e = 0; e < ranks; ++e) {
+      const int t = meeting_tier(f, leaf0, leaf_of(f, e));
+      any_tier = std::max(any_tier, t);
+      if (e == 0 || f.host(e) != f.host(e - 1)) rail_tier = std::max(rail_tier, t);
     }
-    while (at != no_node && !f.up_links(at).empty()) {
-      const auto& k = f.link(f.up_links(at).front());
-      far = far + k.latency * 2 + sim.switch_hop * 2;
-      at = k.to;
-    }
-    m.alpha_far = sim.message_overhead + far;
+    m.alpha_far = sim.message_overhead + climb(f, leaf0, rail_tier, nic_latency, sim);
+    m.alpha_cross = sim.message_overhead + climb(f, leaf0, any_tier, nic_latency, sim);
     return m;
   }
 
@@ -245,7 +277,8 @@ struct CostModel {
       case Collective::reduce:
         return (near + secs(n / K / B)) * static_cast<std::int64_t>(p - 1 + K - 1);
       case Collective::all_to_all: {
-        if (a != Algorithm::pxn || !multi) return far + secs(n * (p - 1) / p / B);
+        if (!multi) return far + secs(n * (p - 1) / p / B);
+        if (a != Algorithm::pxn) return alpha_cross + secs(n * (p - 1) / p / B);
         // PXN: its NVLink phase, then its rail phase (coll/algorithms/all_to_all.hpp).
         const auto G = static_cast<double>(per_host);
         const auto H = static_cast<double>(hosts);
