@@ -88,10 +88,14 @@ inline std::vector<Algorithm> algorithms_for(Collective c) {
   return {};
 }
 
-/// The algorithms hierarchical and nvls all-reduce may run across hosts (the first is
-/// the default).
+/// The algorithms hierarchical and nvls all-reduce may run across hosts, in the order the
+/// tuner prefers them on a tie. Mixed radix comes first: over a power of two of hosts it
+/// moves Rabenseifner's bytes in as many steps, so the alpha-beta model ties them, but its
+/// largest steps go to the nearest hosts, through the fewest tiers, where ECMP collisions
+/// (which the model does not price yet) cost least: at 4,096 colossus GPUs and 2 GiB it
+/// simulates 4.5 times faster (bench/tuner_sweep.sh, docs/scheduling.md).
 inline std::vector<Algorithm> inter_host_algorithms() {
-  return {Algorithm::rabenseifner, Algorithm::ring, Algorithm::mixed_radix};
+  return {Algorithm::mixed_radix, Algorithm::rabenseifner, Algorithm::ring};
 }
 
 /// Whether `a` can run across hosts inside hierarchical or nvls all-reduce.
