@@ -68,17 +68,23 @@ inline std::size_t channel_rotation(std::size_t channel, std::size_t channels,
   return channels >= per_host ? channel % per_host : channel * per_host / channels;
 }
 
+/// The hosts in placement order, each with its ranks in local order.
+template <CollectiveBackend B>
+std::vector<std::vector<int>> placement_hosts(const B& b) {
+  std::vector<std::vector<int>> hosts;
+  for (int r : placement_ring(b)) {
+    if (hosts.empty() || b.placement(hosts.back().front()).host != b.placement(r).host)
+      hosts.emplace_back();
+    hosts.back().push_back(r);
+  }
+  return hosts;
+}
+
 /// The GPUs of the largest host (the rotation base for channel_rotation).
 template <CollectiveBackend B>
 std::size_t largest_host(const B& b) {
-  std::vector<int> ring = placement_ring(b);
   std::size_t best = 0;
-  for (std::size_t begin = 0; begin < ring.size();) {
-    std::size_t end = begin;
-    while (end < ring.size() && b.placement(ring[end]).host == b.placement(ring[begin]).host) ++end;
-    best = std::max(best, end - begin);
-    begin = end;
-  }
+  for (const auto& host : placement_hosts(b)) best = std::max(best, host.size());
   return best;
 }
 

@@ -390,4 +390,15 @@ class Fabric {
   bool finalized_ = false;
 };
 
+/// The lowest tier at which switches a and b (leaves) share a block: 1 for the same
+/// leaf, f.tiers() + 1 where they share none.
+inline int meeting_tier(const Fabric& f, NodeIndex a, NodeIndex b) {
+  if (a == b) return 1;
+  for (int t = 2; t <= f.tiers(); ++t) {
+    const BlockIndex x = f.ancestor(f.block_of(a), t);
+    if (x != no_block && x == f.ancestor(f.block_of(b), t)) return t;
+  }
+  return f.tiers() + 1;
+}
+
 RAILCC_NAMESPACE_END

@@ -272,7 +272,7 @@ class Router {
         const auto& dl = f_.link(ld);
         if (f_.kind(dl.to) != FabricNodeKind::network_switch || !dl.alive()) continue;
         if (f_.plane_of(sl.to) != f_.plane_of(dl.to)) continue;
-        const int t = common_tier(sl.to, dl.to);
+        const int t = meeting_tier(f_, sl.to, dl.to);
         if (t < best) {
           best = t;
           pairs.clear();
@@ -338,15 +338,6 @@ class Router {
   [[nodiscard]] FlowHash hash_of(const FlowKey& k) const {
     return {opt_.seed ^ fmix64((std::uint64_t{k.src} << 32) | k.dst) ^
             fmix64(std::uint64_t{k.qp} + 0x9e3779b97f4a7c15ULL)};
-  }
-  /// Lowest tier at which the two leaves share a block (1: the same leaf).
-  int common_tier(NodeIndex a, NodeIndex b) const {
-    if (a == b) return 1;
-    for (int t = 2; t <= f_.tiers(); ++t) {
-      const BlockIndex x = f_.ancestor(f_.block_of(a), t);
-      if (x != no_block && x == f_.ancestor(f_.block_of(b), t)) return t;
-    }
-    return 1 << 30;
   }
   /// True when switch s (tier t) reaches dst_leaf going down only.
   bool covers(NodeIndex s, NodeIndex dst_leaf) const {

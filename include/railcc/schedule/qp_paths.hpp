@@ -25,7 +25,7 @@
 //
 // Where the hash is not railcc's (a real switch's hash and seed are not known), the
 // chooser's QPs are no better than any; striping a connection over k QPs
-// (SimBackendConfig::qps_per_connection) is the fallback.
+// (SimBackendConfig::qps_per_connection, k from qp_striping.hpp) is the fallback.
 #pragma once
 
 #include <algorithm>

@@ -86,15 +86,6 @@ struct CostModel {
       if (f.link(l).level > 0) return f.link(l).to;
     return no_node;
   }
-  /// The lowest tier at which leaves a and b share a block (1: the same leaf).
-  static int meeting_tier(const Fabric& f, NodeIndex a, NodeIndex b) {
-    if (a == b || a == no_node || b == no_node) return 1;
-    for (int t = 2; t <= f.tiers(); ++t) {
-      const BlockIndex x = f.ancestor(f.block_of(a), t);
-      if (x != no_block && x == f.ancestor(f.block_of(b), t)) return t;
-    }
-    return f.tiers();
-  }
   /// A step's latency without its start-up: the NIC cables and the leaf, then up the first
   /// up-links from `leaf` to tier `top` and back down the same way.
   static Picoseconds climb(const Fabric& f, NodeIndex leaf, int top, Picoseconds nic_latency,
@@ -150,7 +141,10 @@ struct CostModel {
     const NodeIndex leaf0 = leaf_of(f, 0);
     int rail_tier = 1, any_tier = 1;
     for (NodeIndex e = 0; e < ranks; ++e) {
-      const int t = meeting_tier(f, leaf0, leaf_of(f, e));
+      const NodeIndex leaf = leaf_of(f, e);
+      const int t = leaf0 == no_node || leaf == no_node
+                        ? 1
+                        : std::min(meeting_tier(f, leaf0, leaf), f.tiers());
       any_tier = std::max(any_tier, t);
       if (e == 0 || f.host(e) != f.host(e - 1)) rail_tier = std::max(rail_tier, t);
     }

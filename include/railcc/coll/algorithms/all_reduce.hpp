@@ -300,13 +300,7 @@ std::vector<Deps> tree_all_reduce(B& b, const CollectiveCall& call,
   const std::size_t elem = size_of(b.reduction().type);
   const std::size_t p = static_cast<std::size_t>(b.ranks());
   constexpr OpId no_op = ~OpId{0};
-  // Hosts in placement order, each with its GPUs in local order.
-  std::vector<std::vector<int>> hosts;
-  for (int r : placement_ring(b)) {
-    if (hosts.empty() || b.placement(hosts.back().front()).host != b.placement(r).host)
-      hosts.emplace_back();
-    hosts.back().push_back(r);
-  }
+  const std::vector<std::vector<int>> hosts = placement_hosts(b);
   const std::size_t H = hosts.size();
   const std::size_t per_host = largest_host(b);
   const BufferId scratch = b.allocate(call.count * elem);

@@ -40,15 +40,13 @@ template <CollectiveBackend B>
 std::vector<Deps> pxn_all_to_all(B& b, const CollectiveCall& call, std::size_t chunk) {
   const int p = b.ranks();
   const auto P = static_cast<std::size_t>(p);
-  const std::vector<int> order = placement_ring(b);  // by (host, local)
+  const std::vector<std::vector<int>> hosts = placement_hosts(b);
   std::vector<std::size_t> host_of(P), position(P);  // host index, position in the host
-  std::vector<std::vector<int>> hosts;
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    const int r = order[i];
-    if (i == 0 || b.placement(r).host != b.placement(order[i - 1]).host) hosts.emplace_back();
-    host_of[static_cast<std::size_t>(r)] = hosts.size() - 1;
-    position[static_cast<std::size_t>(r)] = hosts.back().size();
-    hosts.back().push_back(r);
+  for (std::size_t x = 0; x < hosts.size(); ++x) {
+    for (std::size_t i = 0; i < hosts[x].size(); ++i) {
+      host_of[static_cast<std::size_t>(hosts[x][i])] = x;
+      position[static_cast<std::size_t>(hosts[x][i])] = i;
+    }
   }
   const auto relay = [&](std::size_t x, int d) {
     const RankPlacement pd = b.placement(d);
@@ -107,12 +105,14 @@ std::vector<Deps> pxn_all_to_all(B& b, const CollectiveCall& call, std::size_t c
   }
   // Phase 2: over the rails, host to host in pairwise order (step = host distance).
   const std::size_t H = hosts.size();
+  std::vector<bool> numbered_in_a_row(H, true);
+  for (std::size_t x = 0; x < H; ++x)
+    for (std::size_t i = 1; i < hosts[x].size(); ++i)
+      if (hosts[x][i] != hosts[x][0] + static_cast<int>(i)) numbered_in_a_row[x] = false;
   for (int r = 0; r < p; ++r) {
     const std::size_t x = host_of[static_cast<std::size_t>(r)];
     const std::vector<int>& mine = hosts[x];
-    bool in_a_row = true;
-    for (std::size_t i = 1; i < mine.size(); ++i)
-      in_a_row = in_a_row && mine[i] == mine[0] + static_cast<int>(i);
+    const bool in_a_row = numbered_in_a_row[x];
     const auto& list = relayed[static_cast<std::size_t>(r)];
     for (std::size_t k = 0; k < list.size(); ++k) {
       const int d = list[k];
