@@ -60,6 +60,22 @@ TEST_CASE("One flow: overhead + latency + size / bandwidth, to the picosecond") 
   CHECK(expected.count() == 800'000 + 1'342'177'280 + 30'000 + 500'000);
   CHECK(r.bytes_sent == r.bytes_delivered);
   CHECK(r.link_bytes[0] == static_cast<double>(size.count()));  // GPU 0's NIC, up
+  // Its bytes leave from its start-up to its start-up plus size / bandwidth.
+  CHECK(r.first_byte_sent == cfg.message_overhead);
+  CHECK(r.last_byte_sent == cfg.message_overhead + transfer_time(size, gbps400));
+  // A second flow a microsecond later, from GPU 1 to GPU 0: the stretch runs from the
+  // first flow's first byte to the later one's last.
+  g.add({1, 0, size, 0, Picoseconds::us(1)});
+  const auto two = simulate(f, g, cfg);
+  CHECK(two.first_byte_sent == cfg.message_overhead);
+  CHECK(two.last_byte_sent ==
+        Picoseconds::us(1) + cfg.message_overhead + transfer_time(size, gbps400));
+  // Nothing sent: both zero.
+  FlowGraph tasks;
+  tasks.add(local_task(0, Picoseconds::us(3)));
+  const auto none = simulate(f, tasks, cfg);
+  CHECK(none.first_byte_sent == Picoseconds{});
+  CHECK(none.last_byte_sent == Picoseconds{});
 }
 
 TEST_CASE("n flows into one NIC each get 1/n of it") {

@@ -524,6 +524,7 @@ TEST_CASE("Hierarchical phases pipelined in chunks hide the NVLink phases under 
     const BufferId buf = b.allocate(count * 2);
     CollectiveCall call{count, buf, buf};
     call.phase_chunks = chunks;
+    call.chunks_in_flight = 1;  // the closed form below: one chunk between hosts at a time
     all_reduce(b, call, algo, Algorithm::ring);
     return b.run().makespan;
   };

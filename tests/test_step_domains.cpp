@@ -8,6 +8,7 @@
 #include <bit>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "railcc/backend/sim_backend.hpp"
@@ -314,24 +315,88 @@ TEST_CASE("Step domains: a pipeline unit lasts one unit plus a period per furthe
   }
 }
 
+TEST_CASE("Step domains: pipeline units in flight at once share the network as their flows do") {
+  // Three hosts of eight GPUs. The unit: a copy over NVLink in host 0, a transfer from
+  // GPU 1 to host 1 (1 MiB), then one from GPU 1 to host 2 (3 MiB), a copy over NVLink in
+  // host 2. Up to D units are between the hosts at once: a unit's first transfer waits for
+  // the second transfer of the unit D before it. The reference is every unit's flows in
+  // one flow graph with those dependencies, where the units' transfers to different hosts
+  // share GPU 1's NIC at max-min rates and those to one host queue on their connection;
+  // steps mode simulates each of its network steps once and stands a flow in for it per
+  // unit (StepSchedule::NetworkStandIn). Each stage in the hosts takes the units one after
+  // another.
+  ColossusParams params;
+  params.gpus = 24;
+  const Fabric fabric = colossus(params);
+  const SimConfig config;
+  const FlowSpec a{0, 1, Bytes::MiB(2), 0, {}};
+  const FlowSpec b1{1, 9, Bytes::MiB(1), 0, {}};
+  const FlowSpec b2{1, 17, Bytes::MiB(3), 0, {}};
+  const FlowSpec c{17, 18, Bytes::MiB(6), 0, {}};
+  for (const std::uint32_t in_flight : {1u, 2u, 3u}) {
+    std::vector<Picoseconds> ends;
+    for (const std::uint32_t more : {0u, 1u, 5u, 20u}) {
+      CAPTURE(in_flight);
+      CAPTURE(more);
+      StepSchedule s(fabric);
+      const auto ia = s.add(a, {});
+      const std::vector<StepSchedule::Index> after_a{ia};
+      const auto i1 = s.add(b1, after_a);
+      const std::vector<StepSchedule::Index> after_1{i1};
+      const auto i2 = s.add(b2, after_1);
+      const std::vector<StepSchedule::Index> after_2{i2};
+      s.add(c, after_2);
+      s.repeat_block(ia, more, in_flight);
+      FlowGraph g;
+      std::vector<FlowId> fa, f2, fc;
+      for (std::uint32_t u = 0; u <= more; ++u) {
+        fa.push_back(g.add(a));
+        if (u > 0) g.depends_on(fa[u], fa[u - 1]);
+        const FlowId f1 = g.add(b1);
+        g.depends_on(f1, fa[u]);
+        if (u >= in_flight) g.depends_on(f1, f2[u - in_flight]);
+        f2.push_back(g.add(b2));
+        g.depends_on(f2[u], f1);
+        fc.push_back(g.add(c));
+        g.depends_on(fc[u], f2[u]);
+        if (u > 0) g.depends_on(fc[u], fc[u - 1]);
+      }
+      const Picoseconds want = simulate(fabric, g, config).makespan;
+      const Picoseconds got = s.evaluate(fabric, config).makespan;
+      CHECK(std::abs(got.in_seconds() / want.in_seconds() - 1) < 1e-6);
+      ends.push_back(got);
+    }
+    // One unit is the same whatever may be in flight; twenty-one are faster with more.
+    if (in_flight > 1) CHECK(ends.back() < ends.front() * 21);
+  }
+  // Refused: a pipeline with no unit in flight.
+  StepSchedule s(fabric);
+  const auto ia = s.add(a, {});
+  CHECK_THROWS_WITH_AS(s.repeat_block(ia, 3, 0),
+                       "step schedule: a pipeline needs at least one unit in flight", InputError);
+}
+
 TEST_CASE(
     "Step domains: pipelined hierarchical and NVLS all-reduce in steps mode against the "
     "per-operation schedule") {
-  // Random host counts, chunk counts, sizes (most not a multiple of the chunks) and
-  // inter-host algorithms. Steps mode posts one chunk and simulates the units' steps
-  // overlapping (StepSchedule::expanded_pipeline_end); the per-operation schedule posts
-  // every chunk. They agree within 2%, whether the network or NVLink bounds the pipeline,
-  // and for Rabenseifner across a host count that is not a power of two too, where the
-  // hosts outside the fold start their all-gathers a step before the fold's host does
-  // (each host keeps its own clock in the hosts' domain).
+  // Random host counts, chunk counts, chunks in flight between hosts, sizes (most not a
+  // multiple of the chunks) and inter-host algorithms. Steps mode posts one chunk and simulates the
+  // units' steps overlapping (StepSchedule::expanded_pipeline_end); the per-operation schedule
+  // posts every chunk. They agree within 2%, whether the network or NVLink bounds the pipeline, and
+  // for Rabenseifner across a host count that is not a power of two too, where the hosts outside
+  // the fold start their all-gathers a step before the fold's host does (each host keeps its own
+  // clock in the hosts' domain).
   std::mt19937_64 rng(1201);
-  double worst = 0, worst_odd_rabenseifner = 0;
-  int nvlink_bound = 0, odd_rabenseifner_cases = 0;
+  double worst = 0, worst_odd_rabenseifner = 0, worst_fold_in_flight = 0;
+  int nvlink_bound = 0, odd_rabenseifner_cases = 0, in_flight_cases = 0, fold_in_flight_cases = 0;
   for (int trial = 0; trial < 60; ++trial) {
     const int hosts = 2 + static_cast<int>(rng() % 15);
     const int K = 1 + static_cast<int>(rng() % 64);
     const bool nvls = rng() % 2 == 0;
-    const bool ring = rng() % 2 == 0;
+    const Algorithm inter =
+        std::array{Algorithm::ring, Algorithm::rabenseifner, Algorithm::mixed_radix}[rng() % 3];
+    const std::string inter_name(to_string(inter));
+    const int in_flight = 1 + static_cast<int>(rng() % std::min(K, 4));
     const bool in_place = rng() % 2 == 0;
     const std::size_t count = (std::size_t{1} << (21 + rng() % 8)) + 8 * (rng() % 1000);
     ColossusParams params;
@@ -347,20 +412,28 @@ TEST_CASE(
       const BufferId out = in_place ? in : b.allocate(count * 2);
       CollectiveCall call{count, in, out};
       call.phase_chunks = K;
-      all_reduce(b, call, nvls ? Algorithm::nvls : Algorithm::hierarchical,
-                 ring ? Algorithm::ring : Algorithm::rabenseifner);
+      call.chunks_in_flight = in_flight;
+      all_reduce(b, call, nvls ? Algorithm::nvls : Algorithm::hierarchical, inter);
       t[mode == SimMode::steps ? 1 : 0] = b.run().makespan;
     }
     const double gap = std::abs(t[1].in_seconds() / t[0].in_seconds() - 1);
     const auto model = CostModel::of(fabric, static_cast<std::size_t>(hosts * 8));
     const PhaseCosts pc =
-        model.phase_costs(nvls ? Algorithm::nvls : Algorithm::hierarchical,
-                          ring ? Algorithm::ring : Algorithm::rabenseifner, count * 2);
+        model.phase_costs(nvls ? Algorithm::nvls : Algorithm::hierarchical, inter, count * 2);
+    if (in_flight > 1) ++in_flight_cases;
     const double nv = pc.nvlink_seconds / K + pc.nvlink_latency;
     const double net = pc.network_seconds / K + pc.network_latency;
     if (K > 1 && nv > net) ++nvlink_bound;
-    const bool odd_rabenseifner = !ring && !std::has_single_bit(static_cast<unsigned>(hosts));
-    if (odd_rabenseifner) {
+    const bool odd_rabenseifner =
+        inter == Algorithm::rabenseifner && !std::has_single_bit(static_cast<unsigned>(hosts));
+    // Chunks in flight through Rabenseifner's fold: steps mode stands one NIC in for every
+    // step, the fold's too, where only the folding hosts send and the per-operation
+    // schedule runs other chunks' steps on the others. So it is slower there, never faster.
+    const bool folds_in_flight = odd_rabenseifner && in_flight > 1;
+    if (folds_in_flight) {
+      worst_fold_in_flight = std::max(worst_fold_in_flight, gap);
+      ++fold_in_flight_cases;
+    } else if (odd_rabenseifner) {
       worst_odd_rabenseifner = std::max(worst_odd_rabenseifner, gap);
       ++odd_rabenseifner_cases;
     } else {
@@ -369,28 +442,39 @@ TEST_CASE(
     CAPTURE(hosts);
     CAPTURE(K);
     CAPTURE(nvls);
-    CAPTURE(ring);
+    CAPTURE(inter_name);
+    CAPTURE(in_flight);
     CAPTURE(in_place);
     CAPTURE(count);
-    CHECK(gap <= 0.02);
+    if (folds_in_flight) {
+      CHECK(t[1].in_seconds() >= t[0].in_seconds() * 0.98);
+      CHECK(gap <= 0.40);
+    } else {
+      CHECK(gap <= 0.02);
+    }
   }
   // The draw must hold pipelines that NVLink bounds, where the old bounds were 10-33% off,
   // and Rabenseifner over host counts that fold, where one barrier over the hosts was up
   // to 23% off.
   CHECK(nvlink_bound >= 10);
-  CHECK(odd_rabenseifner_cases >= 10);
-  MESSAGE("largest steps/per-operation gap: " << worst * 100
-                                              << "%; Rabenseifner over a host count not a "
-                                                 "power of two: "
-                                              << worst_odd_rabenseifner * 100 << "% ("
-                                              << odd_rabenseifner_cases << " cases); "
-                                              << nvlink_bound << " of 60 bound by NVLink");
+  CHECK(odd_rabenseifner_cases >= 3);
+  CHECK(in_flight_cases >= 20);
+  MESSAGE("largest steps/per-operation gap: "
+          << worst * 100
+          << "%; Rabenseifner over a host count not a "
+             "power of two: "
+          << worst_odd_rabenseifner * 100 << "% (" << odd_rabenseifner_cases
+          << " cases); the same with chunks in flight: " << worst_fold_in_flight * 100 << "% ("
+          << fold_in_flight_cases << " cases, steps mode "
+          << "slower); " << in_flight_cases << " with chunks in flight; " << nvlink_bound
+          << " of 60 bound by NVLink");
 }
 
 TEST_CASE("Step domains: a pipeline too large to simulate whole is extrapolated from its units") {
   // The units' graph holds at most set_pipeline_expansion_flows entries: past that, fewer
   // units and a period; past eight units' worth, the bounds. The extrapolation from a
-  // steady state is the whole simulation's end; the bounds are within their 10-33%.
+  // steady state is the whole simulation's end; the bounds are above it, within 45% (they
+  // take one NVLink ring step at a time; a connection's queue keeps several going).
   // Two hosts, 128 MiB, 64 chunks: NVLink bounds the pipeline.
   ColossusParams params;
   params.gpus = 16;
@@ -405,6 +489,7 @@ TEST_CASE("Step domains: a pipeline too large to simulate whole is extrapolated 
     const BufferId buf = b.allocate(count * 2);
     CollectiveCall call{count, buf, buf};
     call.phase_chunks = 64;
+    call.chunks_in_flight = 1;  // the bounds' documented case
     all_reduce(b, call, Algorithm::hierarchical, Algorithm::ring);
     return b.run().makespan;
   };
@@ -413,7 +498,8 @@ TEST_CASE("Step domains: a pipeline too large to simulate whole is extrapolated 
   const Picoseconds bounds = steps_time(100);
   CHECK(std::abs(extrapolated.in_seconds() / whole.in_seconds() - 1) < 1e-3);
   CHECK(bounds != whole);
-  CHECK(std::abs(bounds.in_seconds() / whole.in_seconds() - 1) < 0.34);
+  CHECK(bounds > whole);
+  CHECK(bounds.in_seconds() / whole.in_seconds() - 1 < 0.45);
   MESSAGE("64 chunks over 2 hosts: whole " << whole.in_us() << " us, extrapolated "
                                            << extrapolated.in_us() << " us, bounds "
                                            << bounds.in_us() << " us");

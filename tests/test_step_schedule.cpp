@@ -272,7 +272,8 @@ TEST_CASE("Steps mode evaluates a 2,048-GPU hierarchical all-reduce in a handful
   const auto& s = b.step_result();
   // 7 NVLink steps, 2 x 255 rail steps, 7 NVLink steps (a sum's finish takes no step).
   CHECK(s.steps == 7 + 255 + 255 + 7);
-  CHECK(s.evaluations <= 5);
+  // (With chunks in flight, three more: the stand-in's route and two one-flow probes.)
+  CHECK(s.evaluations <= 5 + 3);
   // Never below the hierarchical bound: the rail phase alone moves 2 (H-1)/H of n/8 per NIC.
   const double rail_bound = 2.0 * 255 / 256 * static_cast<double>(count * 2) / 8 /
                             Bandwidth::gbps(400).in_bytes_per_second();

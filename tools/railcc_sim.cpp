@@ -121,6 +121,7 @@ struct Options {
   std::string channels = "auto";
   std::string qps = "1";
   std::string phase_chunks = "0";
+  std::string chunks_in_flight = "0";
   std::string pipeline_chunks = "8";
   std::string transport = "rdma";
   std::string message_overhead_us, nvlink_overhead_us, nvls_overhead_us, switch_hop_us, base_us;
@@ -142,6 +143,7 @@ struct Settings {
   int channels = 0;  // 0: one per GPU of a host (rail), resolved in set_up
   int qps = 1;
   int phase_chunks = 0;
+  int chunks_in_flight = 0;
   int pipeline_chunks = 8;
   FixedCosts costs;  // the options given (each replaces the profile's and the file's)
   bool tcp = false;
@@ -163,6 +165,8 @@ Settings check_numbers(const Options& o) {
       o.channels == "auto" ? 0 : static_cast<int>(parse_whole("--channels", o.channels, 1, 64));
   n.qps = static_cast<int>(parse_whole("--qps", o.qps, 1, 1024));
   n.phase_chunks = static_cast<int>(parse_whole("--phase-chunks", o.phase_chunks, 0, 4096));
+  n.chunks_in_flight =
+      static_cast<int>(parse_whole("--chunks-in-flight", o.chunks_in_flight, 0, 4096));
   n.pipeline_chunks =
       static_cast<int>(parse_whole("--pipeline-chunks", o.pipeline_chunks, 1, 4096));
   if (o.transport != "rdma" && o.transport != "tcp")
@@ -471,6 +475,7 @@ Sweep set_up(const Options& o, const Request& q) {
   w.model.channels = w.channels;
   w.model.pipeline_chunks = q.n.pipeline_chunks;
   w.model.phase_chunks = q.n.phase_chunks;
+  w.model.chunks_in_flight = q.n.chunks_in_flight;
   for (double s = static_cast<double>(q.min_bytes);
        s <= static_cast<double>(q.max_bytes) * 1.000001; s *= q.n.factor) {
     w.sizes.push_back(static_cast<std::size_t>(s));
@@ -517,6 +522,8 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
     call.in_place = o.in_place;
     call.channels = channels_for(w, choice.algorithm);
     call.phase_chunks = w.model.phase_chunks_for(choice.algorithm, choice.inter_host, row.size);
+    call.chunks_in_flight =
+        w.model.chunks_in_flight_for(choice.algorithm, choice.inter_host, row.size);
     call.pipeline_chunks = q.n.pipeline_chunks;
     call.root = w.root;
     const auto v = run_verified(b, call, q.n.seed + i);
@@ -527,6 +534,8 @@ Row simulate_size(const Options& o, const Request& q, const Sweep& w, std::size_
     CollectiveCall call{count, buffers.input, buffers.output, channels_for(w, choice.algorithm),
                         w.root};
     call.phase_chunks = w.model.phase_chunks_for(choice.algorithm, choice.inter_host, row.size);
+    call.chunks_in_flight =
+        w.model.chunks_in_flight_for(choice.algorithm, choice.inter_host, row.size);
     call.pipeline_chunks = q.n.pipeline_chunks;
     post_collective(b, q.coll, call, choice.algorithm, choice.inter_host);
     sim = b.run();
@@ -557,6 +566,8 @@ Picoseconds simulate_candidate(const Request& q, const Sweep& w, const Algorithm
   const auto buffers = allocate_buffers(b, q.coll, count, size_of(q.type), in_place);
   CollectiveCall call{count, buffers.input, buffers.output, channels_for(w, c.algorithm), w.root};
   call.phase_chunks = w.model.phase_chunks_for(c.algorithm, c.inter_host, count * size_of(q.type));
+  call.chunks_in_flight =
+      w.model.chunks_in_flight_for(c.algorithm, c.inter_host, count * size_of(q.type));
   call.pipeline_chunks = q.n.pipeline_chunks;
   post_collective(b, q.coll, call, c.algorithm, c.inter_host);
   return b.run().makespan;
@@ -588,6 +599,23 @@ void print_explanation(const Options& o, const Request& q, const Sweep& w, const
   std::printf(
       "); bound %.2f us%s\n", bound,
       q.fixed ? ("; --algo " + std::string(to_string(*q.fixed)) + " ran instead").c_str() : "");
+  // The pipeline of the algorithm that ran, where it has one across hosts.
+  const Algorithm ran = q.fixed ? *q.fixed : pick.algorithm;
+  const Algorithm ran_inter = q.fixed ? q.inter : pick.inter_host;
+  if (const int chunks = w.model.phase_chunks_for(ran, ran_inter, row.size); chunks > 0) {
+    const int in_flight = w.model.chunks_in_flight_for(ran, ran_inter, row.size);
+    const PhaseCosts pc = w.model.phase_costs(ran, ran_inter, row.size);
+    char why[256];
+    if (q.n.chunks_in_flight > 0) {
+      std::snprintf(why, sizeof why, "as --chunks-in-flight says");
+    } else {
+      std::snprintf(why, sizeof why,
+                    "the bandwidth-delay product: a chunk's steps between hosts carry %.2f us "
+                    "of bytes and %.2f us of start-ups and latency",
+                    pc.network_seconds / chunks * 1e6, pc.network_latency * 1e6);
+    }
+    std::printf("# pipeline: %d chunks, %d between hosts at once (%s)\n", chunks, in_flight, why);
+  }
   for (const auto& k : all) {
     const std::string name = to_string(k.choice);
     if (!k.runs()) {
@@ -827,6 +855,9 @@ int main(int argc, char** argv) {
   app.add_option("--phase-chunks", o.phase_chunks,
                  "chunks hierarchical and nvls pipeline their phases in (0: across hosts the "
                  "count with the least predicted time on this fabric)");
+  app.add_option("--chunks-in-flight", o.chunks_in_flight,
+                 "of those chunks, how many cross hosts at once (0: the bandwidth-delay product "
+                 "on this fabric; 1: one after another)");
   app.add_option("--pipeline-chunks", o.pipeline_chunks,
                  "chunks a chain or tree pipelines (broadcast, reduce, tree)")
       ->capture_default_str();

@@ -30,6 +30,18 @@ done
 out=$(sim --gpus 32 --algo hierarchical --phase-chunks 3 --data -d float32 -b 64K -e 64K 2>&1)
 printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && pass "--phase-chunks 3 --data" ||
   fail "--phase-chunks 3 --data: $out"
+# ... and with three of those chunks between hosts at once.
+out=$(sim --gpus 32 --algo hierarchical --inter mixed_radix --phase-chunks 4 --chunks-in-flight 3 \
+  --data -d float32 -b 64K -e 64K 2>&1)
+printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' &&
+  pass "--chunks-in-flight 3 --data" || fail "--chunks-in-flight 3 --data: $out"
+# --explain says how the pipeline runs and why.
+out=$(sim --gpus 1024 -b 1G -e 1G --explain 2>&1)
+printf '%s\n' "$out" | grep -q '^# pipeline: [0-9]* chunks, [2-8] between hosts at once (the bandwidth-delay product' &&
+  pass "--explain: chunks in flight from the bandwidth-delay product" || fail "--explain: $out"
+out=$(sim --gpus 1024 -b 1G -e 1G --chunks-in-flight 1 --explain 2>&1)
+printf '%s\n' "$out" | grep -q '^# pipeline: [0-9]* chunks, 1 between hosts at once (as --chunks-in-flight says)' &&
+  pass "--explain: --chunks-in-flight 1" || fail "--explain --chunks-in-flight 1: $out"
 # On one H100 node the cost model picks NVLS for large messages, and it beats the ring as
 # measured plateaus do (475-482 against 365-370 GB/s, 1.3x; docs/validation.md). At 1 GiB
 # the NVLS pipeline is near its plateau (at 256 MiB its fill and drain still cost a fifth).
@@ -121,6 +133,7 @@ expect_error "a missing fabric file" "cannot open" --fabric /nonexistent/fabric.
 expect_error "a root outside the ranks" "--root 9" --collective broadcast --gpus 8 -r 9
 expect_error "a bad failure fraction" "fraction in" --gpus 8 --fail-links 1.5
 expect_error "negative phase chunks" "--phase-chunks '-1' is not a whole number" --gpus 8 --phase-chunks -1
+expect_error "negative chunks in flight" "--chunks-in-flight '-2' is not a whole number" --gpus 8 --chunks-in-flight -2
 expect_error "no QPs" "--qps 0 is out of range: use 1 to 1024" --gpus 8 --qps 0
 expect_error "an unknown transport" "--transport 'udp': rdma or tcp" --gpus 8 --transport udp
 expect_error "a negative overhead" "--message-overhead-us -1 is out of range" --gpus 8 --message-overhead-us -1

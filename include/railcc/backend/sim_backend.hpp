@@ -195,9 +195,10 @@ class SimBackend {
   /// what depends on them waits for the last. Only in steps mode.
   void repeat_step(OpId first, std::uint32_t more) { builder_.repeat_step(first, more); }
   /// Operations [first, last posted] are one unit of a pipeline that `more` identical
-  /// units follow (StepSchedule::repeat_block). Only in steps mode.
-  void repeat_pipeline_unit(OpId first, std::uint32_t more) {
-    builder_.repeat_pipeline_unit(first, more);
+  /// units follow, `in_flight` at once between hosts (StepSchedule::repeat_block). Only
+  /// in steps mode.
+  void repeat_pipeline_unit(OpId first, std::uint32_t more, std::uint32_t in_flight = 1) {
+    builder_.repeat_pipeline_unit(first, more, in_flight);
   }
 
   // ---- running ---------------------------------------------------------------------------
@@ -461,7 +462,7 @@ class SimBackend {
                               const StepRepeat& r) {
     const StepSchedule::Index first_item = r.first == 0 ? 0 : items[r.first - 1] + 1;
     if (r.pipeline_unit)
-      steps.repeat_block(first_item, r.more);
+      steps.repeat_block(first_item, r.more, r.in_flight);
     else
       steps.repeat(first_item, r.more);
   }

@@ -24,6 +24,12 @@ struct CollectiveCall {
   /// all-gather. 0: the algorithm's default (hierarchical_phase_chunks; a caller that
   /// knows its fabric passes CostModel::phase_chunks_for instead).
   int phase_chunks = 0;
+  /// Of those chunks, how many may be between hosts at once: chunk k's inter-host phase
+  /// starts once chunk k - chunks_in_flight's has ended on its ranks, so one chunk's
+  /// start-ups and path latency run under the others' bytes. 1: one after another. 0: the
+  /// algorithm's default (hierarchical_chunks_in_flight; a caller that knows its fabric
+  /// passes CostModel::chunks_in_flight_for).
+  int chunks_in_flight = 0;
 };
 
 /// The algorithms, with their cost in the alpha-beta model (p ranks, n bytes per rank,

@@ -11,8 +11,8 @@
 //    mode, for 100k+ ranks). An algorithm may post the first of a run of identical steps
 //    and call repeat_step(first op, how many more) instead of posting the rest, and post
 //    one unit of a pipeline (one chunk through every phase) and call
-//    repeat_pipeline_unit(first op, how many more), where repeats_steps() says so at run
-//    time. posted() is the next operation's id.
+//    repeat_pipeline_unit(first op, how many more, units in flight between hosts), where
+//    repeats_steps() says so at run time. posted() is the next operation's id.
 //  - InputCopyBackend: copy_input(rank, to, from, deps) copies the call's input into the
 //    buffer an out-of-place algorithm works in, as an operation of its own kind
 //    (OpKind::input_copy) that GPU collectives fold into their first step. Elsewhere it
@@ -41,7 +41,7 @@ template <class B>
 concept StepRepeatingBackend = CollectiveBackend<B> && requires(B& b, const B& cb) {
   { cb.repeats_steps() } -> std::same_as<bool>;
   { b.repeat_step(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
-  { b.repeat_pipeline_unit(OpId{}, std::uint32_t{}) } -> std::same_as<void>;
+  { b.repeat_pipeline_unit(OpId{}, std::uint32_t{}, std::uint32_t{}) } -> std::same_as<void>;
   { cb.posted() } -> std::convertible_to<std::size_t>;
 };
 

@@ -77,12 +77,14 @@ struct PlanOp {
 
 /// Operations [first, end) are one step that `more` identical steps follow (steps mode),
 /// or, with `pipeline_unit`, one unit of a pipeline that `more` identical units follow,
-/// each overlapping the next (StepSchedule::repeat_block).
+/// each overlapping the next, `in_flight` of them at once in a network stage
+/// (StepSchedule::repeat_block).
 struct StepRepeat {
   OpId first = 0;
   OpId end = 0;
   std::uint32_t more = 0;
   bool pipeline_unit = false;
+  std::uint32_t in_flight = 1;
 };
 
 class Plan {
@@ -324,15 +326,17 @@ class PlanBuilder {
     record_repeat({first, static_cast<OpId>(posted_), more, false});
   }
   /// Operations [first, last posted] are one unit of a pipeline (one chunk through every
-  /// stage) that `more` identical units follow, each a stage behind the one before.
-  /// Nothing posted later may depend on them.
-  void repeat_pipeline_unit(OpId first, std::uint32_t more) {
+  /// stage) that `more` identical units follow, each a stage behind the one before, with
+  /// up to `in_flight` units at once between hosts. Nothing posted later may depend on
+  /// them.
+  void repeat_pipeline_unit(OpId first, std::uint32_t more, std::uint32_t in_flight = 1) {
     if (!target_.repeats_steps)
       throw LogicError("plan: repeat_pipeline_unit on a plan whose target does not repeat steps");
     if (first >= posted_)
       throw LogicError("plan: a pipeline unit from operation " + std::to_string(first) +
                        ", which was never posted");
-    record_repeat({first, static_cast<OpId>(posted_), more, true});
+    if (in_flight == 0) throw LogicError("plan: a pipeline needs at least one unit in flight");
+    record_repeat({first, static_cast<OpId>(posted_), more, true, in_flight});
   }
 
   /// Operations posted so far.

@@ -259,6 +259,7 @@ struct VerifiedCall {
   int root = 0;
   int pipeline_chunks = 8;
   int phase_chunks = 0;
+  int chunks_in_flight = 0;
 };
 
 /// A verified call's buffers and every rank's input as it was written.
@@ -309,8 +310,8 @@ VerifiedInputs fill_verified(B& b, const VerifiedCall& c, std::uint64_t seed) {
 
 /// The arguments a verified call posts with.
 inline CollectiveCall verified_collective_call(const VerifiedCall& c, const CollectiveBuffers& b) {
-  return CollectiveCall{c.count, b.input,           b.output,      c.channels,
-                        c.root,  c.pipeline_chunks, c.phase_chunks};
+  return CollectiveCall{c.count, b.input,           b.output,       c.channels,
+                        c.root,  c.pipeline_chunks, c.phase_chunks, c.chunks_in_flight};
 }
 
 /// Output elements (blocks, for copies) that differ from the reference, after the call

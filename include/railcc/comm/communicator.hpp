@@ -89,6 +89,7 @@ struct PlanChoice {
   Algorithm inter_host = Algorithm::rabenseifner;
   int channels = 1;
   int phase_chunks = 0;
+  int chunks_in_flight = 0;
   Picoseconds predicted;
   /// "tuner: ring 61.2 us, rabenseifner 70.1 us, tree 80.0 us" or "RAILCC_ALGO".
   std::string why;
@@ -273,6 +274,7 @@ class Communicator {
     call.channels = choice.channels;
     call.root = root;
     call.phase_chunks = choice.phase_chunks;
+    call.chunks_in_flight = choice.chunks_in_flight;
     post_collective(sim, c, call, choice.algorithm, choice.inter_host);
     return sim.run().makespan;
   }
@@ -471,6 +473,8 @@ class Communicator {
     if (o.inter_host) choice.inter_host = *o.inter_host;
     choice.channels = o.channels > 0 ? o.channels : 1;
     choice.phase_chunks = model_.phase_chunks_for(choice.algorithm, choice.inter_host, bytes);
+    choice.chunks_in_flight =
+        model_.chunks_in_flight_for(choice.algorithm, choice.inter_host, bytes);
     choice.predicted = model_.predict(c, choice.algorithm, choice.inter_host, bytes);
     return choice;
   }
@@ -592,6 +596,7 @@ class Communicator {
       call.channels = c.choice.channels;
       call.root = s.root;
       call.phase_chunks = c.choice.phase_chunks;
+      call.chunks_in_flight = c.choice.chunks_in_flight;
       return post_collective(b, s.collective, call, c.choice.algorithm, c.choice.inter_host);
     };
     c.program = std::make_shared<const RankProgram>(

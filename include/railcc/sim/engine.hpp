@@ -8,6 +8,15 @@
 // `message_overhead` after it is ready (software and NIC start-up), transmits at its fair
 // rate, and is delivered its path latency after its last byte left: the sum of its links'
 // latencies plus one `switch_hop` per network switch. Its dependents become ready then.
+// Flows of one connection (the same source GPU, destination GPU and QP) transmit one at a
+// time in the order they became active (at one picosecond, by flow id), as an RDMA QP or
+// an NCCL connection's slots carry their messages: a flow whose connection is sending
+// waits for the one before it to send its last byte. Sharing the link instead would finish
+// a backlog of messages together, late, where the connection delivers the first of them
+// first, and a ring whose hops drift apart would slow down the more it drifts (125 colossus
+// hosts, mixed radix in 16 chunks: 12.8 ms shared, 6.7 ms in order; docs/simulator.md).
+// NVLS operations (a GPU to or from its NVSwitch) are loads and stores, not a queue: they
+// share.
 //
 // What it does not model: packets, queues, loss, PFC pause, congestion-control dynamics
 // (DCQCN converging to the fair share is assumed instantaneous), NIC/PCIe contention inside
@@ -17,10 +26,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <queue>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "railcc/config.hpp"
@@ -80,6 +91,11 @@ struct SimResult {
   std::vector<double> link_bytes;  ///< per link (empty without SimConfig::link_statistics)
   double bytes_sent = 0;
   double bytes_delivered = 0;
+  /// The first byte of any flow left, and the last byte of any flow left (both zero with
+  /// no flows): for a step whose flows start together, the stretch its bottleneck is busy,
+  /// which the makespan exceeds by start-ups and path latency.
+  Picoseconds first_byte_sent;
+  Picoseconds last_byte_sent;
   std::vector<LinkClassSummary> link_classes;
   std::size_t rate_solves = 0;
   std::size_t flows_solved = 0;  ///< summed over solves: the simulator's main cost
@@ -94,8 +110,8 @@ struct SimResult {
 };
 
 /// What happens to a flow at an event. At equal times starts come first, then finishes,
-/// then deliveries (the order their numbers give). Finishes are kept apart, one per active
-/// flow (FinishQueue); the event heap holds starts and deliveries.
+/// then deliveries (the order their numbers give), each kind by flow id. Finishes are kept apart,
+/// one per active flow (FinishQueue); the event heap holds starts and deliveries.
 enum class EventKind : std::uint32_t { start = 0, finish = 1, deliver = 2 };
 
 /// One start or delivery of the loop.
@@ -105,7 +121,10 @@ struct SimEvent {
   EventKind kind;
 
   static SimEvent of(std::int64_t time, FlowId flow, EventKind kind) { return {time, flow, kind}; }
-  bool operator>(const SimEvent& o) const { return time != o.time ? time > o.time : kind > o.kind; }
+  bool operator>(const SimEvent& o) const {
+    if (time != o.time) return time > o.time;
+    return kind != o.kind ? kind > o.kind : flow > o.flow;
+  }
 };
 
 /// The start-up overhead `config` charges a flow of this kind.
@@ -211,6 +230,7 @@ class EventLoop {
         resource_bytes_(routes_.resource_count(), 0.0),
         finishes_(graph.size()) {
     result_.flows.assign(graph.size(), {});
+    result_.first_byte_sent = Picoseconds::max();  // until a flow starts
   }
 
   SimResult run() {
@@ -257,6 +277,7 @@ class EventLoop {
                          [&](FlowId f, std::int64_t in) { finishes_.set(f, now + in); });
       sample(now);
     }
+    if (result_.first_byte_sent == Picoseconds::max()) result_.first_byte_sent = Picoseconds{};
     if (config_.link_statistics) {
       result_.link_bytes = link_bytes_of(fabric_, routes_, resource_bytes_);
       LinkClassStats stats = summarize_link_classes(fabric_, result_.link_bytes, result_.makespan);
@@ -282,15 +303,70 @@ class EventLoop {
   }
 
   void on_start(FlowId f, std::int64_t now) {
+    // A connection sends one flow at a time: behind the one sending, wait for it.
+    if (queued(f)) {
+      auto [it, fresh] = sending_.try_emplace(connection_of(f), Connection{f, {}});
+      if (!fresh) {
+        it->second.waiting.push_back(f);
+        return;
+      }
+    }
+    transmit(f, now);
+  }
+
+  /// f's first byte leaves now.
+  void transmit(FlowId f, std::int64_t now) {
     result_.flows[f].start = Picoseconds::ps(now);
+    result_.first_byte_sent = std::min(result_.first_byte_sent, Picoseconds::ps(now));
     const auto bytes = static_cast<double>(graph_.flow(f).size.count());
     result_.bytes_sent += bytes;
     rates_.start(f, now, bytes);
   }
 
   void on_finish(FlowId f, std::int64_t now) {
+    result_.last_byte_sent = std::max(result_.last_byte_sent, Picoseconds::ps(now));
     rates_.finish(f, static_cast<double>(graph_.flow(f).size.count()), resource_bytes_);
     events_.push(SimEvent::of(now + routes_.latency(f).count(), f, EventKind::deliver));
+    // The connection's next flow, if one waits, sends now.
+    if (!queued(f)) return;
+    const auto it = sending_.find(connection_of(f));
+    if (it == sending_.end()) return;
+    if (it->second.waiting.empty()) {
+      sending_.erase(it);
+      return;
+    }
+    const FlowId next = it->second.waiting.front();
+    it->second.waiting.pop_front();
+    it->second.sending = next;
+    transmit(next, now);
+  }
+
+  /// A flow's connection: its source, destination and QP.
+  struct ConnectionKey {
+    NodeIndex src, dst;
+    std::uint32_t qp;
+    bool operator==(const ConnectionKey&) const = default;
+  };
+  struct ConnectionHash {
+    std::size_t operator()(const ConnectionKey& k) const {
+      return static_cast<std::size_t>(
+          fmix64((std::uint64_t{k.src} << 32 | k.dst) ^ fmix64(std::uint64_t{k.qp} + 1)));
+    }
+  };
+  struct Connection {
+    FlowId sending;
+    std::deque<FlowId> waiting;  ///< active, in the order they became so
+  };
+  /// Whether f waits its turn on its connection: a flow from one GPU to another.
+  [[nodiscard]] bool queued(FlowId f) const {
+    const FlowSpec& s = graph_.flow(f);
+    return s.src != s.dst && s.src < fabric_.node_count() && s.dst < fabric_.node_count() &&
+           fabric_.kind(s.src) == FabricNodeKind::endpoint &&
+           fabric_.kind(s.dst) == FabricNodeKind::endpoint;
+  }
+  [[nodiscard]] ConnectionKey connection_of(FlowId f) const {
+    const FlowSpec& s = graph_.flow(f);
+    return {s.src, s.dst, s.qp};
   }
 
   void on_deliver(FlowId f, std::int64_t now) {
@@ -321,6 +397,7 @@ class EventLoop {
   std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>>
       events_;  // starts, deliveries
   FinishQueue finishes_;
+  std::unordered_map<ConnectionKey, Connection, ConnectionHash> sending_;  // connections sending
   SimResult result_;
 };
 

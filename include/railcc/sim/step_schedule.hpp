@@ -151,18 +151,26 @@ class StepSchedule {
   /// one after another, and stages of different units overlap (expanded_pipeline_end).
   /// Past the unit's last step every domain waits for the whole pipeline, and what
   /// depends on any of its items waits for that.
-  void repeat_block(Index first, std::uint32_t more) {
+  /// `network_in_flight` units may be in a network stage at once (the unit waits for the
+  /// one that many before it to leave the stage): their steps then share the links, so a
+  /// unit also enters no sooner than the unit before it entered plus the time the
+  /// stage's steps keep their busiest links busy; one unit's start-ups and path latency
+  /// run under the others' bytes (expanded_pipeline_end).
+  void repeat_block(Index first, std::uint32_t more, std::uint32_t network_in_flight = 1) {
     if (first >= items_.size())
       throw InputError("step schedule: a repeated pipeline unit needs at least one item");
     if (!blocks_.empty() && first < blocks_.back().end)
       throw InputError("step schedule: repeated pipeline units overlap");
+    if (network_in_flight == 0)
+      throw InputError("step schedule: a pipeline needs at least one unit in flight");
     if (more == 0) return;
     std::uint32_t lowest = 0xffffffffu, last = 0;
     for (Index i = first; i < items_.size(); ++i) {
       lowest = std::min(lowest, items_[i].level);
       last = std::max(last, end_level(i));
     }
-    blocks_.push_back({first, static_cast<Index>(items_.size()), more, lowest, last});
+    blocks_.push_back(
+        {first, static_cast<Index>(items_.size()), more, lowest, last, network_in_flight});
   }
 
   [[nodiscard]] std::size_t size() const { return items_.size(); }
@@ -229,6 +237,7 @@ class StepSchedule {
     std::uint32_t more;
     std::uint32_t first_level;  ///< the unit's first step
     std::uint32_t last_level;   ///< the unit's last step
+    std::uint32_t in_flight;    ///< units at once in a network stage (repeat_block)
   };
 
   /// A stage of a pipeline unit in one domain: consecutive steps, their time, and when
@@ -236,24 +245,114 @@ class StepSchedule {
   struct Stage {
     std::uint32_t first_level, last_level;
     std::int64_t time, start, end;
+    std::int64_t busy;  ///< of `time`, how long its busiest links carry bytes
   };
 
   /// A run of a pipeline unit's steps with one content, as the first unit ran it: when
   /// each domain started it and how long each of its steps took there, the domains the
-  /// unit has items in (bit d), and whether one barrier spans both domains.
+  /// unit has items in (bit d), whether one barrier spans both domains, and how long of
+  /// each network step its busiest links carry bytes.
   struct UnitRange {
     std::uint32_t first_level, count;
     std::array<std::int64_t, 2> start, step;
     std::uint8_t domains;
     bool joint;
+    std::int64_t busy;
   };
+
+  /// A flow that stands in for one network step of a pipeline unit in the units' graph
+  /// (expanded_pipeline_end): between the ends of the unit's first network flow, a path
+  /// the fabric has, out of a NIC that nothing else in that graph uses, sized to keep the
+  /// path's slowest link busy as long as the step kept its busiest links busy. Units in
+  /// flight at once so share that link as their steps' flows share their NICs.
+  struct NetworkStandIn {
+    FlowSpec base;  ///< its ends and QP
+    /// The links the unit's first flow took, which every stand-in is pinned to: a QP of
+    /// its own must not move it to another NIC port or path, where it would not share.
+    std::vector<LinkIndex> path;
+    double bytes_per_ps = 0;  ///< the path's rate, alone on it
+    std::int64_t fixed = 0;   ///< its start-up and path latency
+    [[nodiscard]] bool found() const { return bytes_per_ps > 0; }
+    /// The stand-in of a step that kept its links busy for `busy` picoseconds.
+    [[nodiscard]] FlowSpec flow(std::int64_t busy) const {
+      FlowSpec f = base;
+      f.size = Bytes::of(static_cast<std::uint64_t>(
+          std::llround(static_cast<double>(std::max<std::int64_t>(0, busy)) * bytes_per_ps)));
+      return f;
+    }
+    /// What a step of `step` picoseconds, `busy` of them carrying bytes, takes beyond its
+    /// stand-in alone: the rest of its start-ups and path latency.
+    [[nodiscard]] Picoseconds rest(std::int64_t step, std::int64_t busy) const {
+      return Picoseconds::ps(std::max<std::int64_t>(0, step - busy - fixed));
+    }
+  };
+
+  /// The stand-in of pipeline unit `block`'s network steps, from two flows simulated
+  /// alone on its path (one empty, one of 1 MiB); not found() where the unit has no
+  /// network flow.
+  NetworkStandIn network_stand_in(const Block& block, const Fabric& fabric, const SimConfig& config,
+                                  StepResult& result) const {
+    NetworkStandIn s;
+    Index first = block.end;
+    for (Index i = block.first; i < block.end && first == block.end; ++i) {
+      const Item& it = items_[i];
+      if (!it.free && it.domain == network_domain && it.spec.src != it.spec.dst) first = i;
+    }
+    if (first == block.end) return s;
+    s.base = {items_[first].spec.src, items_[first].spec.dst, Bytes{}, items_[first].spec.qp, {}};
+    // Its path: the links a one-byte flow between its ends takes.
+    {
+      SimConfig with_links = config;
+      with_links.link_statistics = true;
+      FlowGraph one;
+      FlowSpec b = s.base;
+      b.size = Bytes::of(1);
+      one.add(b);
+      const SimResult routed = simulate(fabric, one, with_links);
+      ++result.evaluations;
+      ++result.flows_evaluated;
+      NodeIndex at = s.base.src;
+      while (at != s.base.dst) {
+        LinkIndex next = no_link_index;
+        for (LinkIndex l = 0; l < fabric.link_count() && next == no_link_index; ++l)
+          if (routed.link_bytes[l] > 0 && fabric.link(l).from == at) next = l;
+        if (next == no_link_index || s.path.size() >= fabric.link_count()) return NetworkStandIn{};
+        s.path.push_back(next);
+        at = fabric.link(next).to;
+      }
+    }
+    constexpr std::uint64_t probe = std::uint64_t{1} << 20;
+    std::array<std::int64_t, 2> took{};
+    for (std::size_t j = 0; j < 2; ++j) {
+      FlowGraph g;
+      FlowSpec f = s.base;
+      f.size = Bytes::of(j == 0 ? 0 : probe);
+      g.add_pinned(f, s.path);
+      const SimResult r = simulate(fabric, g, config);
+      ++result.evaluations;
+      ++result.flows_evaluated;
+      result.rate_solves += r.rate_solves;
+      result.flows_solved += r.flows_solved;
+      took[j] = r.makespan.count();
+    }
+    if (took[1] <= took[0]) return s;
+    s.fixed = took[0];
+    s.bytes_per_ps = static_cast<double>(probe) / static_cast<double>(took[1] - took[0]);
+    return s;
+  }
 
   /// When the last unit of pipeline k ends, from every unit's steps in one flow graph
   /// (the model of steps mode, units overlapping), or -1 where that graph would be too
   /// large. The graph holds, for each unit and each of its runs of steps:
-  ///  - in the network: one task as long as the run's steps took the first unit. Only
-  ///    one unit at a time is in a network stage (a stage takes the units one after
-  ///    another), so nothing of another unit shares its links;
+  ///  - in the network: a unit enters a stage when the unit `in_flight` before it has
+  ///    left it. With one in flight (a stage takes the units one after another, and
+  ///    nothing of another unit shares its links), one task as long as the run's steps
+  ///    took the first unit. With more, the units in a stage share its links, each step's
+  ///    bytes with the others' at max-min rates, while its start-ups and path latency run
+  ///    under their bytes: each step is a stand-in flow that keeps a link busy as long as
+  ///    the step kept its busiest links busy (NetworkStandIn), then a task for the rest of
+  ///    the step's time. Every stand-in takes the same path, so the units' steps share it
+  ///    as the units' flows share their NICs;
   ///  - in the hosts: one host of each distinct content over the unit (a class of hosts,
   ///    which run the unit alike), each with its own chain of steps (hosts share no
   ///    link): a step's flows, then a barrier. Here stages of different units share links
@@ -322,7 +421,7 @@ class StepSchedule {
         }
       }
     }
-    for (const UnitRange& r : ranges) per_unit += (3 + std::size_t{r.count}) * (classes + 1);
+    for (const UnitRange& r : ranges) per_unit += (3 + std::size_t{r.count}) * (classes + 3);
     // Per run and domain: the runs of the same unit, in either domain, that its new items
     // wait for.
     const auto slot = [](std::size_t r, std::uint8_t d) { return 2 * r + d; };
@@ -345,6 +444,23 @@ class StepSchedule {
     }
     const NodeIndex anchor =
         hosts.empty() ? items_[block.first].spec.src : items_[hosts.front().front()].spec.src;
+    const std::uint32_t in_flight = block.in_flight;
+    NetworkStandIn stand_in;
+    // Per run, the QP its stand-ins take: one per peer the stand-in's GPU sends to in the
+    // run. Units at steps with one peer queue on one connection, as their flows do;
+    // units at steps with different peers share the NIC.
+    std::vector<std::uint32_t> run_qp(ranges.size(), 0);
+    if (in_flight > 1) {
+      stand_in = network_stand_in(block, fabric, config, result);
+      if (!stand_in.found()) return -1;
+      for (Index i = block.first; i < block.end; ++i) {
+        const Item& it = items_[i];
+        if (it.free || it.domain != network_domain || it.spec.src != stand_in.base.src) continue;
+        const std::size_t r = range_of(it.level);
+        if (r < ranges.size() && run_qp[r] == 0)
+          run_qp[r] = static_cast<std::uint32_t>(fmix64(std::uint64_t{it.spec.dst} + 1)) | 1u;
+      }
+    }
     std::int64_t origin = Picoseconds::max().count();
     for (const UnitRange& r : ranges) {
       for (std::uint8_t d = 0; d < 2; ++d)
@@ -360,6 +476,9 @@ class StepSchedule {
       // class's latest end as of that run (no_flow: nothing yet in this unit).
       std::vector<FlowId> done(slots, 0), previous(slots, 0);
       std::vector<FlowId> class_done(slots * classes, no_flow), class_previous;
+      // The network's done of the last `in_flight` units (unit u's in slot u mod
+      // in_flight).
+      std::vector<std::vector<FlowId>> network_history(in_flight > 1 ? in_flight : 0);
       const auto at = [&](std::size_t slot, std::size_t x) { return slot * classes + x; };
       for (std::uint64_t u = 0; u < units; ++u) {
         FlowId network_last = 0;  // this unit's latest network run
@@ -419,13 +538,31 @@ class StepSchedule {
             const FlowId start = g.add(local_task(anchor, {}));
             if (network_seen) g.depends_on(start, network_last);
             wait_needs(start, network_domain, 0);
-            if (u > 0 && !continues(r, network_domain))
+            const bool enters = !continues(r, network_domain);
+            if (u > 0 && enters && in_flight == 1)
               g.depends_on(start, previous[stage_end(network_domain)]);
+            if (u >= in_flight && enters && in_flight > 1)
+              g.depends_on(start, network_history[u % in_flight][stage_end(network_domain)]);
             not_before(start, network_domain);
-            const FlowId end = g.add(local_task(
-                anchor, Picoseconds::ps(run.step[0] * static_cast<std::int64_t>(run.count))));
-            g.depends_on(end, start);
-            done[slot(r, network_domain)] = network_last = end;
+            if (in_flight > 1) {
+              // Each step: its stand-in flow, then the rest of its time.
+              FlowId end = start;
+              FlowSpec flow = stand_in.flow(run.busy);
+              flow.qp = run_qp[r];
+              const Picoseconds rest = stand_in.rest(run.step[0], run.busy);
+              for (std::uint32_t c = 0; c < run.count; ++c) {
+                const FlowId f = g.add_pinned(flow, stand_in.path);
+                g.depends_on(f, end);
+                end = g.add(local_task(anchor, rest));
+                g.depends_on(end, f);
+              }
+              done[slot(r, network_domain)] = network_last = end;
+            } else {
+              const FlowId end = g.add(local_task(
+                  anchor, Picoseconds::ps(run.step[0] * static_cast<std::int64_t>(run.count))));
+              g.depends_on(end, start);
+              done[slot(r, network_domain)] = network_last = end;
+            }
             network_seen = true;
           }
           if (run.domains >> host_domain & 1u) {
@@ -464,6 +601,7 @@ class StepSchedule {
         }
         previous = done;
         class_previous = class_done;
+        if (in_flight > 1) network_history[u % in_flight] = done;
       }
       const SimResult out = simulate(fabric, g, config);
       ++result.evaluations;
@@ -485,7 +623,9 @@ class StepSchedule {
   /// When the last unit of pipeline k ends: from the units' graph, or where that is too
   /// large the later of two bounds.
   ///  - Stages: every stage takes the units one after another, so the last unit ends
-  ///    `more` times the longest stage after the first unit did.
+  ///    `more` times the longest stage after the first unit did (a network stage that
+  ///    holds several units at once: its time shared among them, never less than its busy
+  ///    time, stage_period).
   ///  - Domains: each works `more` periods past the first unit's work in it. A domain ends
   ///    when the first unit reaches it, plus its stages' time in one unit, plus `more`
   ///    periods, plus what follows its last stage in one unit. A domain of one stage so
@@ -494,7 +634,7 @@ class StepSchedule {
   ///    between its stages again.
   /// Where the network bounds the pipeline the bounds are the per-operation schedule's
   /// time within 2%; where the NVLink phases do, they leave out the fill and drain and
-  /// how the stages that share NVLinks overlap, 10-33% (docs/collectives.md, "Steps
+  /// how the stages that share NVLinks overlap, up to 43% slow (docs/collectives.md, "Steps
   /// mode").
   template <class Mul>
   std::int64_t pipeline_end(std::size_t k, const std::array<std::vector<Stage>, 2>& stages,
@@ -507,10 +647,10 @@ class StepSchedule {
     // Each stage handles the units one after another: the last unit leaves the longest
     // stage `more` of its times after the first did.
     std::int64_t last = 0, longest = 0;
-    for (const auto& list : stages) {
-      for (const Stage& st : list) {
+    for (std::uint8_t d = 0; d < 2; ++d) {
+      for (const Stage& st : stages[d]) {
         last = std::max(last, st.end);
-        longest = std::max(longest, st.time);
+        longest = std::max(longest, stage_period(k, d, st));
       }
     }
     const auto period = block_periods(k, stages, fabric, config, result);
@@ -635,6 +775,15 @@ class StepSchedule {
     return out;
   }
 
+  /// How often a stage of pipeline k can take a unit: its time, or in a network stage
+  /// that holds several units at once (Block::in_flight), its time shared among them but
+  /// never less than its busy time.
+  [[nodiscard]] std::int64_t stage_period(std::size_t k, std::uint8_t d, const Stage& st) const {
+    const std::int64_t n = blocks_[k].in_flight;
+    if (d != network_domain || n <= 1) return st.time;
+    return std::max(st.busy, (st.time + n - 1) / n);
+  }
+
   /// A pipeline unit's period in each domain: how long the domain takes per unit once
   /// units overlap. A domain with one stage takes that stage's time (a unit's stage waits
   /// for the previous unit's). A domain with several runs them side by side, stages of
@@ -669,7 +818,7 @@ class StepSchedule {
     for (std::uint8_t d = 0; d < 2; ++d) {
       std::int64_t longest = 0, latency = 0;
       for (const Stage& st : stages[d]) {
-        longest = std::max(longest, st.time);
+        longest = std::max(longest, stage_period(k, d, st));
         if (stages[d].size() > 1)
           latency = std::max(latency, st.time - at_once(d, st.first_level, st.last_level));
       }
@@ -798,6 +947,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
     Picoseconds time;
     std::size_t flows, tasks;
     double bytes;
+    std::int64_t busy = 0;  ///< a network step: first byte sent to last (SimResult)
   };
   std::unordered_map<std::uint64_t, Cached> cache;
   // Per range of levels with one content: when each domain started it and how long each
@@ -807,6 +957,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
   struct Range {
     std::uint64_t first_level, count;
     std::array<std::int64_t, 2> start, step, end;
+    std::int64_t busy;  ///< of a network step, how long its busiest links carry bytes
   };
   std::vector<Range> ranges;
   std::array<std::int64_t, 2> clock{0, 0};  // when each domain's last step completed
@@ -1178,7 +1329,8 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
         result.rate_solves += r.rate_solves;
         result.flows_solved += r.flows_solved;
         it->second = {r.makespan, n - tasks[network_domain], tasks[network_domain],
-                      bytes[network_domain]};
+                      bytes[network_domain],
+                      std::max<std::int64_t>(0, (r.last_byte_sent - r.first_byte_sent).count())};
       }
       c[network_domain] = it->second;
     }
@@ -1284,7 +1436,8 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
                 count,
                 {network_start, entries[1] > 0 ? host_start : clock[1]},
                 {c[0].time.count(), host_step},
-                {network_start + checked_mul(c[0].time.count(), count), host_end}};
+                {network_start + checked_mul(c[0].time.count(), count), host_end},
+                c[0].busy};
     if (both && mixed) {
       // A step mixing both domains in one segment: one barrier over both; a run of such
       // steps (a ring pass crossing hosts) timed along its chains of hops where it can be.
@@ -1318,6 +1471,7 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       if (!ring.flows.empty()) last_pass = {std::move(ring), count, next, t, end};
       range.start = {t, t};
       range.step = {per_step, per_step};
+      range.busy = per_step;  // a chain of hops, each waiting for the one before
       range.end = {end, end};
       for (std::uint32_t hs : touched) host_clock[hs] = end;
     }
@@ -1342,15 +1496,16 @@ inline StepResult StepSchedule::evaluate(const Fabric& fabric, const SimConfig& 
       if (here != 0) {
         unit_ranges[k].push_back({static_cast<std::uint32_t>(level),
                                   static_cast<std::uint32_t>(count), range.start, range.step, here,
-                                  both && mixed});
+                                  both && mixed, range.busy});
       }
       for (std::uint8_t d = 0; d < 2; ++d) {
         if ((here >> d & 1u) == 0) continue;
         auto& list = stages[k][d];
         if (list.empty() || list.back().last_level + 1 != level)
-          list.push_back({static_cast<std::uint32_t>(level), 0, 0, range.start[d], 0});
+          list.push_back({static_cast<std::uint32_t>(level), 0, 0, range.start[d], 0, 0});
         list.back().last_level = static_cast<std::uint32_t>(next - 1);
         list.back().time += checked_mul(range.step[d], count);
+        list.back().busy += checked_mul(d == network_domain ? range.busy : range.step[d], count);
         list.back().end = clock[d];
       }
     }

@@ -74,6 +74,9 @@ struct CostModel {
   /// Chunks hierarchical and nvls pipeline their phases in across hosts (0: the count
   /// with the least predicted time, phase_chunks_for).
   int phase_chunks = 0;
+  /// Of those, chunks between hosts at once (0: the bandwidth-delay product,
+  /// chunks_in_flight_for).
+  int chunks_in_flight = 0;
   /// Channels of the ring and tree algorithms: across hosts each crosses on its own NIC
   /// (channel_rotation), so min(channels, per_host) NICs of every host carry them.
   int channels = 1;
@@ -251,9 +254,14 @@ struct CostModel {
             }
             if (H <= 1) return nv;
             const PhaseCosts pc = phase_costs(a, inter, bytes);
-            const std::size_t K =
-                phase_chunks > 0 ? static_cast<std::size_t>(phase_chunks) : pc.best_chunks();
-            return secs(pc.pipelined(K));
+            const std::size_t K = phase_chunks > 0
+                                      ? static_cast<std::size_t>(phase_chunks)
+                                      : pc.best_chunks(static_cast<std::size_t>(chunks_in_flight));
+            const std::size_t D = std::clamp<std::size_t>(
+                chunks_in_flight > 0 ? static_cast<std::size_t>(chunks_in_flight)
+                                     : pc.in_flight_for(K),
+                1, K);
+            return secs(pc.pipelined(K, D));
           }
           default: break;
         }
@@ -304,7 +312,19 @@ struct CostModel {
   [[nodiscard]] int phase_chunks_for(Algorithm a, Algorithm inter, std::size_t bytes) const {
     if (phase_chunks > 0) return phase_chunks;
     if (hosts <= 1 || (a != Algorithm::hierarchical && a != Algorithm::nvls)) return 0;
-    return static_cast<int>(phase_costs(a, inter, bytes).best_chunks());
+    return static_cast<int>(
+        phase_costs(a, inter, bytes).best_chunks(static_cast<std::size_t>(chunks_in_flight)));
+  }
+  /// Of phase_chunks_for(a, inter, bytes) chunks, how many hierarchical or nvls all-reduce
+  /// should have between hosts at once (the call's chunks_in_flight): `chunks_in_flight`
+  /// when set, else the bandwidth-delay product on this fabric (PhaseCosts::in_flight_for);
+  /// 0 where the algorithm keeps its own policy (one host, other algorithms).
+  [[nodiscard]] int chunks_in_flight_for(Algorithm a, Algorithm inter, std::size_t bytes) const {
+    const int K = phase_chunks_for(a, inter, bytes);
+    if (K <= 0) return 0;
+    if (chunks_in_flight > 0) return std::min(chunks_in_flight, K);
+    return static_cast<int>(
+        phase_costs(a, inter, bytes).in_flight_for(static_cast<std::size_t>(K)));
   }
 
   /// Every algorithm of the collective (hierarchical and nvls once per inter-host

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstddef>
 #include <map>
 #include <string>
@@ -26,6 +28,9 @@ inline constexpr std::size_t nvls_chunk_bytes = std::size_t{128} << 10;
 /// At most this many chunks by default: the pipeline's fill and drain then cost under
 /// 1/64 of the bandwidth term, and the simulation's cost stays bounded.
 inline constexpr std::size_t max_default_phase_chunks = 64;
+/// At most this many chunks between hosts at once by default: a connection's slots
+/// (NCCL_STEPS, detail::phase::connection_slots) [pub].
+inline constexpr std::size_t max_default_chunks_in_flight = detail::phase::connection_slots;
 
 /// What the phases of a hierarchical all-reduce cost over the whole buffer, to choose
 /// how many chunks to pipeline them in: seconds of NVLink (or NVLS) transfer for the
@@ -36,24 +41,44 @@ struct PhaseCosts {
   double network_seconds = 0;
   double nvlink_latency = 0;   ///< per chunk, reduce-scatter and all-gather together
   double network_latency = 0;  ///< per chunk, every step of the all-reduce across hosts
-  /// Predicted time with K chunks: a chunk's three phases, then K - 1 periods of the
-  /// busier resource (the network phase of one chunk runs under the NVLink phases of its
-  /// neighbours).
-  [[nodiscard]] double pipelined(std::size_t chunks) const {
+  /// Predicted time with K chunks, D of them between hosts at once: a chunk's three
+  /// phases, then K - 1 periods of the busier resource (the network phase of one chunk
+  /// runs under the NVLink phases of its neighbours). With D in flight the network takes
+  /// a chunk every (its bytes' time + its latency) / D, but never faster than its bytes
+  /// pass: D chunks' start-ups and path latencies run under each other's bytes.
+  [[nodiscard]] double pipelined(std::size_t chunks, std::size_t in_flight = 1) const {
     const auto K = static_cast<double>(chunks);
+    const auto D = static_cast<double>(std::max<std::size_t>(1, in_flight));
     const double nv = nvlink_seconds / K + nvlink_latency;
-    const double net = network_seconds / K + network_latency;
-    return nv + net + (K - 1) * std::max(nv, net);
+    const double bytes = network_seconds / K;
+    const double net = bytes + network_latency;
+    return nv + net + (K - 1) * std::max(nv, std::max(bytes, net / D));
+  }
+  /// Chunks between hosts at once that keep the network carrying bytes through each
+  /// chunk's latency at K chunks: the bandwidth-delay product in chunks, ceil((bytes +
+  /// latency) / bytes) of one chunk, at most K and max_default_chunks_in_flight.
+  [[nodiscard]] std::size_t in_flight_for(std::size_t chunks) const {
+    const double bytes = network_seconds / static_cast<double>(std::max<std::size_t>(1, chunks));
+    std::size_t d = max_default_chunks_in_flight;
+    if (bytes > 0) {
+      const double need = std::ceil((bytes + network_latency) / bytes * (1 - 1e-12));
+      d = need < static_cast<double>(d) ? static_cast<std::size_t>(need) : d;
+    }
+    return std::clamp<std::size_t>(d, 1, std::max<std::size_t>(1, chunks));
   }
   /// The chunk count, a power of two from 1 to max_default_phase_chunks, that minimises
-  /// pipelined(): more chunks hide more of the NVLink phases, each pays the latencies
-  /// again; where a chunk's bytes take as long as its latency (the bandwidth-delay
-  /// product) more stop paying. Powers of two keep the chunks of a power-of-two buffer
-  /// equal to the element, so a chunk halves evenly in recursive halving.
-  [[nodiscard]] std::size_t best_chunks() const {
+  /// pipelined() with `in_flight` of them between hosts (0: in_flight_for() of them): more
+  /// chunks hide more of the NVLink phases; each pays the latencies again, which chunks in
+  /// flight hide under each other's bytes until the network's share of the buffer runs
+  /// out. Powers of two keep the chunks of a power-of-two buffer equal to the element, so
+  /// a chunk halves evenly in recursive halving.
+  [[nodiscard]] std::size_t best_chunks(std::size_t in_flight = 0) const {
+    const auto time = [&](std::size_t K) {
+      return pipelined(K, in_flight > 0 ? std::min(in_flight, K) : in_flight_for(K));
+    };
     std::size_t best = 1;
     for (std::size_t K = 2; K <= max_default_phase_chunks; K *= 2) {
-      if (pipelined(K) < pipelined(best) * (1 - 1e-9)) best = K;
+      if (time(K) < time(best) * (1 - 1e-9)) best = K;
     }
     return best;
   }
@@ -122,14 +147,28 @@ inline PhaseCosts hierarchical_phase_costs(Algorithm algo, Algorithm inter_host,
 ///    (CostModel::phase_chunks_for) sets CollectiveCall::phase_chunks instead.
 inline std::size_t hierarchical_phase_chunks(Algorithm algo, std::size_t bytes, std::size_t hosts,
                                              std::size_t gpus_per_host,
-                                             Algorithm inter_host = Algorithm::rabenseifner) {
+                                             Algorithm inter_host = Algorithm::rabenseifner,
+                                             std::size_t in_flight = 0) {
   if (hosts <= 1) {
     if (algo != Algorithm::nvls) return 1;
     const std::size_t per_chunk = nvls_chunk_bytes * std::max<std::size_t>(1, gpus_per_host);
     return std::clamp<std::size_t>((bytes + per_chunk - 1) / per_chunk, 1,
                                    max_default_phase_chunks);
   }
-  return hierarchical_phase_costs(algo, inter_host, bytes, hosts, gpus_per_host).best_chunks();
+  return hierarchical_phase_costs(algo, inter_host, bytes, hosts, gpus_per_host)
+      .best_chunks(in_flight);
+}
+
+/// Of `chunks` phase chunks, how many hierarchical or nvls all-reduce has between hosts at
+/// once when the call leaves it to the algorithm: 1 on one host, else the bandwidth-delay
+/// product with PhaseRates' defaults (PhaseCosts::in_flight_for). A caller that knows its
+/// fabric sets CollectiveCall::chunks_in_flight (CostModel::chunks_in_flight_for).
+inline std::size_t hierarchical_chunks_in_flight(Algorithm algo, std::size_t bytes,
+                                                 std::size_t hosts, std::size_t gpus_per_host,
+                                                 Algorithm inter_host, std::size_t chunks) {
+  if (hosts <= 1) return 1;
+  return hierarchical_phase_costs(algo, inter_host, bytes, hosts, gpus_per_host)
+      .in_flight_for(chunks);
 }
 
 namespace detail::coll {
@@ -158,7 +197,10 @@ struct BinaryTree {
 /// host (a ring over NVLink, or NVLS in the switch), all-reduce of each GPU's share across
 /// hosts on its rail (ring, rabenseifner or mixed_radix), all-gather inside the host (ring, or NVLS
 /// multicast). With K phase chunks each phase runs chunk after chunk, so chunk k's
-/// network phase overlaps the NVLink phases of its neighbours.
+/// network phase overlaps the NVLink phases of its neighbours; D of the chunks may be in
+/// their network phase at once (CollectiveCall::chunks_in_flight), so that a chunk's
+/// many small steps (a step's start-up and path latency, 44 of them over 12,500 hosts in
+/// mixed radix) run under the bytes of the others instead of one after another.
 template <CollectiveBackend B>
 std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algorithm algo,
                                           Algorithm inter_host) {
@@ -194,8 +236,24 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
   }
   const std::size_t K = std::min(
       call.count, call.phase_chunks > 0 ? static_cast<std::size_t>(call.phase_chunks)
-                                        : hierarchical_phase_chunks(algo, call.count * elem,
-                                                                    hosts.size(), G, inter_host));
+                                        : hierarchical_phase_chunks(
+                                              algo, call.count * elem, hosts.size(), G, inter_host,
+                                              static_cast<std::size_t>(call.chunks_in_flight)));
+  // Chunks between hosts at once: chunk k's inter-host phase waits for chunk k - D's.
+  const std::size_t D = std::clamp<std::size_t>(
+      call.chunks_in_flight > 0
+          ? static_cast<std::size_t>(call.chunks_in_flight)
+          : hierarchical_chunks_in_flight(algo, call.count * elem, hosts.size(), G, inter_host,
+                                          std::max<std::size_t>(1, K)),
+      1, std::max<std::size_t>(1, K));
+  // Every chunk but the last holds a whole number of grains: a grain splits evenly over
+  // the host's GPUs, each GPU's part over its channels' rings, and each GPU's share
+  // over the parts the inter-host algorithm cuts it in (H for ring and mixed radix, the
+  // largest power of two up to H for Rabenseifner's halving). Parts a few elements apart
+  // let chunks that overlap drift out of lockstep (aligned_part_range).
+  std::size_t inter_parts = hosts.size();
+  if (inter_host == Algorithm::rabenseifner) inter_parts = std::bit_floor(hosts.size());
+  const std::size_t chunk_grain = G * static_cast<std::size_t>(call.channels) * inter_parts;
   // Across hosts, a backend that times steps by their shape gets one chunk, the
   // pipeline's unit, and how many identical units follow: its cost does not grow with the
   // chunks. (There the network phase parts the unit's stages inside the hosts, which is
@@ -206,15 +264,17 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
   if (!nvls && call.input != call.output)
     ready = copy_in(b, call.input, 0, call.output, 0, call.count * elem, false, 0);
   [[maybe_unused]] const auto unit_first = static_cast<OpId>(posted_count(b));
-  std::vector<Deps> rs_prev(p), inter_prev(p), ag_prev(p), done(p);
+  std::vector<Deps> rs_prev(p), ag_prev(p), done(p);
+  // The inter-host phase's last operations per rank of the last D chunks (chunk k's in
+  // slot k mod D).
+  std::vector<std::vector<Deps>> inter_prev(D, std::vector<Deps>(p));
   auto merged = [](const Deps& a, const Deps& c) {
     Deps d = a;
     d.insert(d.end(), c.begin(), c.end());
     return d;
   };
   for (std::size_t k = 0; k < (one_unit ? 1 : K); ++k) {
-    const auto [e0, e1] =
-        aligned_part_range(call.count, K, k, G * static_cast<std::size_t>(call.channels));
+    const auto [e0, e1] = aligned_part_range(call.count, K, k, chunk_grain);
     const Span span{call.output, e0, e1 - e0};
     [[maybe_unused]] const Span source{nvls ? call.input : call.output, e0, e1 - e0};
     std::vector<Deps> state(p);
@@ -232,7 +292,7 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
     }
     rs_prev = state;
     // 2. All-reduce of share g across hosts, on rail g.
-    for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], inter_prev[r]);
+    for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], inter_prev[k % D][r]);
     for (std::size_t gi = 0; gi < G; ++gi) {
       std::vector<int> rail;
       for (const auto& [h, rs] : hosts) rail.push_back(rs[gi]);
@@ -252,7 +312,7 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
       }
       to_ranks(state, rail_done, rail);
     }
-    inter_prev = state;
+    inter_prev[k % D] = state;
     // 3. All-gather inside each host.
     for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], ag_prev[r]);
     for (const auto& [h, rs] : hosts) {
@@ -279,7 +339,9 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
     }
   }
   if constexpr (StepRepeatingBackend<B>) {
-    if (one_unit) b.repeat_pipeline_unit(unit_first, static_cast<std::uint32_t>(K - 1));
+    if (one_unit)
+      b.repeat_pipeline_unit(unit_first, static_cast<std::uint32_t>(K - 1),
+                             static_cast<std::uint32_t>(D));
   }
   return done;
 }

@@ -28,6 +28,8 @@ void check_call(const B& b, const CollectiveCall& c, const char* what) {
     throw InputError(std::string(what) + ": pipeline_chunks must be at least 1");
   if (c.phase_chunks < 0)
     throw InputError(std::string(what) + ": phase_chunks must be 0 (automatic) or more");
+  if (c.chunks_in_flight < 0)
+    throw InputError(std::string(what) + ": chunks_in_flight must be 0 (automatic) or more");
   if (c.root < 0 || c.root >= b.ranks()) {
     throw InputError(std::string(what) + ": root " + std::to_string(c.root) + " is not a rank");
   }
