@@ -143,8 +143,9 @@ inline PhaseCosts hierarchical_phase_costs(Algorithm algo, Algorithm inter_host,
 ///  - NVLS on one host pipelines as NCCL does (a chunk per 128 KiB per GPU, up to 64): its
 ///    reduce-scatter and all-gather overlap only so.
 ///  - Across hosts: the count that minimises the pipeline's predicted time with
-///    PhaseRates' defaults (PhaseCosts::best_chunks). A caller that knows its fabric
-///    (CostModel::phase_chunks_for) sets CollectiveCall::phase_chunks instead.
+///    PhaseRates' defaults and `in_flight` chunks between hosts at once (0: the
+///    bandwidth-delay product of each count; PhaseCosts::best_chunks). A caller that knows its
+///    fabric (CostModel::phase_chunks_for) sets CollectiveCall::phase_chunks instead.
 inline std::size_t hierarchical_phase_chunks(Algorithm algo, std::size_t bytes, std::size_t hosts,
                                              std::size_t gpus_per_host,
                                              Algorithm inter_host = Algorithm::rabenseifner,
@@ -266,8 +267,9 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
   [[maybe_unused]] const auto unit_first = static_cast<OpId>(posted_count(b));
   std::vector<Deps> rs_prev(p), ag_prev(p), done(p);
   // The inter-host phase's last operations per rank of the last D chunks (chunk k's in
-  // slot k mod D).
-  std::vector<std::vector<Deps>> inter_prev(D, std::vector<Deps>(p));
+  // slot k mod D); one slot where one unit stands for every chunk (a million ranks' lists
+  // times D would be hundreds of MB of empty lists).
+  std::vector<std::vector<Deps>> inter_prev(one_unit ? 1 : D, std::vector<Deps>(p));
   auto merged = [](const Deps& a, const Deps& c) {
     Deps d = a;
     d.insert(d.end(), c.begin(), c.end());
@@ -292,7 +294,8 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
     }
     rs_prev = state;
     // 2. All-reduce of share g across hosts, on rail g.
-    for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], inter_prev[k % D][r]);
+    for (std::size_t r = 0; r < p; ++r)
+      state[r] = merged(state[r], inter_prev[k % inter_prev.size()][r]);
     for (std::size_t gi = 0; gi < G; ++gi) {
       std::vector<int> rail;
       for (const auto& [h, rs] : hosts) rail.push_back(rs[gi]);
@@ -312,7 +315,7 @@ std::vector<Deps> hierarchical_all_reduce(B& b, const CollectiveCall& call, Algo
       }
       to_ranks(state, rail_done, rail);
     }
-    inter_prev[k % D] = state;
+    inter_prev[k % inter_prev.size()] = state;
     // 3. All-gather inside each host.
     for (std::size_t r = 0; r < p; ++r) state[r] = merged(state[r], ag_prev[r]);
     for (const auto& [h, rs] : hosts) {
