@@ -305,7 +305,7 @@ class EventLoop {
   void on_start(FlowId f, std::int64_t now) {
     // A connection sends one flow at a time: behind the one sending, wait for it.
     if (queued(f)) {
-      auto [it, fresh] = sending_.try_emplace(connection_of(f), Connection{f, {}});
+      auto [it, fresh] = sending_.try_emplace(connection_of(f));
       if (!fresh) {
         it->second.waiting.push_back(f);
         return;
@@ -337,7 +337,6 @@ class EventLoop {
     }
     const FlowId next = it->second.waiting.front();
     it->second.waiting.pop_front();
-    it->second.sending = next;
     transmit(next, now);
   }
 
@@ -353,9 +352,10 @@ class EventLoop {
           fmix64((std::uint64_t{k.src} << 32 | k.dst) ^ fmix64(std::uint64_t{k.qp} + 1)));
     }
   };
+  /// A connection that is sending (its entry's presence says so): the flows waiting
+  /// behind the one sending, in the order they became active.
   struct Connection {
-    FlowId sending;
-    std::deque<FlowId> waiting;  ///< active, in the order they became so
+    std::deque<FlowId> waiting;
   };
   /// Whether f waits its turn on its connection: a flow from one GPU to another.
   [[nodiscard]] bool queued(FlowId f) const {
