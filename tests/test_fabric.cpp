@@ -2,9 +2,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <random>
 #include <set>
 
 #include "check_contains.hpp"
+#include "railcc/fabric/failures.hpp"
 #include "railcc/fabric/presets.hpp"
 #include "railcc/fabric/routing.hpp"
 #include "test_support.hpp"
@@ -279,6 +281,69 @@ TEST_CASE("Routing avoids dead links and names a flow left without a path") {
                  "names endpoint 99, but the fabric has 16");
   CHECK_CONTAINS(error_of([&] { dead.route({3, 3, 0}, none); }), "from an endpoint to itself");
   CHECK_CONTAINS(error_of([&] { f.set_cable_health(0, 1.5f); }), "must be in [0, 1]");
+}
+
+TEST_CASE("Randomized: route_while is route() until the first link it refuses") {
+  // The reference is route() itself: a route that avoids every refused link comes back
+  // whole and the same; one that meets one stops there, having shown `keep` exactly the
+  // links before it, in order, and leaves the output as it found it. Where cables are
+  // down, a `keep` that refuses nothing gives route()'s answer.
+  std::mt19937_64 rng(5);
+  ColossusParams small = params(1024);
+  Fabric failed = colossus(small);
+  REQUIRE(fail_switch_cables(failed, 0.03, 9) > 0);
+  const Fabric fabrics[] = {fat_tree(4), fat_tree(8), colossus(small), hpn({2, 16}), failed};
+  std::size_t refused = 0, whole = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const Fabric& f = fabrics[static_cast<std::size_t>(trial) % std::size(fabrics)];
+    const bool links_down = &f == &fabrics[4];
+    const auto n = static_cast<std::uint32_t>(f.endpoint_count());
+    const FlowKey key{static_cast<NodeIndex>(rng() % n), static_cast<NodeIndex>(rng() % n),
+                      static_cast<std::uint32_t>(rng() % 64)};
+    if (key.src == key.dst) continue;
+    CAPTURE(trial);
+    Router reference(f, {RoutingMode::ecmp, 7});
+    Router router(f, {RoutingMode::ecmp, 7});
+    std::vector<ResourceIndex> expected;
+    const PathInfo info = reference.route(key, expected);
+    // Refuse each link with probability 1/8 (none where cables are down).
+    const std::uint64_t salt = rng();
+    const auto refuses = [&](LinkIndex l) { return !links_down && fmix64(salt ^ l) % 8 == 0; };
+    std::vector<LinkIndex> shown;
+    std::vector<ResourceIndex> out{11, 22};  // what the caller had there already
+    PathInfo got;
+    const bool kept = router.route_while(
+        key, out,
+        [&](LinkIndex l) {
+          shown.push_back(l);
+          return !refuses(l);
+        },
+        got);
+    if (info.nvlink) {  // inside a host: no network link to show, nothing to refuse
+      CHECK(kept);
+      CHECK(shown.empty());
+      CHECK(std::vector<ResourceIndex>(out.begin() + 2, out.end()) == expected);
+      continue;
+    }
+    const auto first_refused = std::find_if(expected.begin(), expected.end(), refuses);
+    if (first_refused == expected.end()) {
+      ++whole;
+      REQUIRE(kept);
+      CHECK(std::vector<ResourceIndex>(out.begin() + 2, out.end()) == expected);
+      CHECK(got.link_latency == info.link_latency);
+      CHECK(got.switch_hops == info.switch_hops);
+      // Where cables are down, `keep` also sees the links of branches ECMP backed out of.
+      if (!links_down) CHECK(std::vector<ResourceIndex>(shown.begin(), shown.end()) == expected);
+    } else {
+      ++refused;
+      CHECK_FALSE(kept);
+      CHECK(out == std::vector<ResourceIndex>{11, 22});
+      CHECK(std::vector<ResourceIndex>(shown.begin(), shown.end()) ==
+            std::vector<ResourceIndex>(expected.begin(), first_refused + 1));
+    }
+  }
+  CHECK(refused > 50);
+  CHECK(whole > 50);
 }
 
 TEST_CASE("Pinned paths are checked link by link") {

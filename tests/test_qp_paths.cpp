@@ -72,6 +72,140 @@ QpChoiceStats choose(const Fabric& f, std::vector<FlowSpec>& flows, std::uint64_
   return chooser.choose(step);
 }
 
+/// The reference chooser: the algorithm qp_paths.hpp describes, written plainly, with
+/// every candidate routed to the end by a fresh router and loads kept in a map. Returns
+/// the QP it leaves each flow with.
+std::vector<std::uint32_t> reference_qps(const Fabric& f, std::vector<FlowSpec> flows,
+                                         std::uint64_t seed, QpChoiceOptions options) {
+  Router router(f, RoutingOptions{RoutingMode::ecmp, seed});
+  auto ports = [&](NodeIndex e) {
+    int n = 0;
+    if (f.kind(e) != FabricNodeKind::endpoint) return n;
+    for (LinkIndex l : f.up_links(e)) n += f.kind(f.link(l).to) != FabricNodeKind::nvswitch;
+    return n;
+  };
+  auto chosen_links = [&](const FlowSpec& s, std::uint32_t qp) {
+    std::vector<ResourceIndex> route;
+    router.route(FlowKey{s.src, s.dst, qp}, route);
+    std::vector<LinkIndex> out;
+    for (ResourceIndex r : route) {
+      const FabricLink& l = f.link(r);
+      const bool a = f.kind(l.from) == FabricNodeKind::network_switch;
+      const bool b = f.kind(l.to) == FabricNodeKind::network_switch;
+      if ((a && b) || (b && ports(l.from) > 1) || (a && ports(l.to) > 1)) out.push_back(r);
+    }
+    return out;
+  };
+  std::map<LinkIndex, std::pair<int, double>> on;  // flows and bytes per link
+  auto add = [&](const std::vector<LinkIndex>& path, double bytes) {
+    for (LinkIndex l : path) {
+      on[l].first += bytes > 0 ? 1 : -1;
+      on[l].second += bytes;
+    }
+  };
+  auto rate = [&](LinkIndex l) { return f.link(l).usable().in_bytes_per_second(); };
+  auto bottleneck = [&](const std::vector<LinkIndex>& path, double bytes) {
+    double w = 0;
+    for (LinkIndex l : path) w = std::max(w, (on[l].second + bytes) / rate(l));
+    return w;
+  };
+  auto worst = [&] {
+    double w = 0;
+    for (const auto& [l, v] : on)
+      if (v.first > 0) w = std::max(w, v.second / rate(l));
+    return w;
+  };
+  struct Flow {
+    std::size_t index;
+    double bytes;
+    std::vector<LinkIndex> path;
+  };
+  std::vector<Flow> with_choice;
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    const FlowSpec& s = flows[i];
+    if (s.src == s.dst || s.size == Bytes{} || over_nvlink(f, s.src, s.dst)) continue;
+    auto path = chosen_links(s, s.qp);
+    if (!path.empty())
+      with_choice.push_back({i, static_cast<double>(s.size.count()), std::move(path)});
+  }
+  std::vector<std::uint32_t> qps;
+  for (const FlowSpec& s : flows) qps.push_back(s.qp);
+  const std::vector<std::uint32_t> original = qps;
+  for (const Flow& x : with_choice) add(x.path, x.bytes);
+  const double worst_before = worst();
+  for (const Flow& x : with_choice) add(x.path, -x.bytes);
+  // Largest first; among equals, by where the first choosable link starts (a leaf, or a
+  // GPU with several ports), then in the flows' order.
+  std::vector<std::size_t> order(with_choice.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const Flow& x = with_choice[a];
+    const Flow& y = with_choice[b];
+    if (x.bytes != y.bytes) return x.bytes > y.bytes;
+    return f.link(x.path.front()).from < f.link(y.path.front()).from;
+  });
+  auto place = [&](Flow& x) {
+    double best = -1;
+    for (std::uint32_t qp = 0; qp < options.candidates; ++qp) {
+      auto path = chosen_links(flows[x.index], qp);
+      const bool free =
+          std::all_of(path.begin(), path.end(), [&](LinkIndex l) { return on[l].first == 0; });
+      const double cost = bottleneck(path, x.bytes);
+      if (best < 0 || cost < best) {
+        best = cost;
+        qps[x.index] = qp;
+        x.path = path;
+      }
+      if (free) break;
+    }
+  };
+  for (std::size_t i : order) {
+    place(with_choice[i]);
+    add(with_choice[i].path, with_choice[i].bytes);
+  }
+  for (int round = 0; round < options.repair_rounds; ++round) {
+    bool moved = false;
+    for (std::size_t i : order) {
+      Flow& x = with_choice[i];
+      if (std::none_of(x.path.begin(), x.path.end(), [&](LinkIndex l) { return on[l].first > 1; }))
+        continue;
+      add(x.path, -x.bytes);
+      const double before = bottleneck(x.path, x.bytes);
+      const Flow kept = x;
+      const std::uint32_t kept_qp = qps[x.index];
+      place(x);
+      if (bottleneck(x.path, x.bytes) < before) {
+        moved = true;
+      } else {
+        x = kept;
+        qps[x.index] = kept_qp;
+      }
+      add(x.path, x.bytes);
+    }
+    if (!moved) break;
+  }
+  if (worst() > worst_before) return original;
+  return qps;
+}
+
+/// A random step on f: a random partial permutation, random sizes (a few equal), some
+/// connections twice.
+std::vector<FlowSpec> random_step(const Fabric& f, std::mt19937_64& rng) {
+  const auto n = static_cast<std::uint32_t>(f.endpoint_count());
+  std::vector<std::uint32_t> dst(n);
+  std::iota(dst.begin(), dst.end(), 0u);
+  std::shuffle(dst.begin(), dst.end(), rng);
+  std::vector<FlowSpec> flows;
+  for (std::uint32_t s = 0; s < n; ++s) {
+    if (dst[s] == s || rng() % 3 == 0) continue;
+    const Bytes size = Bytes::of(rng() % 2 == 0 ? std::int64_t{1} << 20
+                                                : static_cast<std::int64_t>(1 + rng() % (1 << 20)));
+    flows.push_back({s, dst[s], size, static_cast<std::uint32_t>(rng() % 4), {}});
+    if (rng() % 8 == 0) flows.push_back({s, dst[s], size, 0, {}});
+  }
+  return flows;
+}
+
 /// Host h of a k-ary fat tree (one GPU each) sends to the host one pod over, in the
 /// same position: every edge switch's k/2 flows leave it, and an assignment exists that
 /// puts each on its own aggregation and core link.
@@ -172,6 +306,89 @@ TEST_CASE("Randomized: the chooser's report is what a fresh count finds, never w
     CHECK(chosen.worst <= blind.worst * (1 + 1e-12));
     for (const FlowSpec& x : flows) CHECK(x.qp < std::max(options.candidates, 4u));
   }
+}
+
+TEST_CASE("Randomized: the chooser picks the QPs the plain reference picks") {
+  // The chooser gives a candidate up at the first link already as loaded as the best
+  // path's busiest one, and keeps loads in arrays; the reference routes every candidate
+  // to the end. On fabrics with every cable up the two must agree QP for QP.
+  std::mt19937_64 rng(23);
+  ColossusParams small;
+  small.gpus = 1024;
+  const Fabric fabrics[] = {fat_tree(4), fat_tree(8), colossus(small), hpn({2, 16})};
+  std::size_t moved = 0, compared = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    const Fabric& f = fabrics[static_cast<std::size_t>(trial) % std::size(fabrics)];
+    std::vector<FlowSpec> flows = random_step(f, rng);
+    const std::uint64_t seed = rng();
+    QpChoiceOptions options;
+    options.candidates = 1 + static_cast<std::uint32_t>(rng() % 64);
+    options.repair_rounds = static_cast<int>(rng() % 3);
+    CAPTURE(trial);
+    const std::vector<std::uint32_t> expected = reference_qps(f, flows, seed, options);
+    const std::vector<FlowSpec> before = flows;
+    choose(f, flows, seed, options);
+    for (std::size_t i = 0; i < flows.size(); ++i) {
+      CHECK(flows[i].qp == expected[i]);
+      moved += flows[i].qp != before[i].qp ? 1 : 0;
+    }
+    compared += flows.size();
+  }
+  CHECK(compared > 5000);
+  CHECK(moved > compared / 4);
+}
+
+TEST_CASE("Steps chosen side by side: the same QPs on any number of threads; the first failure") {
+  std::mt19937_64 rng(31);
+  ColossusParams small;
+  small.gpus = 1024;
+  const Fabric f = colossus(small);
+  std::vector<std::vector<FlowSpec>> steps;
+  for (int s = 0; s < 7; ++s) steps.push_back(random_step(f, rng));
+  auto run = [&](unsigned threads) {
+    std::vector<std::vector<FlowSpec>> copy = steps;
+    std::vector<std::vector<FlowSpec*>> pointers(copy.size());
+    for (std::size_t s = 0; s < copy.size(); ++s)
+      for (FlowSpec& x : copy[s]) pointers[s].push_back(&x);
+    QpChoiceOptions options;
+    options.threads = threads;
+    const auto stats =
+        choose_qps_of_steps(f, RoutingOptions{RoutingMode::ecmp, 3}, options, pointers);
+    return std::pair{copy, stats};
+  };
+  const auto [one, one_stats] = run(1);
+  for (unsigned threads : {2u, 3u, 0u}) {
+    CAPTURE(threads);
+    const auto [many, many_stats] = run(threads);
+    REQUIRE(many_stats.size() == steps.size());
+    for (std::size_t s = 0; s < steps.size(); ++s) {
+      CHECK(many_stats[s].moved == one_stats[s].moved);
+      CHECK(many_stats[s].shared_after == one_stats[s].shared_after);
+      for (std::size_t i = 0; i < steps[s].size(); ++i) CHECK(many[s][i].qp == one[s][i].qp);
+    }
+  }
+  // Each step on its own chooser gives what one chooser gives step after step.
+  std::vector<std::vector<FlowSpec>> alone = steps;
+  for (auto& step : alone) choose(f, step, 3);
+  for (std::size_t s = 0; s < steps.size(); ++s)
+    for (std::size_t i = 0; i < steps[s].size(); ++i) CHECK(alone[s][i].qp == one[s][i].qp);
+  // Steps 2 and 5 hold a flow out of a GPU whose leaf is cut off: the error is step 2's.
+  Fabric cut = colossus(small);
+  NodeIndex leaf = 0;
+  for (LinkIndex l : cut.up_links(9))
+    if (cut.kind(cut.link(l).to) == FabricNodeKind::network_switch) leaf = cut.link(l).to;
+  REQUIRE(leaf != 0);
+  for (LinkIndex l : cut.up_links(leaf)) cut.set_cable_health(l, 0.0f);
+  std::vector<std::vector<FlowSpec>> bad(6, std::vector<FlowSpec>{{0, 1000, Bytes::of(64), 0, {}}});
+  bad[2].push_back({9, 1001, Bytes::of(64), 0, {}});
+  bad[5].push_back({9, 1002, Bytes::of(64), 0, {}});
+  std::vector<std::vector<FlowSpec*>> pointers(bad.size());
+  for (std::size_t s = 0; s < bad.size(); ++s)
+    for (FlowSpec& x : bad[s]) pointers[s].push_back(&x);
+  QpChoiceOptions two;
+  two.threads = 2;
+  CHECK_CONTAINS(error_of([&] { (void)choose_qps_of_steps(cut, RoutingOptions{}, two, pointers); }),
+                 "flow 9 -> 1001 (qp 0) has no live path");
 }
 
 TEST_CASE("A step of flows on their own links runs at the link rate; blind hashing is slower") {

@@ -471,9 +471,9 @@ class SimBackend {
     SimResult result;
     qp_stats_ = {};
     if (config_.choose_qps) {
-      QpPathChooser chooser(fabric_, config_.sim.routing, config_.qp_choice);
-      steps.for_each_network_step(
-          [&](std::span<FlowSpec* const> flows) { note(chooser.choose(flows)); });
+      for (const QpChoiceStats& s : choose_qps_of_steps(fabric_, config_.sim.routing,
+                                                        config_.qp_choice, steps.network_steps()))
+        note(s);
     }
     step_result_ = steps.evaluate(fabric_, config_.sim);
     result.makespan = step_result_.makespan;
@@ -566,17 +566,19 @@ class SimBackend {
       if (by_level.size() <= level[f]) by_level.resize(level[f] + 1);
       by_level[level[f]].push_back(f);
     }
-    QpPathChooser chooser(fabric_, config_.sim.routing, config_.qp_choice);
-    std::vector<FlowSpec> specs;
-    std::vector<FlowSpec*> pointers;
-    for (const auto& step : by_level) {
-      if (step.empty()) continue;
-      specs.clear();
-      pointers.clear();
-      for (FlowId f : step) specs.push_back(graph.flow(f));
-      for (FlowSpec& s : specs) pointers.push_back(&s);
-      note(chooser.choose(pointers));
-      for (std::size_t i = 0; i < step.size(); ++i) graph.set_qp(step[i], specs[i].qp);
+    std::erase_if(by_level, [](const std::vector<FlowId>& step) { return step.empty(); });
+    std::vector<std::vector<FlowSpec>> specs(by_level.size());
+    std::vector<std::vector<FlowSpec*>> pointers(by_level.size());
+    for (std::size_t l = 0; l < by_level.size(); ++l) {
+      for (FlowId f : by_level[l]) specs[l].push_back(graph.flow(f));
+      for (FlowSpec& s : specs[l]) pointers[l].push_back(&s);
+    }
+    for (const QpChoiceStats& s :
+         choose_qps_of_steps(fabric_, config_.sim.routing, config_.qp_choice, pointers))
+      note(s);
+    for (std::size_t l = 0; l < by_level.size(); ++l) {
+      for (std::size_t i = 0; i < by_level[l].size(); ++i)
+        graph.set_qp(by_level[l][i], specs[l][i].qp);
     }
   }
   void note(const QpChoiceStats& s) {

@@ -130,14 +130,33 @@ class Router {
 
   /// Appends the flow's resources to `out`. Throws InputError when no live path exists.
   PathInfo route(const FlowKey& key, std::vector<ResourceIndex>& out) {
+    PathInfo info;
+    route_while(
+        key, out, [](LinkIndex) { return true; }, info);
+    return info;
+  }
+
+  /// route(), abandoned at the first link `keep(link)` refuses as ECMP takes it (network
+  /// links, the NIC ports included, in path order): then false, and `out` as it was. A
+  /// schedule pass that tries many QPs for a flow gives up on a candidate as soon as it
+  /// meets a link loaded past the best path found, instead of routing it to the end.
+  /// Where links are down, ECMP backs out of a branch with no live path, so a refused
+  /// link might not have been on the route: callers that need the exact answer keep
+  /// every link there. NVLink routes and spraying call `keep` on nothing.
+  template <class Keep>
+  bool route_while(const FlowKey& key, std::vector<ResourceIndex>& out, Keep&& keep,
+                   PathInfo& info) {
+    info = PathInfo{};
     const bool from_switch = is_nvswitch(key.src);
     const bool to_switch = is_nvswitch(key.dst);
-    if (from_switch || to_switch) return nvswitch_route(key, from_switch, to_switch, out);
+    if (from_switch || to_switch) {
+      info = nvswitch_route(key, from_switch, to_switch, out);
+      return true;
+    }
     check_endpoint(key.src, key);
     check_endpoint(key.dst, key);
     if (key.src == key.dst)
       throw InputError("flow " + name(key) + " goes from an endpoint to itself");
-    PathInfo info;
     // Inside a host: over the NVSwitch when both GPUs reach it.
     if (over_nvlink(f_, key.src, key.dst)) {
       const LinkIndex a = nvlink_of(key.src);
@@ -146,7 +165,7 @@ class Router {
       out.push_back(Fabric::reverse(b));
       info.link_latency = f_.link(a).latency + f_.link(b).latency;
       info.nvlink = true;
-      return info;
+      return true;
     }
     const FlowHash h = hash_of(key);
     int best = 0;
@@ -154,14 +173,22 @@ class Router {
     const NodeIndex src_leaf = f_.link(chosen.first).to;
     const NodeIndex dst_leaf = f_.link(chosen.second).to;
     const std::size_t start = out.size();
-    out.push_back(chosen.first);
-    bool ok = false;
+    Walk walk = Walk::found;
     if (opt_.mode == RoutingMode::spray) {
-      ok = spray(src_leaf, dst_leaf, best, out);
+      out.push_back(chosen.first);
+      walk = spray(src_leaf, dst_leaf, best, out) ? Walk::found : Walk::dead_end;
+    } else if (!keep(chosen.first)) {
+      walk = Walk::abandoned;
     } else {
-      ok = ecmp_up(h, src_leaf, dst_leaf, out);
+      out.push_back(chosen.first);
+      walk = ecmp_up(h, src_leaf, dst_leaf, out, keep);
+      if (walk == Walk::found && !keep(Fabric::reverse(chosen.second))) walk = Walk::abandoned;
     }
-    if (!ok) {
+    if (walk == Walk::abandoned) {
+      out.resize(start);
+      return false;
+    }
+    if (walk == Walk::dead_end) {
       out.resize(start);
       throw InputError("flow " + name(key) + " has no live path between " + f_.describe(src_leaf) +
                        " and " + f_.describe(dst_leaf));
@@ -176,7 +203,7 @@ class Router {
       }
     }
     info.switch_hops = static_cast<std::uint32_t>(out.size() - start - 1);
-    return info;
+    return true;
   }
 
   /// The link above the source's leaf that ECMP tries first for this key, or no_link_index
@@ -347,49 +374,60 @@ class Router {
            f_.ancestor(f_.block_of(dst_leaf), t) == f_.block_of(s);
   }
 
-  bool ecmp_up(const FlowHash& h, NodeIndex s, NodeIndex dst_leaf,
-               std::vector<ResourceIndex>& out) {
-    if (covers(s, dst_leaf)) return ecmp_down(h, s, dst_leaf, out);
+  /// Where an ECMP walk ended: at the destination leaf, in a branch with no live path
+  /// (backed out of), or refused by the caller's `keep`.
+  enum class Walk : std::uint8_t { found, dead_end, abandoned };
+
+  template <class Keep>
+  Walk ecmp_up(const FlowHash& h, NodeIndex s, NodeIndex dst_leaf, std::vector<ResourceIndex>& out,
+               Keep& keep) {
+    if (covers(s, dst_leaf)) return ecmp_down(h, s, dst_leaf, out, keep);
     const auto ups = f_.up_links(s);
-    if (ups.empty()) return false;
+    if (ups.empty()) return Walk::dead_end;
     const std::size_t first = h.at(s) % ups.size();
     for (std::size_t i = 0; i < ups.size(); ++i) {
       const LinkIndex l = ups[(first + i) % ups.size()];
       if (!f_.link(l).alive()) continue;
+      if (!keep(l)) return Walk::abandoned;
       out.push_back(l);
-      if (ecmp_up(h, f_.link(l).to, dst_leaf, out)) return true;
+      const Walk w = ecmp_up(h, f_.link(l).to, dst_leaf, out, keep);
+      if (w != Walk::dead_end) return w;
       out.pop_back();
     }
-    return false;
+    return Walk::dead_end;
   }
 
-  bool ecmp_down(const FlowHash& h, NodeIndex s, NodeIndex dst_leaf,
-                 std::vector<ResourceIndex>& out) {
-    if (s == dst_leaf) return true;
-    if (f_.tier(s) == 1) return false;
+  template <class Keep>
+  Walk ecmp_down(const FlowHash& h, NodeIndex s, NodeIndex dst_leaf,
+                 std::vector<ResourceIndex>& out, Keep& keep) {
+    if (s == dst_leaf) return Walk::found;
+    if (f_.tier(s) == 1) return Walk::dead_end;
     // The down-links towards dst_leaf are the contiguous run whose child holds dst_leaf's
     // block one tier down, in its plane (down_links() is sorted that way); at tier 2 the
     // child must be dst_leaf itself. The hash picks where to start among them.
     const auto downs = f_.down_links(s);
+    const auto keys = f_.down_link_keys(s);
     const int child_tier = f_.tier(s) - 1;
-    const std::pair<BlockIndex, std::uint32_t> target{
-        f_.ancestor(f_.block_of(dst_leaf), child_tier), f_.plane_of(dst_leaf)};
-    const auto lo = std::partition_point(downs.begin(), downs.end(),
-                                         [&](LinkIndex l) { return f_.child_key(l) < target; });
+    const std::uint64_t target =
+        std::uint64_t{f_.ancestor(f_.block_of(dst_leaf), child_tier)} << 32 | f_.plane_of(dst_leaf);
+    const auto key_lo = std::lower_bound(keys.begin(), keys.end(), target);
     // The run is short (the links from s to one child block): walk it rather than search.
-    auto hi = lo;
-    while (hi != downs.end() && !(target < f_.child_key(*hi))) ++hi;
-    const std::size_t candidates = static_cast<std::size_t>(hi - lo);
-    if (candidates == 0) return false;
+    auto key_hi = key_lo;
+    while (key_hi != keys.end() && *key_hi == target) ++key_hi;
+    const std::size_t candidates = static_cast<std::size_t>(key_hi - key_lo);
+    if (candidates == 0) return Walk::dead_end;
+    const auto lo = downs.begin() + (key_lo - keys.begin());
     const std::size_t first = h.at(s) % candidates;
     for (std::size_t i = 0; i < candidates; ++i) {
       const LinkIndex l = lo[static_cast<std::ptrdiff_t>((first + i) % candidates)];
       if (!f_.link(l).alive() || (child_tier == 1 && f_.link(l).to != dst_leaf)) continue;
+      if (!keep(l)) return Walk::abandoned;
       out.push_back(l);
-      if (ecmp_down(h, f_.link(l).to, dst_leaf, out)) return true;
+      const Walk w = ecmp_down(h, f_.link(l).to, dst_leaf, out, keep);
+      if (w != Walk::dead_end) return w;
       out.pop_back();
     }
-    return false;
+    return Walk::dead_end;
   }
 
   // ---- spraying -------------------------------------------------------------------------

@@ -29,9 +29,14 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <exception>
+#include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "railcc/config.hpp"
@@ -54,6 +59,11 @@ struct QpChoiceOptions {
   std::uint32_t candidates = 64;
   /// Repair rounds after the greedy pass.
   int repair_rounds = 1;
+  /// Threads that choose steps side by side (choose_qps_of_steps), each with its own
+  /// chooser: 0 for the machine's hardware threads, at most 4 (a chooser keeps 17 bytes
+  /// per link: 240 MB at 1,000,000 GPUs). A step's choice does not depend on the others',
+  /// so the QPs are the same for any count.
+  unsigned threads = 0;
 };
 
 /// What a step's QP choice achieved: its busiest switch link, before and after.
@@ -66,6 +76,13 @@ struct QpChoiceStats {
   std::size_t shared_after = 0;   ///< the same with the chosen QPs
 };
 
+class QpPathChooser;
+/// Chooses the QPs of many steps, each a set of flows that run at once, on
+/// `options.threads` threads; the stats in the steps' order.
+std::vector<QpChoiceStats> choose_qps_of_steps(const Fabric& fabric, RoutingOptions routing,
+                                               QpChoiceOptions options,
+                                               const std::vector<std::vector<FlowSpec*>>& steps);
+
 class QpPathChooser {
  public:
   QpPathChooser(const Fabric& fabric, RoutingOptions routing, QpChoiceOptions options = {})
@@ -76,29 +93,37 @@ class QpPathChooser {
           "to steer (choose QPs for ECMP routing only)");
     }
     if (options_.candidates == 0) throw InputError("QP choice: candidates must be at least 1");
-    load_.assign(fabric.link_count(), 0.0);
-    flows_on_.assign(fabric.link_count(), 0);
+    load_.assign(fabric.link_count(), LinkLoad{});
     touched_flag_.assign(fabric.link_count(), 0);
+    stride_ = 2 * static_cast<std::size_t>(fabric.tiers()) + 2;
+    links_down_ = std::any_of(fabric.links().begin(), fabric.links().end(),
+                              [](const FabricLink& l) { return !l.alive(); });
   }
 
   /// Chooses the QP of each flow of one step (flows that run at once), in place.
   QpChoiceStats choose(std::span<FlowSpec* const> step) {
     QpChoiceStats stats;
-    // The flows with a choice, with their current path's switch links.
+    // The flows with a choice, with their current path's switch links, each in its own
+    // slot of one buffer (a step at 1,000,000 GPUs has 800,000 of them: a vector each
+    // was as many allocations per step).
     struct Flow {
       FlowSpec* spec;
       double bytes;
-      std::vector<LinkIndex> path;  // switch links only (NIC links left out)
+      std::size_t slot;  // its path: paths_[slot * stride_, + length)
+      std::uint32_t length;
     };
     std::vector<Flow> flows;
+    paths_.clear();
     for (FlowSpec* f : step) {
       if (f->src == f->dst || f->size == Bytes{} || f->src >= fabric_.endpoint_count() ||
           f->dst >= fabric_.endpoint_count() || over_nvlink(fabric_, f->src, f->dst))
         continue;
-      Flow flow{f, static_cast<double>(f->size.count()), {}};
-      switch_links(*f, f->qp, flow.path);
-      if (flow.path.empty()) continue;  // one leaf: a single path
-      flows.push_back(std::move(flow));
+      switch_links(*f, f->qp, candidate_);
+      if (candidate_.empty()) continue;  // one leaf: a single path
+      Flow flow{f, static_cast<double>(f->size.count()), flows.size(), 0};
+      paths_.resize(paths_.size() + stride_);
+      store(flow, candidate_);
+      flows.push_back(flow);
     }
     stats.flows = flows.size();
     if (flows.empty()) return stats;
@@ -106,38 +131,45 @@ class QpPathChooser {
     for (std::size_t i = 0; i < flows.size(); ++i) original[i] = flows[i].spec->qp;
 
     // Blind hashing, for the record.
-    for (const Flow& f : flows) add(f.path, f.bytes);
+    const auto path = [&](const Flow& f) {
+      return std::span<const LinkIndex>(paths_.data() + f.slot * stride_, f.length);
+    };
+    for (const Flow& f : flows) add(path(f), f.bytes);
     stats.worst_before = worst(stats.shared_before);
-    for (const Flow& f : flows) add(f.path, -f.bytes);
+    for (const Flow& f : flows) add(path(f), -f.bytes);
 
     // 1. Greedy, largest first (ties in the flows' order, so the result is deterministic).
     std::vector<std::size_t> order(flows.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return flows[a].bytes > flows[b].bytes; });
+    std::vector<NodeIndex> leaf(flows.size());
+    for (std::size_t i = 0; i < flows.size(); ++i) leaf[i] = fabric_.link(path(flows[i])[0]).from;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      if (flows[a].bytes != flows[b].bytes) return flows[a].bytes > flows[b].bytes;
+      return leaf[a] < leaf[b];
+    });
     for (std::size_t i : order) {
       Flow& f = flows[i];
-      place(f.spec, f.bytes, f.path);
-      add(f.path, f.bytes);
+      place(f.spec, f.bytes);
+      store(f, candidate_);
+      add(path(f), f.bytes);
     }
     // 2. Repair: flows on shared links look again, against everyone else's paths.
     for (int round = 0; round < options_.repair_rounds; ++round) {
       bool moved = false;
       for (std::size_t i : order) {
         Flow& f = flows[i];
-        if (!on_shared_link(f.path)) continue;
-        add(f.path, -f.bytes);
-        const double before = bottleneck(f.path, f.bytes);
+        if (!on_shared_link(path(f))) continue;
+        add(path(f), -f.bytes);
+        const double before = bottleneck(path(f), f.bytes);
         const std::uint32_t old_qp = f.spec->qp;
-        std::vector<LinkIndex> old_path = f.path;
-        place(f.spec, f.bytes, f.path);
-        if (bottleneck(f.path, f.bytes) < before) {
+        place(f.spec, f.bytes);
+        if (bottleneck(candidate_, f.bytes) < before) {
           moved = true;
+          store(f, candidate_);
         } else {
           f.spec->qp = old_qp;
-          f.path = std::move(old_path);
         }
-        add(f.path, f.bytes);
+        add(path(f), f.bytes);
       }
       if (!moved) break;
     }
@@ -151,7 +183,7 @@ class QpPathChooser {
     }
     for (std::size_t i = 0; i < flows.size(); ++i) {
       if (flows[i].spec->qp != original[i]) ++stats.moved;
-      add(flows[i].path, -flows[i].bytes);
+      add(path(flows[i]), -flows[i].bytes);
     }
     for (LinkIndex l : touched_) touched_flag_[l] = 0;
     touched_.clear();
@@ -165,8 +197,11 @@ class QpPathChooser {
   void switch_links(const FlowSpec& f, std::uint32_t qp, std::vector<LinkIndex>& out) {
     route_.clear();
     router_.route(FlowKey{f.src, f.dst, qp}, route_);
+    chosen_links(route_, out);
+  }
+  void chosen_links(const std::vector<ResourceIndex>& route, std::vector<LinkIndex>& out) const {
     out.clear();
-    for (ResourceIndex r : route_) {
+    for (ResourceIndex r : route) {
       const FabricLink& l = fabric_.link(r);
       const bool from_switch = fabric_.kind(l.from) == FabricNodeKind::network_switch;
       const bool to_switch = fabric_.kind(l.to) == FabricNodeKind::network_switch;
@@ -175,45 +210,75 @@ class QpPathChooser {
         out.push_back(r);
     }
   }
-  void add(const std::vector<LinkIndex>& path, double bytes) {
+  /// Copies `links` into the flow's slot.
+  template <class FlowT>
+  void store(FlowT& flow, const std::vector<LinkIndex>& links) {
+    if (links.size() > stride_)
+      throw std::logic_error("QP choice: a path of " + std::to_string(links.size()) +
+                             " links between switches on a fabric of " +
+                             std::to_string(fabric_.tiers()) + " tiers");
+    std::copy(links.begin(), links.end(),
+              paths_.begin() + static_cast<std::ptrdiff_t>(flow.slot * stride_));
+    flow.length = static_cast<std::uint32_t>(links.size());
+  }
+  void add(std::span<const LinkIndex> path, double bytes) {
     for (LinkIndex l : path) {
       if (!touched_flag_[l]) {
         touched_flag_[l] = 1;
         touched_.push_back(l);
       }
-      load_[l] += bytes;
-      flows_on_[l] += bytes > 0 ? 1 : -1;
+      load_[l].bytes += bytes;
+      load_[l].flows += bytes > 0 ? 1 : -1;
     }
   }
   /// The busiest link of `path` once a flow of `bytes` is added: bytes over capacity.
-  double bottleneck(const std::vector<LinkIndex>& path, double bytes) const {
+  double bottleneck(std::span<const LinkIndex> path, double bytes) const {
     double worst = 0;
     for (LinkIndex l : path)
-      worst = std::max(worst, (load_[l] + bytes) / fabric_.link(l).usable().in_bytes_per_second());
+      worst = std::max(worst,
+                       (load_[l].bytes + bytes) / fabric_.link(l).usable().in_bytes_per_second());
     return worst;
   }
-  bool on_shared_link(const std::vector<LinkIndex>& path) const {
-    return std::any_of(path.begin(), path.end(), [&](LinkIndex l) { return flows_on_[l] > 1; });
+  bool on_shared_link(std::span<const LinkIndex> path) const {
+    return std::any_of(path.begin(), path.end(), [&](LinkIndex l) { return load_[l].flows > 1; });
   }
-  /// Tries the candidates; leaves the best QP in `spec` and its path in `path`. A
-  /// candidate whose first link above the leaf is already as loaded as the best path's
-  /// busiest link cannot beat it and is not routed (the first link is a few hashes).
-  void place(FlowSpec* spec, double bytes, std::vector<LinkIndex>& path) {
+  /// Tries the candidates; leaves the best QP in `spec` and its path in `candidate_`. A
+  /// candidate is given up at the first link on its way that already carries flows of
+  /// the step and would then be as loaded as the best path's busiest link: it cannot
+  /// beat that path, and the rest of its route is not worth finding (at 1,000,000 GPUs
+  /// most candidates stop a hop or two above their leaf). Where links are down, ECMP may
+  /// back out of a branch, so only the first link above the leaf, which it leaves by
+  /// whatever the branch, is a bound (a branch may still take another way: the choice
+  /// is then a good one, not always the best).
+  void place(FlowSpec* spec, double bytes) {
     double best = -1;
     std::uint32_t best_qp = spec->qp;
     for (std::uint32_t qp = 0; qp < options_.candidates; ++qp) {
-      const LinkIndex first = router_.ecmp_first_up_link(FlowKey{spec->src, spec->dst, qp});
-      if (best >= 0 && first != no_link_index &&
-          (load_[first] + bytes) / fabric_.link(first).usable().in_bytes_per_second() >= best)
-        continue;
-      switch_links(*spec, qp, candidate_);
-      const bool free = std::all_of(candidate_.begin(), candidate_.end(),
-                                    [&](LinkIndex l) { return flows_on_[l] == 0; });
-      const double cost = bottleneck(candidate_, bytes);
+      bool leaf_up_seen = false;
+      const auto keep = [&](LinkIndex l) {
+        if (best < 0) return true;
+        if (links_down_) {
+          const FabricLink& k = fabric_.link(l);
+          if (leaf_up_seen || !k.up || fabric_.kind(k.from) != FabricNodeKind::network_switch ||
+              fabric_.tier(k.from) != 1)
+            return true;
+          leaf_up_seen = true;
+        }
+        const LinkLoad& load = load_[l];
+        return load.flows == 0 ||
+               (load.bytes + bytes) / fabric_.link(l).usable().in_bytes_per_second() < best;
+      };
+      route_.clear();
+      PathInfo info;
+      if (!router_.route_while(FlowKey{spec->src, spec->dst, qp}, route_, keep, info)) continue;
+      chosen_links(route_, trial_);
+      const bool free = std::all_of(trial_.begin(), trial_.end(),
+                                    [&](LinkIndex l) { return load_[l].flows == 0; });
+      const double cost = bottleneck(trial_, bytes);
       if (best < 0 || cost < best) {
         best = cost;
         best_qp = qp;
-        path = candidate_;
+        candidate_.swap(trial_);
       }
       if (free) break;
     }
@@ -224,9 +289,9 @@ class QpPathChooser {
     double w = 0;
     shared = 0;
     for (LinkIndex l : touched_) {
-      if (flows_on_[l] > 1) ++shared;
-      if (flows_on_[l] > 0)
-        w = std::max(w, load_[l] / fabric_.link(l).usable().in_bytes_per_second());
+      if (load_[l].flows > 1) ++shared;
+      if (load_[l].flows > 0)
+        w = std::max(w, load_[l].bytes / fabric_.link(l).usable().in_bytes_per_second());
     }
     return w;
   }
@@ -234,12 +299,59 @@ class QpPathChooser {
   const Fabric& fabric_;
   Router router_;
   QpChoiceOptions options_;
-  std::vector<double> load_;        // per link: bytes of the step's placed flows
-  std::vector<int> flows_on_;       // per link: how many of them
+  /// Per link: the bytes of the step's placed flows and how many they are (side by side:
+  /// a candidate's walk reads both, and at scale each read is a cache miss).
+  struct LinkLoad {
+    double bytes = 0;
+    std::int32_t flows = 0;
+  };
+  std::vector<LinkLoad> load_;
   std::vector<LinkIndex> touched_;  // links the step's flows crossed, once each
   std::vector<std::uint8_t> touched_flag_;
+  bool links_down_ = false;  // a route may back out of a branch (place() says why it matters)
   std::vector<ResourceIndex> route_;
-  std::vector<LinkIndex> candidate_;
+  std::vector<LinkIndex> candidate_;  // place(): the best path so far; choose(): a flow's path
+  std::vector<LinkIndex> trial_;      // place(): the candidate being weighed
+  /// choose(): the step's chosen links, a slot of stride_ per flow: up and down every
+  /// tier between switches, and a port at each end.
+  std::vector<LinkIndex> paths_;
+  std::size_t stride_ = 0;
 };
+
+inline std::vector<QpChoiceStats> choose_qps_of_steps(
+    const Fabric& fabric, RoutingOptions routing, QpChoiceOptions options,
+    const std::vector<std::vector<FlowSpec*>>& steps) {
+  std::vector<QpChoiceStats> stats(steps.size());
+  if (steps.empty()) return stats;
+  unsigned threads = options.threads;
+  if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, steps.size()));
+  // Steps are handed out in order as threads come free; each step's choice is its own,
+  // so which thread takes it changes nothing. The first failure, by step, is rethrown.
+  std::atomic<std::size_t> next{0};
+  std::vector<std::exception_ptr> failed(steps.size());
+  const auto work = [&] {
+    std::optional<QpPathChooser> chooser;
+    for (std::size_t i = next++; i < steps.size(); i = next++) {
+      try {
+        if (!chooser) chooser.emplace(fabric, routing, options);
+        stats[i] = chooser->choose(steps[i]);
+      } catch (...) {
+        failed[i] = std::current_exception();
+      }
+    }
+  };
+  if (threads <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+  }
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
+  return stats;
+}
 
 RAILCC_NAMESPACE_END

@@ -26,18 +26,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <deque>
 #include <limits>
 #include <queue>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
 #include "railcc/fabric/fabric.hpp"
 #include "railcc/fabric/routing.hpp"
+#include "railcc/sim/connection_queues.hpp"
 #include "railcc/sim/flow_graph.hpp"
 #include "railcc/sim/link_stats.hpp"
 #include "railcc/sim/rate_state.hpp"
@@ -228,7 +227,8 @@ class EventLoop {
         rates_(routes_, graph.size(), resource_classes(fabric, routes_), link_class_count(fabric)),
         pending_(adj_.predecessors),
         resource_bytes_(routes_.resource_count(), 0.0),
-        finishes_(graph.size()) {
+        finishes_(graph.size()),
+        connections_(fabric, graph) {
     result_.flows.assign(graph.size(), {});
     result_.first_byte_sent = Picoseconds::max();  // until a flow starts
   }
@@ -304,14 +304,7 @@ class EventLoop {
 
   void on_start(FlowId f, std::int64_t now) {
     // A connection sends one flow at a time: behind the one sending, wait for it.
-    if (queued(f)) {
-      auto [it, fresh] = sending_.try_emplace(connection_of(f));
-      if (!fresh) {
-        it->second.waiting.push_back(f);
-        return;
-      }
-    }
-    transmit(f, now);
+    if (connections_.try_send(f)) transmit(f, now);
   }
 
   /// f's first byte leaves now.
@@ -328,45 +321,8 @@ class EventLoop {
     rates_.finish(f, static_cast<double>(graph_.flow(f).size.count()), resource_bytes_);
     events_.push(SimEvent::of(now + routes_.latency(f).count(), f, EventKind::deliver));
     // The connection's next flow, if one waits, sends now.
-    if (!queued(f)) return;
-    const auto it = sending_.find(connection_of(f));
-    if (it == sending_.end()) return;
-    if (it->second.waiting.empty()) {
-      sending_.erase(it);
-      return;
-    }
-    const FlowId next = it->second.waiting.front();
-    it->second.waiting.pop_front();
-    transmit(next, now);
-  }
-
-  /// A flow's connection: its source, destination and QP.
-  struct ConnectionKey {
-    NodeIndex src, dst;
-    std::uint32_t qp;
-    bool operator==(const ConnectionKey&) const = default;
-  };
-  struct ConnectionHash {
-    std::size_t operator()(const ConnectionKey& k) const {
-      return static_cast<std::size_t>(
-          fmix64((std::uint64_t{k.src} << 32 | k.dst) ^ fmix64(std::uint64_t{k.qp} + 1)));
-    }
-  };
-  /// A connection that is sending (its entry's presence says so): the flows waiting
-  /// behind the one sending, in the order they became active.
-  struct Connection {
-    std::deque<FlowId> waiting;
-  };
-  /// Whether f waits its turn on its connection: a flow from one GPU to another.
-  [[nodiscard]] bool queued(FlowId f) const {
-    const FlowSpec& s = graph_.flow(f);
-    return s.src != s.dst && s.src < fabric_.node_count() && s.dst < fabric_.node_count() &&
-           fabric_.kind(s.src) == FabricNodeKind::endpoint &&
-           fabric_.kind(s.dst) == FabricNodeKind::endpoint;
-  }
-  [[nodiscard]] ConnectionKey connection_of(FlowId f) const {
-    const FlowSpec& s = graph_.flow(f);
-    return {s.src, s.dst, s.qp};
+    const FlowId next = connections_.finished(f);
+    if (next != ConnectionQueues::none) transmit(next, now);
   }
 
   void on_deliver(FlowId f, std::int64_t now) {
@@ -397,7 +353,7 @@ class EventLoop {
   std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>>
       events_;  // starts, deliveries
   FinishQueue finishes_;
-  std::unordered_map<ConnectionKey, Connection, ConnectionHash> sending_;  // connections sending
+  ConnectionQueues connections_;  // each connection's flows, one sending at a time
   SimResult result_;
 };
 

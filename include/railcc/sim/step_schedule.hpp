@@ -188,25 +188,19 @@ class StepSchedule {
   /// expanded_pipeline_end); past it fewer units are simulated and the rest extrapolated,
   /// and past 8 units' worth the pipeline's bounds stand in.
   void set_pipeline_expansion_flows(std::size_t flows) { pipeline_expansion_flows_ = flows; }
-  /// Calls fn(flows) once per step with the network flows that start in it, as mutable
-  /// specs (std::span<FlowSpec* const>): what a schedule pass that spreads a step's flows
-  /// over paths rewrites (their QPs). A repeated step is one call; its repeats have its
-  /// content. Call it before evaluate().
-  template <class Fn>
-  void for_each_network_step(Fn fn) {
-    std::vector<std::vector<Index>> by_level(levels_ + 1);
+  /// The network flows that start in each step, one list per step, as mutable specs:
+  /// what a schedule pass that spreads a step's flows over paths rewrites (their QPs). A
+  /// repeated step is one list; its repeats have its content. Call it before evaluate();
+  /// the pointers live until the next add().
+  [[nodiscard]] std::vector<std::vector<FlowSpec*>> network_steps() {
+    std::vector<std::vector<FlowSpec*>> by_level(levels_ + 1);
     for (Index i = 0; i < items_.size(); ++i) {
-      const Item& it = items_[i];
+      Item& it = items_[i];
       if (it.domain == network_domain && !it.free && it.spec.src != it.spec.dst)
-        by_level[it.level].push_back(i);
+        by_level[it.level].push_back(&it.spec);
     }
-    std::vector<FlowSpec*> flows;
-    for (const auto& level : by_level) {
-      if (level.empty()) continue;
-      flows.clear();
-      for (Index i : level) flows.push_back(&items_[i].spec);
-      fn(std::span<FlowSpec* const>(flows));
-    }
+    std::erase_if(by_level, [](const std::vector<FlowSpec*>& step) { return step.empty(); });
+    return by_level;
   }
   /// The domain an item runs in (network_domain or host_domain).
   [[nodiscard]] std::uint8_t domain(Index i) const { return items_[i].domain; }
