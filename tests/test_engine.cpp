@@ -5,6 +5,8 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "check_contains.hpp"
 #include "railcc/fabric/presets.hpp"
@@ -478,4 +480,66 @@ TEST_CASE("Pinned paths: a loop is refused; over NVLink and out a NIC starts as 
   loop.add_pinned({1, 9, size, 0, {}}, loop_path);
   CHECK_CONTAINS(error_of([&] { simulate(fabric, loop); }),
                  "pinned path crosses link " + std::to_string(gpu1_nic) + " twice");
+}
+
+TEST_CASE("Randomized: a large graph's route table is the one flow-by-flow routing builds") {
+  // Past 65,536 flows under ECMP the table is routed in shares on several threads; the
+  // reference routes every flow in order with one router and numbers resources by first
+  // use. Pinned paths and local tasks are mixed in; the first failing flow's error wins.
+  std::mt19937_64 rng(17);
+  ColossusParams p;
+  p.gpus = 8192;
+  const Fabric f = colossus(p);
+  const auto n = static_cast<std::uint32_t>(f.endpoint_count());
+  const RoutingOptions routing{RoutingMode::ecmp, 99};
+  FlowGraph g;
+  Router pinner(f, routing);
+  for (int i = 0; i < 90000; ++i) {
+    const auto src = static_cast<NodeIndex>(rng() % n);
+    auto dst = static_cast<NodeIndex>(rng() % n);
+    if (dst == src) dst = (dst + 1) % n;
+    const auto qp = static_cast<std::uint32_t>(rng() % 8);
+    if (rng() % 16 == 0) {
+      g.add(local_task(src, Picoseconds::ns(5)));
+    } else if (rng() % 16 == 0) {
+      std::vector<ResourceIndex> path;
+      pinner.route({src, dst, qp + 100}, path);
+      g.add_pinned({src, dst, Bytes::of(4096), qp, {}},
+                   std::vector<LinkIndex>(path.begin(), path.end()));
+    } else {
+      g.add({src, dst, Bytes::of(4096), qp, {}});
+    }
+  }
+  const RouteTable table(f, g, routing, Picoseconds::ns(500));
+  Router reference(f, routing);
+  std::map<LinkIndex, ResourceIndex> number;  // link -> resource, by first use
+  std::size_t mismatches = 0;
+  for (FlowId i = 0; i < g.size(); ++i) {
+    std::vector<ResourceIndex> expected;
+    if (!g.is_task(i)) {
+      const FlowSpec& s = g.flow(i);
+      const auto pinned = g.pinned_path(i);
+      const PathInfo info = pinned.empty()
+                                ? reference.route({s.src, s.dst, s.qp}, expected)
+                                : reference.pinned({s.src, s.dst, s.qp}, pinned, expected);
+      mismatches += table.latency(i) != info.link_latency + Picoseconds::ns(500) * info.switch_hops;
+    }
+    const auto path = table.path(i);
+    mismatches += path.size() != expected.size();
+    for (std::size_t k = 0; k < std::min(path.size(), expected.size()); ++k) {
+      const auto [it, fresh] =
+          number.try_emplace(expected[k], static_cast<ResourceIndex>(number.size()));
+      mismatches += path[k] != it->second || table.link(path[k]) != expected[k];
+    }
+  }
+  CHECK(mismatches == 0);
+  CHECK(table.resource_count() == number.size());
+  // Flows 60,000 and 80,000 go nowhere: the error is the first one's.
+  FlowGraph bad;
+  for (std::uint32_t i = 0; i < 90000; ++i) {
+    const NodeIndex dst = i == 60000 ? n + 5 : i == 80000 ? n + 6 : (i + 8) % n;
+    bad.add({i % n, dst, Bytes::of(64), 0, {}});
+  }
+  const std::string error = railcc_test::error_of([&] { RouteTable(f, bad, routing, {}); });
+  CHECK_CONTAINS(error, "flow " + std::to_string(60000 % n) + " -> " + std::to_string(n + 5));
 }

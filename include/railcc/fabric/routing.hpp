@@ -206,31 +206,6 @@ class Router {
     return true;
   }
 
-  /// The link above the source's leaf that ECMP tries first for this key, or no_link_index
-  /// where the path turns at the leaf (or the route is not ECMP's through the network).
-  /// A few hashes, not a route: schedule passes that try many QPs for a flow bound a
-  /// candidate by this link's load before routing it (where links have failed, the route
-  /// may take another branch).
-  LinkIndex ecmp_first_up_link(const FlowKey& key) {
-    if (opt_.mode != RoutingMode::ecmp || is_nvswitch(key.src) || is_nvswitch(key.dst) ||
-        key.src >= f_.endpoint_count() || key.dst >= f_.endpoint_count() || key.src == key.dst ||
-        over_nvlink(f_, key.src, key.dst))
-      return no_link;
-    const FlowHash h = hash_of(key);
-    int top = 0;
-    const auto chosen = port_pair(key, h, top);
-    const NodeIndex src_leaf = f_.link(chosen.first).to;
-    if (top == 1) return no_link;
-    const auto ups = f_.up_links(src_leaf);
-    if (ups.empty()) return no_link;
-    const std::size_t first = h.at(src_leaf) % ups.size();
-    for (std::size_t i = 0; i < ups.size(); ++i) {
-      const LinkIndex l = ups[(first + i) % ups.size()];
-      if (f_.link(l).alive()) return l;
-    }
-    return no_link;
-  }
-
   /// Checks a caller-chosen path (consecutive live links from src to dst) and appends it.
   PathInfo pinned(const FlowKey& key, std::span<const LinkIndex> links,
                   std::vector<ResourceIndex>& out) {

@@ -53,9 +53,9 @@ struct QpChoiceOptions {
   /// 64 tries at u = 64 up-links, 0.98 for 256. A flow that needs one path is the last
   /// of a full step, which the repair round revisits. Measured on colossus at 100,000
   /// GPUs, 1 GiB all-reduce (links left carrying two flows of a step; railcc-sim's wall
-  /// time): 64 tries, 0 rounds 175,103 (7.4 s); 1 round 166,480 (8.9 s); 4 rounds
-  /// 165,845 (14.5 s); 256 tries, 8 rounds 104,347 (17 s). The simulated time is the
-  /// same for all of them: the links left shared are in steps of small pieces.
+  /// time on 2 cores): 64 tries, 0 rounds 146,920 (3.0 s); 1 round 141,960 (3.5 s); 4
+  /// rounds 141,766 (4.3 s); 256 tries, 8 rounds 74,396 (5.2 s). The simulated time is
+  /// the same for all of them: the links left shared are in steps of small pieces.
   std::uint32_t candidates = 64;
   /// Repair rounds after the greedy pass.
   int repair_rounds = 1;
@@ -96,6 +96,12 @@ class QpPathChooser {
     load_.assign(fabric.link_count(), LinkLoad{});
     touched_flag_.assign(fabric.link_count(), 0);
     stride_ = 2 * static_cast<std::size_t>(fabric.tiers()) + 2;
+    // Looked up at both ends of every route weighed: once here instead.
+    for (NodeIndex e = 0; e < fabric.endpoint_count(); ++e) {
+      if (network_ports(fabric, e) <= 1) continue;
+      if (several_ports_.empty()) several_ports_.assign(fabric.endpoint_count(), 0);
+      several_ports_[e] = 1;
+    }
     links_down_ = std::any_of(fabric.links().begin(), fabric.links().end(),
                               [](const FabricLink& l) { return !l.alive(); });
   }
@@ -149,7 +155,7 @@ class QpPathChooser {
     });
     for (std::size_t i : order) {
       Flow& f = flows[i];
-      place(f.spec, f.bytes);
+      place(f.spec, f.bytes, f.spec->qp, path(f));
       store(f, candidate_);
       add(path(f), f.bytes);
     }
@@ -162,7 +168,7 @@ class QpPathChooser {
         add(path(f), -f.bytes);
         const double before = bottleneck(path(f), f.bytes);
         const std::uint32_t old_qp = f.spec->qp;
-        place(f.spec, f.bytes);
+        place(f.spec, f.bytes, old_qp, path(f));
         if (bottleneck(candidate_, f.bytes) < before) {
           moved = true;
           store(f, candidate_);
@@ -205,8 +211,8 @@ class QpPathChooser {
       const FabricLink& l = fabric_.link(r);
       const bool from_switch = fabric_.kind(l.from) == FabricNodeKind::network_switch;
       const bool to_switch = fabric_.kind(l.to) == FabricNodeKind::network_switch;
-      if ((from_switch && to_switch) || (to_switch && network_ports(fabric_, l.from) > 1) ||
-          (from_switch && network_ports(fabric_, l.to) > 1))
+      if ((from_switch && to_switch) || (to_switch && several_ports(l.from)) ||
+          (from_switch && several_ports(l.to)))
         out.push_back(r);
     }
   }
@@ -250,10 +256,19 @@ class QpPathChooser {
   /// back out of a branch, so only the first link above the leaf, which it leaves by
   /// whatever the branch, is a bound (a branch may still take another way: the choice
   /// is then a good one, not always the best).
-  void place(FlowSpec* spec, double bytes) {
+  /// The path of QP `known_qp` is `known` already (the flow's path as it stands): that
+  /// candidate is not routed again. Routed, it would be the same path; where a link of it
+  /// is refused, it is a path that could not win.
+  void place(FlowSpec* spec, double bytes, std::uint32_t known_qp,
+             std::span<const LinkIndex> known) {
     double best = -1;
     std::uint32_t best_qp = spec->qp;
     for (std::uint32_t qp = 0; qp < options_.candidates; ++qp) {
+      if (qp == known_qp) {
+        trial_.assign(known.begin(), known.end());
+        if (weigh(qp, bytes, best, best_qp)) break;
+        continue;
+      }
       bool leaf_up_seen = false;
       const auto keep = [&](LinkIndex l) {
         if (best < 0) return true;
@@ -272,17 +287,26 @@ class QpPathChooser {
       PathInfo info;
       if (!router_.route_while(FlowKey{spec->src, spec->dst, qp}, route_, keep, info)) continue;
       chosen_links(route_, trial_);
-      const bool free = std::all_of(trial_.begin(), trial_.end(),
-                                    [&](LinkIndex l) { return load_[l].flows == 0; });
-      const double cost = bottleneck(trial_, bytes);
-      if (best < 0 || cost < best) {
-        best = cost;
-        best_qp = qp;
-        candidate_.swap(trial_);
-      }
-      if (free) break;
+      if (weigh(qp, bytes, best, best_qp)) break;
     }
     spec->qp = best_qp;
+  }
+  /// Weighs the candidate in trial_ (QP qp) against the best so far, taking it if it is
+  /// less loaded; true when it is free (no flow of the step on it yet): the search ends.
+  bool weigh(std::uint32_t qp, double bytes, double& best, std::uint32_t& best_qp) {
+    const bool free =
+        std::all_of(trial_.begin(), trial_.end(), [&](LinkIndex l) { return load_[l].flows == 0; });
+    const double cost = bottleneck(trial_, bytes);
+    if (best < 0 || cost < best) {
+      best = cost;
+      best_qp = qp;
+      candidate_.swap(trial_);
+    }
+    return free;
+  }
+  /// Whether an endpoint has several network ports (then its port is a choice).
+  [[nodiscard]] bool several_ports(NodeIndex n) const {
+    return !several_ports_.empty() && n < several_ports_.size() && several_ports_[n] != 0;
   }
   /// The busiest touched link's bytes over capacity, and how many links carry 2+ flows.
   double worst(std::size_t& shared) const {
@@ -308,6 +332,7 @@ class QpPathChooser {
   std::vector<LinkLoad> load_;
   std::vector<LinkIndex> touched_;  // links the step's flows crossed, once each
   std::vector<std::uint8_t> touched_flag_;
+  std::vector<std::uint8_t> several_ports_;  // per endpoint; empty where none has
   bool links_down_ = false;  // a route may back out of a branch (place() says why it matters)
   std::vector<ResourceIndex> route_;
   std::vector<LinkIndex> candidate_;  // place(): the best path so far; choose(): a flow's path

@@ -6,9 +6,12 @@
 // simulated. Local tasks have an empty path.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "railcc/config.hpp"
@@ -29,47 +32,65 @@ class RouteTable {
 
  public:
   /// Routes every flow of `graph`; a path's latency is its links' plus one `switch_hop`
-  /// per network switch it crosses.
+  /// per network switch it crosses. With ECMP, a large graph's flows are routed on up to
+  /// 4 threads, each with its own router over a share of the flows in order; what comes
+  /// out is the same as on one (resources numbered by first use in flow order, the first
+  /// failing flow's error). Spraying's pools are numbered as a router creates them, so
+  /// one router routes every flow.
   RouteTable(const Fabric& fabric, const FlowGraph& graph, const RoutingOptions& routing,
              Picoseconds switch_hop)
       : router_(fabric, routing),
         offsets_(graph.size() + 1, 0),
         latency_(graph.size()),
         start_up_(graph.size(), 0) {
+    const std::size_t n = graph.size();
+    unsigned threads = 1;
+    if (routing.mode == RoutingMode::ecmp && n >= parallel_flows)
+      threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    if (threads <= 1) {
+      route_range(fabric, graph, switch_hop, router_, 0, n, resources_);
+    } else {
+      // Share t routes flows [t n / T, (t + 1) n / T) into its own list of the router's
+      // resource numbers; offsets_ holds where each flow's path ends within its share.
+      std::vector<std::vector<ResourceIndex>> shares(threads);
+      std::vector<std::exception_ptr> failed(threads);
+      const auto work = [&](unsigned t) {
+        try {
+          Router router(fabric, routing);
+          route_range(fabric, graph, switch_hop, router, n * t / threads, n * (t + 1) / threads,
+                      shares[t]);
+        } catch (...) {
+          failed[t] = std::current_exception();
+        }
+      };
+      std::vector<std::thread> pool;
+      for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
+      work(0);
+      for (std::thread& t : pool) t.join();
+      for (const std::exception_ptr& e : failed)
+        if (e) std::rethrow_exception(e);
+      std::size_t total = 0;
+      for (const auto& share : shares) total += share.size();
+      resources_.reserve(total);
+      for (unsigned t = 0; t < threads; ++t) {
+        const std::size_t base = resources_.size();
+        resources_.insert(resources_.end(), shares[t].begin(), shares[t].end());
+        shares[t] = {};
+        for (std::size_t f = n * t / threads; f < n * (t + 1) / threads; ++f)
+          offsets_[f + 1] += static_cast<std::uint32_t>(base);
+      }
+    }
+    // Number the resources by first use, in flow order.
     std::vector<ResourceIndex> local_of(fabric.link_count(), none);
-    for (FlowId f = 0; f < graph.size(); ++f) {
-      const auto& spec = graph.flow(f);
-      if (graph.is_task(f)) {
-        if (spec.src >= fabric.endpoint_count()) {
-          throw InputError("task " + std::to_string(f) + " runs on endpoint " +
-                           std::to_string(spec.src) + ", but the fabric has " +
-                           std::to_string(fabric.endpoint_count()));
-        }
-        offsets_[f + 1] = static_cast<std::uint32_t>(resources_.size());
-        continue;
+    for (ResourceIndex& r : resources_) {
+      const ResourceIndex g = r;
+      if (g >= local_of.size()) local_of.resize(std::size_t{g} + 1, none);  // a new pool
+      if (local_of[g] == none) {
+        local_of[g] = static_cast<ResourceIndex>(global_.size());
+        global_.push_back(g);
+        capacity_.push_back(router_.capacity(g));
       }
-      const FlowKey key{spec.src, spec.dst, spec.qp};
-      const auto pinned = graph.pinned_path(f);
-      const std::size_t first = resources_.size();
-      const PathInfo info =
-          pinned.empty() ? router_.route(key, resources_) : router_.pinned(key, pinned, resources_);
-      for (std::size_t i = first; i < resources_.size(); ++i) {
-        const ResourceIndex g = resources_[i];
-        if (g >= local_of.size()) local_of.resize(std::size_t{g} + 1, none);  // a new pool
-        if (local_of[g] == none) {
-          local_of[g] = static_cast<ResourceIndex>(global_.size());
-          global_.push_back(g);
-          capacity_.push_back(router_.capacity(g));
-        }
-        resources_[i] = local_of[g];
-      }
-      offsets_[f + 1] = static_cast<std::uint32_t>(resources_.size());
-      latency_[f] = info.link_latency + switch_hop * static_cast<std::int64_t>(info.switch_hops);
-      const bool nvswitch = fabric.kind(spec.src) == FabricNodeKind::nvswitch ||
-                            fabric.kind(spec.dst) == FabricNodeKind::nvswitch;
-      start_up_[f] = static_cast<std::uint8_t>(nvswitch      ? StartUp::nvls
-                                               : info.nvlink ? StartUp::nvlink
-                                                             : StartUp::rdma);
+      r = local_of[g];
     }
   }
 
@@ -98,6 +119,40 @@ class RouteTable {
   }
 
  private:
+  /// Graphs with fewer flows are routed on one thread (a thread's start costs more).
+  static constexpr std::size_t parallel_flows = 1 << 16;
+
+  /// Routes flows [begin, end) with `router`, appending their resources (the router's
+  /// numbers) to `out`; offsets_[f + 1] is where flow f's path ends in `out`.
+  void route_range(const Fabric& fabric, const FlowGraph& graph, Picoseconds switch_hop,
+                   Router& router, std::size_t begin, std::size_t end,
+                   std::vector<ResourceIndex>& out) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const auto f = static_cast<FlowId>(i);
+      const auto& spec = graph.flow(f);
+      if (graph.is_task(f)) {
+        if (spec.src >= fabric.endpoint_count()) {
+          throw InputError("task " + std::to_string(f) + " runs on endpoint " +
+                           std::to_string(spec.src) + ", but the fabric has " +
+                           std::to_string(fabric.endpoint_count()));
+        }
+        offsets_[f + 1] = static_cast<std::uint32_t>(out.size());
+        continue;
+      }
+      const FlowKey key{spec.src, spec.dst, spec.qp};
+      const auto pinned = graph.pinned_path(f);
+      const PathInfo info =
+          pinned.empty() ? router.route(key, out) : router.pinned(key, pinned, out);
+      offsets_[f + 1] = static_cast<std::uint32_t>(out.size());
+      latency_[f] = info.link_latency + switch_hop * static_cast<std::int64_t>(info.switch_hops);
+      const bool nvswitch = fabric.kind(spec.src) == FabricNodeKind::nvswitch ||
+                            fabric.kind(spec.dst) == FabricNodeKind::nvswitch;
+      start_up_[f] = static_cast<std::uint8_t>(nvswitch      ? StartUp::nvls
+                                               : info.nvlink ? StartUp::nvlink
+                                                             : StartUp::rdma);
+    }
+  }
+
   Router router_;
   std::vector<std::uint32_t>
       offsets_;  // CSR: flow f crosses resources_[offsets_[f], offsets_[f+1])
