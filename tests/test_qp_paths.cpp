@@ -188,9 +188,9 @@ std::vector<std::uint32_t> reference_qps(const Fabric& f, std::vector<FlowSpec> 
   return qps;
 }
 
-/// A random step on f: a random partial permutation, random sizes (a few equal), some
-/// connections twice.
-std::vector<FlowSpec> random_step(const Fabric& f, std::mt19937_64& rng) {
+/// A random step on f: a random partial permutation, random sizes (half of them 1 MiB
+/// where `some_equal`, so that ties in size are common), some connections twice.
+std::vector<FlowSpec> random_step(const Fabric& f, std::mt19937_64& rng, bool some_equal = true) {
   const auto n = static_cast<std::uint32_t>(f.endpoint_count());
   std::vector<std::uint32_t> dst(n);
   std::iota(dst.begin(), dst.end(), 0u);
@@ -198,8 +198,9 @@ std::vector<FlowSpec> random_step(const Fabric& f, std::mt19937_64& rng) {
   std::vector<FlowSpec> flows;
   for (std::uint32_t s = 0; s < n; ++s) {
     if (dst[s] == s || rng() % 3 == 0) continue;
-    const Bytes size = Bytes::of(rng() % 2 == 0 ? std::int64_t{1} << 20
-                                                : static_cast<std::int64_t>(1 + rng() % (1 << 20)));
+    const Bytes size =
+        Bytes::of(some_equal && rng() % 2 == 0 ? std::int64_t{1} << 20
+                                               : static_cast<std::int64_t>(1 + rng() % (1 << 20)));
     flows.push_back({s, dst[s], size, static_cast<std::uint32_t>(rng() % 4), {}});
     if (rng() % 8 == 0) flows.push_back({s, dst[s], size, 0, {}});
   }
@@ -279,18 +280,7 @@ TEST_CASE("Randomized: the chooser's report is what a fresh count finds, never w
   CHECK(failed > 0);
   for (int trial = 0; trial < 48; ++trial) {
     const Fabric& f = fabrics[static_cast<std::size_t>(trial) % fabrics.size()];
-    const auto n = static_cast<std::uint32_t>(f.endpoint_count());
-    // A random step: a random partial permutation, random sizes, some flows twice.
-    std::vector<std::uint32_t> dst(n);
-    std::iota(dst.begin(), dst.end(), 0u);
-    std::shuffle(dst.begin(), dst.end(), rng);
-    std::vector<FlowSpec> flows;
-    for (std::uint32_t s = 0; s < n; ++s) {
-      if (dst[s] == s || rng() % 3 == 0) continue;
-      const Bytes size = Bytes::of(static_cast<std::int64_t>(1 + rng() % (1 << 20)));
-      flows.push_back({s, dst[s], size, static_cast<std::uint32_t>(rng() % 4), {}});
-      if (rng() % 8 == 0) flows.push_back({s, dst[s], size, 0, {}});
-    }
+    std::vector<FlowSpec> flows = random_step(f, rng, false);
     const std::uint64_t seed = rng();
     CAPTURE(trial);
     const LinkCount blind = count_links(f, flows, seed);

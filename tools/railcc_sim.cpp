@@ -827,9 +827,8 @@ int main(int argc, char** argv) {
 #if defined(__GLIBC__)
   // glibc serves every block over 32 MiB from its own mapping and unmaps it when freed,
   // so the next one faults in fresh zeroed pages. A simulation at 1,000,000 GPUs builds
-  // and drops such tables for every step it simulates: at 1 GiB the page faults were a
-  // quarter of its 59 s. From the heap, freed blocks are used again (44 s; the peak grew
-  // 3%).
+  // and drops such tables for every step it simulates: unscheduled at 1 GiB it took 59 s.
+  // From the heap, freed blocks are used again (44 s; the peak grew 3%).
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
 #endif

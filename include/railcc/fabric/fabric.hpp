@@ -168,8 +168,8 @@ class Fabric {
     }
     // The keys again, side by side with the down-links: a route's search for the run
     // towards its destination then reads one short array, not a link, its target's block
-    // and its plane per probe (at 1,000,000 GPUs those scattered reads were a third of
-    // choosing QPs).
+    // and its plane per probe (at 1,000,000 GPUs with QPs chosen, the walk down that
+    // searches so took a third of the run).
     down_key_start_.assign(n + 1, 0);
     for (NodeIndex i = 0; i < n; ++i)
       down_key_start_[i + 1] = down_key_start_[i] + (offsets_[i + 1] - split_[i]);

@@ -44,6 +44,7 @@
 #include "railcc/fabric/fabric.hpp"
 #include "railcc/fabric/routing.hpp"
 #include "railcc/sim/flow_graph.hpp"
+#include "railcc/sim/worker_threads.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -61,8 +62,8 @@ struct QpChoiceOptions {
   int repair_rounds = 1;
   /// Threads that choose steps side by side (choose_qps_of_steps), each with its own
   /// chooser: 0 for the machine's hardware threads, at most 4 (a chooser keeps 17 bytes
-  /// per link: 240 MB at 1,000,000 GPUs). A step's choice does not depend on the others',
-  /// so the QPs are the same for any count.
+  /// per link: 240 MB at 1,000,000 GPUs; worker_threads). A step's choice does not depend
+  /// on the others', so the QPs are the same for any count.
   unsigned threads = 0;
 };
 
@@ -75,13 +76,6 @@ struct QpChoiceStats {
   std::size_t shared_before = 0;  ///< switch links carrying more than one flow, blindly
   std::size_t shared_after = 0;   ///< the same with the chosen QPs
 };
-
-class QpPathChooser;
-/// Chooses the QPs of many steps, each a set of flows that run at once, on
-/// `options.threads` threads; the stats in the steps' order.
-std::vector<QpChoiceStats> choose_qps_of_steps(const Fabric& fabric, RoutingOptions routing,
-                                               QpChoiceOptions options,
-                                               const std::vector<std::vector<FlowSpec*>>& steps);
 
 class QpPathChooser {
  public:
@@ -109,16 +103,9 @@ class QpPathChooser {
   /// Chooses the QP of each flow of one step (flows that run at once), in place.
   QpChoiceStats choose(std::span<FlowSpec* const> step) {
     QpChoiceStats stats;
-    // The flows with a choice, with their current path's switch links, each in its own
-    // slot of one buffer (a step at 1,000,000 GPUs has 800,000 of them: a vector each
-    // was as many allocations per step).
-    struct Flow {
-      FlowSpec* spec;
-      double bytes;
-      std::size_t slot;  // its path: paths_[slot * stride_, + length)
-      std::uint32_t length;
-    };
-    std::vector<Flow> flows;
+    // The flows with a choice, with their current path's switch links.
+    std::vector<StepFlow>& flows = flows_;
+    flows.clear();
     paths_.clear();
     for (FlowSpec* f : step) {
       if (f->src == f->dst || f->size == Bytes{} || f->src >= fabric_.endpoint_count() ||
@@ -126,10 +113,9 @@ class QpPathChooser {
         continue;
       switch_links(*f, f->qp, candidate_);
       if (candidate_.empty()) continue;  // one leaf: a single path
-      Flow flow{f, static_cast<double>(f->size.count()), flows.size(), 0};
+      flows.push_back({f, static_cast<double>(f->size.count()), 0});
       paths_.resize(paths_.size() + stride_);
-      store(flow, candidate_);
-      flows.push_back(flow);
+      store(flows.size() - 1, candidate_);
     }
     stats.flows = flows.size();
     if (flows.empty()) return stats;
@@ -137,45 +123,42 @@ class QpPathChooser {
     for (std::size_t i = 0; i < flows.size(); ++i) original[i] = flows[i].spec->qp;
 
     // Blind hashing, for the record.
-    const auto path = [&](const Flow& f) {
-      return std::span<const LinkIndex>(paths_.data() + f.slot * stride_, f.length);
-    };
-    for (const Flow& f : flows) add(path(f), f.bytes);
+    for (std::size_t i = 0; i < flows.size(); ++i) add(path(i), flows[i].bytes);
     stats.worst_before = worst(stats.shared_before);
-    for (const Flow& f : flows) add(path(f), -f.bytes);
+    for (std::size_t i = 0; i < flows.size(); ++i) add(path(i), -flows[i].bytes);
 
     // 1. Greedy, largest first (ties in the flows' order, so the result is deterministic).
     std::vector<std::size_t> order(flows.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::vector<NodeIndex> leaf(flows.size());
-    for (std::size_t i = 0; i < flows.size(); ++i) leaf[i] = fabric_.link(path(flows[i])[0]).from;
+    for (std::size_t i = 0; i < flows.size(); ++i) leaf[i] = fabric_.link(path(i)[0]).from;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
       if (flows[a].bytes != flows[b].bytes) return flows[a].bytes > flows[b].bytes;
       return leaf[a] < leaf[b];
     });
     for (std::size_t i : order) {
-      Flow& f = flows[i];
-      place(f.spec, f.bytes, f.spec->qp, path(f));
-      store(f, candidate_);
-      add(path(f), f.bytes);
+      const StepFlow& f = flows[i];
+      place(f.spec, f.bytes, f.spec->qp, path(i));
+      store(i, candidate_);
+      add(path(i), f.bytes);
     }
     // 2. Repair: flows on shared links look again, against everyone else's paths.
     for (int round = 0; round < options_.repair_rounds; ++round) {
       bool moved = false;
       for (std::size_t i : order) {
-        Flow& f = flows[i];
-        if (!on_shared_link(path(f))) continue;
-        add(path(f), -f.bytes);
-        const double before = bottleneck(path(f), f.bytes);
+        const StepFlow& f = flows[i];
+        if (!on_shared_link(path(i))) continue;
+        add(path(i), -f.bytes);
+        const double before = bottleneck(path(i), f.bytes);
         const std::uint32_t old_qp = f.spec->qp;
-        place(f.spec, f.bytes, old_qp, path(f));
+        place(f.spec, f.bytes, old_qp, path(i));
         if (bottleneck(candidate_, f.bytes) < before) {
           moved = true;
-          store(f, candidate_);
+          store(i, candidate_);
         } else {
           f.spec->qp = old_qp;
         }
-        add(path(f), f.bytes);
+        add(path(i), f.bytes);
       }
       if (!moved) break;
     }
@@ -189,7 +172,7 @@ class QpPathChooser {
     }
     for (std::size_t i = 0; i < flows.size(); ++i) {
       if (flows[i].spec->qp != original[i]) ++stats.moved;
-      add(path(flows[i]), -flows[i].bytes);
+      add(path(i), -flows[i].bytes);
     }
     for (LinkIndex l : touched_) touched_flag_[l] = 0;
     touched_.clear();
@@ -216,16 +199,19 @@ class QpPathChooser {
         out.push_back(r);
     }
   }
-  /// Copies `links` into the flow's slot.
-  template <class FlowT>
-  void store(FlowT& flow, const std::vector<LinkIndex>& links) {
+  /// Flow i's chosen links (its slot of paths_).
+  [[nodiscard]] std::span<const LinkIndex> path(std::size_t i) const {
+    return {paths_.data() + i * stride_, flows_[i].length};
+  }
+  /// Copies `links` into flow i's slot.
+  void store(std::size_t i, const std::vector<LinkIndex>& links) {
     if (links.size() > stride_)
       throw std::logic_error("QP choice: a path of " + std::to_string(links.size()) +
                              " links between switches on a fabric of " +
                              std::to_string(fabric_.tiers()) + " tiers");
     std::copy(links.begin(), links.end(),
-              paths_.begin() + static_cast<std::ptrdiff_t>(flow.slot * stride_));
-    flow.length = static_cast<std::uint32_t>(links.size());
+              paths_.begin() + static_cast<std::ptrdiff_t>(i * stride_));
+    flows_[i].length = static_cast<std::uint32_t>(links.size());
   }
   void add(std::span<const LinkIndex> path, double bytes) {
     for (LinkIndex l : path) {
@@ -306,7 +292,7 @@ class QpPathChooser {
   }
   /// Whether an endpoint has several network ports (then its port is a choice).
   [[nodiscard]] bool several_ports(NodeIndex n) const {
-    return !several_ports_.empty() && n < several_ports_.size() && several_ports_[n] != 0;
+    return n < several_ports_.size() && several_ports_[n] != 0;
   }
   /// The busiest touched link's bytes over capacity, and how many links carry 2+ flows.
   double worst(std::size_t& shared) const {
@@ -337,25 +323,32 @@ class QpPathChooser {
   std::vector<ResourceIndex> route_;
   std::vector<LinkIndex> candidate_;  // place(): the best path so far; choose(): a flow's path
   std::vector<LinkIndex> trial_;      // place(): the candidate being weighed
-  /// choose(): the step's chosen links, a slot of stride_ per flow: up and down every
-  /// tier between switches, and a port at each end.
+  /// choose(): the flows with a choice; their chosen links in paths_, flow i's in slot i
+  /// of stride_ links (up and down every tier between switches, and a port at each end):
+  /// one buffer, where a vector per flow was 800,000 allocations a step at 1,000,000 GPUs.
+  struct StepFlow {
+    FlowSpec* spec;
+    double bytes;
+    std::uint32_t length;  // links in its slot
+  };
+  std::vector<StepFlow> flows_;
   std::vector<LinkIndex> paths_;
   std::size_t stride_ = 0;
 };
 
+/// Chooses the QPs of many steps, each a set of flows that run at once, on
+/// `options.threads` threads (worker_threads.hpp), one chooser each; the stats in the
+/// steps' order.
 inline std::vector<QpChoiceStats> choose_qps_of_steps(
     const Fabric& fabric, RoutingOptions routing, QpChoiceOptions options,
     const std::vector<std::vector<FlowSpec*>>& steps) {
   std::vector<QpChoiceStats> stats(steps.size());
   if (steps.empty()) return stats;
-  unsigned threads = options.threads;
-  if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
-  threads = static_cast<unsigned>(std::min<std::size_t>(threads, steps.size()));
   // Steps are handed out in order as threads come free; each step's choice is its own,
   // so which thread takes it changes nothing. The first failure, by step, is rethrown.
   std::atomic<std::size_t> next{0};
   std::vector<std::exception_ptr> failed(steps.size());
-  const auto work = [&] {
+  run_on_threads(worker_threads(steps.size(), options.threads), [&](unsigned) {
     std::optional<QpPathChooser> chooser;
     for (std::size_t i = next++; i < steps.size(); i = next++) {
       try {
@@ -365,15 +358,7 @@ inline std::vector<QpChoiceStats> choose_qps_of_steps(
         failed[i] = std::current_exception();
       }
     }
-  };
-  if (threads <= 1) {
-    work();
-  } else {
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (std::thread& t : pool) t.join();
-  }
+  });
   for (const std::exception_ptr& e : failed)
     if (e) std::rethrow_exception(e);
   return stats;

@@ -4,7 +4,7 @@
 // Each flow's connection is numbered once, when the loop is built, so starting and
 // finishing a flow costs an array look-up and no allocation: a map from connection to a
 // queue, filled while the loop runs, allocated a queue per connection that ever sent, and
-// at 1,000,000 GPUs its look-ups and allocations took a fifth of a step's simulation.
+// at 1,000,000 GPUs its look-ups and allocations took 17% of an unscheduled run.
 // Waiting flows form one intrusive list per connection (a flow waits at most once).
 #pragma once
 

@@ -6,12 +6,10 @@
 // simulated. Local tasks have an empty path.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "railcc/config.hpp"
@@ -19,6 +17,7 @@
 #include "railcc/fabric/fabric.hpp"
 #include "railcc/fabric/routing.hpp"
 #include "railcc/sim/flow_graph.hpp"
+#include "railcc/sim/worker_threads.hpp"
 #include "railcc/units.hpp"
 
 RAILCC_NAMESPACE_BEGIN
@@ -33,8 +32,8 @@ class RouteTable {
  public:
   /// Routes every flow of `graph`; a path's latency is its links' plus one `switch_hop`
   /// per network switch it crosses. With ECMP, a large graph's flows are routed on up to
-  /// 4 threads, each with its own router over a share of the flows in order; what comes
-  /// out is the same as on one (resources numbered by first use in flow order, the first
+  /// 4 threads (worker_threads.hpp), each with its own router over a share of the flows in order;
+  /// what comes out is the same as on one (resources numbered by first use in flow order, the first
   /// failing flow's error). Spraying's pools are numbered as a router creates them, so
   /// one router routes every flow.
   RouteTable(const Fabric& fabric, const FlowGraph& graph, const RoutingOptions& routing,
@@ -44,9 +43,8 @@ class RouteTable {
         latency_(graph.size()),
         start_up_(graph.size(), 0) {
     const std::size_t n = graph.size();
-    unsigned threads = 1;
-    if (routing.mode == RoutingMode::ecmp && n >= parallel_flows)
-      threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    const unsigned threads =
+        routing.mode == RoutingMode::ecmp && n >= parallel_flows ? worker_threads(n) : 1;
     if (threads <= 1) {
       route_range(fabric, graph, switch_hop, router_, 0, n, resources_);
     } else {
@@ -54,7 +52,7 @@ class RouteTable {
       // resource numbers; offsets_ holds where each flow's path ends within its share.
       std::vector<std::vector<ResourceIndex>> shares(threads);
       std::vector<std::exception_ptr> failed(threads);
-      const auto work = [&](unsigned t) {
+      run_on_threads(threads, [&](unsigned t) {
         try {
           Router router(fabric, routing);
           route_range(fabric, graph, switch_hop, router, n * t / threads, n * (t + 1) / threads,
@@ -62,11 +60,7 @@ class RouteTable {
         } catch (...) {
           failed[t] = std::current_exception();
         }
-      };
-      std::vector<std::thread> pool;
-      for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
-      work(0);
-      for (std::thread& t : pool) t.join();
+      });
       for (const std::exception_ptr& e : failed)
         if (e) std::rethrow_exception(e);
       std::size_t total = 0;
