@@ -383,6 +383,7 @@ struct Sweep {
   Fabric fabric;
   std::size_t failed = 0;                  // cables failed on purpose
   std::optional<StripingChoice> striping;  // --schedule on with an unknown hash
+  std::optional<ChosenQps> chosen_qps;     // --schedule on, QPs chosen: how many per connection
   std::size_t ranks = 0;
   int root = 0;
   int channels = 1;  // rings and trees (all algorithms when explicit_channels)
@@ -456,12 +457,18 @@ Sweep set_up(const Options& o, const Request& q) {
   if (o.schedule == "on" && ecmp && o.ecmp_hash == "unknown") w.striping = blind_striping(w.fabric);
   w.cfg.choose_qps = o.schedule == "on" && ecmp && !w.striping;
   // Scheduled, a connection gets a QP per port of its GPU's NIC unless --qps says
-  // otherwise: one QP is one port, and a dual-plane NIC (HPN) would run at half its rate.
+  // otherwise (one QP is one port, and a dual-plane NIC (HPN) would run at half its
+  // rate), and two per port where a leaf or tier is short of up-links (chosen_qps.hpp).
   if (o.schedule == "on" && !o.qps_given) {
-    w.cfg.qps_per_connection =
-        w.striping
-            ? w.striping->qps
-            : static_cast<std::uint32_t>(std::max<std::size_t>(1, network_ports(w.fabric, 0)));
+    if (w.striping) {
+      w.cfg.qps_per_connection = w.striping->qps;
+    } else if (w.cfg.choose_qps) {
+      w.chosen_qps = qps_to_choose(w.fabric);
+      w.cfg.qps_per_connection = w.chosen_qps->qps;
+    } else {
+      w.cfg.qps_per_connection =
+          static_cast<std::uint32_t>(std::max<std::size_t>(1, network_ports(w.fabric, 0)));
+    }
   }
   apply_costs(q.n, file_costs, w.cfg);
   w.model = CostModel::of(w.fabric, w.ranks, w.cfg.sim);
@@ -663,11 +670,13 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
         "chosen: %s\n",
         qps.c_str());
   } else if (o.schedule == "on") {
+    const std::string why = o.qps_given    ? ""
+                            : w.chosen_qps ? " (" + w.chosen_qps->why() + ")"
+                                           : " (one per NIC port)";
     std::printf("# schedule on: %s; %u QP%s per connection%s\n",
                 w.cfg.choose_qps ? "each step's QPs chosen against the ECMP hash (qp_paths)"
                                  : "spray routing uses every path, no QPs to choose",
-                w.cfg.qps_per_connection, w.cfg.qps_per_connection == 1 ? "" : "s",
-                o.qps_given ? "" : " (one per NIC port)");
+                w.cfg.qps_per_connection, w.cfg.qps_per_connection == 1 ? "" : "s", why.c_str());
   }
   const auto& sim = w.cfg.sim;
   std::printf(
@@ -888,7 +897,8 @@ int main(int argc, char** argv) {
       app.add_option(
              "--qps", o.qps,
              "QPs per connection between hosts, each hashed on its own by ECMP (default 1; with "
-             "--schedule on, one per NIC port of a GPU)")
+             "--schedule on, one per NIC port of a GPU, two where the fabric is built short of "
+             "up-links)")
           ->capture_default_str();
   app.add_option("--channels", o.channels,
                  "channels: rings or tree pairs side by side, each crossing hosts on its own "

@@ -2,5 +2,6 @@
 // hash, or striped over when the hash is unknown.
 #pragma once
 
+#include "railcc/schedule/chosen_qps.hpp"
 #include "railcc/schedule/qp_paths.hpp"
 #include "railcc/schedule/qp_striping.hpp"

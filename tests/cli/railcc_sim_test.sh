@@ -198,6 +198,15 @@ out=$(sim --gpus 1024 --schedule on --ecmp-hash unknown --data -d int32 -b 64K -
 printf '%s\n' "$out" | grep -q '^# schedule on: the ECMP hash is unknown (--ecmp-hash unknown), so no QP is chosen: each connection stripes over min(64 first hops out of a leaf, 16) = 16 QPs$' &&
   printf '%s\n' "$out" | grep -q '^# Out of bounds values : 0 OK$' && ! printf '%s\n' "$out" | grep -q '^# QPs chosen' &&
   pass "--ecmp-hash unknown stripes and says so" || fail "--ecmp-hash unknown: $out"
+# On a fabric with a tier built short of up-links (llama3's 1:7 aggregation) the chooser
+# gets two QPs per connection and says why; colossus keeps one; --qps overrides.
+sim --fabric llama3 --gpus 64 --schedule on -b 1M -e 1M 2>/dev/null |
+  grep -q '^# schedule on: each step.s QPs chosen against the ECMP hash (qp_paths); 2 QPs per connection (two per NIC port, as halves of flows pack where whole ones cannot: tier 2 built with less capacity up than down)$' &&
+  sim --gpus 64 --schedule on -b 1M -e 1M 2>/dev/null |
+  grep -q '^# schedule on: each step.s QPs chosen against the ECMP hash (qp_paths); 1 QP per connection (one per NIC port)$' &&
+  sim --fabric llama3 --gpus 64 --schedule on --qps 3 -b 1M -e 1M 2>/dev/null |
+  grep -q '; 3 QPs per connection$' &&
+  pass "--schedule on: QPs per connection from the fabric" || fail "--schedule on: QPs per connection"
 expect_error "an unknown --ecmp-hash" "use known (the switches hash as railcc's model does) or unknown" --ecmp-hash crc --gpus 8
 sim --gpus 64 --schedule on --routing spray -b 1M -e 1M 2>/dev/null |
   grep -q '^# schedule on: spray routing uses every path, no QPs to choose; 1 QP per connection' &&

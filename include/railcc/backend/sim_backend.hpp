@@ -65,6 +65,8 @@ struct SimBackendConfig {
   /// QPs a transfer between hosts spreads its bytes over, each a flow with its own ECMP
   /// hash (NCCL_IB_QPS_PER_CONNECTION, 1 by default as in NCCL; Llama 3's fabric uses 16
   /// and hashes on the QP, docs/facts.md section 1). QP numbers are channel x qps + i.
+  /// With choose_qps, qps_to_choose() (schedule/chosen_qps.hpp) says how many a fabric
+  /// wants: one per NIC port, two where a leaf or tier is built short of up-links.
   std::uint32_t qps_per_connection = 1;
   /// Steps mode: most flows and tasks in the graph that simulates a pipeline's units
   /// overlapping (StepSchedule::set_pipeline_expansion_flows).
