@@ -217,6 +217,7 @@ class RateState {
     solved_.clear();
     changed_.clear();
     queue_.clear();
+    level_floor_ = 0;
     for (FlowId f : fresh_) touch(f, rising);
     for (ResourceIndex r : seeds_) differ(r, 0.0);
     const std::greater<> later;
@@ -224,6 +225,7 @@ class RateState {
       std::pop_heap(queue_.begin(), queue_.end(), later);
       const auto [level, key] = queue_.back();
       queue_.pop_back();
+      level_floor_ = std::max(level_floor_, level);
       if (key & flow_event) {
         const FlowId g = key & ~flow_event;
         if (state_[g] != pending) continue;
@@ -268,6 +270,11 @@ class RateState {
   /// less the flows frozen below `level` leaves the flows still rising.
   void differ(ResourceIndex r, double level) {
     if (differs_[r]) return;
+    // The water level only rises. A flow frozen at a share a few ulps under the level
+    // popped (room / rising, rounded) must not lower it: a resource that began to differ
+    // earlier counted every flow below the level of then as frozen as before, and one
+    // counted so here as rising again would rise past that resource's room unchecked.
+    level = std::max(level, level_floor_);
     differs_[r] = 1;
     changed_.push_back(r);
     double room = routes_.capacity(r);
@@ -327,6 +334,7 @@ class RateState {
   std::vector<double> rate_;
   std::vector<std::int64_t> since_;
   std::vector<ResourceIndex> bottleneck_;  // the resource that froze it at its rate
+  double level_floor_ = 0;                 // solve_local(): the highest level popped so far
   std::vector<FlowId> active_;             // the active flows, in no order
   std::vector<std::uint32_t> active_at_;   // flow -> its index in active_
   // Each resource's active flows: path entries on_[first_on_[r], first_on_[r] + flows_on_[r]),
