@@ -9,9 +9,10 @@
 // tighter: with two QPs per connection, each carrying half its bytes, the worst link
 // carries three halves where it carried two wholes. Pipelined chunks (chunks in flight)
 // also put two steps' flows on the links at once, which the chooser weighs one step at a
-// time; halves collide at half the cost there too. Measured on llama3 at 24,576 GPUs, 1
-// GiB all-reduce: 6,800 us with one QP per connection, 6,099 with two (spraying: 6,084);
-// four gave 6,313: more flows to start, no better packing (docs/scheduling.md).
+// time; halves collide at half the cost there, the likelier gain on healthy llama3, whose
+// large steps the chooser already gives a path per flow. Measured on llama3 at 24,576
+// GPUs, 1 GiB all-reduce: 6,800 us with one QP per connection, 6,099 with two (spraying:
+// 6,084); four gave 6,313: more flows to start, no better packing (docs/scheduling.md).
 //
 // What counts is how the fabric is built, not which cables are down: a leaf or tier that
 // lost a few is one the chooser mostly routes around. On colossus at 100,000 GPUs with 1%
