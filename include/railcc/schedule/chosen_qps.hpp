@@ -91,7 +91,7 @@ inline ChosenQps qps_to_choose(const Fabric& f) {
     for (LinkIndex l : f.down_links(v)) down[t] += f.link(l).capacity.in_bytes_per_second();
   }
   for (std::size_t t = 2; t < up.size(); ++t)
-    if (up[t] > 0 && up[t] < down[t] * (1 - 1e-9)) c.short_tiers.push_back(static_cast<int>(t));
+    if (up[t] < down[t] * (1 - 1e-9)) c.short_tiers.push_back(static_cast<int>(t));
   c.ports = static_cast<std::uint32_t>(ports);
   c.qps = c.ports * (c.short_leaves > 0 || !c.short_tiers.empty() ? 2 : 1);
   return c;
