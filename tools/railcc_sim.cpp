@@ -487,6 +487,17 @@ Sweep set_up(const Options& o, const Request& q) {
   w.model.pipeline_chunks = q.n.pipeline_chunks;
   w.model.phase_chunks = q.n.phase_chunks;
   w.model.chunks_in_flight = q.n.chunks_in_flight;
+  // The model prices steps between hosts by how this fabric, routed as configured, shares
+  // their links: collisions of blind ECMP, a dual-plane NIC's one port per QP, or the
+  // chosen QPs' spread (tune/step_load.hpp). They describe all-reduce's algorithms; the
+  // measurement costs a route per flow of each step measured.
+  if (q.coll == Collective::all_reduce) {
+    StepRouting r;
+    r.routing = w.cfg.sim.routing;
+    r.qps = w.cfg.qps_per_connection;
+    r.choose_qps = w.cfg.choose_qps;
+    w.model.slowdowns = measure_step_slowdowns(w.fabric, w.model, r);
+  }
   for (double s = static_cast<double>(q.min_bytes);
        s <= static_cast<double>(q.max_bytes) * 1.000001; s *= q.n.factor) {
     w.sizes.push_back(static_cast<std::size_t>(s));
@@ -677,6 +688,20 @@ void print_header(const Options& o, const Request& q, const Sweep& w) {
                 w.cfg.choose_qps ? "each step's QPs chosen against the ECMP hash (qp_paths)"
                                  : "spray routing uses every path, no QPs to choose",
                 w.cfg.qps_per_connection, w.cfg.qps_per_connection == 1 ? "" : "s", why.c_str());
+  }
+  if (!o.explain.empty() && w.model.hosts > 1 && q.coll == Collective::all_reduce) {
+    const StepSlowdowns& s = w.model.slowdowns;
+    auto worst = [](const std::vector<double>& v) {
+      return v.empty() ? 1.0 : *std::max_element(v.begin(), v.end());
+    };
+    std::printf(
+        "# steps between hosts, the busiest link against the NIC rate (%s, %u QP%s per "
+        "connection%s): mixed radix up to x%.2f (across hosts x%.2f by bytes), Rabenseifner up "
+        "to x%.2f (across hosts x%.2f), ring x%.2f\n",
+        o.routing.c_str(), w.cfg.qps_per_connection, w.cfg.qps_per_connection == 1 ? "" : "s",
+        w.cfg.choose_qps ? ", chosen" : "", worst(s.mixed_radix),
+        w.model.hosts_slowdown(Algorithm::mixed_radix), worst(s.rabenseifner),
+        w.model.hosts_slowdown(Algorithm::rabenseifner), s.ring);
   }
   const auto& sim = w.cfg.sim;
   std::printf(

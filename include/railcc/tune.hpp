@@ -2,3 +2,4 @@
 #pragma once
 
 #include "railcc/tune/cost_model.hpp"
+#include "railcc/tune/step_load.hpp"

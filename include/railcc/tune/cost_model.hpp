@@ -54,6 +54,30 @@ struct TunerCandidate {
   [[nodiscard]] bool runs() const { return excluded.empty(); }
 };
 
+/// How much longer than its bytes at the NIC rate a step between hosts takes, because of
+/// how the fabric routes its flows: the busiest link's seconds for its bytes over a flow's
+/// at the NIC rate (tune/step_load.hpp measures them). 1 where a step's flows have the
+/// fabric to themselves; 2 where a link carries two whole flows, or where one QP takes
+/// one port of a dual-plane NIC. Empty lists mean 1 throughout (a model of the fabric's
+/// rates alone, CostModel::of).
+struct StepSlowdowns {
+  /// Flat mixed radix over the ranks, per level (1 for a level inside hosts).
+  std::vector<double> mixed_radix;
+  /// Flat Rabenseifner, per halving step, the farthest partner first (1 inside hosts).
+  std::vector<double> rabenseifner;
+  /// Across hosts (hierarchical and nvls): mixed radix over the hosts, per level.
+  std::vector<double> hosts_mixed_radix;
+  /// Across hosts: Rabenseifner over the hosts, per halving step, the farthest first.
+  std::vector<double> hosts_rabenseifner;
+  /// A ring's step between neighbouring hosts, every GPU on its own rail (the flat ring's
+  /// channels across hosts, and hierarchical's ring across hosts).
+  double ring = 1;
+
+  static double at(const std::vector<double>& v, std::size_t i) {
+    return i < v.size() ? v[i] : 1.0;
+  }
+};
+
 /// The model's inputs, read from a fabric and the simulator's configuration.
 struct CostModel {
   std::size_t ranks = 1;
@@ -82,6 +106,8 @@ struct CostModel {
   int channels = 1;
   bool switch_reduction = false;  ///< the hosts' NVSwitches reduce (NVLS)
   double nvls_efficiency = nccl_nvls_efficiency;
+  /// Steps between hosts slowed by how their flows share links (none: as fast as the NICs).
+  StepSlowdowns slowdowns;
 
   /// The switch endpoint e's first NIC port reaches (no_node: it has none).
   static NodeIndex leaf_of(const Fabric& f, NodeIndex e) {
@@ -183,10 +209,11 @@ struct CostModel {
       double pow2 = 1;
       while (pow2 * 2 <= q) pow2 *= 2;
       Picoseconds t;
-      for (double d = pow2 / 2; d >= 1; d /= 2) {
+      std::size_t step = 0;
+      for (double d = pow2 / 2; d >= 1; d /= 2, ++step) {
         const bool nv = d < local;
         const Picoseconds alpha = nv ? alpha_nvlink : far;
-        const double rate = nv ? nvlink_Bps : B;
+        const double rate = nv ? nvlink_Bps : B / StepSlowdowns::at(slowdowns.rabenseifner, step);
         t += (alpha + secs(v * d / pow2 / rate)) * 2;
       }
       if (q != pow2) t += (local > 1 ? alpha_nvlink + secs(v / nvlink_Bps) : far + secs(v / B)) * 2;
@@ -197,15 +224,16 @@ struct CostModel {
     // hosts (of `local` consecutive ranks) runs over NVLink.
     auto mixed = [&](std::size_t q, double v, std::size_t local) {
       Picoseconds t;
-      std::size_t stride = 1;
+      std::size_t stride = 1, level = 0;
       double held = v;
       for (std::size_t f : mixed_radix_factors(q)) {
         const bool nv = local % (stride * f) == 0;
         const Picoseconds alpha = nv ? alpha_nvlink : far;
-        const double rate = nv ? nvlink_Bps : B;
+        const double rate = nv ? nvlink_Bps : B / StepSlowdowns::at(slowdowns.mixed_radix, level);
         held /= static_cast<double>(f);
         t += (alpha + secs(held / rate)) * static_cast<std::int64_t>(2 * (f - 1));
         stride *= f;
+        ++level;
       }
       return t;
     };
@@ -214,8 +242,9 @@ struct CostModel {
     // Across hosts, the channels' rings and trees cross on min(channels, G) NICs of each
     // host; a ring's GPU then sends (G - 1) / G of its bytes over NVLink.
     const double nics = std::min(static_cast<double>(std::max(1, channels)), G);
+    const double ring_nic_Bps = nic_Bps * nics / slowdowns.ring;
     const double ring_Bps =
-        multi ? std::min(nic_Bps * nics, G > 1 ? nvlink_Bps * G / (G - 1) : nic_Bps * nics)
+        multi ? std::min(ring_nic_Bps, G > 1 ? nvlink_Bps * G / (G - 1) : ring_nic_Bps)
               : nvlink_Bps;
     switch (c) {
       case Collective::all_reduce:
@@ -253,6 +282,8 @@ struct CostModel {
                    secs(((K - 1) * (1 + 1 / G) + 2) * n / K / rate);
             }
             if (H <= 1) return nv;
+            // The pipeline is cut by the NIC-rate costs (phase_chunks_for, what runs) and
+            // priced with the steps' slowdowns.
             const PhaseCosts pc = phase_costs(a, inter, bytes);
             const std::size_t K = phase_chunks > 0
                                       ? static_cast<std::size_t>(phase_chunks)
@@ -261,7 +292,7 @@ struct CostModel {
                 chunks_in_flight > 0 ? static_cast<std::size_t>(chunks_in_flight)
                                      : pc.in_flight_for(K),
                 1, K);
-            return secs(pc.pipelined(K, D));
+            return secs(phase_costs(a, inter, bytes, true).pipelined(K, D));
           }
           default: break;
         }
@@ -294,8 +325,17 @@ struct CostModel {
   }
 
   /// What the phases of hierarchical or nvls all-reduce of `bytes` across hosts cost on
-  /// this fabric (the inputs of the chunk count, PhaseCosts).
-  [[nodiscard]] PhaseCosts phase_costs(Algorithm a, Algorithm inter, std::size_t bytes) const {
+  /// this fabric (the inputs of the chunk count, PhaseCosts): at the NIC rate, or with
+  /// the steps between hosts slowed as `slowdowns` says.
+  ///
+  /// The chunk count and chunks in flight are chosen at the NIC rate. Chosen with the
+  /// slowdowns they gained where every step is slowed alike (llama3's short aggregation
+  /// tier, 1 GiB with QPs chosen: 6,099 to 5,928 us) and lost where the slowdown is blind
+  /// ECMP's worst link (colossus at 100,000 GPUs, 1 GiB: 9,683 to 10,023 us; 2 GiB:
+  /// 19,145 to 21,563): chunks in flight put steps of different chunks on the links at
+  /// once, whose busiest links differ, so the pipeline sees less than each step's worst.
+  [[nodiscard]] PhaseCosts phase_costs(Algorithm a, Algorithm inter, std::size_t bytes,
+                                       bool slowed = false) const {
     PhaseRates r;
     r.nvlink_Bps = nvlink_Bps;
     r.nic_Bps = nic_Bps;
@@ -304,8 +344,41 @@ struct CostModel {
     r.nvls_step = alpha_nvls.in_seconds();
     r.near_step = alpha_near.in_seconds();
     r.far_step = alpha_far.in_seconds();
+    // The phases count bytes at one NIC rate: slowed steps count as a slower NIC, by the
+    // mean of their slowdowns weighted by the bytes each step carries.
+    if (slowed) r.nic_Bps = nic_Bps / hosts_slowdown(inter);
     return hierarchical_phase_costs(a, inter, bytes, hosts, per_host, r);
   }
+  /// Of the all-reduce across hosts by `inter`, how much longer its steps between hosts
+  /// take than their bytes at the NIC rate: the slowdowns of its steps, each weighted by
+  /// the bytes it carries (1 without slowdowns).
+  [[nodiscard]] double hosts_slowdown(Algorithm inter) const {
+    double bytes = 0, slowed = 0;
+    auto add = [&](double b, double s) {
+      bytes += b;
+      slowed += b * s;
+    };
+    if (inter == Algorithm::mixed_radix) {
+      double held = 1;
+      std::size_t level = 0;
+      for (std::size_t f : mixed_radix_factors(hosts)) {
+        held /= static_cast<double>(f);
+        add(held * static_cast<double>(2 * (f - 1)),
+            StepSlowdowns::at(slowdowns.hosts_mixed_radix, level++));
+      }
+    } else if (inter == Algorithm::rabenseifner) {
+      double pow2 = 1;
+      while (pow2 * 2 <= static_cast<double>(hosts)) pow2 *= 2;
+      std::size_t step = 0;
+      for (double d = pow2 / 2; d >= 1; d /= 2)
+        add(2 * d / pow2, StepSlowdowns::at(slowdowns.hosts_rabenseifner, step++));
+      if (pow2 != static_cast<double>(hosts)) add(2, 1);  // the fold, in and out
+    } else {
+      add(1, slowdowns.ring);
+    }
+    return bytes > 0 ? slowed / bytes : 1.0;
+  }
+
   /// The chunks hierarchical or nvls all-reduce of `bytes` should pipeline its phases in
   /// (the call's phase_chunks): `phase_chunks` when set, else the count with the least
   /// predicted time, 1 on one host (where the algorithm keeps its own policy: 0).
