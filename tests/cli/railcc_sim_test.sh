@@ -169,10 +169,8 @@ expect_error "an unknown --inter" "use ring, rabenseifner or mixed_radix" --inte
 
 # --schedule on chooses each step's QPs: fewer switch links shared than blind hashing, a
 # time no worse, and the data unchanged; with spraying it says there is nothing to choose.
-# Both run the same pipeline: left to itself the tuner pipelines each by its own steps'
-# slowdowns (blind hashing gets more chunks, 463.76 us against the chosen QPs' 463.77).
-off=$(sim --gpus 2048 -b 64M -e 64M --phase-chunks 4 --chunks-in-flight 2 2>/dev/null | grep -v '^#')
-on_out=$(sim --gpus 2048 -b 64M -e 64M --phase-chunks 4 --chunks-in-flight 2 --schedule on 2>/dev/null)
+off=$(sim --gpus 2048 -b 64M -e 64M 2>/dev/null | grep -v '^#')
+on_out=$(sim --gpus 2048 -b 64M -e 64M --schedule on 2>/dev/null)
 on=$(printf '%s\n' "$on_out" | grep -v '^#')
 qps=$(printf '%s\n' "$on_out" | sed -n 's/^# QPs chosen: .* flows of a step: \([0-9]*\) hashed blindly, \([0-9]*\) chosen$/\1 \2/p')
 set -- $off
