@@ -5,9 +5,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "check_contains.hpp"
@@ -553,4 +555,136 @@ TEST_CASE("Striping over the blind choice's QPs never changes what a collective 
   cfg.qps_per_connection = blind_striping(f).qps;
   REQUIRE(cfg.qps_per_connection == 8);  // 8 arrays: a leaf has 8 up-links
   CHECK(wrong_over_three_algorithms(f, cfg) == 0);
+}
+
+namespace {
+
+/// Connections of `step`, striped over k QPs as the simulated backend stripes a transfer
+/// (QP c * k + i, the bytes cut as evenly as whole bytes allow).
+std::vector<FlowSpec> striped(const std::vector<FlowSpec>& step, std::uint32_t k) {
+  std::vector<FlowSpec> flows;
+  for (const FlowSpec& c : step) {
+    for (std::uint32_t i = 0; i < k; ++i) {
+      const std::uint64_t b0 = c.size.count() * i / k, b1 = c.size.count() * (i + 1) / k;
+      flows.push_back({c.src, c.dst, Bytes::of(b1 - b0), c.qp * k + i, {}});
+    }
+  }
+  return flows;
+}
+
+/// A llama3 pod of eight racks of 16 GPUs, every GPU of rack 0 sending 1 MiB to its peer in
+/// rack 1 over two QPs, with the first `down` up-links of rack 0's switch down.
+struct ShortRack {
+  Fabric fabric;
+  std::vector<FlowSpec> flows;
+};
+ShortRack short_rack(int down) {
+  Llama3Params p;
+  p.pods = 1;
+  p.racks_per_pod = 8;  // the smallest a 32-port rack switch allows
+  ShortRack r{llama3(p), {}};
+  const NodeIndex leaf = r.fabric.link(r.fabric.up_links(0).back()).to;
+  for (int i = 0; i < down; ++i)
+    r.fabric.set_cable_health(r.fabric.up_links(leaf)[static_cast<std::size_t>(i)], 0.0f);
+  std::vector<FlowSpec> step;
+  for (std::uint32_t g = 0; g < 16; ++g) step.push_back({g, g + 16, Bytes::MiB(1), 0, {}});
+  r.flows = striped(step, 2);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("A rack switch short of an up-link: sharing a connection's bytes over its QPs") {
+  // 16 connections, 32 halves, over the 15 up-links left: equal halves put three on some
+  // link (1.5 MiB); the capacity left allows 16/15 MiB on each.
+  for (int down : {1, 3}) {
+    CAPTURE(down);
+    ShortRack r = short_rack(down);
+    const NodeIndex leaf = r.fabric.link(r.fabric.up_links(0).back()).to;
+    const double rate =
+        r.fabric.link(r.fabric.up_links(leaf).back()).usable().in_bytes_per_second();
+    const double mib = 1 << 20;
+    const double live = 16.0 - down;
+    QpChoiceOptions equal_parts;  // one QP per connection as far as the chooser knows
+    std::vector<FlowSpec> halves = r.flows;
+    const QpChoiceStats h = choose(r.fabric, halves, 3, equal_parts);
+    // Whole halves cannot do better than ceil(32 / live) of them on a link.
+    CHECK(h.worst_after * rate >= std::ceil(32 / live) * mib / 2 * (1 - 1e-9));
+    // The default rounds get most of the way; levelling passes along a chain of links a
+    // connection per round, and enough rounds reach the bound.
+    for (int rounds : {QpChoiceOptions{}.share_rounds, 200}) {
+      CAPTURE(rounds);
+      QpChoiceOptions shared;
+      shared.qps_per_connection = 2;
+      shared.share_rounds = rounds;
+      std::vector<FlowSpec> flows = r.flows;
+      const QpChoiceStats s = choose(r.fabric, flows, 3, shared);
+      const LinkCount count = count_links(r.fabric, flows, 3);
+      CHECK(s.worst_after == doctest::Approx(count.worst));
+      CHECK(count.worst < h.worst_after * 0.95);
+      if (rounds == 200) CHECK(count.worst * rate <= 16 / live * mib * 1.01);
+      for (std::size_t c = 0; c < 16; ++c)
+        CHECK(flows[2 * c].size.count() + flows[2 * c + 1].size.count() == 1u << 20);
+    }
+  }
+  // With every cable up, halves pack as well as the fabric allows: no sharing.
+  ShortRack whole = short_rack(0);
+  QpChoiceOptions shared;
+  shared.qps_per_connection = 2;
+  choose(whole.fabric, whole.flows, 3, shared);
+  for (const FlowSpec& x : whole.flows) CHECK(x.size == Bytes::of(1 << 19));
+}
+
+TEST_CASE("Randomized: shared bytes keep each connection's total and never make a step worse") {
+  // The reference: the chooser's paths counted from scratch with the parts as posted.
+  // Sharing may only lower that step's busiest link, and must keep every connection's
+  // bytes; the chooser's report must be what a fresh count of its output finds.
+  std::mt19937_64 rng(41);
+  ColossusParams small;
+  small.gpus = 1024;
+  Llama3Params two_pods;
+  two_pods.pods = 2;
+  two_pods.racks_per_pod = 8;
+  const Fabric whole[] = {fat_tree(4), fat_tree(8), colossus(small), hpn({2, 16}),
+                          llama3(two_pods)};
+  std::vector<Fabric> fabrics;
+  for (const Fabric& w : whole) {
+    fabrics.push_back(w);
+    fail_switch_cables(fabrics.back(), 0.02 + 0.06 * static_cast<double>(rng() % 4) / 3, rng());
+  }
+  std::size_t unequal = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const Fabric& f = fabrics[static_cast<std::size_t>(trial) % fabrics.size()];
+    const auto k = static_cast<std::uint32_t>(1 + rng() % 3);
+    std::vector<FlowSpec> step = random_step(f, rng);
+    for (FlowSpec& c : step) c.qp %= 2;  // a few connections twice, on QPs 0 and 1
+    std::vector<FlowSpec> flows = striped(step, k);
+    const std::vector<FlowSpec> posted = flows;
+    const std::uint64_t seed = rng();
+    QpChoiceOptions options;
+    options.qps_per_connection = k;
+    options.candidates = 1 + static_cast<std::uint32_t>(rng() % 64);
+    options.share_rounds = static_cast<int>(rng() % 10);
+    CAPTURE(trial);
+    CAPTURE(k);
+    const QpChoiceStats s = choose(f, flows, seed, options);
+    const LinkCount chosen = count_links(f, flows, seed);
+    CHECK(s.worst_after == doctest::Approx(chosen.worst));
+    CHECK(s.shared_after == chosen.shared);
+    std::vector<FlowSpec> as_posted = flows;
+    for (std::size_t i = 0; i < flows.size(); ++i) as_posted[i].size = posted[i].size;
+    CHECK(chosen.worst <= count_links(f, as_posted, seed).worst * (1 + 1e-12));
+    CHECK(chosen.worst <= count_links(f, posted, seed).worst * (1 + 1e-12));
+    std::map<std::tuple<NodeIndex, NodeIndex, std::uint32_t>,
+             std::pair<std::uint64_t, std::uint64_t>>
+        totals;
+    for (std::size_t i = 0; i < flows.size(); ++i) {
+      auto& t = totals[{posted[i].src, posted[i].dst, posted[i].qp / k}];
+      t.first += posted[i].size.count();
+      t.second += flows[i].size.count();
+      unequal += flows[i].size != posted[i].size ? 1 : 0;
+    }
+    for (const auto& [key, t] : totals) CHECK(t.first == t.second);
+  }
+  CHECK(unequal > 0);  // sharing happened somewhere
 }

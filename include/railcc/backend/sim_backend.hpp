@@ -473,8 +473,8 @@ class SimBackend {
     SimResult result;
     qp_stats_ = {};
     if (config_.choose_qps) {
-      for (const QpChoiceStats& s : choose_qps_of_steps(fabric_, config_.sim.routing,
-                                                        config_.qp_choice, steps.network_steps()))
+      for (const QpChoiceStats& s :
+           choose_qps_of_steps(fabric_, config_.sim.routing, qp_choice(), steps.network_steps()))
         note(s);
     }
     step_result_ = steps.evaluate(fabric_, config_.sim);
@@ -576,12 +576,21 @@ class SimBackend {
       for (FlowSpec& s : specs[l]) pointers[l].push_back(&s);
     }
     for (const QpChoiceStats& s :
-         choose_qps_of_steps(fabric_, config_.sim.routing, config_.qp_choice, pointers))
+         choose_qps_of_steps(fabric_, config_.sim.routing, qp_choice(), pointers))
       note(s);
     for (std::size_t l = 0; l < by_level.size(); ++l) {
-      for (std::size_t i = 0; i < by_level[l].size(); ++i)
+      for (std::size_t i = 0; i < by_level[l].size(); ++i) {
         graph.set_qp(by_level[l][i], specs[l][i].qp);
+        graph.set_size(by_level[l][i], specs[l][i].size);
+      }
     }
+  }
+  /// The chooser's options, with the QPs a transfer between hosts is striped over (the
+  /// chooser shares a transfer's bytes among them).
+  QpChoiceOptions qp_choice() const {
+    QpChoiceOptions o = config_.qp_choice;
+    o.qps_per_connection = config_.qps_per_connection;
+    return o;
   }
   void note(const QpChoiceStats& s) {
     qp_stats_ += {s.flows > 0 ? 1u : 0u, s.flows, s.moved, s.shared_before, s.shared_after};

@@ -18,7 +18,8 @@
 // lost a few is one the chooser mostly routes around. On colossus at 100,000 GPUs with 1%
 // of the switch cables down, two QPs per connection gave 5,963 us against one's 5,975 (0.2%)
 // and took 17.6 s to simulate against 4.3; on llama3 the short aggregation tier doubles
-// them anyway (docs/scheduling.md has what is left of that fabric's loss).
+// them anyway. Where cables are down the chooser shares a connection's bytes unequally
+// among its QPs (qp_paths.hpp); docs/scheduling.md has what is left of llama3's loss.
 #pragma once
 
 #include <algorithm>

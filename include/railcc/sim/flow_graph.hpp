@@ -53,6 +53,8 @@ class FlowGraph {
   }
   /// The flow's QP (its ECMP entropy): schedule passes choose it once the graph is built.
   void set_qp(FlowId f, std::uint32_t qp) { flows_.at(f).qp = qp; }
+  /// A flow's bytes (a schedule pass that shares a transfer's bytes among its QPs).
+  void set_size(FlowId f, Bytes size) { flows_.at(f).size = size; }
   /// `later` starts only after `earlier` is delivered.
   void depends_on(FlowId later, FlowId earlier) {
     if (later >= flows_.size() || earlier >= flows_.size()) {

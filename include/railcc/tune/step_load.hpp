@@ -65,7 +65,11 @@ class StepLoadMeter {
     if (routing_.choose_qps && routing_.routing.mode != RoutingMode::ecmp) {
       throw InputError("step load: QPs are chosen for ECMP only; spraying has no hash to steer");
     }
-    if (routing_.choose_qps) chooser_.emplace(fabric, routing_.routing);
+    if (routing_.choose_qps) {
+      QpChoiceOptions choice;
+      choice.qps_per_connection = routing_.qps;
+      chooser_.emplace(fabric, routing_.routing, choice);
+    }
   }
 
   /// The slowdown of a step in which every (source, destination) pair sends the same
@@ -74,7 +78,8 @@ class StepLoadMeter {
   /// 1 when no pair crosses hosts.
   double slowdown(std::span<const std::pair<NodeIndex, NodeIndex>> pairs, double nic_Bps) {
     if (!(nic_Bps > 0)) throw InputError("step load: the NIC rate must be positive");
-    // Whole bytes per QP, so that every piece is the same.
+    // Whole bytes per QP, so that every piece is the same as posted (where QPs are
+    // chosen, the chooser may then share a connection's bytes unequally).
     const std::size_t flow_bytes = std::size_t{1} << 20;
     const std::size_t piece = flow_bytes / routing_.qps;
     specs_.clear();
@@ -99,7 +104,7 @@ class StepLoadMeter {
       for (ResourceIndex r : route_) {
         if (r >= load_.size()) load_.resize(std::max<std::size_t>(r + 1, fabric_.link_count()), 0);
         if (load_[r] == 0) touched_.push_back(r);
-        load_[r] += static_cast<double>(piece) / router_.capacity(r);
+        load_[r] += static_cast<double>(f.size.count()) / router_.capacity(r);
         worst = std::max(worst, load_[r]);
       }
     }
