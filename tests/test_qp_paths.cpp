@@ -610,8 +610,9 @@ TEST_CASE("A rack switch short of an up-link: sharing a connection's bytes over 
     const QpChoiceStats h = choose(r.fabric, halves, 3, equal_parts);
     // Whole halves cannot do better than ceil(32 / live) of them on a link.
     CHECK(h.worst_after * rate >= std::ceil(32 / live) * mib / 2 * (1 - 1e-9));
-    // The default rounds get most of the way; levelling passes along a chain of links a
-    // connection per round, and enough rounds reach the bound.
+    // The default visits and many more both reach the bound: levelling must pass along
+    // the chain of up-links the connections join (with rounds over every connection and
+    // no over-relaxation, 8 rounds ended 3% over it).
     for (int rounds : {QpChoiceOptions{}.share_rounds, 200}) {
       CAPTURE(rounds);
       QpChoiceOptions shared;
@@ -622,7 +623,7 @@ TEST_CASE("A rack switch short of an up-link: sharing a connection's bytes over 
       const LinkCount count = count_links(r.fabric, flows, 3);
       CHECK(s.worst_after == doctest::Approx(count.worst));
       CHECK(count.worst < h.worst_after * 0.95);
-      if (rounds == 200) CHECK(count.worst * rate <= 16 / live * mib * 1.01);
+      CHECK(count.worst * rate <= 16 / live * mib * 1.01);
       for (std::size_t c = 0; c < 16; ++c)
         CHECK(flows[2 * c].size.count() + flows[2 * c + 1].size.count() == 1u << 20);
     }
