@@ -726,3 +726,52 @@ TEST_CASE("Shared parts never change what a collective computes") {
     CHECK(unequal > 0);
   }
 }
+
+TEST_CASE("A step that repeats an earlier one gets the choice it would get on its own") {
+  // choose_qps_of_steps chooses a step whose flows equal an earlier step's once; the
+  // reference is every step chosen alone. Repeats exact, and near-repeats (one flow's
+  // bytes or QP differ) that must be chosen afresh; with cables down and two QPs per
+  // connection, sizes are copied too.
+  std::mt19937_64 rng(53);
+  ColossusParams small;
+  small.gpus = 1024;
+  Fabric down = colossus(small);
+  fail_switch_cables(down, 0.05, 9);
+  const ShortRack rack = short_rack(1);
+  for (int variant = 0; variant < 3; ++variant) {
+    CAPTURE(variant);
+    const Fabric& f = variant == 0 ? down : variant == 1 ? colossus(small) : rack.fabric;
+    std::vector<std::vector<FlowSpec>> steps;
+    for (int s = 0; s < 4; ++s)
+      steps.push_back(variant == 2 ? rack.flows : striped(random_step(f, rng), 2));
+    steps.push_back(steps[1]);
+    steps.push_back(steps[0]);
+    steps.push_back(steps[1]);
+    steps.back().back().size = Bytes::of(steps.back().back().size.count() + 1);
+    steps.push_back(steps[0]);
+    steps.back().front().qp += 1;
+    std::vector<std::vector<FlowSpec>> together = steps;
+    std::vector<std::vector<FlowSpec*>> pointers(together.size());
+    for (std::size_t s = 0; s < together.size(); ++s)
+      for (FlowSpec& x : together[s]) pointers[s].push_back(&x);
+    QpChoiceOptions options;
+    options.qps_per_connection = 2;
+    options.threads = 2;
+    const auto stats =
+        choose_qps_of_steps(f, RoutingOptions{RoutingMode::ecmp, 3}, options, pointers);
+    std::size_t unequal = 0;
+    for (std::size_t s = 0; s < steps.size(); ++s) {
+      CAPTURE(s);
+      std::vector<FlowSpec> alone = steps[s];
+      const QpChoiceStats a = choose(f, alone, 3, options);
+      CHECK(stats[s].moved == a.moved);
+      CHECK(stats[s].worst_after == a.worst_after);
+      for (std::size_t i = 0; i < alone.size(); ++i) {
+        CHECK(together[s][i].qp == alone[i].qp);
+        CHECK(together[s][i].size == alone[i].size);
+        unequal += alone[i].size != steps[s][i].size ? 1 : 0;
+      }
+    }
+    if (variant == 2) CHECK(unequal > 0);
+  }
+}

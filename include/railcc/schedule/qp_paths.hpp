@@ -665,13 +665,44 @@ inline std::vector<QpChoiceStats> choose_qps_of_steps(
     const std::vector<std::vector<FlowSpec*>>& steps) {
   std::vector<QpChoiceStats> stats(steps.size());
   if (steps.empty()) return stats;
-  // Steps are handed out in order as threads come free; each step's choice is its own,
-  // so which thread takes it changes nothing. The first failure, by step, is rethrown.
+  // A step whose flows are those of an earlier one (the same ends, bytes and QPs, in the
+  // same order) gets that step's choice, which depends on the flows only: an all-gather
+  // repeats its reduce-scatter's steps, so at 1,000,000 GPUs half the steps are chosen
+  // once. Steps are fingerprinted, then compared flow by flow.
+  const auto same_flow = [](const FlowSpec* a, const FlowSpec* b) {
+    return a->src == b->src && a->dst == b->dst && a->size == b->size && a->qp == b->qp &&
+           a->delay == b->delay;
+  };
+  std::vector<std::uint64_t> print(steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    std::uint64_t h = steps[i].size();
+    for (const FlowSpec* f : steps[i])
+      h = (h ^ (std::uint64_t{f->src} << 32 ^ f->dst ^ f->size.count() * 31 ^ f->qp)) *
+          0x9e3779b97f4a7c15ull;
+    print[i] = h;
+  }
+  std::vector<std::size_t> first_like(steps.size());
+  std::vector<std::size_t> distinct;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    first_like[i] = i;
+    for (std::size_t j : distinct) {
+      if (print[j] != print[i] || steps[j].size() != steps[i].size()) continue;
+      if (std::equal(steps[i].begin(), steps[i].end(), steps[j].begin(), same_flow)) {
+        first_like[i] = j;
+        break;
+      }
+    }
+    if (first_like[i] == i) distinct.push_back(i);
+  }
+  // Distinct steps are handed out in order as threads come free; each step's choice is
+  // its own, so which thread takes it changes nothing. The first failure, by step, is
+  // rethrown.
   std::atomic<std::size_t> next{0};
   std::vector<std::exception_ptr> failed(steps.size());
-  run_on_threads(worker_threads(steps.size(), options.threads), [&](unsigned) {
+  run_on_threads(worker_threads(distinct.size(), options.threads), [&](unsigned) {
     std::optional<QpPathChooser> chooser;
-    for (std::size_t i = next++; i < steps.size(); i = next++) {
+    for (std::size_t d = next++; d < distinct.size(); d = next++) {
+      const std::size_t i = distinct[d];
       try {
         if (!chooser) chooser.emplace(fabric, routing, options);
         stats[i] = chooser->choose(steps[i]);
@@ -682,6 +713,15 @@ inline std::vector<QpChoiceStats> choose_qps_of_steps(
   });
   for (const std::exception_ptr& e : failed)
     if (e) std::rethrow_exception(e);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const std::size_t j = first_like[i];
+    if (j == i) continue;
+    stats[i] = stats[j];
+    for (std::size_t k = 0; k < steps[i].size(); ++k) {
+      steps[i][k]->qp = steps[j][k]->qp;
+      steps[i][k]->size = steps[j][k]->size;
+    }
+  }
   return stats;
 }
 
