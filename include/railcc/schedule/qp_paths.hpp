@@ -82,7 +82,7 @@ struct QpChoiceOptions {
 /// What a step's QP choice achieved: its busiest switch link, before and after.
 struct QpChoiceStats {
   std::size_t flows = 0;          ///< flows with a choice (they cross a switch above their leaf)
-  std::size_t moved = 0;          ///< flows whose QP changed
+  std::size_t moved = 0;          ///< flows whose QP or bytes changed
   double worst_before = 0;        ///< seconds the busiest switch link needs for its bytes, blindly
   double worst_after = 0;         ///< the same with the chosen QPs
   std::size_t shared_before = 0;  ///< switch links carrying more than one flow, blindly
@@ -377,16 +377,15 @@ class QpPathChooser {
     }
     order_.resize(flows_.size());
     for (std::uint32_t i = 0; i < order_.size(); ++i) order_[i] = i;
-    const auto key = [&](std::uint32_t i) {
+    const auto connection = [&](std::uint32_t i) {
       const FlowSpec& f = *flows_[i].spec;
-      return std::tuple(f.src, f.dst, original_qp[i] / k, i);
+      return std::tuple(f.src, f.dst, original_qp[i] / k);
     };
-    std::sort(order_.begin(), order_.end(),
-              [&](std::uint32_t a, std::uint32_t b) { return key(a) < key(b); });
+    std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return std::tuple(connection(a), a) < std::tuple(connection(b), b);
+    });
     const auto same = [&](std::uint32_t a, std::uint32_t b) {
-      return std::get<0>(key(a)) == std::get<0>(key(b)) &&
-             std::get<1>(key(a)) == std::get<1>(key(b)) &&
-             std::get<2>(key(a)) == std::get<2>(key(b));
+      return connection(a) == connection(b);
     };
     connection_of_.assign(flows_.size(), no_connection);
     for (std::size_t i = 0; i < order_.size();) {
