@@ -41,10 +41,39 @@ else()
 endif()
 
 find_package(CUDAToolkit QUIET)
-if(CUDAToolkit_FOUND)
-  message(STATUS "railcc: CUDA Toolkit ${CUDAToolkit_VERSION} found (${CUDAToolkit_BIN_DIR})")
+# railcc::cuda (the kernels) compiles .cu files, so it needs nvcc as CMake's CUDA
+# compiler too, and RAILCC_BUILD_CUDA (a sanitizer or fuzzing build turns it off: nvcc
+# takes no -fsanitize).
+set(RAILCC_HAVE_CUDA OFF)
+if(CUDAToolkit_FOUND AND RAILCC_BUILD_CUDA)
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER AND CUDAToolkit_NVCC_EXECUTABLE)
+    set(CMAKE_CUDA_COMPILER "${CUDAToolkit_NVCC_EXECUTABLE}")
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # Hopper (H100, H200) unless told otherwise: -DCMAKE_CUDA_ARCHITECTURES=native builds
+    # for the GPUs of the machine, a list for several.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    # CMake 3.25 knows nvcc's C++ standards up to C++17; railcc's headers need C++20.
+    if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+    endif()
+    set(RAILCC_HAVE_CUDA ON)
+  endif()
+endif()
+if(RAILCC_HAVE_CUDA)
+  message(STATUS "railcc: CUDA adapter enabled: CUDA Toolkit ${CUDAToolkit_VERSION}, nvcc for architectures ${CMAKE_CUDA_ARCHITECTURES}")
+elseif(CUDAToolkit_FOUND AND NOT RAILCC_BUILD_CUDA)
+  message(STATUS "railcc: CUDA adapter disabled (RAILCC_BUILD_CUDA=OFF)")
+elseif(CUDAToolkit_FOUND)
+  message(STATUS "railcc: CUDA adapter disabled: CUDA Toolkit ${CUDAToolkit_VERSION} found, but CMake cannot use its nvcc as the CUDA compiler")
 else()
-  message(STATUS "railcc: CUDA Toolkit not found: CUDA adapters disabled (set CUDAToolkit_ROOT to point at one)")
+  message(STATUS "railcc: CUDA adapter disabled: CUDA Toolkit not found (set CUDAToolkit_ROOT to point at one)")
 endif()
 
 find_package(NCCL QUIET)

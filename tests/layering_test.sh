@@ -13,6 +13,7 @@ layer() {
     fabric*|hwloc*) echo 2 ;;
     sim*|formats*) echo 3 ;;
     coll*) echo 4 ;;
+    cuda*) echo 5 ;;
     backend*|tune*|schedule*) echo 5 ;;
     comm*) echo 6 ;;
     mpi*|launch*) echo 7 ;;

@@ -23,3 +23,12 @@
 #else
 #define RAILCC_RESTRICT
 #endif
+
+// Functions that run on the host and, compiled by nvcc, on the GPU: the element
+// operations of reductions, so that the kernels and the host backends share one
+// definition and the host's unit tests test what the GPU runs.
+#if defined(__CUDACC__)
+#define RAILCC_HOST_DEVICE __host__ __device__
+#else
+#define RAILCC_HOST_DEVICE
+#endif

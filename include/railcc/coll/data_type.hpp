@@ -5,7 +5,6 @@
 // reduction in data mode rounds like the device does.
 #pragma once
 
-#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -64,12 +63,26 @@ constexpr std::optional<DataType> parse_data_type(std::string_view s) {
   return std::nullopt;
 }
 
+namespace detail {
+// std::bit_cast is a host function to nvcc; memcpy is both (and free at -O1 and above).
+RAILCC_HOST_DEVICE inline std::uint32_t bits_of(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+RAILCC_HOST_DEVICE inline float float_of(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+}  // namespace detail
+
 /// IEEE 754 binary16.
 struct Half {
   std::uint16_t bits = 0;
 
-  static Half from_float(float f) {
-    const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  RAILCC_HOST_DEVICE static Half from_float(float f) {
+    const std::uint32_t x = detail::bits_of(f);
     const std::uint32_t sign = (x >> 16) & 0x8000u;
     const std::uint32_t abs = x & 0x7fffffffu;
     if (abs >= 0x7f800000u) {  // inf or NaN
@@ -93,7 +106,7 @@ struct Half {
     if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
     return {static_cast<std::uint16_t>(sign | h)};
   }
-  [[nodiscard]] float to_float() const {
+  [[nodiscard]] RAILCC_HOST_DEVICE float to_float() const {
     const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
     const std::uint32_t e = (bits >> 10) & 0x1fu;
     const std::uint32_t m = bits & 0x3ffu;
@@ -101,8 +114,8 @@ struct Half {
       const float v = static_cast<float>(m) * 5.9604644775390625e-8f;  // m * 2^-24
       return sign ? -v : v;
     }
-    if (e == 31) return std::bit_cast<float>(sign | 0x7f800000u | (m << 13));
-    return std::bit_cast<float>(sign | ((e + 112) << 23) | (m << 13));
+    if (e == 31) return detail::float_of(sign | 0x7f800000u | (m << 13));
+    return detail::float_of(sign | ((e + 112) << 23) | (m << 13));
   }
 };
 
@@ -110,15 +123,15 @@ struct Half {
 struct BFloat16 {
   std::uint16_t bits = 0;
 
-  static BFloat16 from_float(float f) {
-    const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  RAILCC_HOST_DEVICE static BFloat16 from_float(float f) {
+    const std::uint32_t x = detail::bits_of(f);
     if ((x & 0x7fffffffu) > 0x7f800000u)
       return {static_cast<std::uint16_t>((x >> 16) | 0x40u)};  // quiet NaN
     const std::uint32_t rounding = 0x7fffu + ((x >> 16) & 1u);
     return {static_cast<std::uint16_t>((x + rounding) >> 16)};
   }
-  [[nodiscard]] float to_float() const {
-    return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+  [[nodiscard]] RAILCC_HOST_DEVICE float to_float() const {
+    return detail::float_of(static_cast<std::uint32_t>(bits) << 16);
   }
 };
 

@@ -7,12 +7,12 @@
 // 16-bit arithmetic rounds.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
 #include "railcc/coll/data_type.hpp"
 #include "railcc/config.hpp"
@@ -56,9 +56,10 @@ void store(std::byte* p, T v) {
 }
 
 /// One element: `a op b`. Integers wrap (computed unsigned); floating-point min and max
-/// keep `a` when the two compare equal or either is NaN, the same on every backend.
+/// keep `a` when the two compare equal or either is NaN, the same on every backend. Host
+/// and device (the CUDA kernels reduce with it).
 template <ReduceOp Op, class T>
-T combine(T a, T b) {
+RAILCC_HOST_DEVICE T combine(T a, T b) {
   if constexpr (std::is_integral_v<T>) {
     using U = std::make_unsigned_t<T>;
     if constexpr (Op == ReduceOp::sum || Op == ReduceOp::avg)
@@ -66,9 +67,9 @@ T combine(T a, T b) {
     else if constexpr (Op == ReduceOp::prod)
       return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
     else if constexpr (Op == ReduceOp::min)
-      return std::min(a, b);
+      return b < a ? b : a;
     else
-      return std::max(a, b);
+      return a < b ? b : a;
   } else {
     if constexpr (Op == ReduceOp::sum || Op == ReduceOp::avg)
       return a + b;
@@ -119,13 +120,19 @@ void reduce_loop(std::byte* dst, const std::byte* src, std::size_t count) {
   reduce_elements<Op, T>(dst + i * sizeof(T), src + i * sizeof(T), count - i);
 }
 
+/// One 16-bit floating-point element (H: Half or BFloat16, as bits): computed in float
+/// and rounded back, as a GPU's 16-bit arithmetic rounds. Host and device.
+template <ReduceOp Op, class H>
+RAILCC_HOST_DEVICE std::uint16_t combine_16(std::uint16_t a, std::uint16_t b) {
+  return H::from_float(combine<Op>(H{a}.to_float(), H{b}.to_float())).bits;
+}
+
 template <ReduceOp Op, class H>
 void reduce_elements_16(std::byte* RAILCC_RESTRICT dst, const std::byte* RAILCC_RESTRICT src,
                         std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
-    const H a{load<std::uint16_t>(dst + 2 * i)};
-    const H b{load<std::uint16_t>(src + 2 * i)};
-    store(dst + 2 * i, H::from_float(combine<Op>(a.to_float(), b.to_float())).bits);
+    store(dst + 2 * i,
+          combine_16<Op, H>(load<std::uint16_t>(dst + 2 * i), load<std::uint16_t>(src + 2 * i)));
   }
 }
 
@@ -159,16 +166,27 @@ void reduce_into_16(ReduceOp op, std::byte* dst, const std::byte* src, std::size
   }
 }
 
+/// avg's division of one element by the rank count: integers truncate toward zero, 16-bit
+/// floats divide in float and round back. Host and device.
+template <class T, class D>
+RAILCC_HOST_DEVICE T divide(T x, D by) {
+  return static_cast<T>(x / by);
+}
+template <class H>
+RAILCC_HOST_DEVICE std::uint16_t divide_16(std::uint16_t x, float by) {
+  return H::from_float(H{x}.to_float() / by).bits;
+}
+
 template <class T, class D>
 void divide_loop(std::byte* buf, std::size_t count, D by) {
   for (std::size_t i = 0; i < count; ++i)
-    store(buf + i * sizeof(T), static_cast<T>(load<T>(buf + i * sizeof(T)) / by));
+    store(buf + i * sizeof(T), divide<T>(load<T>(buf + i * sizeof(T)), by));
 }
 
 template <class H>
 void divide_loop_16(std::byte* buf, std::size_t count, float by) {
   for (std::size_t i = 0; i < count; ++i)
-    store(buf + 2 * i, H::from_float(H{load<std::uint16_t>(buf + 2 * i)}.to_float() / by).bits);
+    store(buf + 2 * i, divide_16<H>(load<std::uint16_t>(buf + 2 * i), by));
 }
 
 }  // namespace detail::reduce
