@@ -33,6 +33,9 @@ class CudaError : public std::runtime_error {
 /// Throws CudaError naming `call` unless `rc` is cudaSuccess.
 inline void check(cudaError_t rc, const char* call) {
   if (rc == cudaSuccess) return;
+  // The runtime also keeps the error as its last one; clear it (where it is not sticky),
+  // so that the next launch's cudaGetLastError() does not report it as its own.
+  (void)cudaGetLastError();
   throw CudaError(rc, std::string("CUDA: ") + call + " failed: " + cudaGetErrorName(rc) + " (" +
                           cudaGetErrorString(rc) + ")");
 }
