@@ -16,7 +16,7 @@ layer() {
     cuda*) echo 5 ;;
     backend*|tune*|schedule*) echo 5 ;;
     comm*) echo 6 ;;
-    mpi*|launch*) echo 7 ;;
+    mpi*|launch*|nccl*) echo 7 ;;
     railcc.hpp) echo 9 ;;
     *) echo "unknown header $1" >&2; exit 2 ;;
   esac
