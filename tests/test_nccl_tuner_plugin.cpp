@@ -137,17 +137,26 @@ TEST_CASE("the plugin rewrites NCCL's table with railcc's times, through both in
     }
   }
 
-  // All-gather: the ring is railcc's, the tree (which NCCL runs for all-reduce alone) NCCL's.
-  Table t;
+  // All-gather: the ring is railcc's, the tree (which NCCL runs for all-reduce alone) NCCL's,
+  // after an all-reduce of the same size (the prices kept are per collective), and again.
   const Table nccl;
   const std::size_t bytes = std::size_t{16} << 20;
-  REQUIRE(plugin.v4->getCollInfo(c4, railcc_nccl_all_gather, bytes, 1, t.raw(), 7, 3, 0, nullptr) ==
-          railcc_nccl_success);
-  CHECK(t.t[railcc_nccl_algo_ring][railcc_nccl_proto_simple] ==
-        doctest::Approx(railcc_us(16, 2, Collective::all_gather, Algorithm::ring, bytes))
+  Table before;
+  REQUIRE(plugin.v4->getCollInfo(c4, railcc_nccl_all_reduce, bytes, 1, before.raw(), 7, 3, 0,
+                                 nullptr) == railcc_nccl_success);
+  for (int again = 0; again < 2; ++again) {
+    Table t;
+    REQUIRE(plugin.v4->getCollInfo(c4, railcc_nccl_all_gather, bytes, 1, t.raw(), 7, 3, 0,
+                                   nullptr) == railcc_nccl_success);
+    CHECK(t.t[railcc_nccl_algo_ring][railcc_nccl_proto_simple] ==
+          doctest::Approx(railcc_us(16, 2, Collective::all_gather, Algorithm::ring, bytes))
+              .epsilon(1e-6));
+    for (int p = 0; p < 3; ++p)
+      CHECK(t.t[railcc_nccl_algo_tree][p] == nccl.t[railcc_nccl_algo_tree][p]);
+  }
+  CHECK(before.t[railcc_nccl_algo_ring][railcc_nccl_proto_simple] ==
+        doctest::Approx(railcc_us(16, 2, Collective::all_reduce, Algorithm::ring, bytes))
             .epsilon(1e-6));
-  for (int p = 0; p < 3; ++p)
-    CHECK(t.t[railcc_nccl_algo_tree][p] == nccl.t[railcc_nccl_algo_tree][p]);
 
   // Send and receive (ncclFuncSendRecv = 5): nothing to price, the table as it was.
   Table s;
