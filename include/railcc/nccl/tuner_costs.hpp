@@ -126,7 +126,7 @@ class CostTable {
   /// `bytes`: each algorithm railcc models gets railcc's time in its Simple entry and its
   /// other protocols scaled by the same factor. Returns the algorithms rewritten. NCCL
   /// asks for every collective it launches, and a training loop repeats its sizes, so the
-  /// prices of the sizes asked are kept: pricing every candidate took 2 to 5 us (2 and
+  /// prices of the sizes asked are kept: pricing every candidate took 2 to 5 us (16 and
   /// 100,000 ranks), a lookup 0.03 us, on a loaded 2-core machine.
   int rewrite(RailccNcclFunc func, std::size_t bytes, float* table, int num_algo,
               int num_proto) const {
