@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 
+#include "nan_aware.hpp"
 #include "railcc/coll/data_type.hpp"
 #include "railcc/coll/reduce_op.hpp"
 #include "railcc/cuda/vector_words.hpp"
@@ -89,44 +90,10 @@ std::array<std::byte, 16> random_vector(DataType t, std::mt19937_64& rng) {
   return v;
 }
 
-/// Whether element `i` of type t at `p` is a NaN.
-bool is_nan_at(DataType t, const std::byte* p) {
-  switch (t) {
-    case DataType::float16: {
-      std::uint16_t h;
-      std::memcpy(&h, p, 2);
-      return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0;
-    }
-    case DataType::bfloat16: {
-      std::uint16_t h;
-      std::memcpy(&h, p, 2);
-      return (h & 0x7f80u) == 0x7f80u && (h & 0x7fu) != 0;
-    }
-    case DataType::float32: {
-      float f;
-      std::memcpy(&f, p, 4);
-      return f != f;
-    }
-    case DataType::float64: {
-      double d;
-      std::memcpy(&d, p, 8);
-      return d != d;
-    }
-    default: return false;
-  }
-}
-
-/// Equal bytes, except that a NaN equals any NaN: which NaN an operation on NaNs returns
-/// is the hardware's choice (x86 keeps an operand's payload, and a vectorised loop may
-/// swap a product's operands; a GPU returns its canonical NaN).
+/// Equal values (a NaN equals any NaN: tests/nan_aware.hpp).
 bool same_values(DataType t, const std::array<std::byte, 16>& a,
                  const std::array<std::byte, 16>& b) {
-  const std::size_t size = size_of(t);
-  for (std::size_t at = 0; at < a.size(); at += size) {
-    if (is_nan_at(t, &a[at]) && is_nan_at(t, &b[at])) continue;
-    if (std::memcmp(&a[at], &b[at], size) != 0) return false;
-  }
-  return true;
+  return test::first_difference(t, a.data(), b.data(), a.size() / size_of(t)) == -1;
 }
 
 }  // namespace

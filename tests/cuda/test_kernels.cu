@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../nan_aware.hpp"
 #include "railcc/coll/data_type.hpp"
 #include "railcc/coll/reduce_op.hpp"
 #include "railcc/cuda/check.hpp"
@@ -28,46 +29,6 @@ struct DeviceBuffer {
   std::byte* get() const { return static_cast<std::byte*>(p); }
   void* p = nullptr;
 };
-
-bool is_nan_at(DataType t, const std::byte* p) {
-  switch (t) {
-    case DataType::float16: {
-      std::uint16_t h;
-      std::memcpy(&h, p, 2);
-      return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0;
-    }
-    case DataType::bfloat16: {
-      std::uint16_t h;
-      std::memcpy(&h, p, 2);
-      return (h & 0x7f80u) == 0x7f80u && (h & 0x7fu) != 0;
-    }
-    case DataType::float32: {
-      float f;
-      std::memcpy(&f, p, 4);
-      return f != f;
-    }
-    case DataType::float64: {
-      double d;
-      std::memcpy(&d, p, 8);
-      return d != d;
-    }
-    default: return false;
-  }
-}
-
-/// The first element where `got` and `want` differ (a NaN equals any NaN: the GPU
-/// returns its canonical NaN where the host keeps an operand's), or -1.
-long long first_difference(DataType t, const std::vector<std::byte>& got,
-                           const std::vector<std::byte>& want, std::size_t count) {
-  const std::size_t size = size_of(t);
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::byte* g = got.data() + i * size;
-    const std::byte* w = want.data() + i * size;
-    if (is_nan_at(t, g) && is_nan_at(t, w)) continue;
-    if (std::memcmp(g, w, size) != 0) return static_cast<long long>(i);
-  }
-  return -1;
-}
 
 std::vector<std::byte> random_bytes(std::size_t n, std::mt19937_64& rng) {
   std::vector<std::byte> v(n);
@@ -109,7 +70,7 @@ TEST_CASE("reduce on the GPU matches the host backend for every type, operator, 
           RAILCC_CUDA_CHECK(cudaMemcpy(got.data(), da.get(), bytes, cudaMemcpyDeviceToHost));
           reduce_into(t, op, a.data() + off[0] * size, b.data() + off[1] * size, count);
           // The whole allocation: the elements around the range are untouched too.
-          REQUIRE(first_difference(t, got, a, bytes / size) == -1);
+          REQUIRE(test::first_difference(t, got.data(), a.data(), bytes / size) == -1);
         }
       }
     }
@@ -135,7 +96,7 @@ TEST_CASE("avg's division on the GPU matches the host backend's") {
         std::vector<std::byte> got(bytes);
         RAILCC_CUDA_CHECK(cudaMemcpy(got.data(), d.get(), bytes, cudaMemcpyDeviceToHost));
         finish_reduction(t, ReduceOp::avg, a.data() + size, count, ranks);
-        REQUIRE(first_difference(t, got, a, count + 1) == -1);
+        REQUIRE(test::first_difference(t, got.data(), a.data(), count + 1) == -1);
       }
     }
   }

@@ -29,121 +29,6 @@ struct Words16 {
 /// Bytes a 16-byte vector holds.
 inline constexpr std::size_t vector_bytes = 16;
 
-namespace detail {
-
-template <class T>
-RAILCC_HOST_DEVICE T from_bits(std::uint32_t u) {
-  T v;
-  std::memcpy(&v, &u, sizeof v);
-  return v;
-}
-template <class T>
-RAILCC_HOST_DEVICE std::uint32_t to_bits(T v) {
-  std::uint32_t u;
-  std::memcpy(&u, &v, sizeof u);
-  return u;
-}
-
-/// The element type's reduction in words; `Element` is the C++ type of the element, `H`
-/// Half or BFloat16 for the 16-bit floating-point types (void otherwise).
-template <ReduceOp Op, class Element, class H>
-RAILCC_HOST_DEVICE void combine_words(Words16& a, const Words16& b) {
-  using railcc::detail::reduce::combine;
-  using railcc::detail::reduce::combine_16;
-  if constexpr (sizeof(Element) == 8) {
-    // Two 64-bit elements: words (0, 1) and (2, 3), low word first.
-    for (int i = 0; i < 4; i += 2) {
-      const std::uint64_t x = a.w[i] | std::uint64_t{a.w[i + 1]} << 32;
-      const std::uint64_t y = b.w[i] | std::uint64_t{b.w[i + 1]} << 32;
-      Element ex, ey;
-      std::memcpy(&ex, &x, sizeof ex);
-      std::memcpy(&ey, &y, sizeof ey);
-      const Element r = combine<Op>(ex, ey);
-      std::uint64_t z;
-      std::memcpy(&z, &r, sizeof z);
-      a.w[i] = static_cast<std::uint32_t>(z);
-      a.w[i + 1] = static_cast<std::uint32_t>(z >> 32);
-    }
-  } else if constexpr (sizeof(Element) == 4) {
-    for (int i = 0; i < 4; ++i)
-      a.w[i] = to_bits(combine<Op>(from_bits<Element>(a.w[i]), from_bits<Element>(b.w[i])));
-  } else if constexpr (sizeof(Element) == 2) {
-    // Two 16-bit elements per word, the low half first.
-    for (int i = 0; i < 4; ++i) {
-      const std::uint32_t lo =
-          combine_16<Op, H>(static_cast<std::uint16_t>(a.w[i]), static_cast<std::uint16_t>(b.w[i]));
-      const std::uint32_t hi = combine_16<Op, H>(static_cast<std::uint16_t>(a.w[i] >> 16),
-                                                 static_cast<std::uint16_t>(b.w[i] >> 16));
-      a.w[i] = lo | hi << 16;
-    }
-  } else {
-    static_assert(sizeof(Element) == 1);
-    // Four bytes per word, the lowest first.
-    for (int i = 0; i < 4; ++i) {
-      std::uint32_t r = 0;
-      for (int k = 0; k < 32; k += 8) {
-        const auto x = static_cast<Element>(a.w[i] >> k);
-        const auto y = static_cast<Element>(b.w[i] >> k);
-        r |= std::uint32_t{static_cast<std::uint8_t>(combine<Op>(x, y))} << k;
-      }
-      a.w[i] = r;
-    }
-  }
-}
-
-/// avg's division of one element, as finish_reduction divides: integers by the int,
-/// floating point by the count in their own type.
-template <class Element>
-RAILCC_HOST_DEVICE Element divide_element(Element e, int ranks) {
-  using railcc::detail::reduce::divide;
-  if constexpr (std::is_integral_v<Element>)
-    return divide<Element>(e, ranks);
-  else
-    return divide<Element>(e, static_cast<Element>(ranks));
-}
-
-/// avg's final division of every element of the words by `ranks`.
-template <class Element, class H>
-RAILCC_HOST_DEVICE void divide_words(Words16& a, int ranks) {
-  using railcc::detail::reduce::divide_16;
-  if constexpr (sizeof(Element) == 8) {
-    for (int i = 0; i < 4; i += 2) {
-      const std::uint64_t x = a.w[i] | std::uint64_t{a.w[i + 1]} << 32;
-      Element e;
-      std::memcpy(&e, &x, sizeof e);
-      const Element r = divide_element(e, ranks);
-      std::uint64_t z;
-      std::memcpy(&z, &r, sizeof z);
-      a.w[i] = static_cast<std::uint32_t>(z);
-      a.w[i + 1] = static_cast<std::uint32_t>(z >> 32);
-    }
-  } else if constexpr (sizeof(Element) == 4) {
-    for (int i = 0; i < 4; ++i) {
-      const auto e = from_bits<Element>(a.w[i]);
-      a.w[i] = to_bits(divide_element(e, ranks));
-    }
-  } else if constexpr (sizeof(Element) == 2) {
-    const auto by = static_cast<float>(ranks);
-    for (int i = 0; i < 4; ++i) {
-      const std::uint32_t lo = divide_16<H>(static_cast<std::uint16_t>(a.w[i]), by);
-      const std::uint32_t hi = divide_16<H>(static_cast<std::uint16_t>(a.w[i] >> 16), by);
-      a.w[i] = lo | hi << 16;
-    }
-  } else {
-    static_assert(sizeof(Element) == 1);
-    for (int i = 0; i < 4; ++i) {
-      std::uint32_t r = 0;
-      for (int k = 0; k < 32; k += 8) {
-        const auto x = static_cast<Element>(a.w[i] >> k);
-        r |= std::uint32_t{static_cast<std::uint8_t>(divide_element(x, ranks))} << k;
-      }
-      a.w[i] = r;
-    }
-  }
-}
-
-}  // namespace detail
-
 /// The C++ element type of a DataType, and for 16-bit floats the type that converts them.
 template <DataType T>
 struct ElementOf;
@@ -183,49 +68,117 @@ struct ElementOf<DataType::float64> {
   using half = void;
 };
 
+namespace detail {
+
+/// Calls `f(x, y)` for each element x of `a` and y of `b` at the same place, and stores
+/// what it returns in x's place. Elements of sizeof(Element) bytes packed little-endian:
+/// two 64-bit elements over words (0, 1) and (2, 3), low word first; one, two or four
+/// per word otherwise, the lowest bytes first.
+template <class Element, class F>
+RAILCC_HOST_DEVICE void for_each_element(Words16& a, const Words16& b, F f) {
+  if constexpr (sizeof(Element) == 8) {
+    for (int i = 0; i < 4; i += 2) {
+      const std::uint64_t x = a.w[i] | std::uint64_t{a.w[i + 1]} << 32;
+      const std::uint64_t y = b.w[i] | std::uint64_t{b.w[i + 1]} << 32;
+      Element ex, ey;
+      std::memcpy(&ex, &x, sizeof ex);
+      std::memcpy(&ey, &y, sizeof ey);
+      const Element r = f(ex, ey);
+      std::uint64_t z;
+      std::memcpy(&z, &r, sizeof z);
+      a.w[i] = static_cast<std::uint32_t>(z);
+      a.w[i + 1] = static_cast<std::uint32_t>(z >> 32);
+    }
+  } else {
+    static_assert(sizeof(Element) == 4 || sizeof(Element) == 2 || sizeof(Element) == 1);
+    constexpr int bits = 8 * static_cast<int>(sizeof(Element));
+    for (int i = 0; i < 4; ++i) {
+      std::uint32_t out = 0;
+      for (int k = 0; k < 32; k += bits) {
+        // The element's bytes are the low bytes of the shifted word (little-endian).
+        const std::uint32_t x = a.w[i] >> k;
+        const std::uint32_t y = b.w[i] >> k;
+        Element ex, ey;
+        std::memcpy(&ex, &x, sizeof ex);
+        std::memcpy(&ey, &y, sizeof ey);
+        const Element r = f(ex, ey);
+        std::uint32_t z = 0;
+        std::memcpy(&z, &r, sizeof r);
+        out |= z << k;
+      }
+      a.w[i] = out;
+    }
+  }
+}
+
+/// One element of type T: x op y (avg reduces as sum; 16-bit floats in float, rounded).
+template <DataType T, ReduceOp Op>
+struct Reduce {
+  using E = typename ElementOf<T>::type;
+  using H = typename ElementOf<T>::half;
+  static constexpr ReduceOp op = Op == ReduceOp::avg ? ReduceOp::sum : Op;
+  RAILCC_HOST_DEVICE E operator()(E x, E y) const {
+    if constexpr (std::is_void_v<H>)
+      return railcc::detail::reduce::combine<op>(x, y);
+    else
+      return railcc::detail::reduce::combine_16<op, H>(x, y);
+  }
+};
+
+/// One element of type T divided by the rank count, as finish_reduction divides:
+/// integers by the int, floating point by the count in their own type, 16-bit floats in
+/// float. The second operand is unused.
+template <DataType T>
+struct Divide {
+  using E = typename ElementOf<T>::type;
+  using H = typename ElementOf<T>::half;
+  int ranks;
+  RAILCC_HOST_DEVICE E operator()(E x, E /*unused*/) const {
+    if constexpr (!std::is_void_v<H>)
+      return railcc::detail::reduce::divide_16<H>(x, static_cast<float>(ranks));
+    else if constexpr (std::is_integral_v<E>)
+      return railcc::detail::reduce::divide<E>(x, ranks);
+    else
+      return railcc::detail::reduce::divide<E>(x, static_cast<E>(ranks));
+  }
+};
+
+/// Applies `f` to the element at `dst` (and the one at `src`), in place.
+template <class E, class F>
+RAILCC_HOST_DEVICE void apply_at(std::byte* dst, const std::byte* src, F f) {
+  E x, y;
+  std::memcpy(&x, dst, sizeof x);
+  std::memcpy(&y, src, sizeof y);
+  x = f(x, y);
+  std::memcpy(dst, &x, sizeof x);
+}
+
+}  // namespace detail
+
 /// a = a op b, element by element, for the 16 / size_of(T) elements of type T in each.
 /// avg reduces as sum (its division comes once, at the end: divide_words).
 template <DataType T, ReduceOp Op>
 RAILCC_HOST_DEVICE void reduce_words(Words16& a, const Words16& b) {
-  constexpr ReduceOp op = Op == ReduceOp::avg ? ReduceOp::sum : Op;
-  detail::combine_words<op, typename ElementOf<T>::type, typename ElementOf<T>::half>(a, b);
+  detail::for_each_element<typename ElementOf<T>::type>(a, b, detail::Reduce<T, Op>{});
 }
 
 /// avg's end: every element of `a` divided by `ranks` (as finish_reduction divides).
 template <DataType T>
 RAILCC_HOST_DEVICE void divide_words(Words16& a, int ranks) {
-  detail::divide_words<typename ElementOf<T>::type, typename ElementOf<T>::half>(a, ranks);
+  detail::for_each_element<typename ElementOf<T>::type>(a, a, detail::Divide<T>{ranks});
 }
 
 /// One element: dst = dst op src (the elements before the first whole vector and after
 /// the last). avg reduces as sum.
 template <DataType T, ReduceOp Op>
 RAILCC_HOST_DEVICE void reduce_element(std::byte* dst, const std::byte* src) {
-  using E = typename ElementOf<T>::type;
-  using H = typename ElementOf<T>::half;
-  constexpr ReduceOp op = Op == ReduceOp::avg ? ReduceOp::sum : Op;
-  E a, b;
-  std::memcpy(&a, dst, sizeof a);
-  std::memcpy(&b, src, sizeof b);
-  if constexpr (std::is_void_v<H>)
-    a = railcc::detail::reduce::combine<op>(a, b);
-  else
-    a = railcc::detail::reduce::combine_16<op, H>(a, b);
-  std::memcpy(dst, &a, sizeof a);
+  detail::apply_at<typename ElementOf<T>::type>(dst, src, detail::Reduce<T, Op>{});
 }
 
 /// One element divided by `ranks` (avg's end).
 template <DataType T>
 RAILCC_HOST_DEVICE void divide_element_at(std::byte* p, int ranks) {
-  using E = typename ElementOf<T>::type;
-  using H = typename ElementOf<T>::half;
-  E a;
-  std::memcpy(&a, p, sizeof a);
-  if constexpr (std::is_void_v<H>)
-    a = detail::divide_element(a, ranks);
-  else
-    a = railcc::detail::reduce::divide_16<H>(a, static_cast<float>(ranks));
-  std::memcpy(p, &a, sizeof a);
+  detail::apply_at<typename ElementOf<T>::type>(p, p, detail::Divide<T>{ranks});
 }
 
 }  // namespace cuda
