@@ -362,25 +362,17 @@ class Communicator {
       options_.fabric.reset();
       fabric_name_ = options_.fabric_name.empty() ? "the fabric given" : options_.fabric_name;
     } else {
-      ColossusParams p;
-      p.gpus = placement_.hosts * per_host;
-      NodeShape shape;
-      shape.gpus = static_cast<std::uint32_t>(per_host);
-      shape.nvlink = h100_nvlink_usable;
-      shape.nic = nic_400g_usable;
-      p.node = shape;
-      fabric_ = std::make_shared<const Fabric>(colossus(p));
+      fabric_ = std::make_shared<const Fabric>(rail_optimised_fabric(
+          placement_.hosts, static_cast<std::uint32_t>(per_host), /*nvswitch_reduction=*/false));
       fabric_name_ = "a rail-optimised fabric of " + std::to_string(placement_.hosts) + " host" +
                      (placement_.hosts == 1 ? "" : "s") + " of " + std::to_string(per_host) +
                      " GPUs";
     }
     const Fabric& f = *fabric_;
-    std::size_t fabric_per_host = 0;
-    for (NodeIndex e = 0; e < f.endpoint_count() && f.host(e) == f.host(0); ++e) ++fabric_per_host;
-    const std::size_t fabric_hosts = f.endpoint_count() / std::max<std::size_t>(fabric_per_host, 1);
-    if (per_host > fabric_per_host || placement_.hosts > fabric_hosts)
-      throw InputError("RAILCC_FABRIC: " + fabric_name_ + " has " + std::to_string(fabric_hosts) +
-                       " hosts of " + std::to_string(fabric_per_host) +
+    const HostLayout layout = host_layout(f);
+    if (per_host > layout.per_host || placement_.hosts > layout.hosts)
+      throw InputError("RAILCC_FABRIC: " + fabric_name_ + " has " + std::to_string(layout.hosts) +
+                       " hosts of " + std::to_string(layout.per_host) +
                        " GPUs, but this job places " + placement_.describe());
     model_ = CostModel::of(
         f, std::min<std::size_t>(static_cast<std::size_t>(size()), f.endpoint_count()));

@@ -426,4 +426,17 @@ inline int meeting_tier(const Fabric& f, NodeIndex a, NodeIndex b) {
   return f.tiers() + 1;
 }
 
+/// How a fabric lays out its hosts: the GPUs of its first host, and how many hosts of
+/// that size its endpoints make (what a job's placement must fit into).
+struct HostLayout {
+  std::size_t hosts = 0;
+  std::size_t per_host = 0;
+};
+inline HostLayout host_layout(const Fabric& f) {
+  HostLayout h;
+  for (NodeIndex e = 0; e < f.endpoint_count() && f.host(e) == f.host(0); ++e) ++h.per_host;
+  h.hosts = f.endpoint_count() / std::max<std::size_t>(h.per_host, 1);
+  return h;
+}
+
 RAILCC_NAMESPACE_END

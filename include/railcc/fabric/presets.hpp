@@ -111,6 +111,22 @@ inline Fabric colossus(const ColossusParams& p = {}) {
   return build_clos(s);
 }
 
+/// What a tuner assumes of a job whose fabric it is not told: the colossus Clos for
+/// `hosts` hosts of `per_host` GPUs, with H100 NVLink and 400G NICs at their usable rates;
+/// `nvswitch_reduction`: the hosts' NVSwitches reduce (NVLS; host memory has none).
+inline Fabric rail_optimised_fabric(std::uint64_t hosts, std::uint32_t per_host,
+                                    bool nvswitch_reduction) {
+  ColossusParams p;
+  p.gpus = hosts * per_host;
+  NodeShape shape;
+  shape.gpus = per_host;
+  shape.nvlink = h100_nvlink_usable;
+  shape.nic = nic_400g_usable;
+  shape.nvswitch_reduction = nvswitch_reduction;
+  p.node = shape;
+  return colossus(p);
+}
+
 struct Llama3Params {
   /// 3,072-GPU pods ("AI zones") [pub]; 8 of them make the 24,576-GPU cluster [pub].
   std::uint32_t pods = 8;

@@ -67,27 +67,18 @@ class CostTable {
       fabric_ = std::make_shared<const Fabric>(std::move(*fabric));
       name_ = fabric_name.empty() ? "the fabric given" : std::move(fabric_name);
     } else {
-      ColossusParams p;
-      p.gpus = job_.nodes * job_.per_node;
-      NodeShape shape;
-      shape.gpus = static_cast<std::uint32_t>(job_.per_node);
-      shape.nvlink = h100_nvlink_usable;
-      shape.nic = nic_400g_usable;
       // H100-class NVSwitches reduce (NVLS); where a node's do not, NCCL marks its NVLS
       // rows unused (-1) and they are left so.
-      shape.nvswitch_reduction = true;
-      p.node = shape;
-      fabric_ = std::make_shared<const Fabric>(colossus(p));
+      fabric_ = std::make_shared<const Fabric>(rail_optimised_fabric(
+          job_.nodes, static_cast<std::uint32_t>(job_.per_node), /*nvswitch_reduction=*/true));
       name_ = "a rail-optimised fabric of " + std::to_string(job_.nodes) + " nodes of " +
               std::to_string(job_.per_node) + " GPUs";
     }
     const Fabric& f = *fabric_;
-    std::size_t fabric_per_host = 0;
-    for (NodeIndex e = 0; e < f.endpoint_count() && f.host(e) == f.host(0); ++e) ++fabric_per_host;
-    const std::size_t fabric_hosts = f.endpoint_count() / std::max<std::size_t>(fabric_per_host, 1);
-    if (job_.per_node > fabric_per_host || job_.nodes > fabric_hosts) {
-      throw InputError("RAILCC_FABRIC: " + name_ + " has " + std::to_string(fabric_hosts) +
-                       " hosts of " + std::to_string(fabric_per_host) +
+    const HostLayout layout = host_layout(f);
+    if (job_.per_node > layout.per_host || job_.nodes > layout.hosts) {
+      throw InputError("RAILCC_FABRIC: " + name_ + " has " + std::to_string(layout.hosts) +
+                       " hosts of " + std::to_string(layout.per_host) +
                        " GPUs, but NCCL's job has " + std::to_string(job_.nodes) +
                        " nodes of up to " + std::to_string(job_.per_node) + " ranks");
     }
