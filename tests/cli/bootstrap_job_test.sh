@@ -17,6 +17,8 @@ check() {  # check DESCRIPTION COMMAND...
   if ! "${@:2}"; then echo "FAIL: $1"; fail=1; fi
 }
 
+. "$(dirname "$0")/ports.sh"
+
 # Runs ranks RANKS of a job of SIZE on loopback, each with extra arguments ARGS; each
 # rank's exit status in $work/status.R, its output in $work/out.R and $work/err.R. Picks
 # another port when rank 0 could not listen on the one tried.
@@ -24,7 +26,8 @@ run_job() {  # run_job SIZE "RANKS" ARGS...
   local size=$1 ranks=$2
   shift 2
   for attempt in 1 2 3 4 5; do
-    local port=$((20000 + RANDOM % 40000))
+    local port
+    port=$(random_store_port)
     local pids=()
     for r in $ranks; do
       "${clean[@]}" RANK=$r WORLD_SIZE=$size LOCAL_RANK=$r LOCAL_WORLD_SIZE=$size MASTER_ADDR=127.0.0.1 \

@@ -70,10 +70,15 @@ rows=$(grep -cE '^\[rank 0\] +[0-9]+ +[0-9]+ +float +sum +-1( +[0-9.]+){3} +0( +
 [ "$rows" = 3 ] || { echo "FAIL: torchrun-style: expected 3 checked rows, got $rows"; cat "$work/torch"; fail=1; }
 expect "torchrun summary" "$work/torch" '^\[rank 0\] # Out of bounds values : 0 OK'
 # Under mpirun, --transport tcp needs a store address; given one, it runs over TCP too.
-"${clean[@]}" RAILCC_BOOTSTRAP_ADDR=127.0.0.1:$((20000 + RANDOM % 40000)) "$mpiexec" -np 2 \
-  "${mpi_flags[@]}" -x RAILCC_BOOTSTRAP_ADDR "$perf" --transport tcp -b 4K -e 4K -n 2 -w 1 \
-  >"$work/mpitcp" 2>&1
-rc=$?
+# Another port is tried when rank 0 could not listen on the one drawn.
+. "$(dirname "$0")/ports.sh"
+for attempt in 1 2 3 4 5; do
+  "${clean[@]}" RAILCC_BOOTSTRAP_ADDR=127.0.0.1:$(random_store_port) "$mpiexec" -np 2 \
+    "${mpi_flags[@]}" -x RAILCC_BOOTSTRAP_ADDR "$perf" --transport tcp -b 4K -e 4K -n 2 -w 1 \
+    >"$work/mpitcp" 2>&1
+  rc=$?
+  grep -q "cannot listen" "$work/mpitcp" || break
+done
 [ $rc -eq 0 ] || { echo "FAIL: --transport tcp under mpirun exited $rc"; cat "$work/mpitcp"; fail=1; }
 expect "tcp under mpirun" "$work/mpitcp" '^# railcc-perf: all_reduce, host \(TCP\) backend, 2 ranks'
 # torchrun-style with --transport mpi: each process sees an MPI job of one, and says so.

@@ -12,8 +12,9 @@ trap 'rm -rf "$work"' EXIT
 # The launchers' variables of whatever runs this are not the job's.
 clean=(env -u OMPI_COMM_WORLD_RANK -u OMPI_COMM_WORLD_SIZE -u PMIX_RANK -u SLURM_PROCID
   -u SLURM_STEP_ID -u SLURM_STEPID -u GROUP_RANK -u RAILCC_BOOTSTRAP_ADDR)
+. "$(dirname "$0")/ports.sh"
 for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
+  port=$(random_store_port)
   pids=()
   for ((r = 0; r < np; r++)); do
     "${clean[@]}" RANK=$r WORLD_SIZE="$np" LOCAL_RANK=$r LOCAL_WORLD_SIZE="$np" \
