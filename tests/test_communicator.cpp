@@ -153,7 +153,7 @@ TEST_CASE("local steps on host memory: overlapping copies move as memmove, reduc
       }
     }
     std::vector<std::byte> spare;
-    run_local_step(prog, prog.step(0), HostBuffers(prog, {mem.data()}), spare);
+    run_local_step(prog, prog.step(0), RankBuffers(prog, {mem.data()}), spare);
     REQUIRE(mem == want);
   }
 }

@@ -37,6 +37,12 @@
 //     the rank's share, not with the ranks times the steps. A plan that repeats steps
 //     (built for the simulator's steps mode) has not posted every step and cannot be
 //     projected.
+//  6. Levels. An operation's level is 0 without dependencies, else one more than its
+//     deepest dependency's: the same on every rank, since it is the plan's. A backend
+//     that issues a rank's steps in waves all ranks agree on (NCCL's groups, where a
+//     send waits for its receive to be posted) issues level by level (comm/waves.hpp).
+//     project() always fills them; project_posted() when asked, since it must then keep
+//     4 bytes for every operation of the plan, not only the rank's.
 #pragma once
 
 #include <algorithm>
@@ -91,6 +97,7 @@ struct RankStep {
   std::uint32_t channel = 0;
   std::uint32_t qp = 0;
   std::uint32_t position = 0;  ///< switch operations: this rank's place in the group
+  std::uint32_t level = 0;     ///< the operation's level (rule 6)
   std::uint32_t waits_first = 0;
   std::uint32_t waits_size = 0;
   std::uint32_t group_first = 0;
@@ -140,6 +147,8 @@ class RankProgram {
   }
   /// Steps after which this rank's output is final.
   [[nodiscard]] std::span<const std::uint32_t> completion() const { return completion_; }
+  /// Whether the steps carry their operations' levels (rule 6).
+  [[nodiscard]] bool levelled() const { return levelled_; }
   /// The step of plan operation `op` on this rank, if it has one.
   [[nodiscard]] std::uint32_t step_of(OpId op) const {
     const auto it = std::lower_bound(steps_.begin(), steps_.end(), op,
@@ -167,6 +176,7 @@ class RankProgram {
     steps_.push_back(s);
   }
   void add_completion(std::uint32_t step) { completion_.push_back(step); }
+  void set_levelled() { levelled_ = true; }
   void set_buffers(std::span<const std::size_t> bytes) {
     buffers_.assign(bytes.begin(), bytes.end());
   }
@@ -180,6 +190,7 @@ class RankProgram {
   std::vector<std::uint32_t> waits_;
   std::vector<int> groups_;
   std::vector<std::uint32_t> completion_;
+  bool levelled_ = false;
 };
 
 /// Each rank's operations, so that projecting one rank reads only its share of the plan.
@@ -205,16 +216,26 @@ class PlanIndex {
     ops_.resize(count[p]);
     for (OpId id = 0; id < plan.size(); ++id)
       each_rank(id, [&](int r) { ops_[count[static_cast<std::size_t>(r)]++] = id; });
+    // Dependencies are earlier operations, so one pass in plan order levels them all.
+    levels_.resize(plan.size());
+    for (OpId id = 0; id < plan.size(); ++id) {
+      std::uint32_t level = 0;
+      for (OpId d : plan.deps(id)) level = std::max(level, levels_[d] + 1);
+      levels_[id] = level;
+    }
   }
   /// Rank `rank`'s operations in plan order.
   [[nodiscard]] std::span<const OpId> ops_of(int rank) const {
     const auto r = static_cast<std::size_t>(rank);
     return {ops_.data() + begin_[r], ops_.data() + begin_[r + 1]};
   }
+  /// Operation `id`'s level (rule 6).
+  [[nodiscard]] std::uint32_t level(OpId id) const { return levels_[id]; }
 
  private:
   std::vector<std::size_t> begin_;
   std::vector<OpId> ops_;
+  std::vector<std::uint32_t> levels_;
 };
 
 namespace detail::projection {
@@ -235,7 +256,8 @@ namespace detail::projection {
 
 /// Rank `rank`'s step of operation `id` (rule 1), waiting for `waits`.
 inline void add_step(RankProgram& program, int rank, OpId id, const PlanOp& o,
-                     std::span<const int> group, std::vector<std::uint32_t>& waits) {
+                     std::span<const int> group, std::vector<std::uint32_t>& waits,
+                     std::uint32_t level) {
   std::sort(waits.begin(), waits.end());
   waits.erase(std::unique(waits.begin(), waits.end()), waits.end());
   RankStep step;
@@ -246,6 +268,7 @@ inline void add_step(RankProgram& program, int rank, OpId id, const PlanOp& o,
   step.qp = o.qp;
   step.from = o.from;
   step.to = o.to;
+  step.level = level;
   std::span<const int> step_group;
   switch (o.kind) {
     case OpKind::local:
@@ -317,6 +340,7 @@ inline RankProgram project(const Plan& plan, const PlanIndex& index, int rank) {
   using namespace detail::projection;
   check_projectable(rank, plan.ranks(), !plan.repeats().empty());
   RankProgram program(rank, plan);
+  program.set_levelled();
   std::vector<std::uint32_t> waits;
   for (OpId id : index.ops_of(rank)) {
     waits.clear();
@@ -328,7 +352,7 @@ inline RankProgram project(const Plan& plan, const PlanIndex& index, int rank) {
         throw not_carried(describe(plan, id), describe(plan, dep));
       }
     }
-    add_step(program, rank, id, plan.op(id), plan.group(id), waits);
+    add_step(program, rank, id, plan.op(id), plan.group(id), waits, index.level(id));
   }
   for (OpId id : plan.completion(rank)) {
     const std::uint32_t s = program.step_of(id);
@@ -384,11 +408,19 @@ class PeerFinder final : public PlanSink {
 /// peers they involve, which is all rule 3 needs to know of them.
 class SliceRecorder final : public PlanSink {
  public:
-  SliceRecorder(int me, std::vector<int> peers, RankProgram& program)
-      : me_(me), peers_(std::move(peers)), program_(program) {}
+  SliceRecorder(int me, std::vector<int> peers, RankProgram& program, bool levels)
+      : me_(me), peers_(std::move(peers)), program_(program), levels_on_(levels) {}
 
   void add(OpId id, const PlanOp& o, std::span<const OpId> deps,
            std::span<const int> group) override {
+    std::uint32_t level = 0;
+    if (levels_on_) {
+      if (id != levels_.size())
+        throw LogicError("projection: operation " + std::to_string(id) + " posted after " +
+                         std::to_string(levels_.size()) + " operations");
+      for (OpId d : deps) level = std::max(level, levels_[d] + 1);
+      levels_.push_back(level);
+    }
     if (!names(o, group, me_)) {
       std::vector<int> seen;
       auto note = [&](int r) {
@@ -416,7 +448,7 @@ class SliceRecorder final : public PlanSink {
       }
       if (!carried) throw not_carried(describe(o, id, group), "operation " + std::to_string(dep));
     }
-    add_step(program_, me_, id, o, group, waits_);
+    add_step(program_, me_, id, o, group, waits_, level);
   }
   void repeat(const StepRepeat&) override {}
 
@@ -426,6 +458,8 @@ class SliceRecorder final : public PlanSink {
   RankProgram& program_;
   std::unordered_map<OpId, std::vector<int>> others_;
   std::vector<std::uint32_t> waits_;
+  bool levels_on_;
+  std::vector<std::uint32_t> levels_;  // every operation's, when levels_on_
 };
 
 }  // namespace detail::projection
@@ -437,9 +471,11 @@ class SliceRecorder final : public PlanSink {
 /// and, to check rule 3, which of its peers each other operation involves. Memory grows
 /// with the rank's operations and its peers' (not with ranks times steps); time with
 /// the operations the algorithm posts, since algorithms enumerate every rank's share.
+/// With `levels`, the steps carry their levels (rule 6), at 4 bytes per operation of the
+/// plan while projecting.
 template <class Post>
-RankProgram project_posted(const PlanTarget& target, ReductionSpec reduction, int rank,
-                           Post&& post) {
+RankProgram project_posted(const PlanTarget& target, ReductionSpec reduction, int rank, Post&& post,
+                           bool levels = false) {
   using namespace detail::projection;
   check_projectable(rank, static_cast<int>(target.placement.size()), false);
   PlanTarget each = target;
@@ -450,7 +486,8 @@ RankProgram project_posted(const PlanTarget& target, ReductionSpec reduction, in
     post(builder);
   }
   RankProgram program(rank, static_cast<int>(each.placement.size()), reduction);
-  SliceRecorder recorder(rank, finder.take(), program);
+  SliceRecorder recorder(rank, finder.take(), program, levels);
+  if (levels) program.set_levelled();
   PlanBuilder streaming(each, reduction, &recorder);
   const std::vector<Deps> done = post(streaming);
   program.set_buffers(streaming.plan().buffers());

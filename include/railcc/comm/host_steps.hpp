@@ -28,20 +28,21 @@
 
 RAILCC_NAMESPACE_BEGIN
 
-/// A rank's memory for one run: buffer b of the program starts at `buffers[b]`.
-class HostBuffers {
+/// A rank's memory for one run: buffer b of the program starts at `buffers[b]`. Only
+/// addresses: host memory, or a device's for the transports that run on one.
+class RankBuffers {
  public:
-  HostBuffers() = default;
+  RankBuffers() = default;
   /// `buffers[b]` must hold `program.buffers()[b]` bytes (a null pointer only for an
   /// empty buffer).
-  HostBuffers(const RankProgram& program, std::vector<std::byte*> buffers)
+  RankBuffers(const RankProgram& program, std::vector<std::byte*> buffers)
       : base_(std::move(buffers)) {
     if (base_.size() != program.buffers().size())
-      throw LogicError("host buffers: " + std::to_string(base_.size()) + " pointers for " +
+      throw LogicError("rank buffers: " + std::to_string(base_.size()) + " pointers for " +
                        std::to_string(program.buffers().size()) + " buffers");
     for (std::size_t b = 0; b < base_.size(); ++b) {
       if (base_[b] == nullptr && program.buffers()[b] != 0)
-        throw InputError("host buffers: buffer " + std::to_string(b) + " of " +
+        throw InputError("rank buffers: buffer " + std::to_string(b) + " of " +
                          std::to_string(program.buffers()[b]) + " bytes is a null pointer");
     }
   }
@@ -62,7 +63,7 @@ inline void check_program_fits(const RankProgram& program, int rank, int size) {
 /// Runs local step `s` of `program` (a copy, a reduction or the finish) on `mem`.
 /// Regions of one step may overlap (an in-place algorithm's shift): a copy moves as
 /// memmove does, a reduction reads its source before it writes.
-inline void run_local_step(const RankProgram& program, const RankStep& s, const HostBuffers& mem,
+inline void run_local_step(const RankProgram& program, const RankStep& s, const RankBuffers& mem,
                            std::vector<std::byte>& spare) {
   const ReductionSpec red = program.reduction();
   const std::size_t elem = size_of(red.type);

@@ -438,7 +438,7 @@ class Run final : public TransportRun, public MeshListener {
   std::shared_ptr<State> state_;
   std::shared_ptr<TcpMesh> mesh_;
   std::shared_ptr<const RankProgram> program_;
-  HostBuffers mem_;
+  RankBuffers mem_;
   RunInfo info_;
   StepTracker tracker_;
   std::vector<std::uint8_t> outstanding_;  ///< per step: its pieces not done yet

@@ -100,7 +100,7 @@ class LocalTransport final : public Transport {
     if (program->ranks() != 1)
       throw LogicError("local transport: a program of " + std::to_string(program->ranks()) +
                        " ranks");
-    const HostBuffers mem(*program, std::move(buffers));
+    const RankBuffers mem(*program, std::move(buffers));
     StepTracker tracker(*program);
     std::vector<std::byte> spare;
     std::uint32_t i = 0;

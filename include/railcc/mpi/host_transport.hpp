@@ -352,7 +352,7 @@ class Run final : public TransportRun {
 
   std::shared_ptr<State> state_;
   std::shared_ptr<const RankProgram> program_;
-  HostBuffers mem_;
+  RankBuffers mem_;
   RunInfo info_;
   StepTracker tracker_;
   std::vector<std::uint8_t> outstanding_;  // per step: its requests not completed yet
