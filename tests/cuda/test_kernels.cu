@@ -13,22 +13,13 @@
 #include "railcc/coll/data_type.hpp"
 #include "railcc/coll/reduce_op.hpp"
 #include "railcc/cuda/check.hpp"
+#include "railcc/cuda/device_memory.cuh"
 #include "railcc/cuda/kernels.cuh"
 #include "railcc/error.hpp"
 
 using namespace railcc;
 
 namespace {
-
-/// Device memory for the test, freed at scope exit.
-struct DeviceBuffer {
-  explicit DeviceBuffer(std::size_t bytes) { RAILCC_CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1)); }
-  ~DeviceBuffer() { cudaFree(p); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  std::byte* get() const { return static_cast<std::byte*>(p); }
-  void* p = nullptr;
-};
 
 std::vector<std::byte> random_bytes(std::size_t n, std::mt19937_64& rng) {
   std::vector<std::byte> v(n);
@@ -61,7 +52,7 @@ TEST_CASE("reduce on the GPU matches the host backend for every type, operator, 
           const std::size_t bytes = (count + 4) * size;
           auto a = random_bytes(bytes, rng);
           const auto b = random_bytes(bytes, rng);
-          DeviceBuffer da(bytes), db(bytes);
+          cuda::DeviceBuffer da(bytes), db(bytes);
           RAILCC_CUDA_CHECK(cudaMemcpy(da.get(), a.data(), bytes, cudaMemcpyHostToDevice));
           RAILCC_CUDA_CHECK(cudaMemcpy(db.get(), b.data(), bytes, cudaMemcpyHostToDevice));
           cuda::reduce(t, op, da.get() + off[0] * size, db.get() + off[1] * size, count, stream);
@@ -90,7 +81,7 @@ TEST_CASE("avg's division on the GPU matches the host backend's") {
         const std::size_t size = size_of(t);
         const std::size_t bytes = (count + 1) * size;
         auto a = random_bytes(bytes, rng);
-        DeviceBuffer d(bytes);
+        cuda::DeviceBuffer d(bytes);
         RAILCC_CUDA_CHECK(cudaMemcpy(d.get(), a.data(), bytes, cudaMemcpyHostToDevice));
         cuda::finish_reduction(t, ReduceOp::avg, d.get() + size, count, ranks, nullptr);
         std::vector<std::byte> got(bytes);
@@ -106,7 +97,7 @@ TEST_CASE("copy moves the bytes, and bad input is refused before anything runs")
   REQUIRE_MESSAGE(cuda::device_count() > 0, "no GPU: this test needs one (scripts/gpu-check)");
   std::mt19937_64 rng(3);
   const auto a = random_bytes(1000003, rng);
-  DeviceBuffer src(a.size()), dst(a.size());
+  cuda::DeviceBuffer src(a.size()), dst(a.size());
   RAILCC_CUDA_CHECK(cudaMemcpy(src.get(), a.data(), a.size(), cudaMemcpyHostToDevice));
   cuda::copy(dst.get(), src.get(), a.size(), nullptr);
   std::vector<std::byte> got(a.size());

@@ -1,0 +1,94 @@
+// railcc/cuda/local_ranks.cuh: several ranks of one job on one GPU, in one process.
+//
+// Each rank has its own device buffers; a transfer between ranks is a device-to-device
+// copy; every rank's program of the plan runs in waves (comm/waves.hpp) on one stream,
+// through the same wave executor the NCCL transport queues its ranks' programs with. So
+// a plan runs with real data on real kernels on a single GPU: how the plans are tested
+// on one GPU (tests/cuda/test_local_ranks.cu), and railcc-perf's cuda-local backend.
+// Its times are those of one GPU doing every rank's work in turn, not a job's.
+//
+// Needs nvcc: include it from .cu files (target railcc::cuda).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "railcc/coll/plan.hpp"
+#include "railcc/coll/projection.hpp"
+#include "railcc/comm/host_steps.hpp"
+#include "railcc/comm/waves.hpp"
+#include "railcc/config.hpp"
+#include "railcc/cuda/device_memory.cuh"
+#include "railcc/error.hpp"
+
+RAILCC_NAMESPACE_BEGIN
+
+namespace cuda {
+
+class LocalRanks {
+ public:
+  /// Every rank's program of `plan`, ready to queue. The caller gives the memory of the
+  /// plan's first `user_buffers` buffers at each run (a collective's input and output);
+  /// the rest, and each rank's wave scratch, are allocated here on the current device.
+  LocalRanks(const Plan& plan, std::size_t user_buffers) : user_buffers_(user_buffers) {
+    const auto sizes = plan.buffers();
+    if (user_buffers > sizes.size())
+      throw LogicError("local ranks: " + std::to_string(user_buffers) +
+                       " user buffers of a plan of " + std::to_string(sizes.size()));
+    const PlanIndex index(plan);
+    const auto p = static_cast<std::size_t>(plan.ranks());
+    programs_.reserve(p);
+    schedules_.reserve(p);
+    for (int r = 0; r < plan.ranks(); ++r) {
+      programs_.push_back(project(plan, index, r));
+      schedules_.emplace_back(programs_.back());
+      std::vector<DeviceBuffer> own;
+      for (std::size_t b = user_buffers; b < sizes.size(); ++b) own.emplace_back(sizes[b]);
+      own.emplace_back(schedules_.back().scratch_bytes());
+      owned_.push_back(std::move(own));
+    }
+  }
+
+  [[nodiscard]] int ranks() const { return static_cast<int>(programs_.size()); }
+  [[nodiscard]] const RankProgram& program(int rank) const {
+    return programs_[static_cast<std::size_t>(rank)];
+  }
+
+  /// Queues the plan on `stream`; `user[r][b]` is rank r's buffer b (b < user_buffers),
+  /// device memory of the plan's size. Returns at once: the work is on the stream.
+  WaveRunStats enqueue(std::span<const std::vector<std::byte*>> user, cudaStream_t stream) {
+    const std::size_t p = programs_.size();
+    if (user.size() != p)
+      throw InputError("local ranks: buffers for " + std::to_string(user.size()) + " ranks of " +
+                       std::to_string(p));
+    std::vector<RankBuffers> mem;
+    std::vector<std::byte*> scratch;
+    mem.reserve(p);
+    for (std::size_t r = 0; r < p; ++r) {
+      if (user[r].size() != user_buffers_)
+        throw InputError("local ranks: rank " + std::to_string(r) + " gives " +
+                         std::to_string(user[r].size()) + " buffers, the plan takes " +
+                         std::to_string(user_buffers_));
+      std::vector<std::byte*> ptrs = user[r];
+      for (std::size_t k = 0; k + 1 < owned_[r].size(); ++k) ptrs.push_back(owned_[r][k].get());
+      mem.emplace_back(programs_[r], std::move(ptrs));
+      scratch.push_back(owned_[r].back().get());
+    }
+    StreamMemory memory{stream};
+    return run_ranks_in_waves<StreamMemory>(programs_, schedules_, mem, scratch, memory);
+  }
+
+ private:
+  std::size_t user_buffers_;
+  std::vector<RankProgram> programs_;
+  std::vector<WaveSchedule> schedules_;
+  std::vector<std::vector<DeviceBuffer>> owned_;  // per rank: plan buffers, then scratch
+};
+
+}  // namespace cuda
+
+RAILCC_NAMESPACE_END
