@@ -81,6 +81,10 @@ struct CallOptions {
   std::optional<Algorithm> algorithm;
   std::optional<Algorithm> inter_host;  ///< hierarchical's algorithm across hosts
   int channels = 0;                     ///< 0: the tuner's (1)
+  /// A device transport's stream (a cudaStream_t) to queue the call on, as NCCL's calls
+  /// take one; the call then returns once queued. Null: the transport's own stream, and
+  /// the call returns (or its Request completes) when it has completed.
+  void* stream = nullptr;
 };
 
 /// What a call will run, and why.
@@ -93,10 +97,14 @@ struct PlanChoice {
   Picoseconds predicted;
   /// "tuner: ring 61.2 us, rabenseifner 70.1 us, tree 80.0 us" or "RAILCC_ALGO".
   std::string why;
+  /// The call runs as the transport's own library's collective (NCCL's), `algorithm`
+  /// being the one the tuner priced for it; empty: railcc's plan.
+  std::string native_library;
+  [[nodiscard]] bool native() const { return !native_library.empty(); }
   [[nodiscard]] std::string name() const {
     std::string s(to_string(algorithm));
     if (algorithm == Algorithm::hierarchical) s += "+" + std::string(to_string(inter_host));
-    return s;
+    return native() ? native_library + ":" + s : s;
   }
 };
 
@@ -173,6 +181,8 @@ class Communicator {
   [[nodiscard]] const RailccSettings& settings() const { return options_.settings; }
   /// Plans made so far (one per call shape).
   [[nodiscard]] std::size_t cached_plans() const { return cache_.size(); }
+  /// The transport, for what only it knows (a device transport's stream and device).
+  [[nodiscard]] Transport& transport() { return *transport_; }
 
   // ---- collectives, as NCCL's ------------------------------------------------------------
   void all_reduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
@@ -468,6 +478,32 @@ class Communicator {
     choice.chunks_in_flight =
         model_.chunks_in_flight_for(choice.algorithm, choice.inter_host, bytes);
     choice.predicted = model_.predict(c, choice.algorithm, choice.inter_host, bytes);
+    // Delegation: where the transport's library runs an algorithm the tuner predicts at
+    // least as fast as railcc's plan, the call is the library's own (its kernels move
+    // the bytes of a ring or a tree as well as railcc's steps would, with one launch).
+    // A call that names its algorithm, or RAILCC_ALGO, keeps railcc's plan.
+    const bool chosen_by_tuner = !o.algorithm && !(forced_ && usable(*forced_));
+    if (chosen_by_tuner && !o.inter_host && o.channels == 0) {
+      std::optional<Algorithm> best;
+      Picoseconds best_time;
+      for (Algorithm a : transport_->native_algorithms(c)) {
+        if (!applies(c, a)) continue;
+        const Picoseconds t = model_.predict(c, a, choice.inter_host, bytes);
+        if (!best || t < best_time) {
+          best = a;
+          best_time = t;
+        }
+      }
+      if (best && best_time <= choice.predicted) {
+        const std::string library = transport_->native_library();
+        choice.why += "; " + library + "'s own " + std::string(to_string(*best)) + " predicted " +
+                      format_us(best_time) + ", no slower than railcc's " + choice.name() +
+                      ": delegated to " + library;
+        choice.native_library = library;
+        choice.algorithm = *best;
+        choice.predicted = best_time;
+      }
+    }
     return choice;
   }
 
@@ -535,8 +571,33 @@ class Communicator {
                        " collectives are in flight on this communicator; wait for some first");
     auto res = std::make_unique<Request::Resources>();
     res->pool = pool_;
+    RunInfo info;
+    info.sequence = sequence_++;
+    info.label = name + " #" + std::to_string(info.sequence) + " (" + plan.choice.name() + ", " +
+                 elements_text(s) + ")";
+    info.timeout = options_.settings.timeout;
+    info.stream = o.stream;
+    if (plan.choice.native()) {
+      NativeCall call;
+      call.collective = s.collective;
+      call.send = send;
+      call.recv = recv;
+      call.count = s.count;
+      call.type = s.type;
+      call.op = s.op;
+      call.root = s.root;
+      ++*in_flight_;
+      res->in_flight = in_flight_;
+      Request request;
+      request.resources_ = std::move(res);
+      request.run_ = transport_->start_native(call, info);
+      return request;
+    }
     std::vector<std::byte*> ptrs(plan.program->buffers().size(), nullptr);
-    auto scratch = [&](std::size_t b) {
+    // The plan's scratch: host memory from the pool, or the transport's own (null here).
+    const bool transport_scratch = transport_->provides_scratch();
+    auto scratch = [&](std::size_t b) -> std::byte* {
+      if (transport_scratch) return nullptr;
       res->scratch.push_back(pool_->take(plan.program->buffers()[b]));
       return res->scratch.back().data();
     };
@@ -548,11 +609,6 @@ class Communicator {
       ptrs[1] = own_output ? scratch(1) : recv_b;
     }
     for (std::size_t b = plan.user_buffers; b < ptrs.size(); ++b) ptrs[b] = scratch(b);
-    RunInfo info;
-    info.sequence = sequence_++;
-    info.label = name + " #" + std::to_string(info.sequence) + " (" + plan.choice.name() + ", " +
-                 elements_text(s) + ")";
-    info.timeout = options_.settings.timeout;
     ++*in_flight_;
     res->in_flight = in_flight_;
     Request request;
@@ -562,6 +618,7 @@ class Communicator {
   }
 
   const Cached& plan_for(const Shape& s, bool in_place, const CallOptions& o) {
+    // The stream is not part of the shape: the same plan runs on any stream.
     const Key key{static_cast<int>(s.collective),
                   s.count,
                   static_cast<int>(s.type),
@@ -591,12 +648,18 @@ class Communicator {
       call.chunks_in_flight = c.choice.chunks_in_flight;
       return post_collective(b, s.collective, call, c.choice.algorithm, c.choice.inter_host);
     };
-    c.program = std::make_shared<const RankProgram>(
-        project_posted(target, ReductionSpec{s.type, s.op}, rank(), post));
-    options_.log.info(std::string(to_string(s.collective)) + " of " + std::to_string(s.count) +
-                      " x " + std::string(to_string(s.type)) + (in_place ? " in place" : "") +
-                      ": " + c.choice.name() + ", predicted " + format_us(c.choice.predicted) +
-                      " on " + fabric_name_ + " (" + c.choice.why + "); this rank's program has " +
+    const std::string what = std::string(to_string(s.collective)) + " of " +
+                             std::to_string(s.count) + " x " + std::string(to_string(s.type)) +
+                             (in_place ? " in place" : "") + ": " + c.choice.name() +
+                             ", predicted " + format_us(c.choice.predicted) + " on " +
+                             fabric_name_ + " (" + c.choice.why + ")";
+    if (c.choice.native()) {
+      options_.log.info(what);
+      return cache_.emplace(key, std::move(c)).first->second;
+    }
+    c.program = std::make_shared<const RankProgram>(project_posted(
+        target, ReductionSpec{s.type, s.op}, rank(), post, transport_->needs_levels()));
+    options_.log.info(what + "; this rank's program has " +
                       std::to_string(c.program->steps().size()) + " steps");
     return cache_.emplace(key, std::move(c)).first->second;
   }
@@ -650,6 +713,7 @@ class Communicator {
     step.kind = sending ? StepKind::send : StepKind::recv;
     program->add(step, {}, {});
     program->add_completion(0);
+    program->set_levelled();  // one step, at level 0
     auto& counter =
         sending ? sends_[static_cast<std::size_t>(peer)] : recvs_[static_cast<std::size_t>(peer)];
     RunInfo info;

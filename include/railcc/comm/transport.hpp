@@ -26,7 +26,11 @@
 
 #include "railcc/bootstrap/bootstrap.hpp"
 #include "railcc/bootstrap/start.hpp"
+#include "railcc/coll/call.hpp"
+#include "railcc/coll/collective.hpp"
+#include "railcc/coll/data_type.hpp"
 #include "railcc/coll/projection.hpp"
+#include "railcc/coll/reduce_op.hpp"
 #include "railcc/comm/host_steps.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
@@ -43,6 +47,22 @@ struct RunInfo {
   std::string label;
   /// How long the run may go without progress.
   std::chrono::milliseconds timeout{std::chrono::seconds(600)};
+  /// A device transport's stream for this call (a cudaStream_t), or null for its own.
+  /// On the caller's stream a run completes once queued, as NCCL's calls return: the
+  /// caller orders its own work after it on that stream, or synchronises it.
+  void* stream = nullptr;
+};
+
+/// A collective as the transport's own library runs it (NCCL's ncclAllReduce and the
+/// rest), with NCCL's arguments.
+struct NativeCall {
+  Collective collective = Collective::all_reduce;
+  const void* send = nullptr;
+  void* recv = nullptr;
+  std::size_t count = 0;  ///< as NCCL counts (per rank for reduce_scatter and all_gather)
+  DataType type = DataType::float32;
+  ReduceOp op = ReduceOp::sum;
+  int root = 0;
 };
 
 /// One rank's run of a program, in flight.
@@ -83,6 +103,26 @@ class Transport {
   /// A transport over the ranks that give the same `color` (>= 0), ordered by `key` then
   /// rank; nullptr for a rank that gives a negative color. Every rank must call it.
   virtual std::unique_ptr<Transport> split(int color, int key) = 0;
+
+  // ---- what device transports add (comm/wave_transport.hpp) ---------------------------
+  /// Programs must carry their levels (coll/projection.hpp, rule 6): the transport
+  /// queues them in waves.
+  [[nodiscard]] virtual bool needs_levels() const { return false; }
+  /// The transport provides the memory of a program's buffers the caller leaves null
+  /// (the plan's scratch, in device memory); otherwise the communicator gives every one.
+  [[nodiscard]] virtual bool provides_scratch() const { return false; }
+  /// The algorithms of `c` the transport's own library runs (NCCL's ring and tree), which
+  /// the communicator may delegate a call to; none by default.
+  [[nodiscard]] virtual std::vector<Algorithm> native_algorithms(Collective /*c*/) const {
+    return {};
+  }
+  /// The library those algorithms are in ("NCCL"), for logs and the plan's name.
+  [[nodiscard]] virtual std::string native_library() const { return ""; }
+  /// Starts `call` as the transport's own library runs it.
+  virtual std::unique_ptr<TransportRun> start_native(const NativeCall& /*call*/,
+                                                     const RunInfo& info) {
+    throw LogicError(name() + " has no collectives of its own (" + info.label + ")");
+  }
 };
 
 /// A job of one rank: every step is local, so runs complete as they start.

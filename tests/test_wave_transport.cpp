@@ -1,0 +1,316 @@
+// comm/wave_transport.hpp through the Communicator, with ranks as threads on a host
+// device that matches groups as NCCL does (host_wave_device.hpp): every collective and
+// algorithm gives the exact result; the tuner delegates to the library exactly where it
+// predicts the library no slower; the plan's scratch is the transport's, allocated once
+// per call shape; a caller's stream is used and the call returns once queued; a run that
+// never completes aborts the device and names the call and its peers; split and
+// point-to-point calls work.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "check_contains.hpp"
+#include "communicator_cases.hpp"
+#include "host_wave_device.hpp"
+#include "railcc/coll/reference.hpp"
+#include "railcc/comm/communicator.hpp"
+#include "railcc/comm/wave_transport.hpp"
+
+using namespace railcc;
+using railcc_test::Case;
+using railcc_test::HostWaveDevice;
+
+namespace {
+
+struct ThreadJob {
+  std::shared_ptr<railcc_test::ThreadGroups> registry =
+      std::make_shared<railcc_test::ThreadGroups>();
+  std::shared_ptr<railcc_test::DeviceLog> log = std::make_shared<railcc_test::DeviceLog>();
+};
+
+/// Runs fn(comm) on `p` ranks as threads, `per_host` ranks to a host; returns each
+/// rank's exception text ("" where it returned).
+std::vector<std::string> run_ranks(int p, int per_host, ThreadJob& job,
+                                   const std::function<void(Communicator&)>& fn,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  auto group = job.registry->get("world", p);
+  std::vector<std::string> errors(static_cast<std::size_t>(p));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < p; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        CommunicatorOptions o;
+        o.settings.ranks_per_host = per_host;
+        o.settings.timeout = timeout;
+        o.log = Logger(LogLevel::none);
+        auto device = std::make_unique<HostWaveDevice>(job.registry, group, r, job.log);
+        Communicator comm(std::make_unique<WaveTransport>(std::move(device)), o);
+        fn(comm);
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(r)] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
+HostWaveDevice& device_of(Communicator& comm) {
+  return static_cast<HostWaveDevice&>(dynamic_cast<WaveTransport&>(comm.transport()).device());
+}
+
+/// Elements of `k`'s output on this rank that differ from the exact result of every
+/// rank's input (drawn alike on every rank from `seed`).
+std::size_t wrong_elements(Communicator& comm, const Case& k, std::uint64_t seed) {
+  const int me = comm.rank();
+  const auto P = static_cast<std::size_t>(comm.size());
+  const std::size_t e = size_of(k.type);
+  const auto [in_elems, out_elems] = buffer_elements(k.c, k.count, P);
+  std::vector<railcc_test::Bytes> inputs(P, railcc_test::Bytes(in_elems * e));
+  for (std::size_t r = 0; r < P; ++r) {
+    std::mt19937_64 rng(seed * 1000 + r);
+    for (std::size_t i = 0; i < in_elems; ++i)
+      random_element(k.type, k.op, inputs[r].data() + i * e, rng, P);
+  }
+  const auto self = static_cast<std::size_t>(me);
+  bool input_kept = true;
+  const railcc_test::Bytes out =
+      railcc_test::call_case(comm, k, inputs[self], out_elems * e, input_kept);
+  std::size_t bad = input_kept ? 0 : 1;
+  const std::size_t block = k.count * e;
+  if (k.c == Collective::all_gather || k.c == Collective::all_to_all ||
+      k.c == Collective::broadcast) {
+    railcc_test::Bytes want(out_elems * e);
+    for (std::size_t r = 0; r < P; ++r) {
+      if (k.c == Collective::all_gather)
+        std::memcpy(want.data() + r * block, inputs[r].data(), block);
+      if (k.c == Collective::all_to_all)
+        std::memcpy(want.data() + r * block, inputs[r].data() + self * block, block);
+    }
+    if (k.c == Collective::broadcast) want = inputs[static_cast<std::size_t>(k.root)];
+    return bad + (out == want ? 0 : 1);
+  }
+  if (k.c == Collective::reduce && me != k.root) return bad;
+  std::vector<const std::byte*> each(P);
+  for (std::size_t i = 0; i < out_elems; ++i) {
+    const std::size_t src = k.c == Collective::reduce_scatter ? self * k.count + i : i;
+    for (std::size_t r = 0; r < P; ++r) each[r] = inputs[r].data() + src * e;
+    if (!reduced_matches(k.type, k.op, each, out.data() + i * e)) ++bad;
+  }
+  return bad;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "wave transport: every collective and algorithm gives the exact result, in NCCL's groups") {
+  // 6 ranks on hosts of 3 (hierarchical has both levels) and 5 ranks on one host.
+  for (const auto& [p, per_host] : {std::pair{6, 3}, std::pair{5, 5}}) {
+    CAPTURE(p);
+    ThreadJob job;
+    std::atomic<std::size_t> cases{0};
+    std::vector<std::size_t> bad(static_cast<std::size_t>(p), 0);
+    const auto errors = run_ranks(p, per_host, job, [&](Communicator& comm) {
+      const bool hierarchical = comm.placement().hosts > 1;
+      std::mt19937 rng(5);  // the same draws on every rank
+      std::uint64_t seed = 1;
+      for (Collective c :
+           {Collective::all_reduce, Collective::reduce_scatter, Collective::all_gather,
+            Collective::broadcast, Collective::reduce, Collective::all_to_all}) {
+        for (Algorithm a : algorithms_for(c)) {
+          if (a == Algorithm::nvls || (a == Algorithm::hierarchical && !hierarchical)) continue;
+          for (DataType t : {DataType::int32, DataType::float32, DataType::bfloat16}) {
+            for (ReduceOp op : all_reduce_ops) {
+              if (!reduces(c) && op != ReduceOp::sum) continue;
+              Case k{c, a, t, op, 0, false, 0};
+              k.count = rng() % 6 == 0 ? 3000 + rng() % 5000 : rng() % 40;
+              k.in_place = c != Collective::all_to_all && rng() % 2 == 0;
+              k.root = static_cast<int>(rng() % static_cast<unsigned>(p));
+              bad[static_cast<std::size_t>(comm.rank())] += wrong_elements(comm, k, seed++);
+              if (comm.rank() == 0) ++cases;
+            }
+          }
+        }
+      }
+    });
+    for (const auto& e : errors) CHECK(e == "");
+    for (std::size_t b : bad) CHECK(b == 0);
+    CHECK(cases > 100);
+    // Reductions received into scratch, and plans with scratch buffers: device memory.
+    CHECK(job.log->allocated > 0);
+  }
+}
+
+TEST_CASE("wave transport: the tuner delegates to the library exactly where it is no slower") {
+  std::vector<std::string> lines;
+  int delegated = 0;
+  int kept = 0;
+  // Two ranks, where the library's ring is as fast as any plan, and four on one host,
+  // where railcc's halving and doubling is predicted faster.
+  for (int p : {2, 4}) {
+    CAPTURE(p);
+    ThreadJob job;
+    std::vector<std::size_t> bad(static_cast<std::size_t>(p), 0);
+    std::vector<int> natives_expected(static_cast<std::size_t>(p), 0);
+    const auto errors = run_ranks(p, p, job, [&](Communicator& comm) {
+      const auto me = static_cast<std::size_t>(comm.rank());
+      const auto inter = inter_host_algorithms().front();
+      for (std::size_t count : {std::size_t{16}, std::size_t{4096}, std::size_t{1} << 20}) {
+        const std::size_t bytes = count * 4;
+        const PlanChoice choice = comm.explain(Collective::all_reduce, count, DataType::int32);
+        // The library's ring against every plan railcc would run here.
+        const Picoseconds ring =
+            comm.model().predict(Collective::all_reduce, Algorithm::ring, inter, bytes);
+        bool no_slower = true;
+        for (Algorithm a : algorithms_for(Collective::all_reduce)) {
+          if (a == Algorithm::nvls || a == Algorithm::hierarchical) continue;
+          no_slower =
+              no_slower && ring <= comm.model().predict(Collective::all_reduce, a, inter, bytes);
+        }
+        if (me == 0) {
+          lines.push_back(std::to_string(p) + " ranks, " + std::to_string(count) + ": " +
+                          choice.name() + ": " + choice.why);
+          (choice.native() ? delegated : kept)++;
+        }
+        if (choice.native() != no_slower) ++bad[me];
+        if (choice.native() && choice.name() != "HOSTLIB:ring") ++bad[me];
+        natives_expected[me] += choice.native() ? 1 : 0;
+        // The call runs where the choice says, with the exact result.
+        std::vector<std::int32_t> in(count), out(count);
+        for (std::size_t i = 0; i < count; ++i) in[i] = static_cast<std::int32_t>(i * 7 + me);
+        comm.all_reduce(in.data(), out.data(), count, DataType::int32, ReduceOp::sum);
+        const std::size_t ranks = static_cast<std::size_t>(comm.size());
+        for (std::size_t i = 0; i < count; ++i) {
+          const auto want = static_cast<std::int32_t>(ranks * i * 7 + ranks * (ranks - 1) / 2);
+          if (out[i] != want) ++bad[me];
+        }
+        // A call that names its algorithm keeps railcc's plan.
+        CallOptions named;
+        named.algorithm = Algorithm::ring;
+        if (comm.explain(Collective::all_reduce, count, DataType::int32, named).native()) ++bad[me];
+      }
+    });
+    for (const auto& e : errors) CHECK(e == "");
+    for (std::size_t b : bad) CHECK(b == 0);
+    // Each delegated call ran the library's collective once on every rank.
+    int expected = 0;
+    for (int n : natives_expected) expected += n;
+    CHECK(job.log->natives == expected);
+  }
+  std::string all;
+  for (const auto& l : lines) all += l + "\n";
+  INFO(all);
+  // Both outcomes happen, so the test sees the rule from both sides.
+  CHECK(delegated > 0);
+  CHECK(kept > 0);
+  CHECK_CONTAINS(lines.front(), "delegated to HOSTLIB");
+}
+
+TEST_CASE(
+    "wave transport: scratch is allocated once per call shape, and a caller's stream is used") {
+  ThreadJob job;
+  std::vector<std::size_t> after_first(3), after_more(3);
+  std::vector<int> saw_stream(3, 0);
+  const auto errors = run_ranks(3, 3, job, [&](Communicator& comm) {
+    std::vector<float> in(3 * 1000, 1.0f), out(1000);
+    CallOptions o;
+    o.algorithm = Algorithm::ring;
+    comm.reduce_scatter(in.data(), out.data(), 1000, DataType::float32, ReduceOp::sum, o);
+    comm.transport().bootstrap().barrier();
+    after_first[static_cast<std::size_t>(comm.rank())] = job.log->allocated;
+    for (int i = 0; i < 5; ++i)
+      comm.reduce_scatter(in.data(), out.data(), 1000, DataType::float32, ReduceOp::sum, o);
+    comm.transport().bootstrap().barrier();
+    after_more[static_cast<std::size_t>(comm.rank())] = job.log->allocated;
+    // On the caller's stream the request is complete once queued.
+    int fake_stream = 0;
+    o.stream = &fake_stream;
+    Request r =
+        comm.ireduce_scatter(in.data(), out.data(), 1000, DataType::float32, ReduceOp::sum, o);
+    saw_stream[static_cast<std::size_t>(comm.rank())] =
+        (device_of(comm).stream() == &fake_stream && r.test() && out[0] == 3.0f) ? 1 : 0;
+  });
+  for (const auto& e : errors) CHECK(e == "");
+  CHECK(after_first[0] > 0);
+  CHECK(after_more == after_first);
+  CHECK(saw_stream == std::vector<int>{1, 1, 1});
+}
+
+TEST_CASE("wave transport: a run that never completes aborts the device and names the call") {
+  ThreadJob job;
+  std::vector<std::string> later(2);
+  const auto errors = run_ranks(
+      2, 2, job,
+      [&](Communicator& comm) {
+        device_of(comm).stall();  // this rank's device never gets anywhere
+        std::vector<std::int32_t> v(64, 1);
+        CallOptions o;
+        o.algorithm = Algorithm::ring;
+        try {
+          comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
+        } catch (const PeerError& e) {
+          // Every later call fails at once.
+          try {
+            comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
+          } catch (const PeerError& again) {
+            later[static_cast<std::size_t>(comm.rank())] = again.what();
+          }
+          throw;
+        }
+      },
+      std::chrono::milliseconds(300));
+  for (int r = 0; r < 2; ++r) {
+    CAPTURE(r);
+    CHECK_CONTAINS(errors[static_cast<std::size_t>(r)],
+                   "all_reduce #0 (ring, 64 x int32 sum): did not complete in 300 ms on rank " +
+                       std::to_string(r) + " (host waves (test)), which exchanges data with rank " +
+                       std::to_string(1 - r) + " in it");
+    CHECK_CONTAINS(errors[static_cast<std::size_t>(r)], "the communicator was aborted");
+    CHECK_CONTAINS(later[static_cast<std::size_t>(r)],
+                   "all_reduce #1 (ring, 64 x int32 sum): the communicator was aborted after "
+                   "all_reduce #0 (ring, 64 x int32 sum) failed");
+  }
+  CHECK(job.log->aborts == 2);
+}
+
+TEST_CASE("wave transport: split and point-to-point calls") {
+  ThreadJob job;
+  std::vector<std::size_t> bad(4, 0);
+  const auto errors = run_ranks(4, 2, job, [&](Communicator& comm) {
+    const int me = comm.rank();
+    // Even and odd ranks, each a communicator of two.
+    auto half = comm.split(me % 2, me);
+    if (!half || half->size() != 2) {
+      ++bad[static_cast<std::size_t>(me)];
+      return;
+    }
+    std::int64_t v = me;
+    CallOptions o;
+    o.algorithm = Algorithm::ring;
+    half->all_reduce(&v, &v, 1, DataType::int64, ReduceOp::sum, o);
+    if (v != (me % 2 == 0 ? 0 + 2 : 1 + 3)) ++bad[static_cast<std::size_t>(me)];
+    // A ring of sends and receives on the whole communicator. Each call is a group of
+    // its own, as an NCCL send outside ncclGroupStart/End is: even ranks send first, odd
+    // ranks receive first, or every send would wait for a receive queued behind it.
+    std::vector<std::int32_t> out(100, me), in(100, -1);
+    const int next = (me + 1) % 4;
+    const int prev = (me + 3) % 4;
+    if (me % 2 == 0) {
+      comm.send(out.data(), 100, DataType::int32, next);
+      comm.recv(in.data(), 100, DataType::int32, prev);
+    } else {
+      comm.recv(in.data(), 100, DataType::int32, prev);
+      comm.send(out.data(), 100, DataType::int32, next);
+    }
+    for (std::int32_t x : in) bad[static_cast<std::size_t>(me)] += x == prev ? 0 : 1;
+  });
+  for (const auto& e : errors) CHECK(e == "");
+  for (std::size_t b : bad) CHECK(b == 0);
+}
