@@ -1,8 +1,9 @@
 // A WaveDevice on host memory for ranks that are threads of one process, with NCCL's
 // rules for groups: a rank's group completes only when every send and receive in it has
 // met its match on the peer (the k-th send from a to b with the k-th receive on b from
-// a), so programs queued in an order NCCL would hang on hang here too, and are reported
-// as a deadlock after a timeout instead. Work runs as it is queued (the "stream" is the
+// a), so programs queued in an order NCCL would hang on hang here too; after a timeout
+// the group fails with a PeerError naming the ranks it waited for, as the NCCL device's
+// wait for a group does. Work runs as it is queued (the "stream" is the
 // calling thread), so marks are reached at once. The library's own collectives are a
 // plain reduction in rank order, standing in for NCCL's. A rank can be told to stop
 // answering (stall()), to see what its peers do about a dead peer.
@@ -99,8 +100,8 @@ class ThreadGroup {
       waiting.erase(std::unique(waiting.begin(), waiting.end()), waiting.end());
       std::string who;
       for (int w : waiting) who += " " + std::to_string(w);
-      throw railcc::LogicError("deadlock: rank " + std::to_string(rank) +
-                               "'s group waits for ranks" + who);
+      throw railcc::PeerError("rank " + std::to_string(rank) + "'s group waited " +
+                              std::to_string(timeout_.count()) + " ms for ranks" + who);
     }
     for (const Half& h : halves) {
       if (!h.error.empty()) throw railcc::LogicError(h.error);
@@ -148,10 +149,11 @@ class ThreadGroup {
 struct ThreadGroups {
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<ThreadGroup>> made;
+  std::chrono::milliseconds timeout = 20s;  ///< how long a group waits for its matches
   std::shared_ptr<ThreadGroup> get(const std::string& name, int size) {
     const std::lock_guard lock(mutex);
     auto& g = made[name];
-    if (!g) g = std::make_shared<ThreadGroup>(size);
+    if (!g) g = std::make_shared<ThreadGroup>(size, timeout);
     return g;
   }
 };

@@ -13,7 +13,7 @@ layer() {
     fabric*|hwloc*) echo 2 ;;
     sim*|formats*) echo 3 ;;
     coll*) echo 4 ;;
-    cuda*) echo 5 ;;
+    cuda*) echo 6 ;;
     backend*|tune*|schedule*) echo 5 ;;
     comm*) echo 6 ;;
     mpi*|launch*|nccl*) echo 7 ;;
@@ -37,6 +37,6 @@ while IFS= read -r file; do
       echo "$rel includes railcc/$inc: coll/ depends on nothing but the base headers"; bad=1
     fi
   done < <(sed -n 's|^#include "railcc/\(.*\)"|\1|p' "$file")
-done < <(find "$root" -name '*.hpp' | sort)
+done < <(find "$root" \( -name '*.hpp' -o -name '*.cuh' \) | sort)
 [ "$bad" -eq 0 ] && echo "layering: every header includes only layers below it"
 exit "$bad"

@@ -280,6 +280,38 @@ TEST_CASE("wave transport: a run that never completes aborts the device and name
   CHECK(job.log->aborts == 2);
 }
 
+TEST_CASE("wave transport: a group a peer never joins aborts the device and names the call") {
+  ThreadJob job;
+  job.registry->timeout = std::chrono::milliseconds(300);
+  std::vector<std::string> later(2);
+  const auto errors = run_ranks(
+      2, 2, job,
+      [&](Communicator& comm) {
+        if (comm.rank() == 1) device_of(comm).stall();  // rank 1 never joins a group
+        std::vector<std::int32_t> v(64, 1);
+        CallOptions o;
+        o.algorithm = Algorithm::ring;
+        try {
+          comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
+        } catch (const PeerError& e) {
+          try {
+            comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
+          } catch (const PeerError& again) {
+            later[static_cast<std::size_t>(comm.rank())] = again.what();
+          }
+          throw;
+        }
+      },
+      std::chrono::milliseconds(300));
+  // Rank 0 waited in its first group; rank 1's device never got anywhere.
+  CHECK_CONTAINS(errors[0],
+                 "all_reduce #0 (ring, 64 x int32 sum): rank 0's group waited 300 ms for ranks 1 "
+                 "on rank 0; the communicator was aborted");
+  CHECK_CONTAINS(errors[1], "all_reduce #0 (ring, 64 x int32 sum): did not complete in 300 ms");
+  for (const auto& l : later) CHECK_CONTAINS(l, "the communicator was aborted after all_reduce #0");
+  CHECK(job.log->aborts == 2);
+}
+
 TEST_CASE("wave transport: split and point-to-point calls") {
   ThreadJob job;
   std::vector<std::size_t> bad(4, 0);

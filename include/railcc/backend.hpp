@@ -2,6 +2,7 @@
 // data-mode harness) and the in-process backend (ranks as threads).
 #pragma once
 
+#include "railcc/backend/call_time.hpp"
 #include "railcc/backend/in_process_backend.hpp"
 #include "railcc/backend/sim_backend.hpp"
 #include "railcc/backend/sim_verified.hpp"

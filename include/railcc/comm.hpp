@@ -7,3 +7,5 @@
 #include "railcc/comm/tcp_mesh.hpp"
 #include "railcc/comm/tcp_transport.hpp"
 #include "railcc/comm/transport.hpp"
+#include "railcc/comm/wave_transport.hpp"
+#include "railcc/comm/waves.hpp"

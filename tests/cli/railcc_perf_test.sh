@@ -53,9 +53,16 @@ PY
 done
 
 # Errors, each named, nothing run.
+# The GPU backends where this machine has no GPU (or the build no CUDA or NCCL): named.
 "${clean[@]}" "$mpiexec" -np 2 "${mpi_flags[@]}" "$perf" -B nccl >"$work/nccl" 2>&1
-[ $? -eq 2 ] || { echo "FAIL: -B nccl did not exit 2"; fail=1; }
-expect "-B nccl" "$work/nccl" 'railcc-perf: error: -B nccl: this build runs the host backend'
+[ $? -eq 2 ] || { echo "FAIL: -B nccl did not exit 2"; cat "$work/nccl"; fail=1; }
+expect "-B nccl" "$work/nccl" 'railcc-perf: error: (-B nccl: this railcc-perf was built without NCCL|NCCL transport: no GPU is visible to this process)'
+"${clean[@]}" "$perf" -B cuda-local >"$work/local" 2>&1
+[ $? -eq 2 ] || { echo "FAIL: -B cuda-local did not exit 2"; cat "$work/local"; fail=1; }
+expect "-B cuda-local" "$work/local" 'railcc-perf: error: -B cuda-local: (this railcc-perf was built without CUDA|no GPU is visible to this process)'
+"${clean[@]}" "$perf" -B gpu >"$work/gpu" 2>&1
+[ $? -eq 2 ] || { echo "FAIL: -B gpu did not exit 2"; fail=1; }
+expect "-B gpu" "$work/gpu" 'railcc-perf: error: -B gpu: host, nccl or cuda-local'
 "${clean[@]}" "$mpiexec" -np 2 "${mpi_flags[@]}" "$perf" -b 1X >"$work/size" 2>&1
 [ $? -eq 2 ] || { echo "FAIL: -b 1X did not exit 2"; fail=1; }
 expect "-b 1X" "$work/size" "unknown suffix 'X'"

@@ -1,8 +1,9 @@
 // railcc/comm/communicator.hpp: the communicator users hold: NCCL-shaped calls on their
 // own buffers, each run as this rank's projection of a plan the tuner chose.
 //
-// A Communicator is built over a Transport (comm/transport.hpp: the host backend over MPI,
-// or a job of one rank) and, at construction, learns where every rank sits: each rank
+// A Communicator is built over a Transport (comm/transport.hpp: the host backend over MPI
+// or TCP, a job of one rank, or a device transport, comm/wave_transport.hpp: NCCL) and,
+// at construction, learns where every rank sits: each rank
 // gives its host and its rail through the transport's bootstrap (comm/placement.hpp). The
 // fabric the tuner assumes is RAILCC_FABRIC's, or by default a rail-optimised fabric of
 // the hosts found. A call:
@@ -12,8 +13,13 @@
 //     from the cache, or makes it: the tuner's algorithm (CostModel::choose, or
 //     RAILCC_ALGO, or the call's options), posted and projected for this rank alone
 //     (project_posted), so a training loop pays for planning once per shape;
-//  3. runs the program on the caller's buffers and scratch memory the communicator keeps,
-//     blocking, or returning a Request to test or wait on.
+//     Where the transport has a library with collectives of its own (NCCL) and the tuner
+//     predicts one of them no slower than that plan, the call is delegated to it instead
+//     (unless the call or RAILCC_ALGO names an algorithm);
+//  3. runs the program on the caller's buffers and scratch memory the communicator keeps
+//     (a device transport's own, in device memory), blocking, or returning a Request to
+//     test or wait on; on a device transport, with CallOptions::stream, queued on the
+//     caller's stream and complete once queued.
 // Semantics are NCCL's: counts per rank (reduce_scatter's recvcount, all_gather's
 // sendcount, all_to_all's count per peer); in place when the pointers say so as NCCL's do
 // (all_reduce, broadcast, reduce: sendbuff == recvbuff; reduce_scatter: recvbuff ==
@@ -41,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include "railcc/backend/call_time.hpp"
 #include "railcc/backend/sim_backend.hpp"
 #include "railcc/bootstrap/env.hpp"
 #include "railcc/coll/call.hpp"
@@ -272,21 +279,14 @@ class Communicator {
   [[nodiscard]] Picoseconds model_time(Collective c, std::size_t count, DataType type, ReduceOp op,
                                        int root, bool in_place, const CallOptions& o = {}) const {
     const PlanChoice choice = choose(c, model_bytes(c, count, type), o);
-    SimBackendConfig cfg;
-    cfg.mode = SimMode::timing;
-    SimBackend sim(*fabric_, size(), cfg, model_endpoints());
-    sim.set_reduction({type, op});
-    const CollectiveBuffers b = allocate_buffers(sim, c, count, size_of(type), in_place);
-    CollectiveCall call;
-    call.count = count;
-    call.input = b.input;
-    call.output = b.output;
-    call.channels = choice.channels;
-    call.root = root;
-    call.phase_chunks = choice.phase_chunks;
-    call.chunks_in_flight = choice.chunks_in_flight;
-    post_collective(sim, c, call, choice.algorithm, choice.inter_host);
-    return sim.run().makespan;
+    PlannedCall plan;
+    plan.algorithm = choice.algorithm;
+    plan.inter_host = choice.inter_host;
+    plan.channels = choice.channels;
+    plan.phase_chunks = choice.phase_chunks;
+    plan.chunks_in_flight = choice.chunks_in_flight;
+    return simulated_call_time(*fabric_, size(), model_endpoints(), c, count, type, op, root,
+                               in_place, plan);
   }
 
   /// The plan a call of this shape runs, and why (the tuner's candidates), without

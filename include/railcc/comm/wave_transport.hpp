@@ -242,11 +242,15 @@ class WaveTransport final : public Transport {
     }
     const RankBuffers mem(*program, std::move(buffers));
     std::byte* scratch = prep.scratch ? prep.scratch->data() : nullptr;
-    dev.use_stream(info.stream);
-    DeviceOps ops{dev};
-    for (const Wave& w : prep.schedule.waves()) {
-      run_wave_front(*program, prep.schedule, w, mem, scratch, ops, ops);
-      run_wave_back(*program, prep.schedule, w, mem, scratch, ops);
+    try {
+      dev.use_stream(info.stream);
+      DeviceOps ops{dev};
+      for (const Wave& w : prep.schedule.waves()) {
+        run_wave_front(*program, prep.schedule, w, mem, scratch, ops, ops);
+        run_wave_back(*program, prep.schedule, w, mem, scratch, ops);
+      }
+    } catch (const PeerError& e) {
+      fail_queuing(info, e.what());
     }
     return finish_start(info, prep.peers);
   }
@@ -255,8 +259,12 @@ class WaveTransport final : public Transport {
     const std::lock_guard lock(state_->mutex);
     check_usable(info);
     WaveDevice& dev = *state_->device;
-    dev.use_stream(info.stream);
-    dev.native(call);
+    try {
+      dev.use_stream(info.stream);
+      dev.native(call);
+    } catch (const PeerError& e) {
+      fail_queuing(info, e.what());
+    }
     std::vector<int> everyone;
     for (int r = 0; r < size(); ++r) {
       if (r != rank()) everyone.push_back(r);
@@ -305,6 +313,16 @@ class WaveTransport final : public Transport {
           "the communicator was aborted after an asynchronous error (" + error + ")";
       throw PeerError(info.label + ": " + state_->why_broken);
     }
+  }
+
+  /// A device call that waited in vain while queuing (a group a dead peer never joined):
+  /// the device is aborted and the transport broken, as when a run times out.
+  [[noreturn]] void fail_queuing(const RunInfo& info, const std::string& what) {
+    state_->device->abort();
+    state_->broken = true;
+    state_->why_broken = "the communicator was aborted after " + info.label + " failed";
+    throw PeerError(info.label + ": " + what + " on rank " + std::to_string(rank()) +
+                    "; the communicator was aborted");
   }
 
   std::unique_ptr<TransportRun> finish_start(const RunInfo& info, std::vector<int> peers) {
