@@ -328,6 +328,18 @@ TEST_CASE("wave transport: split and point-to-point calls") {
     o.algorithm = Algorithm::ring;
     half->all_reduce(&v, &v, 1, DataType::int64, ReduceOp::sum, o);
     if (v != (me % 2 == 0 ? 0 + 2 : 1 + 3)) ++bad[static_cast<std::size_t>(me)];
+    // The node and rail communicators: hosts of two, so ranks {0,1}, {2,3} share a host
+    // and ranks {0,2}, {1,3} a rail.
+    Communicator node = comm.split_by_host();
+    Communicator rail = comm.split_by_rail();
+    std::int64_t n = me;
+    std::int64_t r = me;
+    node.all_reduce(&n, &n, 1, DataType::int64, ReduceOp::sum, o);
+    rail.all_reduce(&r, &r, 1, DataType::int64, ReduceOp::sum, o);
+    if (node.size() != 2 || n != (me / 2 == 0 ? 0 + 1 : 2 + 3)) ++bad[static_cast<std::size_t>(me)];
+    if (rail.size() != 2 || r != (me % 2 == 0 ? 0 + 2 : 1 + 3)) ++bad[static_cast<std::size_t>(me)];
+    if (node.placement().hosts != 1 || rail.placement().hosts != 2)
+      ++bad[static_cast<std::size_t>(me)];
     // A ring of sends and receives on the whole communicator. Each call is a group of
     // its own, as an NCCL send outside ncclGroupStart/End is: even ranks send first, odd
     // ranks receive first, or every send would wait for a receive queued behind it.

@@ -272,6 +272,20 @@ class Communicator {
     return Communicator(std::move(part), std::move(o), me.rail);
   }
 
+  /// The ranks on this rank's host, in rank order: a node communicator (every rank must
+  /// call it; on NCCL, an ncclCommSplit by host).
+  Communicator split_by_host() {
+    const RankPlacement me = placement_.ranks[static_cast<std::size_t>(rank())];
+    return *split(static_cast<int>(me.host), rank());
+  }
+  /// The ranks on this rank's rail (its NIC's index on every host), in rank order: a
+  /// rail communicator, whose traffic between hosts stays on one rail of a
+  /// rail-optimised fabric (every rank must call it; on NCCL, an ncclCommSplit by rail).
+  Communicator split_by_rail() {
+    const RankPlacement me = placement_.ranks[static_cast<std::size_t>(rank())];
+    return *split(static_cast<int>(me.rail), rank());
+  }
+
   /// The time the simulator predicts for a call of this shape on the tuner's fabric,
   /// with this job's placement and the plan the call runs (timing mode, collective base
   /// included): railcc-perf's model column. A measured time far above it is a slow node
