@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 #include <random>
 #include <set>
 #include <vector>
@@ -131,7 +132,17 @@ struct ReferenceStep {
   OpId op;
   StepKind kind;
   std::vector<std::uint32_t> waits;
+  std::uint32_t level;  ///< the longest chain of dependencies that ends at the operation
 };
+
+/// The length of the longest chain of dependencies ending at `id`, by recursion (each
+/// operation's answer kept, so shared dependencies are walked once).
+std::uint32_t reference_level(const Plan& plan, OpId id, std::map<OpId, std::uint32_t>& known) {
+  if (const auto it = known.find(id); it != known.end()) return it->second;
+  std::uint32_t deepest = 0;
+  for (OpId d : plan.deps(id)) deepest = std::max(deepest, 1 + reference_level(plan, d, known));
+  return known[id] = deepest;
+}
 
 std::vector<int> ranks_of(const Plan& plan, OpId id) {
   std::set<int> s{plan.op(id).src, plan.op(id).dst};
@@ -149,11 +160,12 @@ bool reference_carried(const Plan& plan, OpId id, OpId dep) {
 
 std::vector<ReferenceStep> reference_program(const Plan& plan, int rank) {
   std::vector<ReferenceStep> out;
+  std::map<OpId, std::uint32_t> known;
   std::vector<OpId> mine;
   for (OpId id = 0; id < plan.size(); ++id) {
     const auto rs = ranks_of(plan, id);
     if (std::find(rs.begin(), rs.end(), rank) == rs.end()) continue;
-    ReferenceStep s{id, StepKind::local, {}};
+    ReferenceStep s{id, StepKind::local, {}, reference_level(plan, id, known)};
     const PlanOp& o = plan.op(id);
     if (o.kind == OpKind::transfer && o.src != o.dst)
       s.kind = o.src == rank ? StepKind::send : StepKind::recv;
@@ -243,6 +255,7 @@ TEST_CASE("Randomized: projections match a brute-force reference on random plans
       for (std::size_t i = 0; i < want.size(); ++i) {
         CHECK(got.step(i).op == want[i].op);
         CHECK(got.step(i).kind == want[i].kind);
+        CHECK(got.step(i).level == want[i].level);
         CHECK(std::vector<std::uint32_t>(got.waits(i).begin(), got.waits(i).end()) ==
               want[i].waits);
       }
