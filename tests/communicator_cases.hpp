@@ -4,10 +4,12 @@
 
 #include <cstddef>
 #include <cstring>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "railcc/coll/reference.hpp"
 #include "railcc/comm/communicator.hpp"
 
 namespace railcc_test {
@@ -99,6 +101,50 @@ inline Bytes call_case(railcc::Communicator& comm, const Case& k, const Bytes& m
   }
   input_kept = k.in_place || in_copy == mine;
   return out;
+}
+
+/// Runs `k` on `comm` with every rank's input drawn from `seed` (each rank draws them
+/// all); returns the elements of this rank's output that differ from the exact result
+/// (moved data bit for bit, reductions within coll/reference.hpp's tolerance), plus one
+/// if an out-of-place call wrote its input (0: pass).
+inline std::size_t exact_result_errors(railcc::Communicator& comm, const Case& k,
+                                       std::uint64_t seed) {
+  using namespace railcc;
+  const int me = comm.rank();
+  const auto P = static_cast<std::size_t>(comm.size());
+  const std::size_t e = size_of(k.type);
+  const auto [in_elems, out_elems] = buffer_elements(k.c, k.count, P);
+  std::vector<Bytes> inputs(P, Bytes(in_elems * e));
+  for (std::size_t r = 0; r < P; ++r) {
+    std::mt19937_64 rng(seed * 1000 + r);
+    for (std::size_t i = 0; i < in_elems; ++i)
+      random_element(k.type, k.op, inputs[r].data() + i * e, rng, P);
+  }
+  const auto self = static_cast<std::size_t>(me);
+  bool input_kept = true;
+  const Bytes out = call_case(comm, k, inputs[self], out_elems * e, input_kept);
+  std::size_t bad = input_kept ? 0 : 1;  // the input is read, never written
+  const std::size_t block = k.count * e;
+  if (k.c == Collective::all_gather || k.c == Collective::all_to_all ||
+      k.c == Collective::broadcast) {
+    Bytes want(out_elems * e);
+    for (std::size_t r = 0; r < P; ++r) {
+      if (k.c == Collective::all_gather)
+        std::memcpy(want.data() + r * block, inputs[r].data(), block);
+      if (k.c == Collective::all_to_all)
+        std::memcpy(want.data() + r * block, inputs[r].data() + self * block, block);
+    }
+    if (k.c == Collective::broadcast) want = inputs[static_cast<std::size_t>(k.root)];
+    return bad + (out == want ? 0 : 1);
+  }
+  if (k.c == Collective::reduce && me != k.root) return bad;  // nothing to check
+  std::vector<const std::byte*> each(P);
+  for (std::size_t i = 0; i < out_elems; ++i) {
+    const std::size_t src = k.c == Collective::reduce_scatter ? self * k.count + i : i;
+    for (std::size_t r = 0; r < P; ++r) each[r] = inputs[r].data() + src * e;
+    if (!reduced_matches(k.type, k.op, each, out.data() + i * e)) ++bad;
+  }
+  return bad;
 }
 
 }  // namespace railcc_test

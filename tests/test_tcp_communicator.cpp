@@ -59,53 +59,6 @@ using railcc_test::Bytes;
 using railcc_test::Case;
 using railcc_test::describe;
 
-/// Runs one case on `comm`; returns the elements that differ from the exact result (0:
-/// pass).
-std::size_t run_case(Communicator& comm, const Case& k, std::uint64_t seed) {
-  const int me = comm.rank();
-  const auto P = static_cast<std::size_t>(comm.size());
-  const std::size_t e = size_of(k.type);
-  const auto [in_elems, out_elems] = buffer_elements(k.c, k.count, P);
-  const std::size_t in_bytes = in_elems * e;
-  const std::size_t out_bytes = out_elems * e;
-  std::vector<Bytes> inputs(P, Bytes(in_bytes));
-  for (std::size_t r = 0; r < P; ++r) {
-    std::mt19937_64 rng(seed * 1000 + r);
-    for (std::size_t i = 0; i < in_elems; ++i)
-      random_element(k.type, k.op, inputs[r].data() + i * e, rng, P);
-  }
-  const auto self = static_cast<std::size_t>(me);
-  const Bytes& mine = inputs[self];
-
-  bool input_kept = true;
-  const Bytes out = call_case(comm, k, mine, out_bytes, input_kept);
-  const std::size_t at = static_cast<std::size_t>(me) * k.count * e;
-  std::size_t bad = input_kept ? 0 : 1;  // the input is read, never written
-
-  // Moved data: the exact bytes.
-  const std::size_t block = k.count * e;
-  if (k.c == Collective::all_gather || k.c == Collective::all_to_all ||
-      k.c == Collective::broadcast) {
-    Bytes want(out_bytes);
-    for (std::size_t r = 0; r < P; ++r) {
-      if (k.c == Collective::all_gather)
-        std::memcpy(want.data() + r * block, inputs[r].data(), block);
-      if (k.c == Collective::all_to_all)
-        std::memcpy(want.data() + r * block, inputs[r].data() + self * block, block);
-    }
-    if (k.c == Collective::broadcast) want = inputs[static_cast<std::size_t>(k.root)];
-    return bad + (out == want ? 0 : 1);
-  }
-  if (k.c == Collective::reduce && me != k.root) return bad;  // nothing to check
-  std::vector<const std::byte*> each(P);
-  for (std::size_t i = 0; i < out_elems; ++i) {
-    const std::size_t src = k.c == Collective::reduce_scatter ? at / e + i : i;
-    for (std::size_t r = 0; r < P; ++r) each[r] = inputs[r].data() + src * e;
-    if (!reduced_matches(k.type, k.op, each, out.data() + i * e)) ++bad;
-  }
-  return bad;
-}
-
 }  // namespace
 
 TEST_CASE("tcp host backend: every collective, algorithm, type and op gives the exact result") {
@@ -134,7 +87,7 @@ TEST_CASE("tcp host backend: every collective, algorithm, type and op gives the 
           k.in_place = c != Collective::all_to_all && rng() % 2 == 0;
           k.root = static_cast<int>(rng() % static_cast<unsigned>(p));
           INFO(describe(k));
-          CHECK(run_case(comm, k, seed++) == 0);
+          CHECK(railcc_test::exact_result_errors(comm, k, seed++) == 0);
           ++cases;
         }
       }

@@ -66,45 +66,22 @@ HostWaveDevice& device_of(Communicator& comm) {
   return static_cast<HostWaveDevice&>(dynamic_cast<WaveTransport&>(comm.transport()).device());
 }
 
-/// Elements of `k`'s output on this rank that differ from the exact result of every
-/// rank's input (drawn alike on every rank from `seed`).
-std::size_t wrong_elements(Communicator& comm, const Case& k, std::uint64_t seed) {
-  const int me = comm.rank();
-  const auto P = static_cast<std::size_t>(comm.size());
-  const std::size_t e = size_of(k.type);
-  const auto [in_elems, out_elems] = buffer_elements(k.c, k.count, P);
-  std::vector<railcc_test::Bytes> inputs(P, railcc_test::Bytes(in_elems * e));
-  for (std::size_t r = 0; r < P; ++r) {
-    std::mt19937_64 rng(seed * 1000 + r);
-    for (std::size_t i = 0; i < in_elems; ++i)
-      random_element(k.type, k.op, inputs[r].data() + i * e, rng, P);
-  }
-  const auto self = static_cast<std::size_t>(me);
-  bool input_kept = true;
-  const railcc_test::Bytes out =
-      railcc_test::call_case(comm, k, inputs[self], out_elems * e, input_kept);
-  std::size_t bad = input_kept ? 0 : 1;
-  const std::size_t block = k.count * e;
-  if (k.c == Collective::all_gather || k.c == Collective::all_to_all ||
-      k.c == Collective::broadcast) {
-    railcc_test::Bytes want(out_elems * e);
-    for (std::size_t r = 0; r < P; ++r) {
-      if (k.c == Collective::all_gather)
-        std::memcpy(want.data() + r * block, inputs[r].data(), block);
-      if (k.c == Collective::all_to_all)
-        std::memcpy(want.data() + r * block, inputs[r].data() + self * block, block);
+/// A ring all-reduce of 64 int32; if it fails, a second one, whose error goes to
+/// `later[rank]` (it must fail at once), then the first's error is thrown on.
+void two_calls(Communicator& comm, std::vector<std::string>& later) {
+  std::vector<std::int32_t> v(64, 1);
+  CallOptions o;
+  o.algorithm = Algorithm::ring;
+  try {
+    comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
+  } catch (const PeerError&) {
+    try {
+      comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
+    } catch (const PeerError& again) {
+      later[static_cast<std::size_t>(comm.rank())] = again.what();
     }
-    if (k.c == Collective::broadcast) want = inputs[static_cast<std::size_t>(k.root)];
-    return bad + (out == want ? 0 : 1);
+    throw;
   }
-  if (k.c == Collective::reduce && me != k.root) return bad;
-  std::vector<const std::byte*> each(P);
-  for (std::size_t i = 0; i < out_elems; ++i) {
-    const std::size_t src = k.c == Collective::reduce_scatter ? self * k.count + i : i;
-    for (std::size_t r = 0; r < P; ++r) each[r] = inputs[r].data() + src * e;
-    if (!reduced_matches(k.type, k.op, each, out.data() + i * e)) ++bad;
-  }
-  return bad;
 }
 
 }  // namespace
@@ -133,7 +110,8 @@ TEST_CASE(
               k.count = rng() % 6 == 0 ? 3000 + rng() % 5000 : rng() % 40;
               k.in_place = c != Collective::all_to_all && rng() % 2 == 0;
               k.root = static_cast<int>(rng() % static_cast<unsigned>(p));
-              bad[static_cast<std::size_t>(comm.rank())] += wrong_elements(comm, k, seed++);
+              bad[static_cast<std::size_t>(comm.rank())] +=
+                  railcc_test::exact_result_errors(comm, k, seed++);
               if (comm.rank() == 0) ++cases;
             }
           }
@@ -250,20 +228,7 @@ TEST_CASE("wave transport: a run that never completes aborts the device and name
       2, 2, job,
       [&](Communicator& comm) {
         device_of(comm).stall();  // this rank's device never gets anywhere
-        std::vector<std::int32_t> v(64, 1);
-        CallOptions o;
-        o.algorithm = Algorithm::ring;
-        try {
-          comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
-        } catch (const PeerError& e) {
-          // Every later call fails at once.
-          try {
-            comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
-          } catch (const PeerError& again) {
-            later[static_cast<std::size_t>(comm.rank())] = again.what();
-          }
-          throw;
-        }
+        two_calls(comm, later);
       },
       std::chrono::milliseconds(300));
   for (int r = 0; r < 2; ++r) {
@@ -288,19 +253,7 @@ TEST_CASE("wave transport: a group a peer never joins aborts the device and name
       2, 2, job,
       [&](Communicator& comm) {
         if (comm.rank() == 1) device_of(comm).stall();  // rank 1 never joins a group
-        std::vector<std::int32_t> v(64, 1);
-        CallOptions o;
-        o.algorithm = Algorithm::ring;
-        try {
-          comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
-        } catch (const PeerError& e) {
-          try {
-            comm.all_reduce(v.data(), v.data(), 64, DataType::int32, ReduceOp::sum, o);
-          } catch (const PeerError& again) {
-            later[static_cast<std::size_t>(comm.rank())] = again.what();
-          }
-          throw;
-        }
+        two_calls(comm, later);
       },
       std::chrono::milliseconds(300));
   // Rank 0 waited in its first group; rank 1's device never got anywhere.

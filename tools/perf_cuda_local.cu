@@ -37,16 +37,8 @@ class LocalSize {
     out_elems_ = out_elems;
     PlanBuilder builder(PlanTarget::hosts(ranks, per_host), {q.type, q.op});
     const CollectiveBuffers b = allocate_buffers(builder, q.coll, count, e_, in_place);
-    CollectiveCall call;
-    call.count = count;
-    call.input = b.input;
-    call.output = b.output;
-    call.channels = plan.channels;
-    call.root = root;
-    call.phase_chunks = plan.phase_chunks;
-    call.chunks_in_flight = plan.chunks_in_flight;
-    const Plan whole =
-        builder.build(post_collective(builder, q.coll, call, plan.algorithm, plan.inter_host));
+    const Plan whole = builder.build(post_collective(
+        builder, q.coll, planned_call(plan, count, b, root), plan.algorithm, plan.inter_host));
     user_ = in_place ? 1 : 2;
     local_ = std::make_unique<cuda::LocalRanks>(whole, user_);
     for (std::size_t r = 0; r < P; ++r) {

@@ -26,6 +26,20 @@ struct PlannedCall {
   int chunks_in_flight = 0;
 };
 
+/// The call that runs `plan` on `count` elements of `buffers`, rooted at `root`.
+inline CollectiveCall planned_call(const PlannedCall& plan, std::size_t count,
+                                   const CollectiveBuffers& buffers, int root) {
+  CollectiveCall call;
+  call.count = count;
+  call.input = buffers.input;
+  call.output = buffers.output;
+  call.channels = plan.channels;
+  call.root = root;
+  call.phase_chunks = plan.phase_chunks;
+  call.chunks_in_flight = plan.chunks_in_flight;
+  return call;
+}
+
 /// The simulated time (timing mode, the collective's base included) of `c` of `count`
 /// elements of `type` on `ranks` ranks of `fabric` placed at `endpoints` (empty: its
 /// first endpoints), run as `plan` says.
@@ -38,15 +52,7 @@ inline Picoseconds simulated_call_time(const Fabric& fabric, int ranks,
   SimBackend sim(fabric, ranks, cfg, std::move(endpoints));
   sim.set_reduction({type, op});
   const CollectiveBuffers b = allocate_buffers(sim, c, count, size_of(type), in_place);
-  CollectiveCall call;
-  call.count = count;
-  call.input = b.input;
-  call.output = b.output;
-  call.channels = plan.channels;
-  call.root = root;
-  call.phase_chunks = plan.phase_chunks;
-  call.chunks_in_flight = plan.chunks_in_flight;
-  post_collective(sim, c, call, plan.algorithm, plan.inter_host);
+  post_collective(sim, c, planned_call(plan, count, b, root), plan.algorithm, plan.inter_host);
   return sim.run().makespan;
 }
 

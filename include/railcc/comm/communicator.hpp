@@ -108,6 +108,9 @@ struct PlanChoice {
   /// being the one the tuner priced for it; empty: railcc's plan.
   std::string native_library;
   [[nodiscard]] bool native() const { return !native_library.empty(); }
+  [[nodiscard]] PlannedCall plan() const {
+    return {algorithm, inter_host, channels, phase_chunks, chunks_in_flight};
+  }
   [[nodiscard]] std::string name() const {
     std::string s(to_string(algorithm));
     if (algorithm == Algorithm::hierarchical) s += "+" + std::string(to_string(inter_host));
@@ -293,14 +296,8 @@ class Communicator {
   [[nodiscard]] Picoseconds model_time(Collective c, std::size_t count, DataType type, ReduceOp op,
                                        int root, bool in_place, const CallOptions& o = {}) const {
     const PlanChoice choice = choose(c, model_bytes(c, count, type), o);
-    PlannedCall plan;
-    plan.algorithm = choice.algorithm;
-    plan.inter_host = choice.inter_host;
-    plan.channels = choice.channels;
-    plan.phase_chunks = choice.phase_chunks;
-    plan.chunks_in_flight = choice.chunks_in_flight;
     return simulated_call_time(*fabric_, size(), model_endpoints(), c, count, type, op, root,
-                               in_place, plan);
+                               in_place, choice.plan());
   }
 
   /// The plan a call of this shape runs, and why (the tuner's candidates), without
@@ -652,15 +649,8 @@ class Communicator {
     const std::size_t e = size_of(s.type);
     auto post = [&](PlanBuilder& b) {
       const CollectiveBuffers buf = allocate_buffers(b, s.collective, s.count, e, in_place);
-      CollectiveCall call;
-      call.count = s.count;
-      call.input = buf.input;
-      call.output = buf.output;
-      call.channels = c.choice.channels;
-      call.root = s.root;
-      call.phase_chunks = c.choice.phase_chunks;
-      call.chunks_in_flight = c.choice.chunks_in_flight;
-      return post_collective(b, s.collective, call, c.choice.algorithm, c.choice.inter_host);
+      return post_collective(b, s.collective, planned_call(c.choice.plan(), s.count, buf, s.root),
+                             c.choice.algorithm, c.choice.inter_host);
     };
     const std::string what = std::string(to_string(s.collective)) + " of " +
                              std::to_string(s.count) + " x " + std::string(to_string(s.type)) +
