@@ -183,6 +183,9 @@ struct DeviceLog {
   int natives = 0;
   int aborts = 0;
   std::size_t allocated = 0;
+  /// Where set, the "device memory": check_memory takes a buffer only inside one of
+  /// these (start, bytes) and as large as the call needs, as the driver's answer would.
+  std::vector<std::pair<const std::byte*, std::size_t>> device_memory;
 };
 
 class HostWaveDevice final : public railcc::WaveDevice {
@@ -237,6 +240,25 @@ class HostWaveDevice final : public railcc::WaveDevice {
     group_->run_group(rank_, halves_);
   }
 
+  void check_memory(const void* p, std::size_t bytes, const std::string& what,
+                    const std::string& call) override {
+    const std::lock_guard lock(log_->mutex);
+    if (log_->device_memory.empty() || bytes == 0) return;
+    const auto* b = static_cast<const std::byte*>(p);
+    for (const auto& [start, size] : log_->device_memory) {
+      if (b < start || b >= start + size) continue;
+      const auto room = static_cast<std::size_t>(start + size - b);
+      if (bytes > room)
+        throw railcc::InputError(call + ": " + what + " has " + std::to_string(room) +
+                                 " bytes from its address to the end of its allocation, and "
+                                 "the call needs " +
+                                 std::to_string(bytes));
+      return;
+    }
+    throw railcc::InputError(call + ": " + what +
+                             " is host memory; this transport takes device "
+                             "memory (cudaMalloc, or managed memory)");
+  }
   [[nodiscard]] std::string library() const override { return "HOSTLIB"; }
   [[nodiscard]] std::vector<railcc::Algorithm> native_algorithms(
       railcc::Collective c) const override {

@@ -265,6 +265,48 @@ TEST_CASE("wave transport: a group a peer never joins aborts the device and name
   CHECK(job.log->aborts == 2);
 }
 
+TEST_CASE("wave transport: buffers too small or not device memory are refused before queuing") {
+  ThreadJob job;
+  std::vector<std::vector<std::byte>> memory(2, std::vector<std::byte>(256));
+  for (auto& m : memory) job.log->device_memory.emplace_back(m.data(), m.size());
+  std::vector<std::string> small(2), host(2), p2p(2), fine(2);
+  const auto errors = run_ranks(2, 2, job, [&](Communicator& comm) {
+    const auto me = static_cast<std::size_t>(comm.rank());
+    auto* mine = memory[me].data();
+    auto error_of = [&](auto&& call) {
+      try {
+        call();
+      } catch (const InputError& e) {
+        return std::string(e.what());
+      }
+      return std::string();
+    };
+    // 64 floats fit the 256 bytes from their start, not from 4 bytes in; 65 do not fit.
+    fine[me] = error_of([&] { comm.all_reduce(mine, mine, 64, DataType::float32, ReduceOp::sum); });
+    small[me] = error_of(
+        [&] { comm.all_reduce(mine + 4, mine + 4, 64, DataType::float32, ReduceOp::sum); });
+    std::vector<float> outside(64);
+    host[me] = error_of(
+        [&] { comm.all_reduce(outside.data(), mine, 64, DataType::float32, ReduceOp::sum); });
+    p2p[me] = error_of([&] { comm.send(mine, 65, DataType::float32, 1 - comm.rank()); });
+  });
+  for (const auto& e : errors) CHECK(e == "");
+  for (int r = 0; r < 2; ++r) {
+    CAPTURE(r);
+    const auto i = static_cast<std::size_t>(r);
+    CHECK(fine[i] == "");
+    CHECK(small[i] == "all_reduce on rank " + std::to_string(r) +
+                          ": sendbuff has 252 bytes from its address to the end of its "
+                          "allocation, and the call needs 256");
+    CHECK(host[i] == "all_reduce on rank " + std::to_string(r) +
+                         ": sendbuff is host memory; this transport takes device memory "
+                         "(cudaMalloc, or managed memory)");
+    CHECK(p2p[i] == "send on rank " + std::to_string(r) +
+                        ": the buffer has 256 bytes from its address to the end of its "
+                        "allocation, and the call needs 260");
+  }
+}
+
 TEST_CASE("wave transport: split and point-to-point calls") {
   ThreadJob job;
   std::vector<std::size_t> bad(4, 0);

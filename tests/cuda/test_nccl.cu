@@ -1,7 +1,8 @@
 // nccl/device.cuh and nccl/communicator.cuh on a GPU, with one rank (one GPU cannot hold
 // two ranks of one NCCL communicator): every collective as railcc's plan (explicit
 // algorithms) and as NCCL's own where the tuner delegates, on device buffers, on the
-// transport's stream and on the caller's; split; bad input refused before anything runs.
+// transport's stream and on the caller's; split; bad input (a null buffer, one too small
+// for its call, host memory, a GPU the process does not see) refused before anything runs.
 // Needs a GPU and NCCL: scripts/gpu-check runs it (also with railcc's tuner plugin loaded
 // into NCCL).
 #include <doctest/doctest.h>
@@ -131,6 +132,24 @@ TEST_CASE("NCCL transport, one rank: split, and bad input refused before anythin
     refused = std::string(e.what()).find("sendbuff is null") != std::string::npos;
   }
   CHECK(refused);
+  // Buffers too small for the call, or host memory: refused, the sizes named.
+  cuda::DeviceBuffer small(4096);
+  std::string too_small;
+  try {
+    comm.all_reduce(small.get(), small.get(), 2048, DataType::float32, ReduceOp::sum);
+  } catch (const InputError& e) {
+    too_small = e.what();
+  }
+  CHECK(too_small.find("all_reduce on rank 0: sendbuff has ") == 0);
+  CHECK(too_small.find("and the call needs 8192") != std::string::npos);
+  std::vector<float> host(16);
+  std::string on_host;
+  try {
+    comm.all_reduce(host.data(), d.get(), 16, DataType::float32, ReduceOp::sum);
+  } catch (const InputError& e) {
+    on_host = e.what();
+  }
+  CHECK(on_host.find("sendbuff is host memory") != std::string::npos);
   bool no_gpu = false;
   try {
     (void)nccl::nccl_communicator(Environment::of({{"RAILCC_DEBUG", "WARN"}}), 4096);

@@ -571,6 +571,14 @@ class Communicator {
     if (!in_place && !own_input && !own_output && send_b != nullptr && recv_b != nullptr &&
         send_b < recv_b + out_bytes && recv_b < send_b + in_bytes)
       throw InputError(name + ": sendbuff and recvbuff overlap, but not as NCCL's in place does");
+    // Memory the transport can use, as large as the call needs (a device transport asks
+    // the driver).
+    if (!own_input && send_b != nullptr)
+      transport_->check_memory(send_b, in_bytes, "sendbuff",
+                               name + " on rank " + std::to_string(rank()));
+    if (!own_output && recv_b != nullptr)
+      transport_->check_memory(recv_b, out_bytes, "recvbuff",
+                               name + " on rank " + std::to_string(rank()));
     if (options_.settings.check_calls) check_same_call(s, in_place);
 
     const Cached& plan = plan_for(s, in_place, o);
@@ -705,6 +713,9 @@ class Communicator {
     if (missing(buf, bytes))
       throw InputError(std::string(name) + ": the buffer is null on rank " +
                        std::to_string(rank()));
+    if (buf != nullptr)
+      transport_->check_memory(buf, bytes, "the buffer",
+                               std::string(name) + " on rank " + std::to_string(rank()));
     auto program =
         std::make_shared<RankProgram>(rank(), size(), ReductionSpec{type, ReduceOp::sum});
     const std::array<std::size_t, 1> sizes{bytes};

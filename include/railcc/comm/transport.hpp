@@ -105,6 +105,11 @@ class Transport {
   virtual std::unique_ptr<Transport> split(int color, int key) = 0;
 
   // ---- what device transports add (comm/wave_transport.hpp) ---------------------------
+  /// Checks, before a call is queued, that `p` is memory the transport can use with at
+  /// least `bytes` bytes from it: an InputError saying "CALL: WHAT ..." if not (a device
+  /// transport given host memory, or a buffer too small). Host transports take any.
+  virtual void check_memory(const void* /*p*/, std::size_t /*bytes*/, const std::string& /*what*/,
+                            const std::string& /*call*/) {}
   /// Programs must carry their levels (coll/projection.hpp, rule 6): the transport
   /// queues them in waves.
   [[nodiscard]] virtual bool needs_levels() const { return false; }

@@ -94,6 +94,9 @@ class WaveDevice {
   virtual void recv(std::byte* dst, std::size_t bytes, int peer, OpId op) = 0;
   virtual void group_end() = 0;
 
+  /// Transport::check_memory: `p` is device memory with `bytes` bytes from it.
+  virtual void check_memory(const void* p, std::size_t bytes, const std::string& what,
+                            const std::string& call) = 0;
   /// The library's own collectives: its name, the algorithms of `c` it runs, and a call.
   [[nodiscard]] virtual std::string library() const = 0;
   [[nodiscard]] virtual std::vector<Algorithm> native_algorithms(Collective c) const = 0;
@@ -220,6 +223,10 @@ class WaveTransport final : public Transport {
     return state_->device->native_algorithms(c);
   }
   [[nodiscard]] std::string native_library() const override { return state_->device->library(); }
+  void check_memory(const void* p, std::size_t bytes, const std::string& what,
+                    const std::string& call) override {
+    state_->device->check_memory(p, bytes, what, call);
+  }
   /// The device, for what only it knows (its stream, its communicator).
   [[nodiscard]] WaveDevice& device() { return *state_->device; }
 

@@ -23,6 +23,7 @@
 #include "railcc/comm/waves.hpp"
 #include "railcc/config.hpp"
 #include "railcc/cuda/device_memory.cuh"
+#include "railcc/cuda/device_range.hpp"
 #include "railcc/error.hpp"
 
 RAILCC_NAMESPACE_BEGIN
@@ -73,6 +74,10 @@ class LocalRanks {
         throw InputError("local ranks: rank " + std::to_string(r) + " gives " +
                          std::to_string(user[r].size()) + " buffers, the plan takes " +
                          std::to_string(user_buffers_));
+      for (std::size_t b = 0; b < user_buffers_; ++b)
+        require_device_bytes(user[r][b], programs_[r].buffers()[b],
+                             "rank " + std::to_string(r) + "'s buffer " + std::to_string(b),
+                             "local ranks");
       std::vector<std::byte*> ptrs = user[r];
       for (std::size_t k = 0; k + 1 < owned_[r].size(); ++k) ptrs.push_back(owned_[r][k].get());
       mem.emplace_back(programs_[r], std::move(ptrs));

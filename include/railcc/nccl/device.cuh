@@ -41,6 +41,7 @@
 #include "railcc/config.hpp"
 #include "railcc/cuda/check.hpp"
 #include "railcc/cuda/device_memory.cuh"
+#include "railcc/cuda/device_range.hpp"
 #include "railcc/cuda/kernels.cuh"
 #include "railcc/error.hpp"
 #include "railcc/log.hpp"
@@ -272,6 +273,11 @@ class NcclDevice final : public WaveDevice {
   }
   void group_end() override { detail::settle(comm_, ncclGroupEnd(), "ncclGroupEnd", timeout_); }
 
+  void check_memory(const void* p, std::size_t bytes, const std::string& what,
+                    const std::string& call) override {
+    RAILCC_CUDA_CHECK(cudaSetDevice(device_));
+    cuda::require_device_bytes(p, bytes, what, call);
+  }
   [[nodiscard]] std::string library() const override { return "NCCL"; }
   [[nodiscard]] std::vector<Algorithm> native_algorithms(Collective c) const override {
     switch (c) {
