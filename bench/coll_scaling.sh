@@ -22,12 +22,18 @@ done
 for gpus in 8192 100000; do run_case FlatRing "$gpus" 0 "flat ring"; done
 
 # One rank's projection (what a real backend runs) of the hierarchical all-reduce with
-# Rabenseifner across hosts, built from the algorithm without holding the whole plan.
+# Rabenseifner across hosts, built from the algorithm without holding the whole plan;
+# then with levels, as the NCCL transport projects (each case in a process of its own,
+# so the peak memory is its own).
 printf '\n%-22s %9s %9s %9s %9s %11s %11s %11s\n' case gpus proj_s peak_MB fabric_MB program_KB rank_steps plan_ops
-for gpus in 8192 100000; do
-  out=$("$bench" --benchmark_filter="^ProjectOneRank/$gpus/" --benchmark_format=json 2>/dev/null)
-  field() { printf '%s\n' "$out" | grep -m1 "\"$1\"" | sed 's/.*: *//; s/,$//'; }
-  printf '%-22s %9s %9.2f %9.0f %9.0f %11.1f %11.0f %11.0f\n' "project one rank" "$gpus" \
-    "$(field project_s)" "$(field peak_rss_MB)" "$(field fabric_MB)" "$(field program_KB)" \
-    "$(field rank_steps)" "$(field plan_ops)"
+for levels in 0 1; do
+  for gpus in 8192 100000; do
+    out=$("$bench" --benchmark_filter="^ProjectOneRank/$gpus/$levels/" --benchmark_format=json 2>/dev/null)
+    field() { printf '%s\n' "$out" | grep -m1 "\"$1\"" | sed 's/.*: *//; s/,$//'; }
+    name="project one rank"
+    [ "$levels" = 1 ] && name="  ... with levels"
+    printf '%-22s %9s %9.2f %9.0f %9.0f %11.1f %11.0f %11.0f\n' "$name" "$gpus" \
+      "$(field project_s)" "$(field peak_rss_MB)" "$(field fabric_MB)" "$(field program_KB)" \
+      "$(field rank_steps)" "$(field plan_ops)"
+  done
 done
