@@ -114,8 +114,9 @@ inline ncclConfig_t non_blocking_config() {
 /// blob padded to the largest, each with one ncclAllGather through device memory.
 class NcclBootstrap final : public Bootstrap {
  public:
+  /// Over `*comm`, the device's communicator (null once the device aborted it).
   /// `on_failure` runs when an exchange fails (the device aborts its communicator).
-  NcclBootstrap(ncclComm_t comm, int rank, int size, std::chrono::milliseconds timeout,
+  NcclBootstrap(const ncclComm_t* comm, int rank, int size, std::chrono::milliseconds timeout,
                 std::function<void()> on_failure)
       : comm_(comm),
         rank_(rank),
@@ -163,21 +164,24 @@ class NcclBootstrap final : public Bootstrap {
     }
   }
   void gather_once(void* host, std::size_t bytes, const char* what) {
+    if (*comm_ == nullptr)
+      throw PeerError(std::string("NCCL: ") + what + ": the communicator was aborted");
+    const ncclComm_t comm = *comm_;
     const std::size_t total = bytes * static_cast<std::size_t>(size_);
     if (staging_.bytes() < total) staging_ = cuda::DeviceBuffer(total);
     std::byte* mine = staging_.get() + bytes * static_cast<std::size_t>(rank_);
     RAILCC_CUDA_CHECK(cudaMemcpyAsync(
         mine, static_cast<const std::byte*>(host) + bytes * static_cast<std::size_t>(rank_), bytes,
         cudaMemcpyHostToDevice, stream_));
-    detail::settle(comm_, ncclAllGather(mine, staging_.get(), bytes, ncclUint8, comm_, stream_),
-                   what, timeout_);
+    detail::settle(comm, ncclAllGather(mine, staging_.get(), bytes, ncclUint8, comm, stream_), what,
+                   timeout_);
     // Waited for here, against the timeout: a copy into pageable host memory would
     // otherwise wait for the gather, and for a dead peer, without one.
-    detail::wait_stream(comm_, stream_, what, timeout_);
+    detail::wait_stream(comm, stream_, what, timeout_);
     RAILCC_CUDA_CHECK(cudaMemcpy(host, staging_.get(), total, cudaMemcpyDeviceToHost));
   }
 
-  ncclComm_t comm_;
+  const ncclComm_t* comm_;
   int rank_;
   int size_;
   std::chrono::milliseconds timeout_;
@@ -369,7 +373,7 @@ class NcclDevice final : public WaveDevice {
     // would expect of a call that also waits for its own end.
     RAILCC_CUDA_CHECK(cudaStreamCreate(&own_));
     memory_.stream = own_;
-    bootstrap_ = std::make_unique<NcclBootstrap>(comm, rank, size, timeout, [this] { abort(); });
+    bootstrap_ = std::make_unique<NcclBootstrap>(&comm_, rank, size, timeout, [this] { abort(); });
   }
 
   struct Block final : DeviceBlock {
