@@ -128,7 +128,8 @@ inline std::size_t exact_result_errors(railcc::Communicator& comm, const Case& k
   if (k.c == Collective::all_gather || k.c == Collective::all_to_all ||
       k.c == Collective::broadcast) {
     Bytes want(out_elems * e);
-    for (std::size_t r = 0; r < P; ++r) {
+    // (A zero count has no buffers to copy between: memcpy needs valid pointers.)
+    for (std::size_t r = 0; r < P && block != 0; ++r) {
       if (k.c == Collective::all_gather)
         std::memcpy(want.data() + r * block, inputs[r].data(), block);
       if (k.c == Collective::all_to_all)
