@@ -72,10 +72,6 @@ struct Access {
   bool writes;
 };
 
-bool overlaps(const Region& a, const Region& b) {
-  return a.buffer == b.buffer && a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
-}
-
 }  // namespace
 
 TEST_CASE("Randomized: waves on host memory give the plan run in order, on random plans") {

@@ -80,7 +80,7 @@ class PerfMemory {
   virtual void sync() = 0;
 };
 
-class HostMemory final : public PerfMemory {
+class HostPerfMemory final : public PerfMemory {
  public:
   std::byte* allocate(std::size_t bytes) override {
     blocks_.emplace_back(bytes, std::byte{0});
@@ -100,10 +100,10 @@ class HostMemory final : public PerfMemory {
 };
 
 #ifdef RAILCC_PERF_WITH_CUDA
-class DeviceMemory final : public PerfMemory {
+class DevicePerfMemory final : public PerfMemory {
  public:
-  DeviceMemory() { RAILCC_CUDA_CHECK(cudaStreamCreate(&stream_)); }
-  ~DeviceMemory() override {
+  DevicePerfMemory() { RAILCC_CUDA_CHECK(cudaStreamCreate(&stream_)); }
+  ~DevicePerfMemory() override {
     (void)cudaStreamSynchronize(stream_);
     for (void* p : blocks_) (void)cudaFree(p);
     (void)cudaStreamDestroy(stream_);
@@ -244,10 +244,10 @@ double combine_ranks(Communicator& comm, double seconds, int average) {
 /// Where a size's buffers go on this backend.
 std::unique_ptr<PerfMemory> memory_for(const Options& o) {
 #ifdef RAILCC_PERF_WITH_CUDA
-  if (o.backend == "nccl") return std::make_unique<DeviceMemory>();
+  if (o.backend == "nccl") return std::make_unique<DevicePerfMemory>();
 #endif
   (void)o;
-  return std::make_unique<HostMemory>();
+  return std::make_unique<HostPerfMemory>();
 }
 
 Timing time_placement(Communicator& comm, const Run& q, const Options& o, std::size_t count,

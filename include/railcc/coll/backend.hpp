@@ -43,6 +43,11 @@ struct Region {
   std::size_t bytes = 0;
 };
 
+/// Whether two regions share a byte of one buffer.
+constexpr bool overlaps(const Region& a, const Region& b) {
+  return a.buffer == b.buffer && a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+}
+
 enum class RecvAction : std::uint8_t { copy, reduce };
 
 struct RankPlacement {

@@ -94,13 +94,8 @@ struct CallOptions {
   void* stream = nullptr;
 };
 
-/// What a call will run, and why.
-struct PlanChoice {
-  Algorithm algorithm = Algorithm::ring;
-  Algorithm inter_host = Algorithm::rabenseifner;
-  int channels = 1;
-  int phase_chunks = 0;
-  int chunks_in_flight = 0;
+/// What a call will run (the plan's parameters), and why.
+struct PlanChoice : PlannedCall {
   Picoseconds predicted;
   /// "tuner: ring 61.2 us, rabenseifner 70.1 us, tree 80.0 us" or "RAILCC_ALGO".
   std::string why;
@@ -108,9 +103,7 @@ struct PlanChoice {
   /// being the one the tuner priced for it; empty: railcc's plan.
   std::string native_library;
   [[nodiscard]] bool native() const { return !native_library.empty(); }
-  [[nodiscard]] PlannedCall plan() const {
-    return {algorithm, inter_host, channels, phase_chunks, chunks_in_flight};
-  }
+  [[nodiscard]] const PlannedCall& plan() const { return *this; }
   [[nodiscard]] std::string name() const {
     std::string s(to_string(algorithm));
     if (algorithm == Algorithm::hierarchical) s += "+" + std::string(to_string(inter_host));

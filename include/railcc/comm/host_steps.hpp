@@ -80,9 +80,7 @@ inline void run_local_step(const RankProgram& program, const RankStep& s, const 
     if (to != from && s.to.bytes != 0) std::memmove(to, from, s.to.bytes);
     return;
   }
-  const bool overlap = s.from.buffer == s.to.buffer && s.from.offset < s.to.offset + s.to.bytes &&
-                       s.to.offset < s.from.offset + s.from.bytes;
-  if (overlap) {
+  if (overlaps(s.from, s.to)) {
     spare.assign(from, from + s.from.bytes);
     from = spare.data();
   }

@@ -134,6 +134,13 @@ struct State {
   bool broken = false;
   std::string why_broken;
   std::mutex mutex;  // the transport and its runs may be used from different threads
+
+  /// Aborts the device and breaks the transport: every later run fails with `why`.
+  void break_down(std::string why) {
+    device->abort();
+    broken = true;
+    why_broken = std::move(why);
+  }
 };
 
 class Run final : public TransportRun {
@@ -172,17 +179,14 @@ class Run final : public TransportRun {
  private:
   /// Aborts the device and breaks the transport (the mutex is held).
   [[noreturn]] void fail(const std::string& what) {
-    const int rank = state_->device->rank();
-    const std::string name = state_->device->name();
-    std::string peers = peers_.empty() ? "no other rank" : detail::wire::list_ranks(peers_);
-    const std::string why = what + " on rank " + std::to_string(rank) + " (" + name +
-                            "), which exchanges data with " +
-                            (peers_.size() == 1 ? "rank " : "ranks ") + peers +
+    const std::string peers = peers_.empty()       ? "no other rank"
+                              : peers_.size() == 1 ? "rank " + detail::wire::list_ranks(peers_)
+                                                   : "ranks " + detail::wire::list_ranks(peers_);
+    const std::string why = what + " on rank " + std::to_string(state_->device->rank()) + " (" +
+                            state_->device->name() + "), which exchanges data with " + peers +
                             " in it: one of them died, stopped, or did not make this call; the "
                             "communicator was aborted";
-    state_->device->abort();
-    state_->broken = true;
-    state_->why_broken = "the communicator was aborted after " + info_.label + " failed";
+    state_->break_down("the communicator was aborted after " + info_.label + " failed");
     throw PeerError(info_.label + ": " + why);
   }
 
@@ -314,10 +318,8 @@ class WaveTransport final : public Transport {
     if (state_->broken) throw PeerError(info.label + ": " + state_->why_broken);
     const std::string error = state_->device->async_error();
     if (!error.empty()) {
-      state_->device->abort();
-      state_->broken = true;
-      state_->why_broken =
-          "the communicator was aborted after an asynchronous error (" + error + ")";
+      state_->break_down("the communicator was aborted after an asynchronous error (" + error +
+                         ")");
       throw PeerError(info.label + ": " + state_->why_broken);
     }
   }
@@ -325,9 +327,7 @@ class WaveTransport final : public Transport {
   /// A device call that waited in vain while queuing (a group a dead peer never joined):
   /// the device is aborted and the transport broken, as when a run times out.
   [[noreturn]] void fail_queuing(const RunInfo& info, const std::string& what) {
-    state_->device->abort();
-    state_->broken = true;
-    state_->why_broken = "the communicator was aborted after " + info.label + " failed";
+    state_->break_down("the communicator was aborted after " + info.label + " failed");
     throw PeerError(info.label + ": " + what + " on rank " + std::to_string(rank()) +
                     "; the communicator was aborted");
   }

@@ -134,9 +134,7 @@ class WaveSchedule {
     if (s.kind == StepKind::recv) return s.action == RecvAction::reduce && s.to.bytes != 0;
     if (s.kind != StepKind::local || s.to.bytes == 0) return false;
     const bool same = s.from.buffer == s.to.buffer && s.from.offset == s.to.offset;
-    const bool overlap = s.from.buffer == s.to.buffer && s.from.offset < s.to.offset + s.to.bytes &&
-                         s.to.offset < s.from.offset + s.from.bytes;
-    return overlap && !same;
+    return overlaps(s.from, s.to) && !same;
   }
 
  private:

@@ -59,17 +59,20 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
 };
 
-/// comm/waves.hpp's memory operations, queued on `stream`.
+/// comm/waves.hpp's memory operations, queued on `stream`. Its callers check each call's
+/// memory once (the caller's buffers against the driver, the rest their own
+/// allocations), and the waves never hand a kernel overlapping operands, so the steps
+/// launch without the per-launch pointer queries of cuda::reduce.
 struct StreamMemory {
   cudaStream_t stream = nullptr;
   void copy(std::byte* dst, const std::byte* src, std::size_t bytes) {
     cuda::copy(dst, src, bytes, stream);
   }
   void reduce(ReductionSpec red, std::byte* dst, const std::byte* src, std::size_t count) {
-    cuda::reduce(red.type, red.op, dst, src, count, stream);
+    detail::reduce_checked(red.type, red.op, dst, src, count, stream);
   }
   void finish(ReductionSpec red, std::byte* buf, std::size_t count, int ranks) {
-    cuda::finish_reduction(red.type, red.op, buf, count, ranks, stream);
+    detail::finish_checked(red.type, red.op, buf, count, ranks, stream);
   }
 };
 

@@ -162,6 +162,43 @@ void launch_divide(std::byte* buf, const Split& split, int ranks, cudaStream_t s
   RAILCC_CUDA_CHECK(cudaGetLastError());
 }
 
+/// cuda::reduce's launch, on arguments already checked (non-null memory the GPU reaches,
+/// the source the destination itself or apart from it): for executors that check each
+/// call's memory once instead of every step's (cuda::StreamMemory).
+inline void reduce_checked(DataType t, ReduceOp op, void* dst, const void* src, std::size_t count,
+                           cudaStream_t stream) {
+  if (count == 0) return;
+  auto* out = static_cast<std::byte*>(dst);
+  const auto* in = static_cast<const std::byte*>(src);
+  const Split split = split_of(dst, src, count, size_of(t));
+  switch (t) {
+    case DataType::uint8: return launch_reduce<DataType::uint8>(op, out, in, split, stream);
+    case DataType::int32: return launch_reduce<DataType::int32>(op, out, in, split, stream);
+    case DataType::int64: return launch_reduce<DataType::int64>(op, out, in, split, stream);
+    case DataType::float16: return launch_reduce<DataType::float16>(op, out, in, split, stream);
+    case DataType::bfloat16: return launch_reduce<DataType::bfloat16>(op, out, in, split, stream);
+    case DataType::float32: return launch_reduce<DataType::float32>(op, out, in, split, stream);
+    case DataType::float64: return launch_reduce<DataType::float64>(op, out, in, split, stream);
+  }
+}
+
+/// cuda::finish_reduction's launch, on arguments already checked.
+inline void finish_checked(DataType t, ReduceOp op, void* buf, std::size_t count, int ranks,
+                           cudaStream_t stream) {
+  if (op != ReduceOp::avg || ranks == 1 || count == 0) return;
+  auto* b = static_cast<std::byte*>(buf);
+  const Split split = split_of(buf, buf, count, size_of(t));
+  switch (t) {
+    case DataType::uint8: return launch_divide<DataType::uint8>(b, split, ranks, stream);
+    case DataType::int32: return launch_divide<DataType::int32>(b, split, ranks, stream);
+    case DataType::int64: return launch_divide<DataType::int64>(b, split, ranks, stream);
+    case DataType::float16: return launch_divide<DataType::float16>(b, split, ranks, stream);
+    case DataType::bfloat16: return launch_divide<DataType::bfloat16>(b, split, ranks, stream);
+    case DataType::float32: return launch_divide<DataType::float32>(b, split, ranks, stream);
+    case DataType::float64: return launch_divide<DataType::float64>(b, split, ranks, stream);
+  }
+}
+
 }  // namespace detail
 
 /// dst[i] = dst[i] op src[i] for `count` elements of type `t`, on `stream` (asynchronous).
@@ -179,22 +216,7 @@ inline void reduce(DataType t, ReduceOp op, void* dst, const void* src, std::siz
     throw InputError("cuda::reduce: the source overlaps the destination without being it");
   detail::require_device_pointer(dst, "the destination", "cuda::reduce");
   detail::require_device_pointer(src, "the source", "cuda::reduce");
-  auto* out = static_cast<std::byte*>(dst);
-  const auto* in = static_cast<const std::byte*>(src);
-  const detail::Split split = detail::split_of(dst, src, count, size);
-  switch (t) {
-    case DataType::uint8: return detail::launch_reduce<DataType::uint8>(op, out, in, split, stream);
-    case DataType::int32: return detail::launch_reduce<DataType::int32>(op, out, in, split, stream);
-    case DataType::int64: return detail::launch_reduce<DataType::int64>(op, out, in, split, stream);
-    case DataType::float16:
-      return detail::launch_reduce<DataType::float16>(op, out, in, split, stream);
-    case DataType::bfloat16:
-      return detail::launch_reduce<DataType::bfloat16>(op, out, in, split, stream);
-    case DataType::float32:
-      return detail::launch_reduce<DataType::float32>(op, out, in, split, stream);
-    case DataType::float64:
-      return detail::launch_reduce<DataType::float64>(op, out, in, split, stream);
-  }
+  detail::reduce_checked(t, op, dst, src, count, stream);
 }
 
 /// avg's end: every one of `count` elements divided by `ranks`, as the host's
@@ -207,21 +229,7 @@ inline void finish_reduction(DataType t, ReduceOp op, void* buf, std::size_t cou
     throw InputError("cuda::finish_reduction: a null buffer for " + std::to_string(count) +
                      " elements");
   detail::require_device_pointer(buf, "the buffer", "cuda::finish_reduction");
-  auto* b = static_cast<std::byte*>(buf);
-  const detail::Split split = detail::split_of(buf, buf, count, size_of(t));
-  switch (t) {
-    case DataType::uint8: return detail::launch_divide<DataType::uint8>(b, split, ranks, stream);
-    case DataType::int32: return detail::launch_divide<DataType::int32>(b, split, ranks, stream);
-    case DataType::int64: return detail::launch_divide<DataType::int64>(b, split, ranks, stream);
-    case DataType::float16:
-      return detail::launch_divide<DataType::float16>(b, split, ranks, stream);
-    case DataType::bfloat16:
-      return detail::launch_divide<DataType::bfloat16>(b, split, ranks, stream);
-    case DataType::float32:
-      return detail::launch_divide<DataType::float32>(b, split, ranks, stream);
-    case DataType::float64:
-      return detail::launch_divide<DataType::float64>(b, split, ranks, stream);
-  }
+  detail::finish_checked(t, op, buf, count, ranks, stream);
 }
 
 /// `bytes` from src to dst on `stream`: the copy engines (cudaMemcpyAsync), which move
