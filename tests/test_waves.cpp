@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -24,9 +25,100 @@ using railcc_test::logic_error_of;
 
 namespace {
 
-/// Every rank's program of `plan`, its schedule, and `bytes[r][b]` as its memory: runs
-/// the plan in waves on host memory.
-WaveRunStats run_in_waves(const Plan& plan, std::vector<std::vector<std::byte*>> memory) {
+/// A race detector for work queued on lanes, and the host memory that work runs on. Each
+/// lane is a stream with a vector clock (one entry per lane); a step's memory accesses
+/// take its lane's clock, a mark copies it, a wait merges the mark into the waiting lane.
+/// Two accesses of overlapping bytes on different lanes, one of them a write, are a race
+/// unless the earlier one happened before the later through marks. Work runs on the host
+/// in the order queued, which is one order a device could pick; the clocks say whether
+/// every order it could pick gives the same answer.
+class LaneRaceCheck {
+ public:
+  explicit LaneRaceCheck(int lanes, bool honour_waits = true)
+      : clocks_(static_cast<std::size_t>(lanes),
+                std::vector<std::uint64_t>(static_cast<std::size_t>(lanes), 0)),
+        honour_waits_(honour_waits) {}
+
+  // Lanes.
+  void lane(int l) {
+    REQUIRE(l >= 0);
+    REQUIRE(static_cast<std::size_t>(l) < clocks_.size());
+    current_ = static_cast<std::size_t>(l);
+  }
+  void signal(int rank, std::size_t mark) { marks_[{rank, mark}] = clocks_[current_]; }
+  void wait(int rank, std::size_t mark) {
+    const auto it = marks_.find({rank, mark});
+    if (it == marks_.end()) {
+      ++unmarked_waits_;
+      return;
+    }
+    ++waits_;
+    if (!honour_waits_) return;
+    auto& mine = clocks_[current_];
+    for (std::size_t l = 0; l < mine.size(); ++l) mine[l] = std::max(mine[l], it->second[l]);
+  }
+
+  // Memory.
+  void copy(std::byte* dst, const std::byte* src, std::size_t bytes) {
+    access(src, bytes, false);
+    access(dst, bytes, true);
+    std::memcpy(dst, src, bytes);
+  }
+  void reduce(ReductionSpec red, std::byte* dst, const std::byte* src, std::size_t count) {
+    const std::size_t bytes = count * size_of(red.type);
+    access(src, bytes, false);
+    access(dst, bytes, true);
+    reduce_into(red.type, red.op, dst, src, count);
+  }
+  void finish(ReductionSpec red, std::byte* buf, std::size_t count, int ranks) {
+    access(buf, count * size_of(red.type), true);
+    finish_reduction(red.type, red.op, buf, count, ranks);
+  }
+
+  [[nodiscard]] std::size_t races() const { return races_; }
+  [[nodiscard]] std::size_t waits() const { return waits_; }
+  [[nodiscard]] std::size_t unmarked_waits() const { return unmarked_waits_; }
+  /// Pairs of conflicting accesses on different lanes that marks ordered.
+  [[nodiscard]] std::size_t ordered_across_lanes() const { return ordered_; }
+
+ private:
+  struct Access {
+    const std::byte* at;
+    std::size_t bytes;
+    bool writes;
+    std::size_t lane;
+    std::uint64_t epoch;
+  };
+  void access(const std::byte* p, std::size_t bytes, bool writes) {
+    if (bytes == 0) return;
+    auto& mine = clocks_[current_];
+    const std::uint64_t epoch = ++mine[current_];
+    for (const Access& a : log_) {
+      if (a.lane == current_ || !(a.writes || writes)) continue;
+      if (!(p < a.at + a.bytes && a.at < p + bytes)) continue;
+      if (mine[a.lane] < a.epoch)
+        ++races_;
+      else
+        ++ordered_;
+    }
+    log_.push_back({p, bytes, writes, current_, epoch});
+  }
+
+  std::vector<std::vector<std::uint64_t>> clocks_;
+  bool honour_waits_;
+  std::size_t current_ = 0;
+  std::map<std::pair<int, std::size_t>, std::vector<std::uint64_t>> marks_;
+  std::vector<Access> log_;
+  std::size_t races_ = 0;
+  std::size_t ordered_ = 0;
+  std::size_t waits_ = 0;
+  std::size_t unmarked_waits_ = 0;
+};
+
+/// Every rank's program of `plan`, its schedule on `lanes` lanes, and `memory[r][b]` as
+/// its memory: runs the plan in waves on host memory, through `check` where given.
+WaveRunStats run_in_waves(const Plan& plan, std::vector<std::vector<std::byte*>> memory,
+                          int lanes = 1, LaneRaceCheck* check = nullptr) {
   const PlanIndex index(plan);
   std::vector<RankProgram> programs;
   std::vector<WaveSchedule> schedules;
@@ -35,11 +127,13 @@ WaveRunStats run_in_waves(const Plan& plan, std::vector<std::vector<std::byte*>>
   std::vector<std::byte*> scratch;
   for (int r = 0; r < plan.ranks(); ++r) {
     programs.push_back(project(plan, index, r));
-    schedules.emplace_back(programs.back());
+    schedules.emplace_back(programs.back(), lanes);
     mem.emplace_back(programs.back(), memory[static_cast<std::size_t>(r)]);
     scratch_blocks.emplace_back(schedules.back().scratch_bytes());
   }
   for (auto& s : scratch_blocks) scratch.push_back(s.data());
+  if (check != nullptr)
+    return run_ranks_in_waves(programs, schedules, mem, scratch, *check, *check);
   HostMemory host;
   return run_ranks_in_waves<HostMemory>(programs, schedules, mem, scratch, host);
 }
@@ -79,6 +173,9 @@ TEST_CASE("Randomized: waves on host memory give the plan run in order, on rando
   std::size_t reductions = 0;
   std::size_t overlapping = 0;
   std::size_t max_waves = 0;
+  std::size_t lane_waits = 0;
+  std::size_t ordered = 0;
+  std::size_t races_without_waits = 0;
   for (int trial = 0; trial < 400; ++trial) {
     CAPTURE(trial);
     const int p = 2 + static_cast<int>(rng() % 5);
@@ -118,9 +215,10 @@ TEST_CASE("Randomized: waves on host memory give the plan run in order, on rando
         }
         if (rng() % 16 == 0 && (s.rank == a || s.rank == c)) deps.push_back(s.op);
       }
+      const auto channel = static_cast<std::uint32_t>(rng() % 4);
       const OpId id = finish ? b.finish(a, from, deps)
                              : (a == c ? b.local(a, to, from, action, deps)
-                                       : b.transfer(a, from, c, to, action, deps));
+                                       : b.transfer(a, from, c, to, action, deps, channel));
       reductions += !finish && action == RecvAction::reduce ? 1 : 0;
       overlapping += !finish && a == c && overlaps(from, to) && from.offset != to.offset ? 1 : 0;
       for (Access& m : mine) {
@@ -137,6 +235,7 @@ TEST_CASE("Randomized: waves on host memory give the plan run in order, on rando
       rank.emplace_back(64);
       for (auto& x : rank[0]) x = static_cast<std::byte>(rng() % 7);
     }
+    const auto inputs = want;
     auto got = want;
     std::vector<std::vector<std::byte*>> ptrs;
     for (auto& rank : got) ptrs.push_back({rank[0].data()});
@@ -144,42 +243,95 @@ TEST_CASE("Randomized: waves on host memory give the plan run in order, on rando
     run_in_order(plan, want);
     CHECK(got == want);
     max_waves = std::max(max_waves, stats.waves);
+
+    // On lanes (channel % lanes), twice back to back as two calls on one stream: the same
+    // answer, and no two lanes touch the same bytes without a mark between them, whatever
+    // order the device runs the lanes in (the second call's lanes start after the first
+    // call's have all ended).
+    const int lanes = 2 + static_cast<int>(rng() % 3);
+    CAPTURE(lanes);
+    got = inputs;
+    LaneRaceCheck check(lanes);
+    (void)run_in_waves(plan, ptrs, lanes, &check);
+    CHECK(got == want);
+    (void)run_in_waves(plan, ptrs, lanes, &check);
+    auto twice = want;
+    run_in_order(plan, twice);
+    CHECK(got == twice);
+    CHECK(check.races() == 0);
+    CHECK(check.unmarked_waits() == 0);
+    lane_waits += check.waits();
+    ordered += check.ordered_across_lanes();
+    // The same waves without their waits: the marks were what kept them apart.
+    got = inputs;
+    LaneRaceCheck unmarked(lanes, /*honour_waits=*/false);
+    (void)run_in_waves(plan, ptrs, lanes, &unmarked);
+    races_without_waits += unmarked.races();
   }
   // The cases that need scratch were drawn, and plans deep enough to have many waves.
   CHECK(reductions > 1000);
   CHECK(overlapping > 200);
   CHECK(max_waves > 10);
+  // Lanes had to wait for each other, and would have raced had they not.
+  CHECK(lane_waits > 1000);
+  CHECK(ordered > 1000);
+  CHECK(races_without_waits > 100);
+  MESSAGE(lane_waits << " waits between lanes; " << ordered << " conflicting pairs they ordered; "
+                     << races_without_waits << " races without them");
 }
+
+namespace {
+
+/// Runs a case of the correctness matrix in waves on `lanes` lanes (through `check` where
+/// given); returns the wrong elements.
+std::size_t wrong_in_waves(const railcc_test::MatrixCase& c, int lanes = 1,
+                           LaneRaceCheck* check = nullptr) {
+  InProcessBackend holder(PlanTarget::hosts(c.p, std::min(c.p, 8)));
+  holder.set_reduction({c.type, c.op});
+  const VerifiedCall call{c.coll,     c.algo, c.inter, c.count,       c.in_place,
+                          c.channels, c.root, 3,       c.phase_chunks};
+  const VerifiedInputs in = fill_verified(holder, call, c.seed);
+  PlanBuilder builder(PlanTarget::hosts(c.p, std::min(c.p, 8)), {c.type, c.op});
+  const CollectiveBuffers buffers =
+      allocate_buffers(builder, c.coll, c.count, size_of(c.type), c.in_place);
+  const auto done =
+      post_collective(builder, c.coll, verified_collective_call(call, buffers), c.algo, c.inter);
+  const Plan plan = builder.build(done);
+  adopt_plan_buffers(holder, 2 - (c.in_place ? 1 : 0), plan, "test");
+  std::vector<std::vector<std::byte*>> ptrs(static_cast<std::size_t>(c.p));
+  for (int r = 0; r < c.p; ++r) {
+    for (std::size_t buf = 0; buf < plan.buffers().size(); ++buf)
+      ptrs[static_cast<std::size_t>(r)].push_back(
+          holder.buffer(r, static_cast<BufferId>(buf)).data());
+  }
+  (void)run_in_waves(plan, ptrs, lanes, check);
+  return count_wrong(holder, call, in);
+}
+
+}  // namespace
 
 TEST_CASE("Waves on host memory give the reference results on the correctness matrix") {
   std::size_t cases = 0;
+  std::size_t laned = 0;
+  std::size_t lane_waits = 0;
   railcc_test::for_each_matrix_case([&](const railcc_test::MatrixCase& c) {
     // NVLS reduces in the switch: waves run transfers and local steps only.
     if (c.algo == Algorithm::nvls) return;
-    InProcessBackend holder(PlanTarget::hosts(c.p, std::min(c.p, 8)));
-    holder.set_reduction({c.type, c.op});
-    const VerifiedCall call{c.coll,     c.algo, c.inter, c.count,       c.in_place,
-                            c.channels, c.root, 3,       c.phase_chunks};
-    const VerifiedInputs in = fill_verified(holder, call, c.seed);
-    PlanBuilder builder(PlanTarget::hosts(c.p, std::min(c.p, 8)), {c.type, c.op});
-    const CollectiveBuffers buffers =
-        allocate_buffers(builder, c.coll, c.count, size_of(c.type), c.in_place);
-    const auto done =
-        post_collective(builder, c.coll, verified_collective_call(call, buffers), c.algo, c.inter);
-    const Plan plan = builder.build(done);
-    adopt_plan_buffers(holder, 2 - (c.in_place ? 1 : 0), plan, "test");
-    std::vector<std::vector<std::byte*>> ptrs(static_cast<std::size_t>(c.p));
-    for (int r = 0; r < c.p; ++r) {
-      for (std::size_t buf = 0; buf < plan.buffers().size(); ++buf)
-        ptrs[static_cast<std::size_t>(r)].push_back(
-            holder.buffer(r, static_cast<BufferId>(buf)).data());
-    }
-    (void)run_in_waves(plan, ptrs);
-    CHECK(count_wrong(holder, call, in) == 0);
+    CHECK(wrong_in_waves(c) == 0);
     ++cases;
+    if (c.channels < 2) return;
+    // A lane per channel, through the race check: the same results, no race.
+    LaneRaceCheck check(c.channels);
+    CHECK(wrong_in_waves(c, c.channels, &check) == 0);
+    CHECK(check.races() == 0);
+    lane_waits += check.waits();
+    ++laned;
   });
-  MESSAGE(cases << " cases");
+  MESSAGE(cases << " cases, " << laned << " of them also on a lane per channel (" << lane_waits
+                << " waits between lanes)");
   CHECK(cases > 1000);
+  CHECK(laned > 300);
+  CHECK(lane_waits > laned);
 }
 
 namespace {
@@ -222,6 +374,65 @@ TEST_CASE("A wave schedule groups a program by level, and sizes its scratch") {
   CHECK(s.scratch_offset(1) == 256 + 100 % 16);
   CHECK(s.scratch_offset(2) == WaveSchedule::no_scratch);
   CHECK(s.scratch_bytes() == 256 + 4 + 100);
+}
+
+TEST_CASE("A wave schedule on lanes: a wave per level and lane, marks only across lanes") {
+  // Rank 1 receives and reduces a chunk on each of two channels (level 0), sends each on
+  // (level 1, after its own receive), then copies both chunks on (level 2, a local step,
+  // so lane 0, after both sends).
+  RankProgram program(1, 3, {DataType::int32, ReduceOp::sum});
+  const std::size_t sizes[] = {400};
+  program.set_buffers(sizes);
+  program.set_levelled();
+  auto on = [](RankStep s, std::uint32_t channel) {
+    s.channel = channel;
+    return s;
+  };
+  program.add(on(step(StepKind::recv, 0, 0, 0, {0, 0, 100}, RecvAction::reduce), 0), {}, {});
+  program.add(on(step(StepKind::recv, 1, 0, 0, {0, 100, 100}, RecvAction::reduce), 1), {}, {});
+  const std::uint32_t after_first[] = {0};
+  const std::uint32_t after_second[] = {1};
+  const std::uint32_t after_both_sends[] = {2, 3};
+  program.add(on(step(StepKind::send, 2, 2, 1, {0, 0, 100}), 0), after_first, {});
+  program.add(on(step(StepKind::send, 3, 2, 1, {0, 100, 100}), 1), after_second, {});
+  RankStep copy = step(StepKind::local, 4, -1, 2, {0, 200, 200});
+  copy.from = {0, 0, 200};
+  program.add(copy, after_both_sends, {});
+
+  const WaveSchedule s(program, 2);
+  REQUIRE(s.waves().size() == 5);
+  const std::pair<std::uint32_t, std::uint32_t> level_lane[] = {
+      {0, 0}, {0, 1}, {1, 0}, {1, 1}, {2, 0}};
+  for (std::size_t k = 0; k < 5; ++k) {
+    CAPTURE(k);
+    CHECK(s.waves()[k].level == level_lane[k].first);
+    CHECK(s.waves()[k].lane == level_lane[k].second);
+  }
+  // Lane 1 starts after lane 0's start mark; its second wave follows its first on its
+  // stream, with no mark; the copy on lane 0 waits for lane 1's send (wave 3), and lane
+  // 0 ends by waiting for lane 1's last wave.
+  CHECK(s.forks());
+  CHECK(std::vector<std::size_t>(s.waits(s.waves()[1]).begin(), s.waits(s.waves()[1]).end()) ==
+        std::vector<std::size_t>{s.start()});
+  CHECK(s.waits(s.waves()[2]).empty());
+  CHECK(s.waits(s.waves()[3]).empty());
+  CHECK(std::vector<std::size_t>(s.waits(s.waves()[4]).begin(), s.waits(s.waves()[4]).end()) ==
+        std::vector<std::size_t>{3});
+  CHECK(s.waves()[3].signals);
+  CHECK_FALSE(s.waves()[2].signals);
+  CHECK(std::vector<std::size_t>(s.joins().begin(), s.joins().end()) ==
+        std::vector<std::size_t>{3});
+  // Each lane's scratch is its own area: lane 1's reduction starts after lane 0's 256.
+  CHECK(s.scratch_offset(0) == 0);
+  CHECK(s.scratch_offset(1) == 256 + 100 % 16);
+  CHECK(s.scratch_bytes() == 512);
+
+  // On one lane the same program is three waves, with no marks at all.
+  const WaveSchedule one(program);
+  CHECK(one.waves().size() == 3);
+  CHECK_FALSE(one.forks());
+  for (const Wave& w : one.waves()) CHECK(one.waits(w).empty());
+  CHECK_CONTAINS(logic_error_of([&] { WaveSchedule bad(program, 0); }), "0 lanes (1 to 32)");
 }
 
 TEST_CASE("Waves refuse programs they cannot run, before anything runs") {
