@@ -4,9 +4,13 @@
 // a), so programs queued in an order NCCL would hang on hang here too; after a timeout
 // the group fails with a PeerError naming the ranks it waited for, as the NCCL device's
 // wait for a group does. Work runs as it is queued (the "stream" is the
-// calling thread), so marks are reached at once. The library's own collectives are a
-// plain reduction in rank order, standing in for NCCL's. A rank can be told to stop
-// answering (stall()), to see what its peers do about a dead peer.
+// calling thread), so marks are reached at once. With lanes, each lane's groups match on
+// a group of threads of its own, as each lane of the NCCL device has a communicator of
+// its own: ranks that queued lanes in different orders would hang here as there; a wait
+// for a mark never made is a LogicError. (Whether the marks order the lanes' memory
+// accesses enough is tested in test_waves.cpp, where the lanes' clocks are kept.) The library's own
+// collectives are a plain reduction in rank order, standing in for NCCL's. A rank can be told to
+// stop answering (stall()), to see what its peers do about a dead peer.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -182,6 +187,8 @@ struct DeviceLog {
   std::mutex mutex;
   int natives = 0;
   int aborts = 0;
+  std::size_t lane_waits = 0;   ///< waits of one lane for another's mark
+  std::size_t lane_groups = 0;  ///< groups queued on lanes other than 0
   std::size_t allocated = 0;
   /// Where set, the "device memory": check_memory takes a buffer only inside one of
   /// these (start, bytes) and as large as the call needs, as the driver's answer would.
@@ -191,13 +198,18 @@ struct DeviceLog {
 class HostWaveDevice final : public railcc::WaveDevice {
  public:
   HostWaveDevice(std::shared_ptr<ThreadGroups> registry, std::shared_ptr<ThreadGroup> group,
-                 int rank, std::shared_ptr<DeviceLog> log, std::string prefix = "world")
+                 int rank, std::shared_ptr<DeviceLog> log, std::string prefix = "world",
+                 int lanes = 1)
       : registry_(std::move(registry)),
         group_(std::move(group)),
         rank_(rank),
         bootstrap_(group_, rank),
         log_(std::move(log)),
-        prefix_(std::move(prefix)) {}
+        prefix_(std::move(prefix)) {
+    lane_groups_.push_back(group_);
+    for (int l = 1; l < lanes; ++l)
+      lane_groups_.push_back(registry_->get(prefix_ + "/lane" + std::to_string(l), size()));
+  }
 
   /// From now on this rank answers nothing: its marks are never reached.
   void stall() { stalled_ = true; }
@@ -206,7 +218,25 @@ class HostWaveDevice final : public railcc::WaveDevice {
   [[nodiscard]] int size() const override { return group_->size(); }
   [[nodiscard]] std::string name() const override { return "host waves (test)"; }
   railcc::Bootstrap& bootstrap() override { return bootstrap_; }
-  void use_stream(void* stream) override { stream_ = stream; }
+  void use_stream(void* stream) override {
+    stream_ = stream;
+    lane_ = 0;
+  }
+  [[nodiscard]] int lanes() const override { return static_cast<int>(lane_groups_.size()); }
+  void use_lane(int lane) override {
+    if (lane < 0 || lane >= lanes())
+      throw railcc::LogicError("host device: lane " + std::to_string(lane) + " of " +
+                               std::to_string(lanes()));
+    lane_ = static_cast<std::size_t>(lane);
+  }
+  void signal(std::size_t mark) override { marks_.insert(mark); }
+  void wait_for(std::size_t mark) override {
+    if (marks_.count(mark) == 0)
+      throw railcc::LogicError("host device: a wait for mark " + std::to_string(mark) +
+                               ", which no lane made");
+    const std::lock_guard lock(log_->mutex);
+    ++log_->lane_waits;
+  }
 
   void copy(std::byte* dst, const std::byte* src, std::size_t bytes) override {
     check_apart(dst, src, bytes);
@@ -237,7 +267,11 @@ class HostWaveDevice final : public railcc::WaveDevice {
     require_group();
     in_group_ = false;
     if (stalled_) return;
-    group_->run_group(rank_, halves_);
+    if (lane_ != 0) {
+      const std::lock_guard lock(log_->mutex);
+      ++log_->lane_groups;
+    }
+    lane_groups_[lane_]->run_group(rank_, halves_);
   }
 
   void check_memory(const void* p, std::size_t bytes, const std::string& what,
@@ -314,7 +348,7 @@ class HostWaveDevice final : public railcc::WaveDevice {
     }
     const std::string name = prefix_ + "/" + std::to_string(number) + "/" + std::to_string(color);
     return std::make_unique<HostWaveDevice>(
-        registry_, registry_->get(name, static_cast<int>(members.size())), me, log_, name);
+        registry_, registry_->get(name, static_cast<int>(members.size())), me, log_, name, lanes());
   }
 
   /// The stream the last call was queued on.
@@ -350,6 +384,9 @@ class HostWaveDevice final : public railcc::WaveDevice {
   bool stalled_ = false;
   void* stream_ = nullptr;
   std::uint64_t splits_ = 0;
+  std::vector<std::shared_ptr<ThreadGroup>> lane_groups_;  // lane 0's is group_
+  std::size_t lane_ = 0;
+  std::set<std::size_t> marks_;
   std::vector<ThreadGroup::Half> halves_;
 };
 

@@ -39,7 +39,8 @@ struct ThreadJob {
 /// rank's exception text ("" where it returned).
 std::vector<std::string> run_ranks(int p, int per_host, ThreadJob& job,
                                    const std::function<void(Communicator&)>& fn,
-                                   std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                                   int lanes = 1) {
   auto group = job.registry->get("world", p);
   std::vector<std::string> errors(static_cast<std::size_t>(p));
   std::vector<std::thread> threads;
@@ -50,7 +51,8 @@ std::vector<std::string> run_ranks(int p, int per_host, ThreadJob& job,
         o.settings.ranks_per_host = per_host;
         o.settings.timeout = timeout;
         o.log = Logger(LogLevel::none);
-        auto device = std::make_unique<HostWaveDevice>(job.registry, group, r, job.log);
+        auto device =
+            std::make_unique<HostWaveDevice>(job.registry, group, r, job.log, "world", lanes);
         Communicator comm(std::make_unique<WaveTransport>(std::move(device)), o);
         fn(comm);
       } catch (const std::exception& e) {
@@ -88,41 +90,57 @@ void two_calls(Communicator& comm, std::vector<std::string>& later) {
 
 TEST_CASE(
     "wave transport: every collective and algorithm gives the exact result, in NCCL's groups") {
-  // 6 ranks on hosts of 3 (hierarchical has both levels) and 5 ranks on one host.
-  for (const auto& [p, per_host] : {std::pair{6, 3}, std::pair{5, 5}}) {
+  // 6 ranks on hosts of 3 (hierarchical has both levels) and 5 ranks on one host; then 6
+  // ranks again on a device of 3 lanes, where a call's channels default to one per lane.
+  struct Job {
+    int p, per_host, lanes;
+  };
+  for (const Job& job_shape : {Job{6, 3, 1}, Job{5, 5, 1}, Job{6, 3, 3}}) {
+    const int p = job_shape.p;
+    const int lanes = job_shape.lanes;
     CAPTURE(p);
+    CAPTURE(lanes);
     ThreadJob job;
     std::atomic<std::size_t> cases{0};
     std::vector<std::size_t> bad(static_cast<std::size_t>(p), 0);
-    const auto errors = run_ranks(p, per_host, job, [&](Communicator& comm) {
-      const bool hierarchical = comm.placement().hosts > 1;
-      std::mt19937 rng(5);  // the same draws on every rank
-      std::uint64_t seed = 1;
-      for (Collective c :
-           {Collective::all_reduce, Collective::reduce_scatter, Collective::all_gather,
-            Collective::broadcast, Collective::reduce, Collective::all_to_all}) {
-        for (Algorithm a : algorithms_for(c)) {
-          if (a == Algorithm::nvls || (a == Algorithm::hierarchical && !hierarchical)) continue;
-          for (DataType t : {DataType::int32, DataType::float32, DataType::bfloat16}) {
-            for (ReduceOp op : all_reduce_ops) {
-              if (!reduces(c) && op != ReduceOp::sum) continue;
-              Case k{c, a, t, op, 0, false, 0};
-              k.count = rng() % 6 == 0 ? 3000 + rng() % 5000 : rng() % 40;
-              k.in_place = c != Collective::all_to_all && rng() % 2 == 0;
-              k.root = static_cast<int>(rng() % static_cast<unsigned>(p));
-              bad[static_cast<std::size_t>(comm.rank())] +=
-                  railcc_test::exact_result_errors(comm, k, seed++);
-              if (comm.rank() == 0) ++cases;
+    const auto errors = run_ranks(
+        p, job_shape.per_host, job,
+        [&](Communicator& comm) {
+          if (comm.explain(Collective::all_reduce, 1 << 20, DataType::float32).channels != lanes)
+            ++bad[static_cast<std::size_t>(comm.rank())];
+          const bool hierarchical = comm.placement().hosts > 1;
+          std::mt19937 rng(5);  // the same draws on every rank
+          std::uint64_t seed = 1;
+          for (Collective c :
+               {Collective::all_reduce, Collective::reduce_scatter, Collective::all_gather,
+                Collective::broadcast, Collective::reduce, Collective::all_to_all}) {
+            for (Algorithm a : algorithms_for(c)) {
+              if (a == Algorithm::nvls || (a == Algorithm::hierarchical && !hierarchical)) continue;
+              for (DataType t : {DataType::int32, DataType::float32, DataType::bfloat16}) {
+                for (ReduceOp op : all_reduce_ops) {
+                  if (!reduces(c) && op != ReduceOp::sum) continue;
+                  Case k{c, a, t, op, 0, false, 0};
+                  k.count = rng() % 6 == 0 ? 3000 + rng() % 5000 : rng() % 40;
+                  k.in_place = c != Collective::all_to_all && rng() % 2 == 0;
+                  k.root = static_cast<int>(rng() % static_cast<unsigned>(p));
+                  bad[static_cast<std::size_t>(comm.rank())] +=
+                      railcc_test::exact_result_errors(comm, k, seed++);
+                  if (comm.rank() == 0) ++cases;
+                }
+              }
             }
           }
-        }
-      }
-    });
+        },
+        std::chrono::seconds(60), lanes);
     for (const auto& e : errors) CHECK(e == "");
     for (std::size_t b : bad) CHECK(b == 0);
     CHECK(cases > 100);
     // Reductions received into scratch, and plans with scratch buffers: device memory.
     CHECK(job.log->allocated > 0);
+    // On lanes, groups ran on the other lanes' communicators, and lanes waited for
+    // each other; on one lane, never.
+    CHECK((job.log->lane_groups > 0) == (lanes > 1));
+    CHECK((job.log->lane_waits > 0) == (lanes > 1));
   }
 }
 

@@ -87,7 +87,7 @@ struct CommunicatorOptions {
 struct CallOptions {
   std::optional<Algorithm> algorithm;
   std::optional<Algorithm> inter_host;  ///< hierarchical's algorithm across hosts
-  int channels = 0;                     ///< 0: the tuner's (1)
+  int channels = 0;                     ///< 0: the transport's lanes (1 but on a GPU's)
   /// A device transport's stream (a cudaStream_t) to queue the call on, as NCCL's calls
   /// take one; the call then returns once queued. Null: the transport's own stream, and
   /// the call returns (or its Request completes) when it has completed.
@@ -477,7 +477,8 @@ class Communicator {
         choice.why += " (RAILCC_ALGO=" + std::string(to_string(*forced_)) + " does not apply)";
     }
     if (o.inter_host) choice.inter_host = *o.inter_host;
-    choice.channels = o.channels > 0 ? o.channels : 1;
+    // A channel per lane, so that a device transport's streams all have work.
+    choice.channels = o.channels > 0 ? o.channels : transport_->lanes();
     choice.phase_chunks = model_.phase_chunks_for(choice.algorithm, choice.inter_host, bytes);
     choice.chunks_in_flight =
         model_.chunks_in_flight_for(choice.algorithm, choice.inter_host, bytes);
@@ -530,7 +531,7 @@ class Communicator {
       throw InputError(name + ": root " + std::to_string(s.root) + " is not a rank of " +
                        std::to_string(size()));
     if (o.channels < 0 || o.channels > 64)
-      throw InputError(name + ": channels must be 0 (the tuner's) to 64");
+      throw InputError(name + ": channels must be 0 (one per lane of the transport) to 64");
     if (s.count > (std::size_t{1} << 50) / e / p)
       throw InputError(name + ": a count of " + std::to_string(s.count) + " is too large");
     const auto [in_elems, out_elems] = buffer_elements(s.collective, s.count, p);

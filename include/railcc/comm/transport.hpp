@@ -113,6 +113,9 @@ class Transport {
   /// Programs must carry their levels (coll/projection.hpp, rule 6): the transport
   /// queues them in waves.
   [[nodiscard]] virtual bool needs_levels() const { return false; }
+  /// The streams the transport runs a program's channels on at once (comm/waves.hpp's
+  /// lanes): a call's channels default to this many.
+  [[nodiscard]] virtual int lanes() const { return 1; }
   /// The transport provides the memory of a program's buffers the caller leaves null
   /// (the plan's scratch, in device memory); otherwise the communicator gives every one.
   [[nodiscard]] virtual bool provides_scratch() const { return false; }

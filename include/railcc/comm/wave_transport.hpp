@@ -6,9 +6,10 @@
 // on the stream and ask whether it was reached; report an asynchronous error; abort).
 // NCCL is one device (nccl/device.cuh); the tests drive another on host memory, with
 // ranks as threads and NCCL's matching of groups. Everything else is here and plain C++:
-//  - start() queues every wave of the program, then marks the stream; the run completes
-//    when the device reaches the mark. Nothing waits on the host while queuing, so
-//    calls queue back to back on one stream.
+//  - start() queues every wave of the program, on the device's lanes where it has more
+//    than one, then marks the stream; the run completes when the device reaches the
+//    mark. Nothing waits on the host while queuing, so calls queue back to back on one
+//    stream.
 //  - The program's buffers the communicator leaves null (the plan's scratch) and the
 //    wave scratch are device memory the transport keeps per program (the communicator
 //    keeps one program per call shape), so a training loop allocates once per shape.
@@ -84,6 +85,19 @@ class WaveDevice {
   /// The stream later calls queue on: a cudaStream_t, or null for the device's own.
   virtual void use_stream(void* stream) = 0;
 
+  /// The lanes (comm/waves.hpp) the device runs a program on: lane 0 is the stream of
+  /// use_stream(); each other lane a stream of the device's own, with a communicator of
+  /// its own for its sends and receives.
+  [[nodiscard]] virtual int lanes() const = 0;
+  /// Later calls queue on lane `lane` (after use_stream(), lane 0).
+  virtual void use_lane(int lane) = 0;
+  /// A mark named `mark` after what the current lane has queued so far (an event); a
+  /// later signal of the same name replaces it. The names are a schedule's
+  /// (WaveSchedule::waits), used while one program is queued.
+  virtual void signal(std::size_t mark) = 0;
+  /// The current lane waits for mark `mark` before what is queued next.
+  virtual void wait_for(std::size_t mark) = 0;
+
   // comm/waves.hpp's Memory and Messages.
   virtual void copy(std::byte* dst, const std::byte* src, std::size_t bytes) = 0;
   virtual void reduce(ReductionSpec red, std::byte* dst, const std::byte* src,
@@ -121,7 +135,7 @@ namespace detail::wave_transport {
 /// What the transport keeps for one program: its waves, the memory of the buffers the
 /// caller leaves null, and its wave scratch.
 struct Prepared {
-  explicit Prepared(const RankProgram& program) : schedule(program) {}
+  Prepared(const RankProgram& program, int lanes) : schedule(program, lanes) {}
   WaveSchedule schedule;
   std::vector<std::unique_ptr<DeviceBlock>> buffers;  // per program buffer; null: caller's
   std::unique_ptr<DeviceBlock> scratch;
@@ -223,6 +237,7 @@ class WaveTransport final : public Transport {
   [[nodiscard]] int max_in_flight() const override { return 1 << 30; }
   [[nodiscard]] bool needs_levels() const override { return true; }
   [[nodiscard]] bool provides_scratch() const override { return true; }
+  [[nodiscard]] int lanes() const override { return state_->device->lanes(); }
   [[nodiscard]] std::vector<Algorithm> native_algorithms(Collective c) const override {
     return state_->device->native_algorithms(c);
   }
@@ -256,10 +271,7 @@ class WaveTransport final : public Transport {
     try {
       dev.use_stream(info.stream);
       DeviceOps ops{dev};
-      for (const Wave& w : prep.schedule.waves()) {
-        run_wave_front(*program, prep.schedule, w, mem, scratch, ops, ops);
-        run_wave_back(*program, prep.schedule, w, mem, scratch, ops);
-      }
+      run_rank_waves(*program, prep.schedule, mem, scratch, ops, ops, ops);
     } catch (const PeerError& e) {
       fail_queuing(info, e.what());
     }
@@ -298,7 +310,7 @@ class WaveTransport final : public Transport {
   [[nodiscard]] std::size_t prepared_programs() const { return prepared_.size(); }
 
  private:
-  /// The device as comm/waves.hpp's Memory and Messages.
+  /// The device as comm/waves.hpp's Memory, Messages and Lanes.
   struct DeviceOps {
     WaveDevice& dev;
     void copy(std::byte* d, const std::byte* s, std::size_t n) { dev.copy(d, s, n); }
@@ -312,6 +324,9 @@ class WaveTransport final : public Transport {
     void send(const std::byte* s, std::size_t n, int peer, OpId op) { dev.send(s, n, peer, op); }
     void recv(std::byte* d, std::size_t n, int peer, OpId op) { dev.recv(d, n, peer, op); }
     void group_end() { dev.group_end(); }
+    void lane(int l) { dev.use_lane(l); }
+    void signal(int /*rank*/, std::size_t mark) { dev.signal(mark); }
+    void wait(int /*rank*/, std::size_t mark) { dev.wait_for(mark); }
   };
 
   void check_usable(const RunInfo& info) {
@@ -346,7 +361,7 @@ class WaveTransport final : public Transport {
       std::unique_ptr<detail::wave_transport::Prepared>& once) {
     auto it = prepared_.find(program.get());
     if (it != prepared_.end()) return *it->second.second;
-    auto prep = std::make_unique<detail::wave_transport::Prepared>(*program);
+    auto prep = std::make_unique<detail::wave_transport::Prepared>(*program, lanes());
     bool needs_memory = prep->schedule.scratch_bytes() != 0;
     for (std::size_t b = 0; b < buffers.size(); ++b)
       needs_memory = needs_memory || (buffers[b] == nullptr && program->buffers()[b] != 0);
