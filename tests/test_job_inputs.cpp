@@ -54,8 +54,11 @@ TEST_CASE("the environment: the communicator's settings, and their bad values na
   const auto env = Environment::of({{"RAILCC_TIMEOUT", "30"},
                                     {"RAILCC_CHECK_CALLS", "1"},
                                     {"RAILCC_ALGO", "ring"},
-                                    {"RAILCC_RANKS_PER_HOST", "4"}});
+                                    {"RAILCC_RANKS_PER_HOST", "4"},
+                                    {"RAILCC_LANES", "4"}});
   const RailccSettings s = RailccSettings::from(env);
+  CHECK(s.lanes == 4);
+  CHECK(RailccSettings::from(Environment::of({})).lanes == 1);
   CHECK(s.timeout == std::chrono::seconds(30));
   CHECK(s.check_calls);
   CHECK(s.algorithm == "ring");
@@ -68,4 +71,6 @@ TEST_CASE("the environment: the communicator's settings, and their bad values na
                        doctest::Contains("RAILCC_FABRIC is set but empty"), InputError);
   CHECK_THROWS_WITH_AS(RailccSettings::from(Environment::of({{"RAILCC_RANKS_PER_HOST", "0"}})),
                        doctest::Contains("RAILCC_RANKS_PER_HOST"), InputError);
+  CHECK_THROWS_WITH_AS(RailccSettings::from(Environment::of({{"RAILCC_LANES", "33"}})),
+                       doctest::Contains("RAILCC_LANES"), InputError);
 }

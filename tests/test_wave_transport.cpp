@@ -22,6 +22,7 @@
 #include "railcc/coll/reference.hpp"
 #include "railcc/comm/communicator.hpp"
 #include "railcc/comm/wave_transport.hpp"
+#include "railcc/nccl/lanes.hpp"
 
 using namespace railcc;
 using railcc_test::Case;
@@ -371,4 +372,22 @@ TEST_CASE("wave transport: split and point-to-point calls") {
   });
   for (const auto& e : errors) CHECK(e == "");
   for (std::size_t b : bad) CHECK(b == 0);
+}
+
+TEST_CASE("NCCL lanes: more than one needs NCCL 2.26 and NCCL_LAUNCH_ORDER_IMPLICIT=1") {
+  CHECK_NOTHROW(nccl::require_lanes(1, 21800, nullptr));
+  CHECK_NOTHROW(nccl::require_lanes(4, 22809, "1"));
+  CHECK_THROWS_WITH_AS(nccl::require_lanes(4, 22507, "1"),
+                       doctest::Contains("RAILCC_LANES=4 runs 4 NCCL communicators at once on "
+                                         "this GPU, which needs NCCL 2.26 or later "
+                                         "(NCCL_LAUNCH_ORDER_IMPLICIT); this process loaded "
+                                         "NCCL 2.25.7"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(nccl::require_lanes(2, 22809, nullptr),
+                       doctest::Contains("needs NCCL_LAUNCH_ORDER_IMPLICIT=1 (it is unset)"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(nccl::require_lanes(2, 22809, "0"), doctest::Contains("(it is \"0\")"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(nccl::require_lanes(0, 22809, "1"),
+                       doctest::Contains("0 lanes (RAILCC_LANES is 1 to 32)"), InputError);
 }

@@ -27,7 +27,7 @@ namespace {
 /// One size, in place or not: every rank's buffers on the GPU, the plan ready to queue.
 class LocalSize {
  public:
-  LocalSize(const Run& q, int ranks, int per_host, std::size_t count, bool in_place,
+  LocalSize(const Run& q, int ranks, int per_host, int lanes, std::size_t count, bool in_place,
             const PlannedCall& plan, int root)
       : q_(q), p_(ranks), count_(count), in_place_(in_place), root_(root) {
     const auto P = static_cast<std::size_t>(ranks);
@@ -40,7 +40,7 @@ class LocalSize {
     const Plan whole = builder.build(post_collective(
         builder, q.coll, planned_call(plan, count, b, root), plan.algorithm, plan.inter_host));
     user_ = in_place ? 1 : 2;
-    local_ = std::make_unique<cuda::LocalRanks>(whole, user_);
+    local_ = std::make_unique<cuda::LocalRanks>(whole, user_, lanes);
     for (std::size_t r = 0; r < P; ++r) {
       std::vector<std::byte*> mine;
       for (std::size_t k = 0; k < user_; ++k) {
@@ -135,6 +135,8 @@ int run_cuda_local(const Options& o) {
   if (per_host > o.ranks || o.ranks % per_host != 0)
     throw InputError("--ranks-per-host " + std::to_string(per_host) + " does not divide --ranks " +
                      std::to_string(o.ranks));
+  if (o.lanes < 1 || o.lanes > WaveSchedule::max_lanes)
+    throw InputError("--lanes: 1 to " + std::to_string(WaveSchedule::max_lanes));
   if (cuda::device_count() == 0)
     throw InputError("-B cuda-local: no GPU is visible to this process (CUDA reports none)");
   const Run q = check_options(o, o.ranks);
@@ -153,7 +155,8 @@ int run_cuda_local(const Options& o) {
   const std::string backend = std::string("cuda-local (") + prop.name + ")";
   const std::string placement = std::to_string(o.ranks) + " ranks on " + std::to_string(hosts) +
                                 " host" + (hosts == 1 ? "" : "s") + " of " +
-                                std::to_string(per_host) + ", all on one GPU";
+                                std::to_string(per_host) + ", all on one GPU" +
+                                (o.lanes > 1 ? ", " + std::to_string(o.lanes) + " lanes" : "");
   const bool json_out = o.json == "-";
   if (!json_out) print_header(backend, placement, fabric_name, q, o);
   cudaStream_t stream;
@@ -175,7 +178,7 @@ int run_cuda_local(const Options& o) {
       plan.algorithm = choice.algorithm;
       plan.inter_host = choice.inter_host;
     }
-    plan.channels = q.call.channels > 0 ? q.call.channels : 1;
+    plan.channels = q.call.channels > 0 ? q.call.channels : o.lanes;  // as a communicator
     plan.phase_chunks = model.phase_chunks_for(plan.algorithm, plan.inter_host, row.size);
     plan.chunks_in_flight = model.chunks_in_flight_for(plan.algorithm, plan.inter_host, row.size);
     row.algorithm = std::string(to_string(plan.algorithm));
@@ -183,11 +186,11 @@ int run_cuda_local(const Options& o) {
       row.algorithm += "+" + std::string(to_string(plan.inter_host));
     const std::uint64_t seed = 1000 + i;
     {
-      LocalSize run(q, o.ranks, per_host, count, false, plan, o.root);
+      LocalSize run(q, o.ranks, per_host, o.lanes, count, false, plan, o.root);
       row.out_of_place = time_local(run, q, o, o.ranks, row.size, seed, stream);
     }
     if (q.coll != Collective::all_to_all) {
-      LocalSize run(q, o.ranks, per_host, count, true, plan, o.root);
+      LocalSize run(q, o.ranks, per_host, o.lanes, count, true, plan, o.root);
       row.in_place = time_local(run, q, o, o.ranks, row.size, seed + 500, stream);
     }
     row.model_us =

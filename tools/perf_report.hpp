@@ -51,6 +51,7 @@ struct Options {
   std::string json;
   int ranks = 8;           ///< -B cuda-local: ranks on the one GPU
   int ranks_per_host = 0;  ///< -B cuda-local: ranks per modelled host (0: all on one)
+  int lanes = 1;           ///< -B cuda-local: streams the channels run on (comm/waves.hpp)
 };
 
 /// What the options ask for, checked.
@@ -88,7 +89,7 @@ inline Run check_options(const Options& o, int ranks) {
   if (!inter || !runs_across_hosts(*inter))
     throw InputError("--inter " + o.inter + ": ring, rabenseifner or mixed_radix");
   if (q.call.algorithm == Algorithm::hierarchical) q.call.inter_host = inter;
-  if (o.channels < 0 || o.channels > 64) throw InputError("--channels: 0 (the tuner's) to 64");
+  if (o.channels < 0 || o.channels > 64) throw InputError("--channels: 0 (one per lane) to 64");
   q.call.channels = o.channels;
   if (o.root < 0 || o.root >= ranks)
     throw InputError("-r " + std::to_string(o.root) + ": not a rank of " + std::to_string(ranks));

@@ -20,9 +20,11 @@
 //                     launcher set RANK and WORLD_SIZE without MPI (torchrun), and MPI, else
 //                     TCP, for a process started alone. -B host moves its data that way too
 //   --ranks --ranks-per-host   -B cuda-local: the ranks on the GPU and the modelled hosts
+//   --lanes           -B cuda-local: the streams a call's channels run on (-B nccl reads
+//                     RAILCC_LANES, as any NCCL communicator of railcc's)
 //   --collective      all_reduce (default), reduce_scatter, all_gather, broadcast, reduce,
 //                     all_to_all
-//   --algo --inter --channels   the plan (default: the tuner's choice)
+//   --algo --inter --channels   the plan (default: the tuner's choice, a channel per lane)
 //   --json FILE       the rows as JSON ("-": on stdout, instead of the table)
 // Not taken: -g and -t (one GPU, one thread per process), -z (calls on one communicator
 // complete in order, as on one stream), -p, -m. Each process is one rank (cuda-local: the
@@ -447,7 +449,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--inter", o.inter, "hierarchical's algorithm across hosts")
       ->capture_default_str();
-  app.add_option("--channels", o.channels, "rings side by side (0: the tuner's)")
+  app.add_option("--channels", o.channels, "rings side by side (0: one per lane)")
       ->capture_default_str();
   app.add_option("--json", o.json, "write the rows as JSON to FILE ('-': stdout, no table)");
   app.add_option("--transport", o.transport, "how the ranks meet: auto, mpi or tcp")
@@ -455,6 +457,9 @@ int main(int argc, char** argv) {
   app.add_option("--ranks", o.ranks, "-B cuda-local: ranks on the one GPU")->capture_default_str();
   app.add_option("--ranks-per-host", o.ranks_per_host,
                  "-B cuda-local: ranks per modelled host (0: all on one)")
+      ->capture_default_str();
+  app.add_option("--lanes", o.lanes,
+                 "-B cuda-local: streams the channels run on (-B nccl: RAILCC_LANES)")
       ->capture_default_str();
   try {
     app.parse(argc, argv);

@@ -23,9 +23,11 @@ TEST_CASE("Ranks on one GPU give the reference results on the correctness matrix
   cudaStream_t stream;
   RAILCC_CUDA_CHECK(cudaStreamCreate(&stream));
   std::size_t cases = 0;
+  std::size_t laned = 0;
   std::size_t waves = 0;
-  railcc_test::for_each_matrix_case([&](const railcc_test::MatrixCase& c) {
-    if (c.algo == Algorithm::nvls) return;  // reduces in the switch: not a wave transport's
+  // Every case on one stream, then the cases with channels again on a lane per channel:
+  // streams the GPU runs at once, ordered only by the schedule's events.
+  auto run_case = [&](const railcc_test::MatrixCase& c, int lanes) {
     const PlanTarget target = PlanTarget::hosts(c.p, std::min(c.p, 8));
     // The inputs, and the reference's count of wrong outputs, come from host copies.
     InProcessBackend holder(target);
@@ -40,7 +42,7 @@ TEST_CASE("Ranks on one GPU give the reference results on the correctness matrix
         post_collective(builder, c.coll, verified_collective_call(call, buffers), c.algo, c.inter);
     const Plan plan = builder.build(done);
     const std::size_t user = c.in_place ? 1 : 2;
-    cuda::LocalRanks ranks(plan, user);
+    cuda::LocalRanks ranks(plan, user, lanes);
     std::vector<std::vector<cuda::DeviceBuffer>> device(static_cast<std::size_t>(c.p));
     std::vector<std::vector<std::byte*>> ptrs(static_cast<std::size_t>(c.p));
     for (int r = 0; r < c.p; ++r) {
@@ -62,11 +64,20 @@ TEST_CASE("Ranks on one GPU give the reference results on the correctness matrix
     }
     RAILCC_CUDA_CHECK(cudaStreamSynchronize(stream));
     CHECK(count_wrong(holder, call, in) == 0);
+  };
+  railcc_test::for_each_matrix_case([&](const railcc_test::MatrixCase& c) {
+    if (c.algo == Algorithm::nvls) return;  // reduces in the switch: not a wave transport's
+    run_case(c, 1);
     ++cases;
+    if (c.channels < 2) return;
+    run_case(c, c.channels);
+    ++laned;
   });
   RAILCC_CUDA_CHECK(cudaStreamDestroy(stream));
-  MESSAGE(cases << " cases, " << waves << " waves");
+  MESSAGE(cases << " cases, " << laned << " of them also on a lane per channel, " << waves
+                << " waves");
   CHECK(cases > 1000);
+  CHECK(laned > 300);
 }
 
 TEST_CASE("Ranks on one GPU refuse a plan with switch operations before queuing anything") {

@@ -7,6 +7,7 @@
 // into NCCL).
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -23,9 +24,13 @@ using namespace railcc;
 
 namespace {
 
-/// A job of one rank, logging nothing: no launcher variables.
+/// A job of one rank, logging nothing: no launcher variables. RAILCC_LANES is the
+/// process's (scripts/gpu-check runs the test on one lane and on three).
 Communicator one_rank() {
-  return nccl::nccl_communicator(Environment::of({{"RAILCC_DEBUG", "WARN"}}), 0);
+  const char* lanes = std::getenv("RAILCC_LANES");
+  return nccl::nccl_communicator(
+      Environment::of({{"RAILCC_DEBUG", "WARN"}, {"RAILCC_LANES", lanes != nullptr ? lanes : "1"}}),
+      0);
 }
 
 std::vector<std::byte> random_input(DataType t, ReduceOp op, std::size_t count,

@@ -119,6 +119,10 @@ struct RailccSettings {
   /// they run on, so one machine runs hierarchical algorithms with both levels (tests,
   /// and trying a plan before a multi-node job). Unset: hosts by host name.
   std::optional<int> ranks_per_host;
+  /// RAILCC_LANES: the streams a GPU transport runs a call's channels on at once, each
+  /// with an NCCL communicator of its own (comm/waves.hpp; default 1, 1 to 32). Host
+  /// transports run every step as it becomes ready and take no lanes.
+  int lanes = 1;
 
   [[nodiscard]] static RailccSettings from(const Environment& env) {
     RailccSettings s;
@@ -145,6 +149,8 @@ struct RailccSettings {
     s.topo_file = non_empty(env, "RAILCC_TOPO_FILE");
     if (const auto n = env.integer("RAILCC_RANKS_PER_HOST", 1, 1 << 20))
       s.ranks_per_host = static_cast<int>(*n);
+    // 32: WaveSchedule::max_lanes.
+    if (const auto n = env.integer("RAILCC_LANES", 1, 32)) s.lanes = static_cast<int>(*n);
     return s;
   }
 

@@ -14,6 +14,7 @@
 #include "railcc/coll/reduce_op.hpp"
 #include "railcc/config.hpp"
 #include "railcc/error.hpp"
+#include "railcc/nccl/version.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -29,14 +30,6 @@ class NcclError : public std::runtime_error {
  private:
   ncclResult_t code_;
 };
-
-/// "2.28.9" from NCCL's version code.
-inline std::string version_text(int code) {
-  // Codes are MAJOR*1000 + MINOR*100 + PATCH before 2.9, MAJOR*10000 + MINOR*100 + PATCH since.
-  const int major = code >= 10000 ? code / 10000 : code / 1000;
-  const int minor = code >= 10000 ? code / 100 % 100 : code / 100 % 10;
-  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(code % 100);
-}
 
 /// The oldest NCCL the transport runs on: ncclCommSplit (the per-rail communicators) came
 /// in 2.18.

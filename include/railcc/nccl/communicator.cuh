@@ -7,7 +7,8 @@
 //   comm.all_reduce(d_send, d_recv, n, railcc::DataType::float32, railcc::ReduceOp::sum);
 //
 // Buffers are device memory. A communicator per rail is comm.split(rail, rank): an
-// ncclCommSplit.
+// ncclCommSplit. RAILCC_LANES=N runs a call's channels on N streams, each with an NCCL
+// communicator of its own (nccl/device.cuh).
 //
 // Needs nvcc and NCCL: include it from .cu files (target railcc::nccl).
 #pragma once
@@ -50,7 +51,8 @@ inline int default_device(int local_rank) {
 inline Communicator nccl_communicator(Bootstrap& bootstrap, int device, RailccSettings settings,
                                       Logger log,
                                       std::optional<NodeTopology> topology = std::nullopt) {
-  auto nccl = NcclDevice::create(bootstrap, device, settings.bootstrap_timeout, log);
+  auto nccl =
+      NcclDevice::create(bootstrap, device, settings.bootstrap_timeout, log, settings.lanes);
   return job_communicator(std::make_unique<WaveTransport>(std::move(nccl)), std::move(settings),
                           log, std::move(topology));
 }
@@ -64,7 +66,8 @@ inline Communicator nccl_communicator(const Environment& env = Environment::proc
                                       std::optional<NodeTopology> topology = std::nullopt) {
   Job job = start_job(env, log_sink);
   const int gpu = device ? *device : default_device(job.launch.local_rank);
-  auto nccl = NcclDevice::create(*job.bootstrap, gpu, job.settings.bootstrap_timeout, job.log);
+  auto nccl = NcclDevice::create(*job.bootstrap, gpu, job.settings.bootstrap_timeout, job.log,
+                                 job.settings.lanes);
   job.bootstrap.reset();  // the store is needed only until NCCL is up
   return job_communicator(std::make_unique<WaveTransport>(std::move(nccl)), std::move(job.settings),
                           job.log, std::move(topology));

@@ -13,6 +13,14 @@
 // - Sends and receives of a wave are one ncclGroupStart/End of ncclSend/ncclRecv of
 //   bytes; copies are cudaMemcpyAsync and reductions railcc's kernels, all on one stream:
 //   the transport's own, or the caller's (CallOptions::stream).
+// - Lanes (RAILCC_LANES > 1): each further lane is a stream and a communicator of its
+//   own (ncclCommSplit of the first, same ranks), and marks between lanes are CUDA
+//   events. NCCL runs one communicator's operations one after another, so only
+//   communicators of their own let lanes overlap; and operations of several
+//   communicators on one GPU can wait for each other unless NCCL runs them in the order
+//   the host queued them (NCCL_LAUNCH_ORDER_IMPLICIT=1, NCCL 2.26 on). railcc queues
+//   them in the same order on every rank (level, then lane), so the device refuses more
+//   than one lane without that guarantee.
 // - The library's own collectives (ncclAllReduce's ring and tree, the others' ring, and
 //   broadcast's and reduce's pipelined chain) are what the communicator may delegate to.
 // - Splits are ncclCommSplit, so a communicator per rail or per node is one call:
@@ -27,6 +35,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -46,6 +55,7 @@
 #include "railcc/error.hpp"
 #include "railcc/log.hpp"
 #include "railcc/nccl/check.hpp"
+#include "railcc/nccl/lanes.hpp"
 
 RAILCC_NAMESPACE_BEGIN
 
@@ -195,10 +205,13 @@ class NcclDevice final : public WaveDevice {
  public:
   /// Collective over `bootstrap`'s ranks: this rank's communicator on CUDA device
   /// `device`. `timeout` bounds the start and every later wait of railcc's own.
+  /// `lanes`: the streams a program's channels run on (comm/waves.hpp), each with a
+  /// communicator of its own.
   static std::unique_ptr<NcclDevice> create(Bootstrap& bootstrap, int device,
                                             std::chrono::milliseconds timeout,
-                                            Logger log = Logger()) {
+                                            Logger log = Logger(), int lanes = 1) {
     const int version = loaded_version();
+    require_lanes(lanes, version, std::getenv("NCCL_LAUNCH_ORDER_IMPLICIT"));
     const int gpus = cuda::device_count();
     if (gpus == 0)
       throw InputError("NCCL transport: no GPU is visible to this process (CUDA reports none)");
@@ -224,17 +237,33 @@ class NcclDevice final : public WaveDevice {
       (void)ncclCommAbort(comm);  // ends its threads; a peer may never have come
       throw;
     }
+    std::vector<ncclComm_t> lane_comms;
+    try {
+      lane_comms = split_all({comm}, lanes - 1, 0, bootstrap.rank(), timeout);
+    } catch (...) {
+      (void)ncclCommAbort(comm);
+      throw;
+    }
     log.info("NCCL " + version_text(version) + ": rank " + std::to_string(bootstrap.rank()) +
-             " of " + std::to_string(bootstrap.size()) + " on GPU " + std::to_string(device));
-    return std::unique_ptr<NcclDevice>(
-        new NcclDevice(comm, bootstrap.rank(), bootstrap.size(), device, version, timeout));
+             " of " + std::to_string(bootstrap.size()) + " on GPU " + std::to_string(device) +
+             (lanes > 1 ? ", " + std::to_string(lanes) + " lanes" : ""));
+    return std::unique_ptr<NcclDevice>(new NcclDevice(comm, std::move(lane_comms), bootstrap.rank(),
+                                                      bootstrap.size(), device, version, timeout));
   }
 
   NcclDevice(const NcclDevice&) = delete;
   NcclDevice& operator=(const NcclDevice&) = delete;
   ~NcclDevice() override {
     bootstrap_.reset();
+    for (cudaEvent_t e : events_) {
+      if (e != nullptr) (void)cudaEventDestroy(e);
+    }
+    for (std::size_t l = 1; l < lane_streams_.size(); ++l)
+      (void)cudaStreamDestroy(lane_streams_[l]);
     if (own_ != nullptr) (void)cudaStreamDestroy(own_);
+    for (std::size_t l = 1; l < lane_comms_.size(); ++l) {
+      if (lane_comms_[l] != nullptr) (void)ncclCommDestroy(lane_comms_[l]);
+    }
     if (comm_ != nullptr) (void)ncclCommDestroy(comm_);
   }
 
@@ -248,7 +277,28 @@ class NcclDevice final : public WaveDevice {
     // Every call starts here: the calling thread's current device is this one's, for the
     // allocations and launches that follow.
     RAILCC_CUDA_CHECK(cudaSetDevice(device_));
-    memory_.stream = stream != nullptr ? static_cast<cudaStream_t>(stream) : own_;
+    lane_streams_[0] = stream != nullptr ? static_cast<cudaStream_t>(stream) : own_;
+    use_lane(0);
+  }
+  [[nodiscard]] int lanes() const override { return static_cast<int>(lane_comms_.size()); }
+  void use_lane(int lane) override {
+    if (lane < 0 || lane >= lanes())
+      throw LogicError("NCCL transport: lane " + std::to_string(lane) + " of " +
+                       std::to_string(lanes()));
+    memory_.stream = lane_streams_[static_cast<std::size_t>(lane)];
+    lane_comm_ = lane_comms_[static_cast<std::size_t>(lane)];
+  }
+  void signal(std::size_t mark) override {
+    if (mark >= events_.size()) events_.resize(mark + 1, nullptr);
+    if (events_[mark] == nullptr)
+      RAILCC_CUDA_CHECK(cudaEventCreateWithFlags(&events_[mark], cudaEventDisableTiming));
+    RAILCC_CUDA_CHECK(cudaEventRecord(events_[mark], memory_.stream));
+  }
+  void wait_for(std::size_t mark) override {
+    if (mark >= events_.size() || events_[mark] == nullptr)
+      throw LogicError("NCCL transport: a wait for mark " + std::to_string(mark) +
+                       ", which no lane made");
+    RAILCC_CUDA_CHECK(cudaStreamWaitEvent(memory_.stream, events_[mark], 0));
   }
   /// The communicator, for calls of NCCL's own beside railcc's.
   [[nodiscard]] ncclComm_t comm() const { return comm_; }
@@ -264,18 +314,20 @@ class NcclDevice final : public WaveDevice {
   void finish(ReductionSpec red, std::byte* buf, std::size_t count, int ranks) override {
     memory_.finish(red, buf, count, ranks);
   }
-  void group_start() override { check(ncclGroupStart(), "ncclGroupStart", comm_); }
+  void group_start() override { check(ncclGroupStart(), "ncclGroupStart", lane_comm_); }
   // Inside a group NCCL defers the work to ncclGroupEnd; a non-blocking communicator may
   // answer "in progress" already, which settles there.
   void send(const std::byte* src, std::size_t bytes, int peer, OpId /*op*/) override {
-    const ncclResult_t rc = ncclSend(src, bytes, ncclUint8, peer, comm_, memory_.stream);
-    if (rc != ncclInProgress) check(rc, "ncclSend", comm_);
+    const ncclResult_t rc = ncclSend(src, bytes, ncclUint8, peer, lane_comm_, memory_.stream);
+    if (rc != ncclInProgress) check(rc, "ncclSend", lane_comm_);
   }
   void recv(std::byte* dst, std::size_t bytes, int peer, OpId /*op*/) override {
-    const ncclResult_t rc = ncclRecv(dst, bytes, ncclUint8, peer, comm_, memory_.stream);
-    if (rc != ncclInProgress) check(rc, "ncclRecv", comm_);
+    const ncclResult_t rc = ncclRecv(dst, bytes, ncclUint8, peer, lane_comm_, memory_.stream);
+    if (rc != ncclInProgress) check(rc, "ncclRecv", lane_comm_);
   }
-  void group_end() override { detail::settle(comm_, ncclGroupEnd(), "ncclGroupEnd", timeout_); }
+  void group_end() override {
+    detail::settle(lane_comm_, ncclGroupEnd(), "ncclGroupEnd", timeout_);
+  }
 
   void check_memory(const void* p, std::size_t bytes, const std::string& what,
                     const std::string& call) override {
@@ -327,53 +379,94 @@ class NcclDevice final : public WaveDevice {
   }
   std::string async_error() override {
     if (comm_ == nullptr) return "the communicator was aborted";
-    ncclResult_t state = ncclSuccess;
-    if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) return "ncclCommGetAsyncError failed";
-    if (state == ncclSuccess || state == ncclInProgress) return "";
-    std::string text = ncclGetErrorString(state);
-    const char* detail = ncclGetLastError(comm_);
-    if (detail != nullptr && *detail != '\0') text += " (" + std::string(detail) + ")";
-    return text;
+    for (std::size_t l = 0; l < lane_comms_.size(); ++l) {
+      const ncclComm_t c = lane_comms_[l];
+      ncclResult_t state = ncclSuccess;
+      if (ncclCommGetAsyncError(c, &state) != ncclSuccess) return "ncclCommGetAsyncError failed";
+      if (state == ncclSuccess || state == ncclInProgress) continue;
+      std::string text = ncclGetErrorString(state);
+      const char* detail = ncclGetLastError(c);
+      if (detail != nullptr && *detail != '\0') text += " (" + std::string(detail) + ")";
+      if (l != 0) text += " on lane " + std::to_string(l);
+      return text;
+    }
+    return "";
   }
   void abort() override {
+    // Every lane's communicator: a kernel of any of them may wait for the dead peer.
+    for (std::size_t l = 1; l < lane_comms_.size(); ++l) {
+      if (lane_comms_[l] != nullptr) (void)ncclCommAbort(lane_comms_[l]);
+      lane_comms_[l] = nullptr;
+    }
     if (comm_ != nullptr) (void)ncclCommAbort(comm_);
     comm_ = nullptr;
+    lane_comms_[0] = nullptr;
+    lane_comm_ = nullptr;
   }
   std::unique_ptr<WaveDevice> split(int color, int key) override {
-    ncclConfig_t config = detail::non_blocking_config();
-    ncclComm_t child = nullptr;
-    const ncclResult_t rc =
-        ncclCommSplit(comm_, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child, &config);
-    detail::settle(comm_, rc, "ncclCommSplit", timeout_);
-    if (child == nullptr) return nullptr;
-    try {
-      detail::settle(child, ncclInProgress, "ncclCommSplit", timeout_);
-    } catch (...) {
-      (void)ncclCommAbort(child);
-      throw;
-    }
+    if (comm_ == nullptr) throw PeerError("NCCL transport: split: the communicator was aborted");
+    // Each lane's communicator splits the same way, so the part has as many lanes.
+    std::vector<ncclComm_t> parts = split_all(lane_comms_, 1, color, key, timeout_);
+    if (parts.empty()) return nullptr;
     int r = 0;
     int n = 0;
-    check(ncclCommUserRank(child, &r), "ncclCommUserRank", child);
-    check(ncclCommCount(child, &n), "ncclCommCount", child);
-    return std::unique_ptr<NcclDevice>(new NcclDevice(child, r, n, device_, version_, timeout_));
+    check(ncclCommUserRank(parts[0], &r), "ncclCommUserRank", parts[0]);
+    check(ncclCommCount(parts[0], &n), "ncclCommCount", parts[0]);
+    const ncclComm_t first = parts[0];
+    parts.erase(parts.begin());
+    return std::unique_ptr<NcclDevice>(
+        new NcclDevice(first, std::move(parts), r, n, device_, version_, timeout_));
   }
 
  private:
-  NcclDevice(ncclComm_t comm, int rank, int size, int device, int version,
-             std::chrono::milliseconds timeout)
+  /// `more_lanes`: the communicators of lanes 1, 2, ... (the same ranks as `comm`).
+  NcclDevice(ncclComm_t comm, std::vector<ncclComm_t> more_lanes, int rank, int size, int device,
+             int version, std::chrono::milliseconds timeout)
       : comm_(comm),
         rank_(rank),
         size_(size),
         device_(device),
         version_(version),
         timeout_(timeout) {
+    lane_comms_.push_back(comm);
+    lane_comms_.insert(lane_comms_.end(), more_lanes.begin(), more_lanes.end());
     // A blocking stream: a call without a stream of the caller's starts after what the
     // caller queued on the legacy default stream (a cudaMemcpy of its input), as one
-    // would expect of a call that also waits for its own end.
+    // would expect of a call that also waits for its own end. The other lanes start
+    // after lane 0's mark, so they need not be.
     RAILCC_CUDA_CHECK(cudaStreamCreate(&own_));
-    memory_.stream = own_;
+    lane_streams_.assign(lane_comms_.size(), nullptr);
+    lane_streams_[0] = own_;
+    for (std::size_t l = 1; l < lane_streams_.size(); ++l)
+      RAILCC_CUDA_CHECK(cudaStreamCreateWithFlags(&lane_streams_[l], cudaStreamNonBlocking));
+    use_lane(0);
     bootstrap_ = std::make_unique<NcclBootstrap>(&comm_, rank, size, timeout, [this] { abort(); });
+  }
+
+  /// Splits each of `comms` by (`color`, `key`), `times` times over each: the parts in
+  /// that order, or none where the color is negative. On failure every part made is
+  /// aborted, and the error thrown.
+  static std::vector<ncclComm_t> split_all(const std::vector<ncclComm_t>& comms, int times,
+                                           int color, int key, std::chrono::milliseconds timeout) {
+    std::vector<ncclComm_t> parts;
+    try {
+      for (ncclComm_t parent : comms) {
+        for (int t = 0; t < times; ++t) {
+          ncclConfig_t config = detail::non_blocking_config();
+          ncclComm_t child = nullptr;
+          const ncclResult_t rc =
+              ncclCommSplit(parent, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child, &config);
+          detail::settle(parent, rc, "ncclCommSplit", timeout);
+          if (child == nullptr) continue;
+          parts.push_back(child);
+          detail::settle(child, ncclInProgress, "ncclCommSplit", timeout);
+        }
+      }
+    } catch (...) {
+      for (ncclComm_t c : parts) (void)ncclCommAbort(c);
+      throw;
+    }
+    return parts;
   }
 
   struct Block final : DeviceBlock {
@@ -403,6 +496,10 @@ class NcclDevice final : public WaveDevice {
   int version_;
   std::chrono::milliseconds timeout_;
   cudaStream_t own_ = nullptr;
+  std::vector<ncclComm_t> lane_comms_;      // lane 0's is comm_
+  std::vector<cudaStream_t> lane_streams_;  // lane 0's is the caller's, or own_
+  ncclComm_t lane_comm_ = nullptr;          // the current lane's
+  std::vector<cudaEvent_t> events_;         // marks between lanes, by name
   cuda::StreamMemory memory_;
   std::unique_ptr<NcclBootstrap> bootstrap_;
 };
