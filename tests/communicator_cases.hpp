@@ -1,9 +1,12 @@
 // The communicator tests' cases: one collective call, laid out as NCCL lays out in-place
-// and out-of-place calls, shared by the host backend's tests over MPI and over TCP.
+// and out-of-place calls, and random exchanges of sends and receives, alone and in
+// batches; shared by the host backend's tests over MPI and over TCP and the wave
+// transport's.
 #pragma once
 
 #include <cstddef>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
@@ -146,6 +149,94 @@ inline std::size_t exact_result_errors(railcc::Communicator& comm, const Case& k
     if (!reduced_matches(k.type, k.op, each, out.data() + i * e)) ++bad;
   }
   return bad;
+}
+
+/// A random exchange of `messages` point-to-point messages between the communicator's
+/// ranks, every rank drawing the same list from `seed`: each message's sender, receiver,
+/// count and type. The list is cut into stretches at the same places on every rank; in
+/// each stretch a rank makes its sends and receives either all in one batch
+/// (batch_isend_irecv, in an order of its own that keeps each pair's messages in order)
+/// or one call at a time in the list's order (isend, irecv), then waits for all of them.
+/// So a message may be sent in a batch and received alone, or the reverse, and match
+/// only by its number between the pair. Every call order here completes on NCCL too (a
+/// rank alone follows the list; a batch is posted whole). Returns the elements this rank
+/// received wrong.
+inline std::size_t batch_exchange_errors(railcc::Communicator& comm, std::uint64_t seed,
+                                         int messages) {
+  using namespace railcc;
+  const int p = comm.size();
+  const int me = comm.rank();
+  if (p < 2) return 0;
+  struct Message {
+    int from, to;
+    std::size_t count;
+    DataType type;
+  };
+  std::mt19937_64 common(seed);  // the same draws on every rank
+  std::vector<Message> list;
+  const DataType types[] = {DataType::int32, DataType::float64, DataType::bfloat16,
+                            DataType::uint8};
+  for (int i = 0; i < messages; ++i) {
+    const int from = static_cast<int>(common() % static_cast<unsigned>(p));
+    int to = static_cast<int>(common() % static_cast<unsigned>(p - 1));
+    if (to >= from) ++to;
+    const std::size_t count = common() % 5 == 0 ? 0 : common() % 3000;
+    list.push_back({from, to, count, types[common() % 4]});
+  }
+  std::vector<std::size_t> cuts{0};
+  while (cuts.back() < list.size())
+    cuts.push_back(std::min(list.size(), cuts.back() + 1 + common() % 8));
+  // Message i's bytes: byte j is (i * 131 + j) mod 251, whatever its type.
+  auto byte_of = [](std::size_t i, std::size_t j) {
+    return static_cast<std::byte>((i * 131 + j) % 251);
+  };
+  std::mt19937_64 own(seed * 7919 + static_cast<std::uint64_t>(me));  // this rank's choices
+  std::vector<Bytes> data(list.size());
+  std::size_t wrong = 0;
+  for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+    std::vector<std::size_t> mine;  // this rank's messages of the stretch, in list order
+    for (std::size_t i = cuts[c]; i < cuts[c + 1]; ++i) {
+      const Message& m = list[i];
+      if (m.from != me && m.to != me) continue;
+      data[i].resize(m.count * size_of(m.type));
+      for (std::size_t j = 0; j < data[i].size(); ++j)
+        data[i][j] = m.from == me ? byte_of(i, j) : std::byte{0x5a};
+      mine.push_back(i);
+    }
+    std::vector<Request> requests;
+    if (own() % 2 == 0) {
+      // One batch, in an order of this rank's: a random order of its peers' streams of
+      // messages, each stream's in list order.
+      std::vector<std::uint64_t> key(static_cast<std::size_t>(2 * p));
+      for (auto& k : key) k = own();
+      auto stream_of = [&](std::size_t i) {
+        const Message& m = list[i];
+        return static_cast<std::size_t>(m.from == me ? m.to : p + m.from);
+      };
+      std::stable_sort(mine.begin(), mine.end(), [&](std::size_t a, std::size_t b) {
+        return key[stream_of(a)] < key[stream_of(b)];
+      });
+      std::vector<PeerTransfer> batch;
+      for (std::size_t i : mine) {
+        const Message& m = list[i];
+        batch.push_back(m.from == me ? PeerTransfer::send(data[i].data(), m.count, m.type, m.to)
+                                     : PeerTransfer::recv(data[i].data(), m.count, m.type, m.from));
+      }
+      requests.push_back(comm.batch_isend_irecv(batch));
+    } else {
+      for (std::size_t i : mine) {
+        const Message& m = list[i];
+        requests.push_back(m.from == me ? comm.isend(data[i].data(), m.count, m.type, m.to)
+                                        : comm.irecv(data[i].data(), m.count, m.type, m.from));
+      }
+    }
+    for (Request& r : requests) r.wait();
+    for (std::size_t i : mine) {
+      if (list[i].to != me) continue;
+      for (std::size_t j = 0; j < data[i].size(); ++j) wrong += data[i][j] == byte_of(i, j) ? 0 : 1;
+    }
+  }
+  return wrong;
 }
 
 }  // namespace railcc_test

@@ -276,6 +276,16 @@ TEST_CASE("communicator: bad arguments are InputErrors that name the call") {
                        doctest::Contains("root 1 is not a rank of 1"), InputError);
   CHECK_THROWS_WITH_AS(comm.send(buf.data(), 4, DataType::float32, 0),
                        doctest::Contains("this rank itself"), InputError);
+  const PeerTransfer bad_batch[] = {PeerTransfer::recv(buf.data(), 4, DataType::float32, 0),
+                                    PeerTransfer::send(nullptr, 4, DataType::float32, 3)};
+  CHECK_THROWS_WITH_AS(comm.batch_send_recv(bad_batch),
+                       doctest::Contains("batch_isend_irecv (transfer 0): rank 0 is this rank "
+                                         "itself"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(comm.batch_send_recv({bad_batch + 1, 1}),
+                       doctest::Contains("batch_isend_irecv: peer 3 is not a rank of 1"),
+                       InputError);
+  CHECK_NOTHROW(comm.batch_send_recv({}));  // nothing to do
   CallOptions hier;
   hier.algorithm = Algorithm::hierarchical;
   CHECK_THROWS_WITH_AS(

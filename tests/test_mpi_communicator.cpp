@@ -289,6 +289,11 @@ TEST_CASE("host backend: send and recv around the ring, blocking and not") {
   CHECK_THROWS_AS(comm.send(a.data(), 1, DataType::int32, p), InputError);
 }
 
+TEST_CASE("host backend: random exchanges of sends and receives, alone and in batches") {
+  Communicator comm = world();
+  CHECK(railcc_test::batch_exchange_errors(comm, 17, 200) == 0);
+}
+
 TEST_CASE("host backend: a training loop plans once per call shape") {
   Communicator comm = world();
   std::vector<float> grad(10'000, 1.0f);

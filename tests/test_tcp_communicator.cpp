@@ -186,6 +186,11 @@ TEST_CASE("tcp host backend: send and recv around the ring, blocking and not") {
   CHECK(b == std::vector<std::int32_t>(10, prev));
 }
 
+TEST_CASE("tcp host backend: random exchanges of sends and receives, alone and in batches") {
+  Communicator comm = world();
+  CHECK(railcc_test::batch_exchange_errors(comm, 17, 200) == 0);
+}
+
 TEST_CASE("tcp host backend: a training loop plans once per call shape") {
   Communicator comm = world();
   std::vector<float> grad(10'000, 1.0f);

@@ -374,6 +374,24 @@ TEST_CASE("wave transport: split and point-to-point calls") {
   for (std::size_t b : bad) CHECK(b == 0);
 }
 
+TEST_CASE("wave transport: random exchanges of sends and receives, alone and in NCCL groups") {
+  // Each batch one group, each lone call a group of its own, on one lane and on three.
+  for (int lanes : {1, 3}) {
+    CAPTURE(lanes);
+    ThreadJob job;
+    std::vector<std::size_t> bad(5, 0);
+    const auto errors = run_ranks(
+        5, 5, job,
+        [&](Communicator& comm) {
+          bad[static_cast<std::size_t>(comm.rank())] =
+              railcc_test::batch_exchange_errors(comm, 23 + static_cast<std::uint64_t>(lanes), 300);
+        },
+        std::chrono::seconds(60), lanes);
+    for (const auto& e : errors) CHECK(e == "");
+    for (std::size_t b : bad) CHECK(b == 0);
+  }
+}
+
 TEST_CASE("NCCL lanes: more than one needs NCCL 2.26 and NCCL_LAUNCH_ORDER_IMPLICIT=1") {
   CHECK_NOTHROW(nccl::require_lanes(1, 21800, nullptr));
   CHECK_NOTHROW(nccl::require_lanes(4, 22809, "1"));

@@ -83,6 +83,21 @@ struct CommunicatorOptions {
   std::string host_name;
 };
 
+/// One send or receive of a batch (Communicator::batch_isend_irecv).
+struct PeerTransfer {
+  bool sending = true;
+  void* buffer = nullptr;  ///< what is sent, or where it is received
+  std::size_t count = 0;
+  DataType type = DataType::float32;
+  int peer = 0;
+  static PeerTransfer send(const void* buf, std::size_t count, DataType type, int peer) {
+    return {true, const_cast<void*>(buf), count, type, peer};
+  }
+  static PeerTransfer recv(void* buf, std::size_t count, DataType type, int peer) {
+    return {false, buf, count, type, peer};
+  }
+};
+
 /// Per-call choices that override the tuner's.
 struct CallOptions {
   std::optional<Algorithm> algorithm;
@@ -251,6 +266,17 @@ class Communicator {
   }
   Request irecv(void* buf, std::size_t count, DataType type, int peer) {
     return point_to_point(false, buf, count, type, peer);
+  }
+  /// Sends and receives started together, as NCCL's ncclSend and ncclRecv between
+  /// ncclGroupStart and ncclGroupEnd (PyTorch's batch_isend_irecv): none waits for
+  /// another, so each rank of a ring may send to the next and receive from the previous
+  /// in one batch. Each matches the peer's sends or receives with this rank in order,
+  /// whether the peer made them alone or in a batch. One NCCL group on the NCCL transport.
+  Request batch_isend_irecv(std::span<const PeerTransfer> transfers) {
+    return start_transfers(transfers, "batch_isend_irecv");
+  }
+  void batch_send_recv(std::span<const PeerTransfer> transfers) {
+    batch_isend_irecv(transfers).wait();
   }
 
   /// A communicator over the ranks that give the same `color` (>= 0), ordered by `key`
@@ -696,46 +722,76 @@ class Communicator {
   }
 
   Request point_to_point(bool sending, void* buf, std::size_t count, DataType type, int peer) {
-    const char* name = sending ? "send" : "recv";
-    if (peer < 0 || peer >= size())
-      throw InputError(std::string(name) + ": peer " + std::to_string(peer) + " is not a rank of " +
-                       std::to_string(size()));
-    if (peer == rank())
-      throw InputError(std::string(name) + ": rank " + std::to_string(peer) +
-                       " is this rank itself; copy the buffer instead");
-    const std::size_t bytes = count * size_of(type);
-    if (missing(buf, bytes))
-      throw InputError(std::string(name) + ": the buffer is null on rank " +
-                       std::to_string(rank()));
-    if (buf != nullptr)
-      transport_->check_memory(buf, bytes, "the buffer",
-                               std::string(name) + " on rank " + std::to_string(rank()));
-    auto program =
-        std::make_shared<RankProgram>(rank(), size(), ReductionSpec{type, ReduceOp::sum});
-    const std::array<std::size_t, 1> sizes{bytes};
+    const PeerTransfer t = sending ? PeerTransfer::send(buf, count, type, peer)
+                                   : PeerTransfer::recv(buf, count, type, peer);
+    return start_transfers({&t, 1}, sending ? "send" : "recv");
+  }
+
+  /// Starts `transfers` as one program of independent steps (one NCCL group on a device
+  /// transport). Each is numbered among the messages between its pair in its direction,
+  /// which is what its message matches on.
+  Request start_transfers(std::span<const PeerTransfer> transfers, const std::string& call) {
+    if (transfers.empty()) return Request();
+    const std::string where = " on rank " + std::to_string(rank());
+    std::vector<std::size_t> sizes;
+    for (std::size_t i = 0; i < transfers.size(); ++i) {
+      const PeerTransfer& t = transfers[i];
+      const std::string name =
+          transfers.size() == 1 ? call : call + " (transfer " + std::to_string(i) + ")";
+      if (t.peer < 0 || t.peer >= size())
+        throw InputError(name + ": peer " + std::to_string(t.peer) + " is not a rank of " +
+                         std::to_string(size()));
+      if (t.peer == rank())
+        throw InputError(name + ": rank " + std::to_string(t.peer) +
+                         " is this rank itself; copy the buffer instead");
+      const std::size_t bytes = t.count * size_of(t.type);
+      if (missing(t.buffer, bytes)) throw InputError(name + ": the buffer is null" + where);
+      if (t.buffer != nullptr)
+        transport_->check_memory(t.buffer, bytes, "the buffer", name + where);
+      sizes.push_back(bytes);
+    }
+    auto program = std::make_shared<RankProgram>(rank(), size(), ReductionSpec{});
     program->set_buffers(sizes);
-    RankStep step;
-    step.op = 0;
-    step.op_kind = OpKind::transfer;
-    step.peer = peer;
-    step.from = step.to = Region{0, 0, bytes};
-    step.kind = sending ? StepKind::send : StepKind::recv;
-    program->add(step, {}, {});
-    program->add_completion(0);
-    program->set_levelled();  // one step, at level 0
-    auto& counter =
-        sending ? sends_[static_cast<std::size_t>(peer)] : recvs_[static_cast<std::size_t>(peer)];
+    std::vector<std::byte*> buffers;
+    std::string what;
+    std::vector<std::uint64_t> next_send = sends_;
+    std::vector<std::uint64_t> next_recv = recvs_;
+    for (std::size_t i = 0; i < transfers.size(); ++i) {
+      const PeerTransfer& t = transfers[i];
+      const auto peer = static_cast<std::size_t>(t.peer);
+      const std::uint64_t number = t.sending ? next_send[peer]++ : next_recv[peer]++;
+      RankStep step;
+      // The message's number between the pair: what both sides match it on. It wraps
+      // after 2^32 messages, as tags need not be unique for ever, only among those in flight.
+      step.op = static_cast<OpId>(number);
+      step.op_kind = OpKind::transfer;
+      step.peer = t.peer;
+      step.from = step.to = Region{static_cast<BufferId>(i), 0, sizes[i]};
+      step.kind = t.sending ? StepKind::send : StepKind::recv;
+      program->add(step, {}, {});
+      program->add_completion(static_cast<std::uint32_t>(i));
+      buffers.push_back(static_cast<std::byte*>(t.buffer));
+      if (i < 4)
+        what += std::string(i == 0 ? "" : ", ") + (t.sending ? "send #" : "recv #") +
+                std::to_string(number) + (t.sending ? " to" : " from") + " rank " +
+                std::to_string(t.peer) + " (" + std::to_string(t.count) + " x " +
+                std::string(to_string(t.type)) + ")";
+    }
+    if (transfers.size() > 4) what += ", and " + std::to_string(transfers.size() - 4) + " more";
+    program->set_levelled();  // independent steps, all at level 0
     RunInfo info;
     info.point_to_point = true;
-    info.sequence = counter++;
-    info.label = std::string(name) + " #" + std::to_string(info.sequence) +
-                 (sending ? " to" : " from") + " rank " + std::to_string(peer) + " (" +
-                 std::to_string(count) + " x " + std::string(to_string(type)) + ")";
+    info.label = transfers.size() == 1
+                     ? what
+                     : call + " of " + std::to_string(transfers.size()) + " [" + what + "]";
     info.timeout = options_.settings.timeout;
     Request request;
     request.resources_ = std::make_unique<Request::Resources>();
     request.resources_->pool = pool_;
-    request.run_ = transport_->start(std::move(program), {static_cast<std::byte*>(buf)}, info);
+    request.run_ = transport_->start(std::move(program), std::move(buffers), info);
+    // Numbered only once started: a batch refused before it ran leaves no gap.
+    sends_ = std::move(next_send);
+    recvs_ = std::move(next_recv);
     return request;
   }
 

@@ -39,8 +39,9 @@ RAILCC_NAMESPACE_BEGIN
 
 /// What a run is, for its messages' tags and for errors.
 struct RunInfo {
-  /// Collectives: the call's number on the communicator. Point-to-point: the number of
-  /// the call between this pair in this direction.
+  /// Collectives: the call's number on the communicator. Point-to-point: 0, and each
+  /// step's operation is the number of its message between its pair in its direction
+  /// (so a message matches whether either side sent it alone or in a batch).
   std::uint64_t sequence = 0;
   bool point_to_point = false;
   /// Names the call in errors: "all_reduce #12 (ring, 1048576 x float32 sum)".

@@ -63,8 +63,10 @@ inline constexpr int point_to_point_bit = 1 << 29;
 
 inline int tag_of(const RunInfo& info, OpId op, bool ack) {
   const int piece = ack ? 1 : 0;
+  // Point to point: the operation is the message's number between the pair, in order;
+  // MPI keeps one source's messages of one tag in order, so wrapping is safe.
   if (info.point_to_point)
-    return point_to_point_bit | static_cast<int>((info.sequence % (1u << 22)) << 1) | piece;
+    return point_to_point_bit | static_cast<int>((op % (1u << 22)) << 1) | piece;
   return static_cast<int>((info.sequence % runs_in_flight) << 24 | (std::uint64_t{op} << 1)) |
          piece;
 }
@@ -102,7 +104,8 @@ class Run final : public TransportRun {
     if (state_->broken)
       throw PeerError(info_.label + ": the communicator failed earlier (" + *state_->broken +
                       "); a job whose collective failed cannot go on");
-    if (!program_->steps().empty() && program_->steps().back().op >= max_operations)
+    if (!info_.point_to_point && !program_->steps().empty() &&
+        program_->steps().back().op >= max_operations)
       throw InputError("host transport: " + info_.label + " has " +
                        std::to_string(program_->steps().back().op + 1) +
                        " operations, more than its message tags tell apart (" +
