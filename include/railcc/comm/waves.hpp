@@ -24,21 +24,21 @@
 // The price is that a wave starts only when the rank's previous wave has ended; chunks of
 // one pipeline still overlap, since a pipeline's chunk c at step s is at level c + s.
 //
-// Lanes lift that price where the plan has channels. With `lanes` > 1 a step runs on lane
-// channel % lanes: a stream of its own, and a communicator of its own for its sends and
-// receives (NCCL runs one communicator's operations one after another, whatever their
-// streams). A wave is then a
-// rank's steps of one level on one lane, and each lane's waves are in level order on its
-// stream. A wave waits for another lane (a mark there, an event on a GPU) only where one
-// of its steps depends on a step of that lane, so one channel's reduction runs while
-// another's transfer does. Every rank queues its waves in the same order, level then
-// lane, which is the order NCCL needs to run operations of several communicators on one
-// GPU without deadlock. Both halves of a transfer have its channel, hence its lane, so
-// each lane's groups match as the single stream's did; and since a wave waits only for
-// waves of lower levels, the induction above holds lane by lane. Lane 0 is the caller's
-// stream: the other lanes start after a mark on it, and it waits for their last waves
-// at the end, so a call is still one stream-ordered operation to its caller (and
-// capturable in a CUDA graph, where that fork and join become graph edges).
+// Lanes lift that price where the plan has channels. With `lanes` > 1 a step runs on
+// lane channel % lanes: a stream of its own, and a communicator of its own for its sends
+// and receives (NCCL runs one communicator's operations one after another, whatever
+// their streams). A wave is then a rank's steps of one level on one lane, and each
+// lane's waves are in level order on its stream. A wave waits for another lane (a mark
+// there, an event on a GPU) only where one of its steps depends on a step of that lane,
+// so one channel's reduction runs while another's transfer does. Every rank queues its
+// waves in the same order, level then lane, which is the order NCCL needs to run
+// operations of several communicators on one GPU without deadlock. Both halves of a
+// transfer have its channel, hence its lane, so each lane's groups match as the single
+// stream's did; and since a wave waits only for waves of lower levels, the induction
+// above holds lane by lane. Lane 0 is the caller's stream: the other lanes start after a
+// mark on it, and it waits for their last waves at the end, so a call is still one
+// stream-ordered operation to its caller (and capturable in a CUDA graph, where that
+// fork and join become graph edges).
 //
 // run_wave_front and run_wave_back queue one wave on one rank through two policies:
 // `Memory` (copy, reduce, finish; host memory here, a device's in cuda/) and `Messages`
@@ -85,7 +85,8 @@ class WaveSchedule {
   /// Where scratch space of a step starts: a multiple of this, plus its destination's
   /// offset modulo 16, so that 16-byte vector loads line up with the destination's.
   static constexpr std::size_t scratch_alignment = 256;
-  /// The most lanes a schedule takes (a GPU runs this many streams at once at most).
+  /// The most lanes a schedule takes (on NCCL each is a stream and a communicator on
+  /// every GPU).
   static constexpr int max_lanes = 32;
 
   /// `lanes` streams (1: everything on the caller's, in level order).
