@@ -5,10 +5,11 @@
 // kernels for one operation wait for their peers on the GPU; with two communicators,
 // two ranks whose GPUs ran the communicators' kernels in opposite orders would wait for
 // each other for ever. NCCL 2.26 added NCCL_LAUNCH_ORDER_IMPLICIT=1: operations of
-// communicators on one device run in the order the host queued them. railcc queues its
-// waves in the same order on every rank (level, then lane), so with that setting lanes
-// cannot deadlock; without it they might, so they are refused. Plain C++ (no nccl.h): the
-// rule is tested without NCCL.
+// communicators on one device run in the order the host queued them (with CUDA 12.3 or
+// later still overlapping, NCCL's documentation says). railcc queues its waves in the
+// same order on every rank (level, then lane), so with that setting lanes cannot
+// deadlock; without it they might, so they are refused. Plain C++ (no nccl.h): the rule
+// is tested without NCCL.
 #pragma once
 
 #include <string>
