@@ -346,3 +346,43 @@ TEST_CASE("Projecting from the algorithm refuses a dependency no message carries
                  "operation 1 (transfer 2 -> 3) depends on operation 0, which involves none");
   CHECK(project_posted(target, {}, 0, post).steps().size() == 1);
 }
+
+TEST_CASE("Levels past 16 bits: the level table widens and keeps every level") {
+  LevelTable t;
+  for (std::uint32_t i = 0; i < 70'000; ++i) t.push_back(i % 3 == 0 ? i : i / 2);
+  CHECK(t.wide());
+  CHECK(t.size() == 70'000);
+  bool all = true;
+  for (std::uint32_t i = 0; i < 70'000; ++i) all = all && t[i] == (i % 3 == 0 ? i : i / 2);
+  CHECK(all);
+  LevelTable small;
+  small.push_back(0xffff);
+  CHECK_FALSE(small.wide());
+  CHECK(small[0] == 0xffff);
+
+  // A chain of 70,000 transfers between two ranks, each after the last: levels 0 to
+  // 69,999, the same through the plan's index and straight from the algorithm.
+  constexpr OpId n = 70'000;
+  auto post = [](PlanBuilder& b) {
+    const BufferId buf = b.allocate(8);
+    const Region r{buf, 0, 8};
+    OpId last = b.transfer(0, r, 1, r, RecvAction::copy, {});
+    for (OpId i = 1; i < n; ++i) {
+      const int from = static_cast<int>(i % 2);
+      last = b.transfer(from, r, 1 - from, r, RecvAction::copy, std::vector<OpId>{last});
+    }
+    return std::vector<Deps>{{last}, {last}};
+  };
+  const PlanTarget target = PlanTarget::hosts(2, 2);
+  PlanBuilder whole(target, {});
+  const Plan plan = whole.build(post(whole));
+  const PlanIndex index(plan);
+  const RankProgram a = project(plan, index, 1);
+  const RankProgram b = project_posted(target, {}, 1, post, /*levels=*/true);
+  REQUIRE(a.steps().size() == n);
+  REQUIRE(b.steps().size() == n);
+  bool same = true;
+  for (std::size_t i = 0; i < n; ++i)
+    same = same && a.step(i).level == i && b.step(i).level == i && index.level(i) == i;
+  CHECK(same);
+}

@@ -42,7 +42,8 @@
 //     that issues a rank's steps in waves all ranks agree on (NCCL's groups, where a
 //     send waits for its receive to be posted) issues level by level (comm/waves.hpp).
 //     project() always fills them; project_posted() when asked, since it must then keep
-//     4 bytes for every operation of the plan, not only the rank's.
+//     every operation's level (2 bytes while they fit in 16 bits, LevelTable), not only
+//     the rank's.
 #pragma once
 
 #include <algorithm>
@@ -193,6 +194,39 @@ class RankProgram {
   bool levelled_ = false;
 };
 
+/// Every operation's level (rule 6), in plan order: 2 bytes each while every level fits
+/// in 16 bits, 4 from the first one that does not. Levels grow with a plan's steps, not
+/// with its ranks, so the plans of a hundred thousand GPUs, with hundreds of millions of
+/// operations, mostly keep 2 bytes each.
+class LevelTable {
+ public:
+  void push_back(std::uint32_t level) {
+    if (!wide_mode_ && level > 0xffffu) {
+      wide_.assign(narrow_.begin(), narrow_.end());
+      narrow_ = {};  // frees it
+      wide_mode_ = true;
+    }
+    if (wide_mode_)
+      wide_.push_back(level);
+    else
+      narrow_.push_back(static_cast<std::uint16_t>(level));
+  }
+  [[nodiscard]] std::uint32_t operator[](std::size_t i) const {
+    return wide_mode_ ? wide_[i] : narrow_[i];
+  }
+  [[nodiscard]] std::size_t size() const { return wide_mode_ ? wide_.size() : narrow_.size(); }
+  void reserve(std::size_t n) {
+    if (!wide_mode_) narrow_.reserve(n);
+  }
+  /// Whether it holds 4 bytes a level.
+  [[nodiscard]] bool wide() const { return wide_mode_; }
+
+ private:
+  bool wide_mode_ = false;
+  std::vector<std::uint16_t> narrow_;
+  std::vector<std::uint32_t> wide_;
+};
+
 /// Each rank's operations, so that projecting one rank reads only its share of the plan.
 /// Built once per plan in time and memory proportional to the plan.
 class PlanIndex {
@@ -217,11 +251,11 @@ class PlanIndex {
     for (OpId id = 0; id < plan.size(); ++id)
       each_rank(id, [&](int r) { ops_[count[static_cast<std::size_t>(r)]++] = id; });
     // Dependencies are earlier operations, so one pass in plan order levels them all.
-    levels_.resize(plan.size());
+    levels_.reserve(plan.size());
     for (OpId id = 0; id < plan.size(); ++id) {
       std::uint32_t level = 0;
       for (OpId d : plan.deps(id)) level = std::max(level, levels_[d] + 1);
-      levels_[id] = level;
+      levels_.push_back(level);
     }
   }
   /// Rank `rank`'s operations in plan order.
@@ -235,7 +269,7 @@ class PlanIndex {
  private:
   std::vector<std::size_t> begin_;
   std::vector<OpId> ops_;
-  std::vector<std::uint32_t> levels_;
+  LevelTable levels_;
 };
 
 namespace detail::projection {
@@ -459,7 +493,7 @@ class SliceRecorder final : public PlanSink {
   std::unordered_map<OpId, std::vector<int>> others_;
   std::vector<std::uint32_t> waits_;
   bool levels_on_;
-  std::vector<std::uint32_t> levels_;  // every operation's, when levels_on_
+  LevelTable levels_;  // every operation's, when levels_on_
 };
 
 }  // namespace detail::projection
@@ -471,8 +505,8 @@ class SliceRecorder final : public PlanSink {
 /// and, to check rule 3, which of its peers each other operation involves. Memory grows
 /// with the rank's operations and its peers' (not with ranks times steps); time with
 /// the operations the algorithm posts, since algorithms enumerate every rank's share.
-/// With `levels`, the steps carry their levels (rule 6), at 4 bytes per operation of the
-/// plan while projecting.
+/// With `levels`, the steps carry their levels (rule 6), at 2 bytes per operation of the
+/// plan while projecting (4 once a level passes 65,535).
 template <class Post>
 RankProgram project_posted(const PlanTarget& target, ReductionSpec reduction, int rank, Post&& post,
                            bool levels = false) {
