@@ -8,9 +8,10 @@
 // a group of threads of its own, as each lane of the NCCL device has a communicator of
 // its own: ranks that queued lanes in different orders would hang here as there; a wait
 // for a mark never made is a LogicError. (Whether the marks order the lanes' memory
-// accesses enough is tested in test_waves.cpp, where the lanes' clocks are kept.) The library's own
-// collectives are a plain reduction in rank order, standing in for NCCL's. A rank can be told to
-// stop answering (stall()), to see what its peers do about a dead peer.
+// accesses enough is tested in test_waves.cpp, where the lanes' clocks are kept.) The
+// library's own collectives are a plain reduction in rank order, standing in for NCCL's.
+// A rank can be told to stop answering (stall()), to see what its peers do about a dead
+// peer.
 #pragma once
 
 #include <algorithm>

@@ -754,12 +754,14 @@ class Communicator {
     program->set_buffers(sizes);
     std::vector<std::byte*> buffers;
     std::string what;
-    std::vector<std::uint64_t> next_send = sends_;
-    std::vector<std::uint64_t> next_recv = recvs_;
+    // How many of this batch's messages came before, per (direction, peer): a message's
+    // number is its pair's count so far plus those (the counts change once it started).
+    std::map<std::pair<bool, int>, std::uint64_t> earlier;
     for (std::size_t i = 0; i < transfers.size(); ++i) {
       const PeerTransfer& t = transfers[i];
       const auto peer = static_cast<std::size_t>(t.peer);
-      const std::uint64_t number = t.sending ? next_send[peer]++ : next_recv[peer]++;
+      const std::uint64_t number =
+          (t.sending ? sends_[peer] : recvs_[peer]) + earlier[{t.sending, t.peer}]++;
       RankStep step;
       // The message's number between the pair: what both sides match it on. It wraps
       // after 2^32 messages, as tags need not be unique for ever, only among those in flight.
@@ -790,8 +792,8 @@ class Communicator {
     request.resources_->pool = pool_;
     request.run_ = transport_->start(std::move(program), std::move(buffers), info);
     // Numbered only once started: a batch refused before it ran leaves no gap.
-    sends_ = std::move(next_send);
-    recvs_ = std::move(next_recv);
+    for (const auto& [key, n] : earlier)
+      (key.first ? sends_ : recvs_)[static_cast<std::size_t>(key.second)] += n;
     return request;
   }
 
